@@ -1,0 +1,110 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Sentinel errors shared by every Broker implementation.
+var (
+	// ErrClosed is returned by a Broker or Subscription used after Close.
+	ErrClosed = errors.New("broker: closed")
+	// ErrEmptyChannel is returned when a message or subscription names an
+	// empty channel.
+	ErrEmptyChannel = errors.New("broker: empty channel name")
+)
+
+// Message is one encoded event handed to Publish. The same Data is
+// published to every channel in Channels: it is encoded once.
+type Message struct {
+	// EventID is the event's meta.id. A broker keeps at most one copy of an
+	// id in a channel's history, so a message published twice (after a
+	// crash and a retry) reaches subscribers once per history window.
+	EventID string
+	// Channels are the channels the message goes to. At least one.
+	Channels []string
+	// Data is the encoded event JSON. Brokers never modify it.
+	Data []byte
+	// Time is when the event was produced, used for delivery-latency
+	// metrics. Zero value means the time Publish is called.
+	Time time.Time
+	// NoHistory publishes to live subscribers only: no offset is assigned
+	// and nothing is kept. Used for control messages such as revocations.
+	NoHistory bool
+}
+
+// Position is a place in a channel's stream. Offsets grow by one per
+// publication within a channel; the epoch changes whenever the channel's
+// history is lost, which makes older positions unrecoverable.
+type Position struct {
+	Epoch  string `json:"epoch"`
+	Offset uint64 `json:"offset"`
+}
+
+// Publication is one message as delivered on one channel.
+type Publication struct {
+	Channel string
+	// Epoch and Offset place the publication in the channel's stream.
+	// Offset is zero for NoHistory messages.
+	Epoch   string
+	Offset  uint64
+	EventID string
+	Data    []byte
+	Time    time.Time
+}
+
+// HistoryResult answers a History call.
+type HistoryResult struct {
+	// Position is the channel's current position: the epoch and the offset
+	// of the newest publication (zero for an empty channel).
+	Position Position
+	// Publications are those after the asked-for position, oldest first.
+	Publications []Publication
+	// Recovered is true when Publications holds every publication after
+	// the asked-for position. It is false when the epoch differs or the
+	// history no longer reaches back that far: the client must refetch.
+	Recovered bool
+}
+
+// Broker carries encoded events from publishers (the GORM plugin, custom
+// events) to subscribers (hubs), and keeps a bounded history per channel
+// for recovery.
+//
+// Implementations are safe for concurrent use. Within one channel,
+// publications are delivered in offset order.
+type Broker interface {
+	// Publish hands messages to the broker in order. An error means some
+	// or all were not accepted; it never means they were half-written to
+	// one channel.
+	Publish(ctx context.Context, msgs ...Message) error
+	// Subscribe opens a subscription with no channels yet; Add channels to
+	// it. Its buffer and overflow policy are the implementation's.
+	Subscribe(ctx context.Context) (Subscription, error)
+	// History returns the channel's position and, when since is not nil,
+	// the publications after it.
+	History(ctx context.Context, channel string, since *Position) (HistoryResult, error)
+	// Close releases the broker's resources. It is idempotent; a
+	// publishing broker flushes what it has queued until ctx is done.
+	Close(ctx context.Context) error
+}
+
+// Subscription receives the publications of the channels added to it.
+type Subscription interface {
+	// C delivers publications. It is closed when the subscription is.
+	C() <-chan Publication
+	// Add starts delivery of the channels' publications.
+	Add(ctx context.Context, channels ...string) error
+	// Remove stops delivery of the channels' publications.
+	Remove(ctx context.Context, channels ...string) error
+	// Dropped counts publications not delivered because C was full.
+	Dropped() uint64
+	// Close ends the subscription and closes C. It is idempotent.
+	Close() error
+}
+
+// Pinger is implemented by brokers that depend on a remote service; hubs
+// report its result in their health check and metrics.
+type Pinger interface {
+	Ping(ctx context.Context) error
+}

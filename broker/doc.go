@@ -1,0 +1,22 @@
+// Package broker carries encoded events from the processes that produce
+// them to the hubs that deliver them, and keeps a bounded history per
+// channel so a reconnecting client can recover what it missed.
+//
+// Memory, from NewMemory, is the in-process default: one process publishes
+// and serves. The redisbroker package implements the same Broker interface
+// over Redis for many app processes and many hubs.
+//
+// # Concurrency
+//
+// Every Broker and Subscription method is safe to call from any goroutine.
+//
+// # Delivery
+//
+// Within a channel, publications carry offsets that grow by one and are
+// delivered in offset order. A subscription's buffer is bounded; when it is
+// full, Memory drops the new publication for that subscription only and
+// counts it in Dropped, so one slow consumer never slows a publisher or
+// other subscribers. A consumer that sees an offset jump recovers the gap
+// with History, which answers Recovered=false once the history no longer
+// reaches back (size or age limit passed, or the channel's epoch changed).
+package broker

@@ -1,0 +1,333 @@
+package broker
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// MemoryConfig configures the in-process broker. The zero value is valid.
+type MemoryConfig struct {
+	// SubscriberBuffer is the number of publications a subscription may
+	// hold before new ones are dropped for it. Zero value means 1024.
+	SubscriberBuffer int
+	// HistorySize is how many publications each channel keeps for
+	// recovery. Zero value means 1000; a negative value keeps none.
+	HistorySize int
+	// HistoryTTL is how long a publication stays in a channel's history.
+	// A channel with nothing newer is forgotten entirely, and its epoch
+	// changes when it is used again. Zero value means 10 minutes.
+	HistoryTTL time.Duration
+	// MaxChannels bounds how many channels keep history at once; when a new
+	// channel would exceed it, the least recently published one is
+	// forgotten. Zero value means 100,000.
+	MaxChannels int
+}
+
+func (c *MemoryConfig) setDefaults() {
+	if c.SubscriberBuffer <= 0 {
+		c.SubscriberBuffer = 1024
+	}
+	if c.HistorySize == 0 {
+		c.HistorySize = 1000
+	}
+	if c.HistorySize < 0 {
+		c.HistorySize = 0
+	}
+	if c.HistoryTTL <= 0 {
+		c.HistoryTTL = 10 * time.Minute
+	}
+	if c.MaxChannels <= 0 {
+		c.MaxChannels = 100_000
+	}
+}
+
+// Memory is the in-process Broker: publishers and subscribers share one
+// process. Publish delivers synchronously to every subscription's buffer and
+// never blocks on a slow subscriber: when a subscription's buffer is full the
+// publication is dropped for that subscription alone and counted in its
+// Dropped. Offsets let the consumer see the gap and recover from History.
+type Memory struct {
+	cfg MemoryConfig
+
+	mu       sync.Mutex
+	closed   bool
+	channels map[string]*memChannel
+	subs     map[string]map[*memSub]struct{}
+	lastTrim time.Time
+}
+
+type memChannel struct {
+	epoch  string
+	offset uint64
+	last   time.Time
+	ring   []Publication // oldest first, at most HistorySize
+	ids    map[string]struct{}
+}
+
+// NewMemory returns an in-process broker with the default MemoryConfig.
+func NewMemory() *Memory { return NewMemoryWith(MemoryConfig{}) }
+
+// NewMemoryWith returns an in-process broker configured by cfg.
+func NewMemoryWith(cfg MemoryConfig) *Memory {
+	cfg.setDefaults()
+	return &Memory{
+		cfg:      cfg,
+		channels: make(map[string]*memChannel),
+		subs:     make(map[string]map[*memSub]struct{}),
+	}
+}
+
+func newEpoch() string {
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// Publish implements Broker.
+func (m *Memory) Publish(ctx context.Context, msgs ...Message) error {
+	for _, msg := range msgs {
+		for _, ch := range msg.Channels {
+			if ch == "" {
+				return ErrEmptyChannel
+			}
+		}
+	}
+	now := time.Now()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return ErrClosed
+	}
+	m.trimLocked(now)
+	for _, msg := range msgs {
+		t := msg.Time
+		if t.IsZero() {
+			t = now
+		}
+		for _, ch := range msg.Channels {
+			pub := Publication{Channel: ch, EventID: msg.EventID, Data: msg.Data, Time: t}
+			if !msg.NoHistory && m.cfg.HistorySize > 0 {
+				c := m.channelLocked(ch, now)
+				if msg.EventID != "" {
+					if _, dup := c.ids[msg.EventID]; dup {
+						continue
+					}
+				}
+				c.offset++
+				c.last = now
+				pub.Epoch, pub.Offset = c.epoch, c.offset
+				if len(c.ring) == m.cfg.HistorySize {
+					delete(c.ids, c.ring[0].EventID)
+					copy(c.ring, c.ring[1:])
+					c.ring = c.ring[:len(c.ring)-1]
+				}
+				c.ring = append(c.ring, pub)
+				if msg.EventID != "" {
+					c.ids[msg.EventID] = struct{}{}
+				}
+			}
+			for s := range m.subs[ch] {
+				s.deliver(pub)
+			}
+		}
+	}
+	return nil
+}
+
+func (m *Memory) channelLocked(ch string, now time.Time) *memChannel {
+	c := m.channels[ch]
+	if c != nil {
+		return c
+	}
+	if len(m.channels) >= m.cfg.MaxChannels {
+		var oldest string
+		var at time.Time
+		for name, c := range m.channels {
+			if oldest == "" || c.last.Before(at) {
+				oldest, at = name, c.last
+			}
+		}
+		delete(m.channels, oldest)
+	}
+	c = &memChannel{epoch: newEpoch(), last: now, ids: make(map[string]struct{})}
+	m.channels[ch] = c
+	return c
+}
+
+// trimLocked drops publications older than HistoryTTL, at most once a second.
+func (m *Memory) trimLocked(now time.Time) {
+	if now.Sub(m.lastTrim) < time.Second {
+		return
+	}
+	m.lastTrim = now
+	cutoff := now.Add(-m.cfg.HistoryTTL)
+	for name, c := range m.channels {
+		if c.last.Before(cutoff) {
+			delete(m.channels, name)
+			continue
+		}
+		n := 0
+		for n < len(c.ring) && c.ring[n].Time.Before(cutoff) {
+			delete(c.ids, c.ring[n].EventID)
+			n++
+		}
+		if n > 0 {
+			c.ring = append(c.ring[:0], c.ring[n:]...)
+		}
+	}
+}
+
+// History implements Broker.
+func (m *Memory) History(ctx context.Context, channel string, since *Position) (HistoryResult, error) {
+	if channel == "" {
+		return HistoryResult{}, ErrEmptyChannel
+	}
+	now := time.Now()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return HistoryResult{}, ErrClosed
+	}
+	m.trimLocked(now)
+	c := m.channelLocked(channel, now)
+	res := HistoryResult{Position: Position{Epoch: c.epoch, Offset: c.offset}}
+	if since == nil {
+		res.Recovered = true
+		return res, nil
+	}
+	if since.Epoch != c.epoch || since.Offset > c.offset {
+		return res, nil
+	}
+	if since.Offset == c.offset {
+		res.Recovered = true
+		return res, nil
+	}
+	// The ring holds offsets (c.offset-len+1 .. c.offset]; since.Offset+1
+	// must be among them.
+	first := c.offset - uint64(len(c.ring)) + 1
+	if len(c.ring) == 0 || since.Offset+1 < first {
+		return res, nil
+	}
+	start := int(since.Offset + 1 - first)
+	res.Publications = append([]Publication(nil), c.ring[start:]...)
+	res.Recovered = true
+	return res, nil
+}
+
+// Subscribe implements Broker.
+func (m *Memory) Subscribe(ctx context.Context) (Subscription, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return nil, ErrClosed
+	}
+	return &memSub{m: m, ch: make(chan Publication, m.cfg.SubscriberBuffer), channels: make(map[string]struct{})}, nil
+}
+
+// Close implements Broker. It closes every subscription.
+func (m *Memory) Close(ctx context.Context) error {
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return nil
+	}
+	m.closed = true
+	var all []*memSub
+	seen := make(map[*memSub]struct{})
+	for _, set := range m.subs {
+		for s := range set {
+			if _, ok := seen[s]; !ok {
+				seen[s] = struct{}{}
+				all = append(all, s)
+			}
+		}
+	}
+	m.mu.Unlock()
+	for _, s := range all {
+		_ = s.Close()
+	}
+	return nil
+}
+
+type memSub struct {
+	m        *Memory
+	ch       chan Publication
+	dropped  atomic.Uint64
+	channels map[string]struct{} // guarded by m.mu
+	closed   bool                // guarded by m.mu
+}
+
+// deliver runs with m.mu held, so it never races with Close.
+func (s *memSub) deliver(p Publication) {
+	select {
+	case s.ch <- p:
+	default:
+		s.dropped.Add(1)
+	}
+}
+
+func (s *memSub) C() <-chan Publication { return s.ch }
+func (s *memSub) Dropped() uint64       { return s.dropped.Load() }
+
+func (s *memSub) Add(ctx context.Context, channels ...string) error {
+	for _, ch := range channels {
+		if ch == "" {
+			return ErrEmptyChannel
+		}
+	}
+	s.m.mu.Lock()
+	defer s.m.mu.Unlock()
+	if s.closed || s.m.closed {
+		return ErrClosed
+	}
+	for _, ch := range channels {
+		set := s.m.subs[ch]
+		if set == nil {
+			set = make(map[*memSub]struct{})
+			s.m.subs[ch] = set
+		}
+		set[s] = struct{}{}
+		s.channels[ch] = struct{}{}
+	}
+	return nil
+}
+
+func (s *memSub) Remove(ctx context.Context, channels ...string) error {
+	s.m.mu.Lock()
+	defer s.m.mu.Unlock()
+	if s.closed {
+		return ErrClosed
+	}
+	for _, ch := range channels {
+		s.removeLocked(ch)
+	}
+	return nil
+}
+
+func (s *memSub) removeLocked(ch string) {
+	if set := s.m.subs[ch]; set != nil {
+		delete(set, s)
+		if len(set) == 0 {
+			delete(s.m.subs, ch)
+		}
+	}
+	delete(s.channels, ch)
+}
+
+func (s *memSub) Close() error {
+	s.m.mu.Lock()
+	defer s.m.mu.Unlock()
+	if s.closed {
+		return nil
+	}
+	s.closed = true
+	for ch := range s.channels {
+		s.removeLocked(ch)
+	}
+	close(s.ch)
+	return nil
+}

@@ -1,0 +1,84 @@
+package events
+
+import (
+	"encoding/json"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// Event types carried in Meta.EventType for model events. A custom event
+// carries the name its publisher chose.
+const (
+	TypeCreate     = "create"
+	TypeUpdate     = "update"
+	TypeDelete     = "delete"
+	TypeBulkUpdate = "bulk_update"
+	TypeBulkDelete = "bulk_delete"
+)
+
+// TimestampFormat is the layout of Meta.Timestamp: RFC 3339 in UTC with
+// exactly six fractional digits.
+const TimestampFormat = "2006-01-02T15:04:05.000000Z"
+
+// Event is one change as a browser receives it. Its JSON form is the wire
+// contract documented in docs/protocol.md.
+type Event struct {
+	// Name is the event name: the model's Options.Name, or the name given
+	// to a custom event.
+	Name string `json:"name"`
+	// Meta describes what happened.
+	Meta Meta `json:"meta"`
+	// Data is the payload, already encoded as a JSON value.
+	Data json.RawMessage `json:"data"`
+	// Channels are the channels the event is published to. They are not
+	// part of the JSON form.
+	Channels []string `json:"-"`
+}
+
+// Meta is the "meta" object of an Event.
+type Meta struct {
+	// EventType is create, update, delete, bulk_update, bulk_delete or the
+	// name of a custom event.
+	EventType string `json:"event_type"`
+	// VerboseName is Options.VerboseName; omitted when empty.
+	VerboseName string `json:"verbose_name,omitempty"`
+	// Timestamp is when the event was built, formatted with TimestampFormat.
+	Timestamp string `json:"timestamp"`
+	// ID is unique per event (a UUIDv7); clients drop duplicates by it.
+	ID string `json:"id"`
+	// PK is the primary key: a scalar, or an object of JSON field name to
+	// value for composite keys. Absent on bulk and custom events.
+	PK any `json:"pk,omitempty"`
+	// Changed lists the JSON names of the columns an update assigned.
+	Changed []string `json:"changed,omitempty"`
+	// Soft is true on a soft delete.
+	Soft bool `json:"soft,omitempty"`
+	// Count is the number of rows a bulk_update or bulk_delete touched.
+	Count int64 `json:"count,omitempty"`
+}
+
+// NewID returns a fresh event id: a UUIDv7, so ids sort by creation time.
+func NewID() string {
+	id, err := uuid.NewV7()
+	if err != nil {
+		// uuid.NewV7 fails only when the system's random source does;
+		// a random v4 id is still unique.
+		return uuid.NewString()
+	}
+	return id.String()
+}
+
+// Timestamp formats t as Meta.Timestamp expects.
+func Timestamp(t time.Time) string {
+	return t.UTC().Format(TimestampFormat)
+}
+
+// Encode returns the JSON form of e. Callers encode an event once and share
+// the bytes with every channel and subscriber.
+func (e *Event) Encode() ([]byte, error) {
+	if e.Data == nil {
+		e.Data = json.RawMessage("null")
+	}
+	return json.Marshal(e)
+}
