@@ -1,0 +1,129 @@
+// Types for telegraphy.js, the browser client of Telegraphy.
+
+/** A place in a channel's stream. */
+export interface Position {
+  epoch: string;
+  offset: number;
+}
+
+/** The metadata of an event. */
+export interface EventMeta {
+  /** "create", "update", "delete", "bulk_update", "bulk_delete" or a custom event's name. */
+  event_type: string;
+  verbose_name?: string;
+  /** UTC, RFC 3339 with microseconds. */
+  timestamp: string;
+  /** Unique per event; the client drops duplicates by it. */
+  id: string;
+  /** The primary key: a scalar, or field -> value for composite keys. Absent on bulk and custom events. */
+  pk?: unknown;
+  /** On update: the JSON names of the assigned columns. */
+  changed?: string[];
+  /** On a soft delete. */
+  soft?: boolean;
+  /** On bulk_update and bulk_delete: the number of rows. */
+  count?: number;
+}
+
+/** An event as the hub delivers it. */
+export interface TelegraphyEvent<T = any> {
+  name: string;
+  meta: EventMeta;
+  data: T;
+}
+
+/** Where an event was delivered. */
+export interface EventInfo {
+  channel: string;
+  /** The event's offset in the channel; 0 when the hub keeps no history for it. */
+  offset: number;
+}
+
+/** Passed to "subscribed" and "lost" handlers after each (re)subscribe. */
+export interface SubscribedInfo extends Position {
+  /** False when the position asked for could not be served: refetch state. */
+  recovered: boolean;
+}
+
+export type ConnectionState = "connecting" | "connected" | "disconnected";
+
+/**
+ * Error codes: the hub's protocol codes ("bad_request", "unauthorized",
+ * "forbidden", "not_found", "limit", "internal"), close codes turned into
+ * names ("policy" 1008, "too_big" 1009, "unauthorized" 4001,
+ * "slow_consumer" 4008, "revoked" 4010), "token" when getToken failed, and
+ * "bad_message" for a message that is not JSON.
+ */
+export class TelegraphyError extends Error {
+  code: string;
+  /** The id of the request the hub answered with this error. */
+  id?: number;
+  /** The channel of the subscribe request that failed. */
+  channel?: string;
+  /** The WebSocket close code, for errors reported by a close. */
+  closeCode?: number;
+}
+
+export interface TelegraphyOptions {
+  /** The hub's WebSocket endpoint, e.g. "wss://example.com/telegraphy/ws"; http(s) and page-relative URLs are accepted. Default: "ws" beside telegraphy.js. */
+  url?: string;
+  /** A token for the first connection (tokens connect once). */
+  token?: string;
+  /** Returns a fresh token for each later connection. Without it, later connections say hello without a token. */
+  getToken?: () => string | Promise<string>;
+  /** Positions per channel (rendered by the template helper); subscribe() uses them when given no since. */
+  positions?: Record<string, Position>;
+  /** Reconnect delay floor in ms. Default 500. */
+  minDelay?: number;
+  /** Reconnect delay ceiling in ms. Default 20000. */
+  maxDelay?: number;
+  /** How long to wait for the hub's welcome, in ms. Default 10000. */
+  connectTimeout?: number;
+  /** How often to ping the hub, in ms; a ping unanswered by the next one drops the connection. 0 disables. Default 25000. */
+  pingInterval?: number;
+  /** How many event ids per channel are remembered to drop duplicates. Default 1000. */
+  maxSeen?: number;
+  /** A WebSocket constructor, where the global one is missing (older Node: the "ws" package). */
+  WebSocket?: any;
+}
+
+export type EventHandler<T = any> = (event: TelegraphyEvent<T>, info: EventInfo) => void;
+
+/** One subscriber's view of a channel. */
+export class Subscription {
+  readonly channel: string;
+  /** The last position seen on the channel, or null. */
+  readonly position: Position | null;
+  on(type: "subscribed" | "lost", fn: (info: SubscribedInfo) => void): this;
+  on(type: "error", fn: (err: TelegraphyError) => void): this;
+  /** An event type ("create", "update", "delete", "bulk_update", "bulk_delete", a custom one), or "*" for every event. */
+  on<T = any>(type: string, fn: EventHandler<T>): this;
+  off(type: string, fn: (...args: any[]) => void): this;
+  /** Stops delivery to this subscription; the last one on a channel leaves it on the hub. */
+  unsubscribe(): void;
+}
+
+/** A connection to a Telegraphy hub that reconnects until closed. */
+export class Telegraphy {
+  constructor(options?: TelegraphyOptions);
+  readonly url: string;
+  readonly state: ConnectionState;
+  readonly closed: boolean;
+  /** The session id and subject of the hub's last welcome. */
+  readonly session: string | null;
+  readonly subject: string | null;
+  on(type: "state", fn: (state: ConnectionState) => void): this;
+  on(type: "error", fn: (err: TelegraphyError) => void): this;
+  off(type: string, fn: (...args: any[]) => void): this;
+  subscribe(name: string, options?: { since?: Position }): Subscription;
+  /** Closes the connection for good: no more events, reconnects or timers. */
+  close(): void;
+}
+
+/**
+ * The page's client, configured by the JSON the Go template helper renders
+ * into <script type="application/json" id="telegraphy-config">
+ * ({url, token, tokenURL, positions}); options override it. Later calls
+ * return the same client until it is closed.
+ */
+export function fromPage(options?: TelegraphyOptions): Telegraphy;

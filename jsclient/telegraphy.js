@@ -1,0 +1,359 @@
+// telegraphy.js: the browser client of Telegraphy. One ES module, no
+// dependencies, no build step. Types: telegraphy.d.ts. Wire protocol:
+// docs/protocol.md.
+
+// Close codes that mean something the application should hear about.
+const CLOSE_ERRORS = {
+  1008: "policy",
+  1009: "too_big",
+  4001: "unauthorized",
+  4008: "slow_consumer",
+  4010: "revoked",
+};
+
+/** An error reported on "error": a protocol error, a close code or a failed getToken. */
+export class TelegraphyError extends Error {
+  constructor(code, message, extra) {
+    super(message || code);
+    this.name = "TelegraphyError";
+    this.code = code;
+    Object.assign(this, extra);
+  }
+}
+
+// A handler that throws must not stop delivery to the others.
+const report = (err) =>
+  typeof reportError == "function" ? reportError(err) : setTimeout(() => { throw err; });
+
+class Emitter {
+  constructor() {
+    this._h = new Map();
+  }
+  on(type, fn) {
+    let set = this._h.get(type);
+    if (!set) this._h.set(type, (set = new Set()));
+    set.add(fn);
+    return this;
+  }
+  off(type, fn) {
+    this._h.get(type)?.delete(fn);
+    return this;
+  }
+  _emit(type, ...args) {
+    const set = this._h.get(type);
+    if (set) for (const fn of [...set]) {
+      try {
+        fn(...args);
+      } catch (err) {
+        report(err);
+      }
+    }
+  }
+}
+
+/** One subscriber's view of a channel; returned by Telegraphy#subscribe. */
+export class Subscription extends Emitter {
+  constructor(client, entry) {
+    super();
+    this.channel = entry.name;
+    this._c = client;
+    this._e = entry;
+  }
+  /** The last position seen on the channel, or null. */
+  get position() {
+    const p = this._e.pos;
+    return p && { epoch: p.epoch, offset: p.offset };
+  }
+  /** Stops delivery to this subscription; the last one on a channel leaves it on the hub. */
+  unsubscribe() {
+    this._c._leave(this);
+  }
+}
+
+// ws: or wss: URL from an absolute or page-relative http(s) or ws(s) URL; by
+// default the "ws" endpoint beside this module.
+function wsURL(url) {
+  const u = url ? new URL(url, globalThis.location?.href) : new URL("ws", import.meta.url);
+  if (u.protocol == "http:") u.protocol = "ws:";
+  else if (u.protocol == "https:") u.protocol = "wss:";
+  return u.href;
+}
+
+/** A connection to a Telegraphy hub that reconnects until closed. */
+export class Telegraphy extends Emitter {
+  constructor(options = {}) {
+    super();
+    const o = (this._o = {
+      minDelay: 500,
+      maxDelay: 20000,
+      connectTimeout: 10000,
+      pingInterval: 25000,
+      maxSeen: 1000,
+      ...options,
+    });
+    this._WS = o.WebSocket || globalThis.WebSocket;
+    if (!this._WS) throw new TypeError("telegraphy: no WebSocket; pass the WebSocket option");
+    this.url = wsURL(o.url);
+    this.state = "disconnected";
+    this.closed = false;
+    this.session = this.subject = null;
+    this._token = o.token;
+    this._ch = new Map(); // channel name -> entry
+    this._req = new Map(); // request id -> {entry, since}
+    this._id = this._gen = this._attempt = 0;
+    this._online = () => {
+      if (this._timer) this._connect();
+    };
+    globalThis.addEventListener?.("online", this._online);
+    // Connect after the caller's synchronous setup, so its "state" handler
+    // sees "connecting".
+    queueMicrotask(() => this._connect());
+  }
+
+  /** Subscribes to a channel; since (or options.positions[name]) asks for the events after it. */
+  subscribe(name, { since } = {}) {
+    if (this.closed) throw new TelegraphyError("closed", "telegraphy: client closed");
+    let e = this._ch.get(name);
+    if (!e) {
+      e = { name, pos: since || this._o.positions?.[name] || null, seen: new Set(), subs: new Set(), state: 0 };
+      this._ch.set(name, e);
+      if (this.state == "connected") this._subscribe(e);
+    }
+    const s = new Subscription(this, e);
+    e.subs.add(s);
+    if (e.state == 2) queueMicrotask(() => e.subs.has(s) && s._emit("subscribed", e.info));
+    return s;
+  }
+
+  /** Closes the connection for good: no more events, reconnects or timers. */
+  close() {
+    if (this.closed) return;
+    this.closed = true;
+    globalThis.removeEventListener?.("online", this._online);
+    this._stop(1000);
+    for (const e of this._ch.values()) for (const s of e.subs) s._h.clear();
+    this._ch.clear();
+    this._setState("disconnected");
+    this._h.clear();
+  }
+
+  _setState(s) {
+    if (this.state != s) this._emit("state", (this.state = s));
+  }
+
+  _error(code, message, extra) {
+    const err = new TelegraphyError(code, message, extra);
+    this._emit("error", err);
+    return err;
+  }
+
+  // Ends the current attempt or connection: timers, socket, requests.
+  _stop(code) {
+    this._gen++;
+    clearTimeout(this._timer);
+    clearTimeout(this._wait);
+    clearInterval(this._ping);
+    this._timer = this._wait = this._ping = null;
+    const ws = this._ws;
+    this._ws = null;
+    if (ws) {
+      ws.onopen = ws.onmessage = ws.onclose = ws.onerror = null;
+      try {
+        ws.close(code);
+      } catch {
+        // Closing a socket that never opened may throw; it is gone either way.
+      }
+    }
+    this._req.clear();
+    for (const e of this._ch.values()) e.state = 0;
+  }
+
+  async _connect() {
+    if (this.closed) return;
+    this._stop(1000);
+    const gen = this._gen;
+    this._setState("connecting");
+    if (gen != this._gen) return; // a "state" handler closed the client
+    let token = this._token;
+    this._token = null; // each token connects once
+    if (token == null && this._o.getToken) {
+      try {
+        token = await this._o.getToken();
+      } catch (err) {
+        if (gen != this._gen) return;
+        this._error("token", "telegraphy: getToken: " + (err?.message || err), { cause: err });
+        return this._down();
+      }
+      if (gen != this._gen) return;
+    }
+    let ws;
+    try {
+      ws = this._ws = new this._WS(this.url);
+    } catch (err) {
+      this._error("bad_request", "telegraphy: " + err.message, { cause: err });
+      return this._down();
+    }
+    this._wait = setTimeout(() => this._down(), this._o.connectTimeout);
+    ws.onopen = () => ws.send(JSON.stringify(token ? { type: "hello", token } : { type: "hello" }));
+    ws.onmessage = (m) => this._frame(ws, m.data);
+    ws.onerror = () => {}; // close follows
+    ws.onclose = (ev) => {
+      if (ws != this._ws) return;
+      const code = CLOSE_ERRORS[ev.code];
+      if (code) this._error(code, ev.reason || "telegraphy: connection closed (" + ev.code + ")", { closeCode: ev.code });
+      this._down();
+    };
+  }
+
+  // The connection is gone: wait, then try again. The delay is uniformly
+  // random between minDelay and min(maxDelay, minDelay * 2^(attempt+1)).
+  _down() {
+    if (this.closed) return;
+    this._stop(1000);
+    this._setState("disconnected");
+    if (this.closed) return; // a "state" handler closed the client
+    const { minDelay: lo, maxDelay: hi } = this._o;
+    const cap = Math.min(hi, lo * 2 ** Math.min(++this._attempt, 30));
+    this._timer = setTimeout(() => this._connect(), lo + Math.random() * Math.max(0, cap - lo));
+  }
+
+  _send(msg) {
+    try {
+      this._ws.send(JSON.stringify(msg));
+    } catch {
+      // The socket is closing; onclose reconnects.
+    }
+  }
+
+  _subscribe(e) {
+    const id = ++this._id;
+    e.state = 1;
+    this._req.set(id, { entry: e, since: e.pos });
+    this._send(e.pos ? { type: "subscribe", id, channel: e.name, since: e.pos } : { type: "subscribe", id, channel: e.name });
+  }
+
+  _leave(s) {
+    const e = s._e;
+    if (!e.subs.delete(s)) return;
+    s._h.clear();
+    if (e.subs.size || this._ch.get(e.name) != e) return;
+    this._ch.delete(e.name);
+    if (e.state && this.state == "connected") this._send({ type: "unsubscribe", id: ++this._id, channel: e.name });
+    e.state = 0;
+  }
+
+  // A frame holds one or more messages separated by "\n".
+  _frame(ws, data) {
+    for (const line of String(data).split("\n")) {
+      if (ws != this._ws) return; // a handler closed or dropped the connection
+      if (!line.trim()) continue;
+      let m;
+      try {
+        m = JSON.parse(line);
+      } catch {
+        this._error("bad_message", "telegraphy: unreadable message from hub");
+        continue;
+      }
+      this._message(m);
+    }
+  }
+
+  _message(m) {
+    switch (m.type) {
+      case "welcome": {
+        clearTimeout(this._wait);
+        this._attempt = 0;
+        this.session = m.session ?? null;
+        this.subject = m.subject ?? null;
+        this._setState("connected");
+        if (this.state != "connected") return;
+        for (const e of this._ch.values()) this._subscribe(e);
+        if (this._o.pingInterval > 0) {
+          let waiting = false;
+          this._ping = setInterval(() => {
+            if (waiting) return this._down(); // no pong within an interval: the link is dead
+            waiting = true;
+            this._pong = () => (waiting = false);
+            this._send({ type: "ping", id: ++this._id });
+          }, this._o.pingInterval);
+        }
+        return;
+      }
+      case "pong":
+        this._pong?.();
+        return;
+      case "subscribed": {
+        const r = this._req.get(m.id);
+        this._req.delete(m.id);
+        const e = r?.entry;
+        if (!e || this._ch.get(e.name) != e) return;
+        e.state = 2;
+        e.epoch = m.epoch;
+        for (const x of m.missed || []) this._event(e, x.offset, x.event || x);
+        const p = e.pos;
+        if (!p || p.epoch != m.epoch || p.offset < m.offset) e.pos = { epoch: m.epoch, offset: m.offset };
+        const info = (e.info = { epoch: m.epoch, offset: m.offset, recovered: !!m.recovered });
+        for (const s of [...e.subs]) {
+          if (r.since && !m.recovered) s._emit("lost", info);
+          s._emit("subscribed", info);
+        }
+        return;
+      }
+      case "event": {
+        const e = this._ch.get(m.channel);
+        if (e) this._event(e, m.offset, m.event);
+        return;
+      }
+      case "error": {
+        const r = this._req.get(m.id);
+        this._req.delete(m.id);
+        const e = r && this._ch.get(r.entry.name) == r.entry ? r.entry : null;
+        if (e) e.state = 0;
+        const err = this._error(m.code || "internal", m.message, { id: m.id, channel: e?.name });
+        if (e) for (const s of [...e.subs]) s._emit("error", err);
+        return;
+      }
+    }
+  }
+
+  // Hands an event to the channel's subscriptions once, by meta.id.
+  _event(e, offset, ev) {
+    if (!ev || !ev.meta) return;
+    if (offset > 0 && e.epoch && (!e.pos || e.pos.epoch != e.epoch || e.pos.offset < offset)) {
+      e.pos = { epoch: e.epoch, offset };
+    }
+    const id = ev.meta.id;
+    if (id) {
+      if (e.seen.has(id)) return;
+      e.seen.add(id);
+      if (e.seen.size > this._o.maxSeen) e.seen.delete(e.seen.values().next().value);
+    }
+    const info = { channel: e.name, offset };
+    for (const s of [...e.subs]) {
+      s._emit(ev.meta.event_type, ev, info);
+      s._emit("*", ev, info);
+    }
+  }
+}
+
+let page;
+
+/**
+ * Returns the page's client, configured by the JSON that the Go template
+ * helper renders into <script type="application/json" id="telegraphy-config">;
+ * options override it. Later calls return the same client until it is closed.
+ */
+export function fromPage(options = {}) {
+  if (page && !page.closed) return page;
+  const el = globalThis.document?.getElementById("telegraphy-config");
+  const cfg = el ? JSON.parse(el.textContent) : {};
+  const o = { ...cfg, ...options };
+  if (!o.getToken && cfg.tokenURL) {
+    o.getToken = async () => {
+      const res = await fetch(cfg.tokenURL, { method: "POST", credentials: "same-origin", cache: "no-store" });
+      if (!res.ok) throw new Error("token endpoint answered " + res.status);
+      return res.text();
+    };
+  }
+  return (page = new Telegraphy(o));
+}
