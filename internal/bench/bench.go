@@ -1,0 +1,520 @@
+// Package bench is the load generator behind "telegraphy bench": N
+// WebSocket clients spread over K channels, events published at R per second
+// for a duration, against an in-process hub, an external hub, or a bare
+// gorilla/websocket broadcaster for comparison.
+//
+// Publisher and clients share this process' clock: each event carries the
+// time it was published ("sent_ns", nanoseconds since the run began, from
+// the monotonic clock) and each client subtracts it from the time it read
+// the frame, so latency is publish to receipt, whatever runs in between.
+//
+// Each client keeps a bitmap of the measured events it received, so a
+// missing event and a duplicated one are counted separately, per client.
+package bench
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"runtime"
+	"sort"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/telegraphy-go/telegraphy/events"
+)
+
+// Modes of Config.Mode.
+const (
+	ModeInProcess = "inprocess"
+	ModeURL       = "url"
+)
+
+// Config is one bench run. Zero values mean the defaults noted.
+type Config struct {
+	// Clients is the number of WebSocket clients. Zero value means 1000.
+	Clients int
+	// Channels spreads the clients over this many channels, round robin;
+	// events go round robin to the channels too. Zero value means 1.
+	Channels int
+	// Rate is the number of events published per second. Zero value means 200.
+	Rate float64
+	// Duration is how long the measured events are published. Zero value
+	// means 10 s.
+	Duration time.Duration
+	// Warmup is how long events are published, and ignored, before the
+	// measured ones. Zero value means none.
+	Warmup time.Duration
+	// Mode is ModeInProcess (a hub in this process) or ModeURL (a hub
+	// elsewhere, at URL). Zero value means ModeInProcess.
+	Mode string
+	// URL is the external hub's WebSocket endpoint (ws://host:port/ws),
+	// for ModeURL.
+	URL string
+	// RedisURL feeds the hub through Redis: in-process hubs get a
+	// redisbroker, and in ModeURL it is how events reach the external hub.
+	RedisURL string
+	// Hubs is the number of in-process hubs sharing Redis, clients split
+	// across them. Zero value means 1; more than 1 needs RedisURL.
+	Hubs int
+	// DB, when "sqlite", publishes each event by creating a row through
+	// GORM with the Telegraphy plugin, so latency runs from before the
+	// insert to receipt. Zero value publishes to the broker directly.
+	DB string
+	// Secret signs the clients' tokens. In ModeURL it must be the hub's
+	// (TELEGRAPHY_SECRET); in-process a random one is used when empty.
+	Secret []byte
+	// Baseline runs the same load again against the bare broadcaster and
+	// reports the ratios.
+	Baseline bool
+	// SkipMemory skips the idle-connection memory measurement (which
+	// starts a child process holding Clients idle connections).
+	SkipMemory bool
+	// Progress receives a line per second while events are published. Nil
+	// means none.
+	Progress io.Writer
+}
+
+func (c *Config) setDefaults() error {
+	if c.Clients == 0 {
+		c.Clients = 1000
+	}
+	if c.Channels == 0 {
+		c.Channels = 1
+	}
+	if c.Rate == 0 {
+		c.Rate = 200
+	}
+	if c.Duration == 0 {
+		c.Duration = 10 * time.Second
+	}
+	if c.Mode == "" {
+		c.Mode = ModeInProcess
+	}
+	if c.Hubs == 0 {
+		c.Hubs = 1
+	}
+	switch {
+	case c.Clients < 0 || c.Channels < 0 || c.Rate < 0 || c.Duration < 0 || c.Warmup < 0 || c.Hubs < 0:
+		return errors.New("bench: clients, channels, rate, duration, warmup and hubs must not be negative")
+	case c.Channels > c.Clients:
+		return fmt.Errorf("bench: %d channels for %d clients leaves channels without clients", c.Channels, c.Clients)
+	case c.Mode != ModeInProcess && c.Mode != ModeURL:
+		return fmt.Errorf("bench: unknown mode %q (want %s or %s)", c.Mode, ModeInProcess, ModeURL)
+	case c.Mode == ModeURL && c.URL == "":
+		return errors.New("bench: url mode needs the hub's WebSocket URL")
+	case c.Mode == ModeURL && c.RedisURL == "":
+		return errors.New("bench: url mode needs the Redis URL the hub is fed from")
+	case c.Mode == ModeURL && len(c.Secret) == 0:
+		return errors.New("bench: url mode needs the hub's secret (TELEGRAPHY_SECRET)")
+	case c.Hubs > 1 && c.RedisURL == "":
+		return errors.New("bench: several hubs need Redis to share events")
+	case c.Hubs > 1 && c.Mode == ModeURL:
+		return errors.New("bench: --hubs applies to in-process hubs")
+	case c.DB != "" && c.DB != "sqlite":
+		return fmt.Errorf("bench: unknown db %q (want sqlite)", c.DB)
+	}
+	return nil
+}
+
+// Report is the outcome of Run.
+type Report struct {
+	Hub      *Result `json:"hub"`
+	Baseline *Result `json:"baseline,omitempty"`
+	// Ratios compare the hub with the baseline: deliveries per second
+	// (hub / baseline, higher is better) and latency (hub / baseline,
+	// lower is better).
+	Ratios *Ratios `json:"ratios,omitempty"`
+}
+
+// Ratios of the hub's figures to the baseline's.
+type Ratios struct {
+	DeliveriesPerSec float64 `json:"deliveries_per_sec"`
+	P50              float64 `json:"latency_p50"`
+	P99              float64 `json:"latency_p99"`
+}
+
+// Result is one target's figures.
+type Result struct {
+	Target   string  `json:"target"`
+	Clients  int     `json:"clients"`
+	Channels int     `json:"channels"`
+	Rate     float64 `json:"rate"`
+	// DurationSec is how long the measured events took to publish.
+	DurationSec float64 `json:"duration_sec"`
+	Events      int64   `json:"events"`
+	// Expected is the number of deliveries the events call for: each
+	// event once to each client of its channel.
+	Expected int64 `json:"deliveries_expected"`
+	// Deliveries counts distinct (client, event) receipts.
+	Deliveries       int64   `json:"deliveries"`
+	DeliveriesPerSec float64 `json:"deliveries_per_sec"`
+	Latency          Latency `json:"latency_ms"`
+	// Lost is Expected - Deliveries, summed per client.
+	Lost int64 `json:"lost"`
+	// Duplicates counts receipts of an event a client already had.
+	Duplicates int64 `json:"duplicates"`
+	// Disconnected counts clients whose connection ended during the run,
+	// by close code ("4008") or "error".
+	Disconnected map[string]int `json:"disconnected,omitempty"`
+	Memory       *Memory        `json:"memory,omitempty"`
+	// Goroutines is this process' goroutine count with every client
+	// connected, after the events were delivered.
+	Goroutines int `json:"goroutines"`
+}
+
+// Latency percentiles in milliseconds.
+type Latency struct {
+	P50 float64 `json:"p50"`
+	P90 float64 `json:"p90"`
+	P99 float64 `json:"p99"`
+	Max float64 `json:"max"`
+}
+
+// connectParallel is how many clients connect at once.
+const connectParallel = 32
+
+// Run runs the load described by cfg (and the baseline after it, if asked)
+// and reports the figures.
+func Run(ctx context.Context, cfg Config) (*Report, error) {
+	if err := cfg.setDefaults(); err != nil {
+		return nil, err
+	}
+	// Each in-process connection costs two descriptors, the child's one.
+	if err := raiseFileLimit(2*cfg.Clients + 256); err != nil {
+		return nil, err
+	}
+	t, err := newTarget(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	res, err := runTarget(ctx, cfg, t)
+	if err != nil {
+		return nil, err
+	}
+	rep := &Report{Hub: res}
+	if !cfg.Baseline {
+		return rep, nil
+	}
+	bt, err := newBaselineTarget()
+	if err != nil {
+		return nil, err
+	}
+	base, err := runTarget(ctx, cfg, bt)
+	if err != nil {
+		return nil, fmt.Errorf("baseline: %w", err)
+	}
+	rep.Baseline = base
+	rep.Ratios = &Ratios{
+		DeliveriesPerSec: ratio(res.DeliveriesPerSec, base.DeliveriesPerSec),
+		P50:              ratio(res.Latency.P50, base.Latency.P50),
+		P99:              ratio(res.Latency.P99, base.Latency.P99),
+	}
+	return rep, nil
+}
+
+// RunBaseline runs the load against the bare broadcaster alone.
+func RunBaseline(ctx context.Context, cfg Config) (*Result, error) {
+	if err := cfg.setDefaults(); err != nil {
+		return nil, err
+	}
+	if err := raiseFileLimit(2*cfg.Clients + 256); err != nil {
+		return nil, err
+	}
+	t, err := newBaselineTarget()
+	if err != nil {
+		return nil, err
+	}
+	return runTarget(ctx, cfg, t)
+}
+
+func ratio(a, b float64) float64 {
+	if b == 0 {
+		return 0
+	}
+	return a / b
+}
+
+// runTarget measures idle memory, connects the clients, publishes, waits
+// for deliveries and closes t.
+func runTarget(ctx context.Context, cfg Config, t target) (res *Result, err error) {
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if cerr := t.close(cctx); cerr != nil && err == nil {
+			err = fmt.Errorf("close %s: %w", t.name(), cerr)
+		}
+	}()
+	channels := make([]string, cfg.Channels)
+	for i := range channels {
+		channels[i] = "bench." + strconv.Itoa(i)
+	}
+	endpoints := func() ([]endpoint, error) {
+		eps := make([]endpoint, cfg.Clients)
+		for i := range eps {
+			ep, err := t.endpoint(i, channels[i%len(channels)])
+			if err != nil {
+				return nil, err
+			}
+			eps[i] = ep
+		}
+		return eps, nil
+	}
+
+	res = &Result{Target: t.name(), Clients: cfg.Clients, Channels: cfg.Channels, Rate: cfg.Rate}
+	if !cfg.SkipMemory && t.inProcess() {
+		eps, err := endpoints()
+		if err != nil {
+			return nil, err
+		}
+		if res.Memory, err = measureIdle(ctx, eps); err != nil {
+			return nil, err
+		}
+	}
+
+	eps, err := endpoints()
+	if err != nil {
+		return nil, err
+	}
+	conns, err := connectAll(ctx, eps, connectParallel)
+	if err != nil {
+		return nil, err
+	}
+	base := time.Now()
+	hist := new(histogram)
+	var stopping atomic.Bool
+	clients := make([]*client, len(conns))
+	for i, conn := range conns {
+		clients[i] = &client{channel: i % len(channels), conn: conn, hist: hist, base: base, done: make(chan struct{})}
+		go clients[i].run(&stopping)
+	}
+	stopClients := func() {
+		stopping.Store(true)
+		closeAll(conns)
+		for _, c := range clients {
+			<-c.done
+		}
+	}
+
+	perChannel := make([]int64, len(channels))
+	published, elapsed, err := publish(ctx, cfg, t, channels, base, perChannel, clients)
+	if err != nil {
+		stopClients()
+		return nil, err
+	}
+	var expected int64
+	for _, c := range clients {
+		expected += perChannel[c.channel]
+	}
+	waitDelivered(ctx, clients, expected)
+	res.Goroutines = runtime.NumGoroutine()
+	stopClients()
+
+	res.DurationSec = elapsed.Seconds()
+	res.Events = published
+	res.Expected = expected
+	for _, c := range clients {
+		n := int64(c.unique.Load())
+		res.Deliveries += n
+		res.Duplicates += int64(c.dups)
+		res.Lost += perChannel[c.channel] - n
+		if c.readErr != nil {
+			if res.Disconnected == nil {
+				res.Disconnected = make(map[string]int)
+			}
+			key := "error"
+			if c.closeCode != 0 {
+				key = strconv.Itoa(c.closeCode)
+			}
+			res.Disconnected[key]++
+		}
+	}
+	if elapsed > 0 {
+		res.DeliveriesPerSec = float64(res.Deliveries) / elapsed.Seconds()
+	}
+	res.Latency = Latency{
+		P50: ms(hist.Quantile(0.50)),
+		P90: ms(hist.Quantile(0.90)),
+		P99: ms(hist.Quantile(0.99)),
+		Max: ms(hist.Max()),
+	}
+	return res, nil
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// publish sends warm-up events, then the measured ones at cfg.Rate for
+// cfg.Duration, printing progress each second. It returns how many
+// measured events it published and how long that took.
+func publish(ctx context.Context, cfg Config, t target, channels []string, base time.Time,
+	perChannel []int64, clients []*client) (int64, time.Duration, error) {
+	interval := time.Duration(float64(time.Second) / cfg.Rate)
+	warm := int64(cfg.Warmup / interval)
+	total := int64(cfg.Duration / interval)
+	if total < 1 {
+		total = 1
+	}
+
+	var (
+		progressWG sync.WaitGroup
+		stop       = make(chan struct{})
+	)
+	if cfg.Progress != nil {
+		progressWG.Add(1)
+		go func() {
+			defer progressWG.Done()
+			progress(cfg.Progress, clients, stop)
+		}()
+	}
+	defer func() {
+		close(stop)
+		progressWG.Wait()
+	}()
+
+	// Event k (warm-up first) is due at begin + k*interval; a late one
+	// goes out at once, so the schedule catches up without drifting.
+	begin := time.Now()
+	var start time.Time
+	for k := int64(0); k < warm+total; k++ {
+		i := k - warm
+		if i == 0 {
+			start = time.Now()
+		}
+		if d := time.Until(begin.Add(time.Duration(k) * interval)); d > 0 {
+			select {
+			case <-time.After(d):
+			case <-ctx.Done():
+				return 0, 0, ctx.Err()
+			}
+		} else if ctx.Err() != nil {
+			return 0, 0, ctx.Err()
+		}
+		seq, ch := i, int(k%int64(len(channels)))
+		if i < 0 {
+			seq = -1
+		}
+		e := event{Seq: seq, Channel: channels[ch], SentNS: int64(time.Since(base))}
+		if err := t.publish(ctx, e); err != nil {
+			return 0, 0, fmt.Errorf("publish event %d: %w", i, err)
+		}
+		if i >= 0 {
+			perChannel[ch]++
+		}
+	}
+	return total, time.Since(start), nil
+}
+
+// progress prints the deliveries so far and the last second's rate until
+// stop closes.
+func progress(w io.Writer, clients []*client, stop <-chan struct{}) {
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	start := time.Now()
+	var last uint64
+	for {
+		select {
+		case <-stop:
+			return
+		case now := <-tick.C:
+			var n uint64
+			for _, c := range clients {
+				n += c.unique.Load()
+			}
+			fmt.Fprintf(w, "%4.0fs  deliveries %10d  %9d/s\n", now.Sub(start).Seconds(), n, n-last)
+			last = n
+		}
+	}
+}
+
+// waitDelivered waits until the clients have every expected delivery, or
+// until nothing has arrived for two seconds (what is missing then is lost),
+// at most 30 s.
+func waitDelivered(ctx context.Context, clients []*client, expected int64) {
+	deadline := time.Now().Add(30 * time.Second)
+	var last int64 = -1
+	lastChange := time.Now()
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		var n int64
+		for _, c := range clients {
+			n += int64(c.unique.Load())
+		}
+		if n >= expected {
+			return
+		}
+		if n != last {
+			last, lastChange = n, time.Now()
+		} else if time.Since(lastChange) > 2*time.Second {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// encodeEvent returns the JSON of the bench's event for e, as the plugin
+// would publish it: data carries seq and sent_ns.
+func encodeEvent(e event) []byte {
+	data := make([]byte, 0, 48)
+	data = append(data, `{"seq":`...)
+	data = strconv.AppendInt(data, e.Seq, 10)
+	data = append(data, `,"sent_ns":`...)
+	data = strconv.AppendInt(data, e.SentNS, 10)
+	data = append(data, '}')
+	ev := events.Event{
+		Name: "bench.Event",
+		Meta: events.Meta{
+			EventType: "bench",
+			Timestamp: events.Timestamp(time.Now()),
+			ID:        events.NewID(),
+		},
+		Data: json.RawMessage(data),
+	}
+	b, err := ev.Encode()
+	if err != nil {
+		panic(err) // only a RawMessage that is not JSON fails, and data is
+	}
+	return b
+}
+
+// Print writes a human-readable summary of rep.
+func Print(w io.Writer, rep *Report) {
+	printResult(w, rep.Hub)
+	if rep.Baseline != nil {
+		fmt.Fprintln(w)
+		printResult(w, rep.Baseline)
+	}
+	if rep.Ratios != nil {
+		fmt.Fprintf(w, "\nhub / baseline: deliveries/s %.2f×, latency p50 %.2f×, p99 %.2f×\n",
+			rep.Ratios.DeliveriesPerSec, rep.Ratios.P50, rep.Ratios.P99)
+	}
+}
+
+func printResult(w io.Writer, r *Result) {
+	fmt.Fprintf(w, "%s\n", r.Target)
+	fmt.Fprintf(w, "  clients %d on %d channel(s), %g events/s for %.1fs: %d events\n",
+		r.Clients, r.Channels, r.Rate, r.DurationSec, r.Events)
+	fmt.Fprintf(w, "  deliveries     %d of %d expected, %.0f/s\n", r.Deliveries, r.Expected, r.DeliveriesPerSec)
+	fmt.Fprintf(w, "  latency ms     p50 %.3f  p90 %.3f  p99 %.3f  max %.3f\n",
+		r.Latency.P50, r.Latency.P90, r.Latency.P99, r.Latency.Max)
+	fmt.Fprintf(w, "  lost           %d   duplicates %d\n", r.Lost, r.Duplicates)
+	if len(r.Disconnected) > 0 {
+		keys := make([]string, 0, len(r.Disconnected))
+		for k := range r.Disconnected {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		fmt.Fprintf(w, "  disconnected  ")
+		for _, k := range keys {
+			fmt.Fprintf(w, " %s×%d", k, r.Disconnected[k])
+		}
+		fmt.Fprintln(w)
+	}
+	if r.Memory != nil {
+		fmt.Fprintf(w, "  memory/idle conn %.1f KiB, goroutines/conn %.2f (%d idle clients in a child process)\n",
+			r.Memory.PerConnBytes/1024, r.Memory.GoroutinesPerConn, r.Memory.Connections)
+	}
+	fmt.Fprintf(w, "  goroutines     %d (with %d clients in this process)\n", r.Goroutines, r.Clients)
+}

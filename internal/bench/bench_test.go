@@ -1,0 +1,109 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"testing"
+	"time"
+)
+
+func TestMain(m *testing.M) {
+	ChildMain()
+	os.Exit(m.Run())
+}
+
+// small is a short load: a few dozen clients for two seconds.
+func small() Config {
+	return Config{Clients: 20, Channels: 2, Rate: 50, Duration: 2 * time.Second, Warmup: 200 * time.Millisecond}
+}
+
+func checkResult(t *testing.T, r *Result) {
+	t.Helper()
+	if r == nil {
+		t.Fatal("no result")
+	}
+	if r.Events != 100 {
+		t.Errorf("events = %d, want 100 (50/s for 2 s)", r.Events)
+	}
+	// Two channels of ten clients, 50 events each.
+	if r.Expected != 1000 {
+		t.Errorf("deliveries expected = %d, want 1000", r.Expected)
+	}
+	if r.Lost != 0 || r.Duplicates != 0 || r.Deliveries != r.Expected {
+		t.Errorf("deliveries %d of %d, lost %d, duplicates %d; want all, none lost or duplicated",
+			r.Deliveries, r.Expected, r.Lost, r.Duplicates)
+	}
+	if len(r.Disconnected) != 0 {
+		t.Errorf("clients disconnected: %v", r.Disconnected)
+	}
+	if r.DeliveriesPerSec <= 0 {
+		t.Errorf("deliveries/s = %v", r.DeliveriesPerSec)
+	}
+	l := r.Latency
+	if !(l.P50 > 0 && l.P50 <= l.P90 && l.P90 <= l.P99 && l.P99 <= l.Max) {
+		t.Errorf("latency percentiles out of order: %+v", l)
+	}
+	if r.Memory == nil || r.Memory.Connections != r.Clients {
+		t.Errorf("memory = %+v, want a measurement over %d connections", r.Memory, r.Clients)
+	}
+}
+
+func TestBaseline(t *testing.T) {
+	cfg := small()
+	var progress bytes.Buffer
+	cfg.Progress = &progress
+	r, err := RunBaseline(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkResult(t, r)
+	if !bytes.Contains(progress.Bytes(), []byte("deliveries")) {
+		t.Errorf("no progress lines printed: %q", progress.String())
+	}
+	var out bytes.Buffer
+	Print(&out, &Report{Hub: r})
+	for _, want := range []string{"deliveries", "latency ms", "p99", "lost", "memory/idle conn"} {
+		if !bytes.Contains(out.Bytes(), []byte(want)) {
+			t.Errorf("summary lacks %q:\n%s", want, out.String())
+		}
+	}
+	js, err := json.Marshal(&Report{Hub: r})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]map[string]any
+	if err := json.Unmarshal(js, &m); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"deliveries_per_sec", "latency_ms", "lost", "duplicates", "memory", "goroutines"} {
+		if _, ok := m["hub"][k]; !ok {
+			t.Errorf("JSON summary lacks hub.%s: %s", k, js)
+		}
+	}
+}
+
+func TestHistogramQuantiles(t *testing.T) {
+	var h histogram
+	for i := 1; i <= 1000; i++ {
+		h.Record(time.Duration(i) * time.Microsecond)
+	}
+	for _, tc := range []struct {
+		q    float64
+		want time.Duration
+	}{{0.5, 500 * time.Microsecond}, {0.9, 900 * time.Microsecond}, {0.99, 990 * time.Microsecond}, {1, time.Millisecond}} {
+		got := h.Quantile(tc.q)
+		if got < tc.want || float64(got) > float64(tc.want)*(1+1.0/64) {
+			t.Errorf("q%.2f = %v, want %v within 1.6%% above", tc.q, got, tc.want)
+		}
+	}
+	if h.Max() != time.Millisecond {
+		t.Errorf("max = %v", h.Max())
+	}
+	for v := uint64(0); v < 1<<20; v += 7 {
+		if b := bucketOf(v); bucketHigh(b) < v || (b > 0 && bucketHigh(b-1) >= v) {
+			t.Fatalf("value %d in bucket %d [.., %d]", v, b, bucketHigh(b))
+		}
+	}
+}

@@ -1,0 +1,285 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// dialer is shared by every load client. Small buffers keep the client
+// side's memory low; messages larger than a buffer are still read whole.
+var dialer = websocket.Dialer{
+	HandshakeTimeout: 10 * time.Second,
+	ReadBufferSize:   4096,
+	WriteBufferSize:  1024,
+}
+
+// endpoint is where one client connects and what it asks for.
+type endpoint struct {
+	URL     string `json:"url"`
+	Token   string `json:"token,omitempty"`
+	Channel string `json:"channel"`
+	// Protocol is true for a Telegraphy hub (hello, then subscribe), false
+	// for the bare broadcaster, which takes the channel from the URL.
+	Protocol bool `json:"protocol"`
+}
+
+// handshakeTimeout bounds hello/welcome and subscribe/subscribed.
+const handshakeTimeout = 15 * time.Second
+
+// connect dials e and, for a Telegraphy hub, says hello and subscribes,
+// returning once the hub has confirmed the subscription.
+func connect(ctx context.Context, e endpoint) (*websocket.Conn, error) {
+	ctx, cancel := context.WithTimeout(ctx, handshakeTimeout)
+	defer cancel()
+	conn, resp, err := dialer.DialContext(ctx, e.URL, http.Header{})
+	if err != nil {
+		if resp != nil {
+			return nil, fmt.Errorf("dial %s: %w (HTTP %d)", e.URL, err, resp.StatusCode)
+		}
+		return nil, fmt.Errorf("dial %s: %w", e.URL, err)
+	}
+	if !e.Protocol {
+		return conn, nil
+	}
+	deadline, _ := ctx.Deadline()
+	_ = conn.SetReadDeadline(deadline)
+	_ = conn.SetWriteDeadline(deadline)
+	fail := func(err error) (*websocket.Conn, error) {
+		conn.Close()
+		return nil, err
+	}
+	hello, _ := json.Marshal(map[string]string{"type": "hello", "token": e.Token})
+	if err := conn.WriteMessage(websocket.TextMessage, hello); err != nil {
+		return fail(fmt.Errorf("hello: %w", err))
+	}
+	if err := expect(conn, "welcome", 0); err != nil {
+		return fail(err)
+	}
+	sub, _ := json.Marshal(map[string]any{"type": "subscribe", "id": 1, "channel": e.Channel})
+	if err := conn.WriteMessage(websocket.TextMessage, sub); err != nil {
+		return fail(fmt.Errorf("subscribe: %w", err))
+	}
+	if err := expect(conn, "subscribed", 1); err != nil {
+		return fail(err)
+	}
+	_ = conn.SetReadDeadline(time.Time{})
+	_ = conn.SetWriteDeadline(time.Time{})
+	return conn, nil
+}
+
+// reply is the part of a hub message the handshake looks at.
+type reply struct {
+	Type    string `json:"type"`
+	ID      int    `json:"id"`
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+// expect reads messages until one of type want (with the given request id,
+// when not zero) arrives; an error message or a close fails.
+func expect(conn *websocket.Conn, want string, id int) error {
+	for {
+		_, data, err := conn.ReadMessage()
+		if err != nil {
+			return fmt.Errorf("waiting for %s: %w", want, err)
+		}
+		for _, line := range bytes.Split(data, []byte("\n")) {
+			if len(bytes.TrimSpace(line)) == 0 {
+				continue
+			}
+			var r reply
+			if err := json.Unmarshal(line, &r); err != nil {
+				return fmt.Errorf("waiting for %s: bad message %q: %w", want, line, err)
+			}
+			switch {
+			case r.Type == "error":
+				return fmt.Errorf("waiting for %s: hub error %s: %s", want, r.Code, r.Message)
+			case r.Type == want && (id == 0 || r.ID == id):
+				return nil
+			}
+		}
+	}
+}
+
+// client is one load-generating connection. Its read loop owns got and
+// dups; the counters others read while it runs are atomic.
+type client struct {
+	channel int // index of the channel it subscribed to
+	conn    *websocket.Conn
+	hist    *histogram
+	base    time.Time // the run's clock origin: sent_ns counts from it
+
+	got  []uint64 // bitmap of measured seqs received
+	dups uint64   // measured events received more than once
+
+	unique    atomic.Uint64 // measured events received once
+	closeCode int           // close code the hub sent, 0 if none
+	readErr   error         // why the read loop ended, if not our own close
+	done      chan struct{}
+}
+
+// run reads until the connection ends; it records each measured event's
+// latency and whether it was seen before.
+func (c *client) run(stopping *atomic.Bool) {
+	defer close(c.done)
+	var buf bytes.Buffer
+	for {
+		_, r, err := c.conn.NextReader()
+		if err != nil {
+			if stopping.Load() {
+				return
+			}
+			var ce *websocket.CloseError
+			if errors.As(err, &ce) {
+				c.closeCode = ce.Code
+			}
+			c.readErr = err
+			return
+		}
+		buf.Reset()
+		if _, err := buf.ReadFrom(r); err != nil {
+			if !stopping.Load() {
+				c.readErr = err
+			}
+			return
+		}
+		now := time.Since(c.base)
+		data := buf.Bytes()
+		for len(data) > 0 {
+			line := data
+			if i := bytes.IndexByte(data, '\n'); i >= 0 {
+				line, data = data[:i], data[i+1:]
+			} else {
+				data = nil
+			}
+			c.handle(line, now)
+		}
+	}
+}
+
+var (
+	keySeq    = []byte(`"seq":`)
+	keySentNS = []byte(`"sent_ns":`)
+)
+
+// handle looks at one message. Event payloads are found by key rather
+// than decoded: a full JSON decode per delivery would make the clients,
+// which share the machine with the hub, the bottleneck being measured.
+func (c *client) handle(msg []byte, now time.Duration) {
+	seq, ok := intField(msg, keySeq)
+	if !ok || seq < 0 {
+		return // not a bench event, or a warm-up one
+	}
+	if sent, ok := intField(msg, keySentNS); ok {
+		c.hist.Record(now - time.Duration(sent))
+	}
+	word, bit := seq/64, uint64(1)<<(seq%64)
+	for int64(len(c.got)) <= word {
+		c.got = append(c.got, 0)
+	}
+	if c.got[word]&bit != 0 {
+		c.dups++
+		return
+	}
+	c.got[word] |= bit
+	c.unique.Add(1)
+}
+
+// intField returns the integer after the first occurrence of key.
+func intField(msg, key []byte) (int64, bool) {
+	i := bytes.Index(msg, key)
+	if i < 0 {
+		return 0, false
+	}
+	rest := msg[i+len(key):]
+	for len(rest) > 0 && rest[0] == ' ' {
+		rest = rest[1:]
+	}
+	end := 0
+	for end < len(rest) && (rest[end] == '-' || rest[end] >= '0' && rest[end] <= '9') {
+		end++
+	}
+	v, err := strconv.ParseInt(string(rest[:end]), 10, 64)
+	return v, err == nil
+}
+
+// connectAll connects every endpoint, a few at a time, and returns the
+// connections in the same order. On error it closes what it opened.
+func connectAll(ctx context.Context, eps []endpoint, parallel int) ([]*websocket.Conn, error) {
+	conns := make([]*websocket.Conn, len(eps))
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		wg       sync.WaitGroup
+		next     atomic.Int64
+		errOnce  sync.Once
+		firstErr error
+	)
+	for range parallel {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= len(eps) || ctx.Err() != nil {
+					return
+				}
+				conn, err := connect(ctx, eps[i])
+				if err != nil {
+					errOnce.Do(func() {
+						firstErr = fmt.Errorf("client %d: %w", i, err)
+						cancel()
+					})
+					return
+				}
+				conns[i] = conn
+			}
+		}()
+	}
+	wg.Wait()
+	if firstErr == nil && ctx.Err() != nil {
+		firstErr = ctx.Err()
+	}
+	if firstErr != nil {
+		closeAll(conns)
+		return nil, firstErr
+	}
+	return conns, nil
+}
+
+// closeAll sends a normal close to each connection and closes it.
+func closeAll(conns []*websocket.Conn) {
+	msg := websocket.FormatCloseMessage(websocket.CloseNormalClosure, "")
+	for _, c := range conns {
+		if c == nil {
+			continue
+		}
+		_ = c.WriteControl(websocket.CloseMessage, msg, time.Now().Add(time.Second))
+		c.Close()
+	}
+}
+
+// discard reads and drops everything until the connection ends, so that
+// pings are answered and the hub sees a live client.
+func discard(conn *websocket.Conn) {
+	for {
+		_, r, err := conn.NextReader()
+		if err != nil {
+			return
+		}
+		if _, err := io.Copy(io.Discard, r); err != nil {
+			return
+		}
+	}
+}
