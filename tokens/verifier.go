@@ -86,6 +86,7 @@ func NewVerifier(cfg VerifierConfig) (*Verifier, error) {
 			jwt.WithIssuedAt(),
 			jwt.WithLeeway(cfg.Leeway),
 			jwt.WithTimeFunc(cfg.Now),
+			jwt.WithStrictDecoding(),
 		),
 	}, nil
 }
