@@ -1,0 +1,462 @@
+package telegraphy
+
+import (
+	"context"
+	"fmt"
+	"reflect"
+
+	"github.com/telegraphy-go/telegraphy/broker"
+	"github.com/telegraphy-go/telegraphy/events"
+	"gorm.io/gorm"
+	"gorm.io/gorm/callbacks"
+	"gorm.io/gorm/clause"
+	"gorm.io/gorm/schema"
+)
+
+// stmtState carries what the before callback learned to the after
+// callback of the same statement.
+type stmtState struct {
+	m     *events.Model
+	tx    *txPool
+	state txState
+
+	// started is the transaction the plugin began because the statement
+	// had none (SkipDefaultTransaction) but needs its reads and write to
+	// be atomic; restore is the connection to put back afterwards.
+	started *gorm.DB
+	restore gorm.ConnPool
+
+	addedSet bool
+	soft     bool
+	changed  []string
+	bulk     bool
+	keys     [][]any       // primary keys of the affected rows, in order
+	rows     reflect.Value // hard delete: the rows as read before
+}
+
+type stateKey struct{ stmt *gorm.Statement }
+
+func loadState(db *gorm.DB) *stmtState {
+	v, ok := db.Statement.Settings.LoadAndDelete(stateKey{db.Statement})
+	if !ok {
+		return nil
+	}
+	return v.(*stmtState)
+}
+
+// begin checks that the statement's connection is followed by the plugin
+// and returns the state for the after callback; nil when the statement
+// emits nothing or already failed.
+func (p *Plugin) begin(db *gorm.DB, op events.Operation) *stmtState {
+	if db.Error != nil || db.DryRun {
+		return nil
+	}
+	m := p.model(db)
+	if m == nil || !m.Options.Operations.Has(op) || m.Options.Operations&events.OpNone != 0 {
+		return nil
+	}
+	tx, state := p.track(db.Statement.ConnPool)
+	if state == untracked {
+		_ = db.AddError(fmt.Errorf("%w: writing %s through %T (db.Connection, a transaction begun outside GORM, or dbresolver)",
+			ErrUntracked, m.Name, db.Statement.ConnPool))
+		return nil
+	}
+	st := &stmtState{m: m, tx: tx, state: state}
+	db.Statement.Settings.Store(stateKey{db.Statement}, st)
+	return st
+}
+
+// beginOwnTx starts a transaction for a statement that runs outside one,
+// so that its pre-reads, write and re-reads see one state.
+func (p *Plugin) beginOwnTx(db *gorm.DB, st *stmtState) bool {
+	if st.state != noTx {
+		return true
+	}
+	tx := db.Session(&gorm.Session{NewDB: true}).Begin()
+	if tx.Error != nil {
+		_ = db.AddError(tx.Error)
+		return false
+	}
+	st.started = tx
+	st.restore = db.Statement.ConnPool
+	db.Statement.ConnPool = tx.Statement.ConnPool
+	st.tx, st.state = p.track(tx.Statement.ConnPool)
+	return true
+}
+
+// finish commits or rolls back a transaction begun by beginOwnTx.
+func (p *Plugin) finish(db *gorm.DB, st *stmtState) {
+	if st.started == nil {
+		return
+	}
+	if db.Error != nil {
+		st.started.Rollback()
+	} else if err := st.started.Commit().Error; err != nil {
+		_ = db.AddError(err)
+	}
+	db.Statement.ConnPool = st.restore
+}
+
+// emit sends msgs to the statement's transaction, or publishes them now
+// when there is none.
+func (p *Plugin) emit(db *gorm.DB, st *stmtState, msgs []broker.Message) {
+	if len(msgs) == 0 {
+		return
+	}
+	if st.tx != nil {
+		st.tx.add(msgs)
+		return
+	}
+	p.publish(db.Statement.Context, msgs)
+}
+
+func (p *Plugin) beforeCreate(db *gorm.DB) { p.begin(db, events.OpCreate) }
+
+func (p *Plugin) afterCreate(db *gorm.DB) {
+	st := loadState(db)
+	if st == nil || db.Error != nil || db.RowsAffected == 0 {
+		return
+	}
+	var msgs []broker.Message
+	each(db.Statement.ReflectValue, func(v reflect.Value) {
+		if db.Error != nil {
+			return
+		}
+		msg, err := p.modelMessage(st.m, v, events.Meta{EventType: events.TypeCreate})
+		if err != nil {
+			_ = db.AddError(err)
+			return
+		}
+		msgs = append(msgs, msg)
+	})
+	if db.Error == nil {
+		p.emit(db, st, msgs)
+	}
+}
+
+// each calls fn with every struct in v: a struct, or a slice or array of
+// structs or pointers to them.
+func each(v reflect.Value, fn func(reflect.Value)) {
+	for v.Kind() == reflect.Pointer || v.Kind() == reflect.Interface {
+		if v.IsNil() {
+			return
+		}
+		v = v.Elem()
+	}
+	switch v.Kind() {
+	case reflect.Struct:
+		fn(v)
+	case reflect.Slice, reflect.Array:
+		for i := 0; i < v.Len(); i++ {
+			e := v.Index(i)
+			for e.Kind() == reflect.Pointer || e.Kind() == reflect.Interface {
+				if e.IsNil() {
+					break
+				}
+				e = e.Elem()
+			}
+			if e.Kind() == reflect.Struct {
+				fn(e)
+			}
+		}
+	}
+}
+
+// modelMessage builds the message of one model event for the struct v.
+func (p *Plugin) modelMessage(m *events.Model, v reflect.Value, meta events.Meta) (broker.Message, error) {
+	pk, key, err := m.PK(v)
+	if err != nil {
+		return broker.Message{}, fmt.Errorf("telegraphy: %s primary key: %w", m.Name, err)
+	}
+	data, err := m.Data(v)
+	if err != nil {
+		return broker.Message{}, err
+	}
+	meta.PK = pk
+	meta.VerboseName = m.Options.VerboseName
+	channels := make([]string, 2, 4)
+	channels[0], channels[1] = m.Name, m.Name+":"+key
+	if m.Options.Channels != nil {
+		var ptr any
+		if v.CanAddr() {
+			ptr = v.Addr().Interface()
+		} else {
+			pv := reflect.New(v.Type())
+			pv.Elem().Set(v)
+			ptr = pv.Interface()
+		}
+		for _, c := range m.Options.Channels(ptr) {
+			if c != "" {
+				channels = append(channels, c)
+			}
+		}
+	}
+	return newMessage(m.Name, meta, data, channels)
+}
+
+func (p *Plugin) bulkLimit(m *events.Model) int {
+	if m.Options.BulkLimit != 0 {
+		return m.Options.BulkLimit
+	}
+	return p.cfg.BulkLimit
+}
+
+// whereExprs returns the statement's WHERE expressions.
+func whereExprs(stmt *gorm.Statement) []clause.Expression {
+	if c, ok := stmt.Clauses["WHERE"]; ok {
+		if w, ok := c.Expression.(clause.Where); ok {
+			return append([]clause.Expression(nil), w.Exprs...)
+		}
+	}
+	return nil
+}
+
+// reader returns a fresh query on the statement's table and connection,
+// without hooks or soft-delete scoping.
+func reader(db *gorm.DB) *gorm.DB {
+	return db.Session(&gorm.Session{NewDB: true, SkipHooks: true}).Unscoped().Table(db.Statement.Table)
+}
+
+func pkOrder(s *schema.Schema) clause.OrderBy {
+	var ob clause.OrderBy
+	for _, n := range s.PrimaryFieldDBNames {
+		ob.Columns = append(ob.Columns, clause.OrderByColumn{Column: clause.Column{Name: n}})
+	}
+	return ob
+}
+
+// preselect reads the rows matched by where, at most limit+1, ordered by
+// primary key, locking them where the dialect can. With pkOnly it reads
+// just the key columns. It returns a pointer to a slice of the model type.
+func preselect(db *gorm.DB, where []clause.Expression, limit int, pkOnly bool) (reflect.Value, error) {
+	s := db.Statement.Schema
+	q := reader(db).Clauses(clause.Where{Exprs: where}).Order(pkOrder(s)).Limit(limit + 1)
+	if pkOnly {
+		q = q.Select(s.PrimaryFieldDBNames)
+	}
+	if db.Dialector.Name() != "sqlite" {
+		q = q.Clauses(clause.Locking{Strength: "UPDATE"})
+	}
+	rows := reflect.New(reflect.SliceOf(s.ModelType))
+	if err := q.Find(rows.Interface()).Error; err != nil {
+		return reflect.Value{}, fmt.Errorf("telegraphy: read rows before %s: %w", s.Table, err)
+	}
+	return rows, nil
+}
+
+// keysOf returns the primary key values of each row, as the statement's
+// schema reads them.
+func keysOf(s *schema.Schema, rows reflect.Value) [][]any {
+	rows = reflect.Indirect(rows)
+	out := make([][]any, rows.Len())
+	for i := range out {
+		k := make([]any, len(s.PrimaryFields))
+		for j, f := range s.PrimaryFields {
+			k[j], _ = f.ValueOf(context.Background(), rows.Index(i))
+		}
+		out[i] = k
+	}
+	return out
+}
+
+// reread reads the rows with the given keys after the write, in key
+// order.
+func reread(db *gorm.DB, keys [][]any) (reflect.Value, error) {
+	s := db.Statement.Schema
+	column, values := schema.ToQueryValues(db.Statement.Table, s.PrimaryFieldDBNames, keys)
+	rows := reflect.New(reflect.SliceOf(s.ModelType))
+	err := reader(db).Where(clause.IN{Column: column, Values: values}).Order(pkOrder(s)).Find(rows.Interface()).Error
+	if err != nil {
+		return reflect.Value{}, fmt.Errorf("telegraphy: read rows after %s: %w", s.Table, err)
+	}
+	return rows.Elem(), nil
+}
+
+func (p *Plugin) beforeUpdate(db *gorm.DB) {
+	st := p.begin(db, events.OpUpdate)
+	if st == nil {
+		return
+	}
+	stmt := db.Statement
+	// Build the SET and WHERE the way gorm:update will, so the rows it is
+	// about to change can be read first.
+	for _, c := range stmt.Schema.UpdateClauses {
+		stmt.AddClause(c)
+	}
+	if stmt.SQL.Len() == 0 {
+		if _, ok := stmt.Clauses["SET"]; !ok {
+			set := callbacks.ConvertToAssignments(stmt)
+			if len(set) == 0 {
+				return // gorm:update does nothing either
+			}
+			stmt.AddClause(set)
+			st.addedSet = true
+		}
+	}
+	if c, ok := stmt.Clauses["SET"]; ok {
+		if set, ok := c.Expression.(clause.Set); ok {
+			seen := make(map[string]bool, len(set))
+			for _, a := range set {
+				if name, ok := st.m.Column(a.Column.Name); ok && !seen[name] {
+					seen[name] = true
+					st.changed = append(st.changed, name)
+				}
+			}
+		}
+	}
+	where := whereExprs(stmt)
+	if len(where) == 0 && !stmt.AllowGlobalUpdate {
+		return // gorm:update refuses it with ErrMissingWhereClause
+	}
+	p.selectAffected(db, st, where, true)
+}
+
+// selectAffected finds the keys of the rows the statement will touch:
+// from the loaded instance when it names exactly one row by its full
+// primary key, else by reading them (and locking them where possible)
+// inside the statement's transaction.
+func (p *Plugin) selectAffected(db *gorm.DB, st *stmtState, where []clause.Expression, pkOnly bool) {
+	if !p.beginOwnTx(db, st) {
+		return
+	}
+	limit := p.bulkLimit(st.m)
+	if limit < 0 {
+		st.bulk = true
+		return
+	}
+	stmt := db.Statement
+	if pkOnly {
+		if rv := reflect.Indirect(stmt.ReflectValue); rv.Kind() == reflect.Struct {
+			key := make([]any, len(stmt.Schema.PrimaryFields))
+			complete := true
+			for i, f := range stmt.Schema.PrimaryFields {
+				var zero bool
+				key[i], zero = f.ValueOf(stmt.Context, rv)
+				complete = complete && !zero
+			}
+			if complete {
+				st.keys = [][]any{key}
+				return
+			}
+		}
+	}
+	rows, err := preselect(db, where, limit, pkOnly)
+	if err != nil {
+		_ = db.AddError(err)
+		return
+	}
+	if rows.Elem().Len() > limit {
+		st.bulk = true
+		return
+	}
+	st.keys = keysOf(stmt.Schema, rows)
+	if !pkOnly {
+		st.rows = rows.Elem()
+	}
+}
+
+func (p *Plugin) afterUpdate(db *gorm.DB) {
+	st := loadState(db)
+	if st == nil {
+		return
+	}
+	if st.addedSet {
+		delete(db.Statement.Clauses, "SET")
+	}
+	if db.Error == nil && db.RowsAffected > 0 {
+		p.emitRows(db, st, events.TypeUpdate, events.TypeBulkUpdate, events.Meta{EventType: events.TypeUpdate, Changed: st.changed})
+	}
+	p.finish(db, st)
+}
+
+// emitRows emits one event per affected row, read back after the write
+// (or as read before it, for hard deletes), or one bulk event.
+func (p *Plugin) emitRows(db *gorm.DB, st *stmtState, typ, bulkTyp string, meta events.Meta) {
+	if st.bulk {
+		meta.EventType, meta.Changed, meta.Count = bulkTyp, nil, db.RowsAffected
+		msg, err := newMessage(st.m.Name, meta, []byte("null"), []string{st.m.Name})
+		if err != nil {
+			_ = db.AddError(err)
+			return
+		}
+		p.emit(db, st, []broker.Message{msg})
+		return
+	}
+	if len(st.keys) == 0 {
+		return
+	}
+	rows := st.rows
+	if !rows.IsValid() {
+		var err error
+		if rows, err = reread(db, st.keys); err != nil {
+			_ = db.AddError(err)
+			return
+		}
+	}
+	msgs := make([]broker.Message, 0, rows.Len())
+	for i := 0; i < rows.Len(); i++ {
+		msg, err := p.modelMessage(st.m, rows.Index(i), meta)
+		if err != nil {
+			_ = db.AddError(err)
+			return
+		}
+		msgs = append(msgs, msg)
+	}
+	p.emit(db, st, msgs)
+}
+
+func (p *Plugin) beforeDelete(db *gorm.DB) {
+	st := p.begin(db, events.OpDelete)
+	if st == nil {
+		return
+	}
+	stmt := db.Statement
+	soft := len(stmt.Schema.DeleteClauses) > 0 && !stmt.Unscoped
+	var where []clause.Expression
+	if soft {
+		// The soft-delete clause turns the statement into an UPDATE with
+		// its full WHERE (keys, deleted_at IS NULL) and builds it now;
+		// gorm:delete then runs it as built.
+		for _, c := range stmt.Schema.DeleteClauses {
+			stmt.AddClause(c)
+		}
+		where = whereExprs(stmt)
+	} else {
+		where = append(whereExprs(stmt), deleteKeyConds(stmt)...)
+	}
+	if len(where) == 0 && !stmt.AllowGlobalUpdate {
+		return // gorm:delete refuses it with ErrMissingWhereClause
+	}
+	st.soft = soft
+	// A hard delete reads the whole rows first: afterwards they are gone.
+	// A soft delete re-reads them like an update.
+	p.selectAffected(db, st, where, soft)
+}
+
+// deleteKeyConds are the key conditions gorm:delete adds from the
+// instances being deleted.
+func deleteKeyConds(stmt *gorm.Statement) []clause.Expression {
+	var out []clause.Expression
+	_, vals := schema.GetIdentityFieldValuesMap(stmt.Context, stmt.ReflectValue, stmt.Schema.PrimaryFields)
+	if column, values := schema.ToQueryValues(stmt.Table, stmt.Schema.PrimaryFieldDBNames, vals); len(values) > 0 {
+		out = append(out, clause.IN{Column: column, Values: values})
+	}
+	if stmt.ReflectValue.CanAddr() && stmt.Dest != stmt.Model && stmt.Model != nil {
+		_, vals = schema.GetIdentityFieldValuesMap(stmt.Context, reflect.ValueOf(stmt.Model), stmt.Schema.PrimaryFields)
+		if column, values := schema.ToQueryValues(stmt.Table, stmt.Schema.PrimaryFieldDBNames, vals); len(values) > 0 {
+			out = append(out, clause.IN{Column: column, Values: values})
+		}
+	}
+	return out
+}
+
+func (p *Plugin) afterDelete(db *gorm.DB) {
+	st := loadState(db)
+	if st == nil {
+		return
+	}
+	if db.Error == nil && db.RowsAffected > 0 {
+		p.emitRows(db, st, events.TypeDelete, events.TypeBulkDelete, events.Meta{EventType: events.TypeDelete, Soft: st.soft})
+	}
+	p.finish(db, st)
+}

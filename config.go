@@ -1,0 +1,44 @@
+package telegraphy
+
+import (
+	"log/slog"
+	"time"
+
+	"github.com/telegraphy-go/telegraphy/broker"
+	"github.com/telegraphy-go/telegraphy/events"
+)
+
+// Config configures a Plugin. Broker is required; every other field has a
+// usable zero value.
+type Config struct {
+	// Broker receives every event after its transaction commits. Required:
+	// Initialize fails with ErrNoBroker without it.
+	Broker broker.Broker
+	// ErrorHandler is called with every error that happens after a commit
+	// (a failed publish), which cannot be returned to the caller whose
+	// transaction already committed. It may be called from any goroutine
+	// that commits. Zero value means the error is only logged.
+	ErrorHandler func(error)
+	// Logger logs publish failures. Zero value means slog.Default().
+	Logger *slog.Logger
+	// BulkLimit is the default for Options.BulkLimit: how many rows an
+	// update or delete by condition may touch and still emit one event per
+	// row. Zero value means events.DefaultBulkLimit (1000); a negative
+	// value always sends one bulk event.
+	BulkLimit int
+	// PublishTimeout bounds each Broker.Publish call made after a commit.
+	// Zero value means 5 seconds.
+	PublishTimeout time.Duration
+}
+
+func (c *Config) setDefaults() {
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.BulkLimit == 0 {
+		c.BulkLimit = events.DefaultBulkLimit
+	}
+	if c.PublishTimeout <= 0 {
+		c.PublishTimeout = 5 * time.Second
+	}
+}

@@ -1,0 +1,202 @@
+package telegraphy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+	"sync"
+	"time"
+
+	"github.com/telegraphy-go/telegraphy/broker"
+	"github.com/telegraphy-go/telegraphy/events"
+	"gorm.io/gorm"
+)
+
+// Errors returned by the plugin. Registration errors are the events
+// package's, re-exported here.
+var (
+	// ErrNoBroker is returned by Initialize when Config.Broker is nil.
+	ErrNoBroker = errors.New("telegraphy: Config.Broker is required")
+	// ErrUntracked is returned (as the statement's error) when a registered
+	// model is written through a connection whose commit the plugin cannot
+	// observe: db.Connection, a transaction begun outside GORM, or
+	// gorm.io/plugin/dbresolver. Initialize returns it when dbresolver is
+	// already registered.
+	ErrUntracked = errors.New("telegraphy: connection not tracked by the plugin, events would be wrong")
+	// ErrNotInitialized is returned by Emit given a DB the plugin was not
+	// initialized on.
+	ErrNotInitialized = errors.New("telegraphy: plugin not initialized on this DB")
+	// ErrEmptyName is returned by Emit without an event name or type.
+	ErrEmptyName = errors.New("telegraphy: empty event name or type")
+
+	ErrNotStruct    = events.ErrNotStruct    // see events.ErrNotStruct
+	ErrUnknownField = events.ErrUnknownField // see events.ErrUnknownField
+	ErrDuplicate    = events.ErrDuplicate    // see events.ErrDuplicate
+	ErrNameTaken    = events.ErrNameTaken    // see events.ErrNameTaken
+	ErrNoPrimaryKey = events.ErrNoPrimaryKey // see events.ErrNoPrimaryKey
+)
+
+// Plugin turns GORM writes of registered models into events published
+// after commit. Create one with New, register models, then db.Use it. A
+// Plugin may be used by one *gorm.DB (and every session derived from it).
+type Plugin struct {
+	cfg Config
+
+	reg      events.Registry
+	notModel sync.Map // reflect.Type -> struct{}: types seen without registration
+	discover sync.Mutex
+}
+
+// New returns a Plugin configured by cfg. It does not fail; Initialize
+// (called by db.Use) validates cfg.
+func New(cfg Config) *Plugin {
+	cfg.setDefaults()
+	return &Plugin{cfg: cfg}
+}
+
+// Name implements gorm.Plugin.
+func (p *Plugin) Name() string { return "telegraphy" }
+
+// Register makes model (a struct value or a pointer to one) emit events
+// with opts. It fails with ErrNotStruct, ErrNoPrimaryKey, ErrUnknownField
+// (naming the field), ErrDuplicate or ErrNameTaken. Register may be called
+// before or after db.Use.
+func (p *Plugin) Register(model any, opts events.Options) error {
+	m, err := events.NewModel(model, opts)
+	if err != nil {
+		return err
+	}
+	if err := p.reg.Add(m); err != nil {
+		return err
+	}
+	p.notModel.Delete(m.Type)
+	return nil
+}
+
+// Initialize implements gorm.Plugin: it wraps the DB's connection pool so
+// that commits and rollbacks can be followed, and registers the
+// callbacks.
+func (p *Plugin) Initialize(db *gorm.DB) error {
+	if p.cfg.Broker == nil {
+		return ErrNoBroker
+	}
+	if _, ok := db.Plugins["gorm:db_resolver"]; ok {
+		return fmt.Errorf("%w: dbresolver is registered; its connections bypass the plugin", ErrUntracked)
+	}
+	if _, ok := db.ConnPool.(*connPool); ok {
+		return fmt.Errorf("telegraphy: a telegraphy plugin is already initialized on this DB")
+	}
+	pool := &connPool{ConnPool: db.ConnPool, p: p}
+	db.ConnPool = pool
+	db.Statement.ConnPool = pool
+
+	cb := db.Callback()
+	steps := []error{
+		cb.Create().Before("gorm:create").Register("telegraphy:before_create", p.beforeCreate),
+		cb.Create().After("gorm:after_create").Before("gorm:commit_or_rollback_transaction").
+			Register("telegraphy:after_create", p.afterCreate),
+		cb.Update().Before("gorm:update").Register("telegraphy:before_update", p.beforeUpdate),
+		cb.Update().After("gorm:after_update").Before("gorm:commit_or_rollback_transaction").
+			Register("telegraphy:after_update", p.afterUpdate),
+		cb.Delete().Before("gorm:delete").Register("telegraphy:before_delete", p.beforeDelete),
+		cb.Delete().After("gorm:after_delete").Before("gorm:commit_or_rollback_transaction").
+			Register("telegraphy:after_delete", p.afterDelete),
+	}
+	return errors.Join(steps...)
+}
+
+// model returns the registered model of the statement's type, registering
+// it first when it implements events.Eventer; nil when it emits nothing.
+func (p *Plugin) model(db *gorm.DB) *events.Model {
+	s := db.Statement.Schema
+	if s == nil {
+		return nil
+	}
+	t := s.ModelType
+	if m := p.reg.Lookup(t); m != nil {
+		return m
+	}
+	if _, ok := p.notModel.Load(t); ok {
+		return nil
+	}
+	if !events.IsEventer(t) {
+		p.notModel.Store(t, struct{}{})
+		return nil
+	}
+	p.discover.Lock()
+	defer p.discover.Unlock()
+	if m := p.reg.Lookup(t); m != nil {
+		return m
+	}
+	opts := reflect.New(t).Interface().(events.Eventer).TelegraphyEvents()
+	if err := p.Register(reflect.New(t).Interface(), opts); err != nil {
+		_ = db.AddError(err)
+		return nil
+	}
+	return p.reg.Lookup(t)
+}
+
+// txState is where a statement's events go.
+type txState int
+
+const (
+	untracked txState = iota
+	inTx              // buffered in a *txPool until its commit
+	noTx              // autocommit: published once the statement succeeds
+)
+
+// track finds the plugin's transaction behind a statement's connection.
+func (p *Plugin) track(pool gorm.ConnPool) (*txPool, txState) {
+	switch c := pool.(type) {
+	case *txPool:
+		if c.p == p {
+			return c, inTx
+		}
+	case *gorm.PreparedStmtTX:
+		if t, ok := c.Tx.(*txPool); ok && t.p == p {
+			return t, inTx
+		}
+	case *connPool:
+		if c.p == p {
+			return nil, noTx
+		}
+	case *gorm.PreparedStmtDB:
+		if cp, ok := c.ConnPool.(*connPool); ok && cp.p == p {
+			return nil, noTx
+		}
+	}
+	return nil, untracked
+}
+
+// publish hands msgs to the broker. Errors go to the error handler and
+// the log, never to the writer whose transaction committed.
+func (p *Plugin) publish(ctx context.Context, msgs []broker.Message) {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.cfg.PublishTimeout)
+	defer cancel()
+	if err := p.cfg.Broker.Publish(ctx, msgs...); err != nil {
+		err = fmt.Errorf("telegraphy: publish %d event(s) after commit: %w", len(msgs), err)
+		p.cfg.Logger.Error("telegraphy: publish failed", "err", err, "events", len(msgs))
+		if p.cfg.ErrorHandler != nil {
+			p.cfg.ErrorHandler(err)
+		}
+	}
+}
+
+// newMessage builds the encoded event for one event. pk/key come from
+// events.Model.PK; instance is a pointer to the model struct (for
+// Options.Channels) or nil.
+func newMessage(name string, meta events.Meta, data []byte, channels []string) (broker.Message, error) {
+	now := time.Now()
+	meta.ID = events.NewID()
+	meta.Timestamp = events.Timestamp(now)
+	ev := events.Event{Name: name, Meta: meta, Data: data}
+	b, err := ev.Encode()
+	if err != nil {
+		return broker.Message{}, fmt.Errorf("telegraphy: encode %s event: %w", name, err)
+	}
+	return broker.Message{EventID: meta.ID, Channels: channels, Data: b, Time: now}, nil
+}
