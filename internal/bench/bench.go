@@ -14,6 +14,8 @@ package bench
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -77,6 +79,9 @@ type Config struct {
 	// Progress receives a line per second while events are published. Nil
 	// means none.
 	Progress io.Writer
+	// Log receives the warnings and errors of in-process hubs and brokers.
+	// Nil means they are discarded.
+	Log io.Writer
 }
 
 func (c *Config) setDefaults() error {
@@ -249,9 +254,13 @@ func runTarget(ctx context.Context, cfg Config, t target) (res *Result, err erro
 			err = fmt.Errorf("close %s: %w", t.name(), cerr)
 		}
 	}()
+	// Channel names are fresh for each run, so that history left in a
+	// shared Redis by an earlier run is never delivered.
+	run := make([]byte, 4)
+	_, _ = rand.Read(run)
 	channels := make([]string, cfg.Channels)
 	for i := range channels {
-		channels[i] = "bench." + strconv.Itoa(i)
+		channels[i] = "bench." + hex.EncodeToString(run) + "." + strconv.Itoa(i)
 	}
 	endpoints := func() ([]endpoint, error) {
 		eps := make([]endpoint, cfg.Clients)
@@ -284,12 +293,15 @@ func runTarget(ctx context.Context, cfg Config, t target) (res *Result, err erro
 	if err != nil {
 		return nil, err
 	}
-	base := time.Now()
 	hist := new(histogram)
+	var sentAt func(seq int64) (int64, bool)
+	if r, ok := t.(publishRecorder); ok {
+		sentAt = r.publishedAt
+	}
 	var stopping atomic.Bool
 	clients := make([]*client, len(conns))
 	for i, conn := range conns {
-		clients[i] = &client{channel: i % len(channels), conn: conn, hist: hist, base: base, done: make(chan struct{})}
+		clients[i] = &client{channel: i % len(channels), conn: conn, hist: hist, sentAt: sentAt, done: make(chan struct{})}
 		go clients[i].run(&stopping)
 	}
 	stopClients := func() {
@@ -301,7 +313,7 @@ func runTarget(ctx context.Context, cfg Config, t target) (res *Result, err erro
 	}
 
 	perChannel := make([]int64, len(channels))
-	published, elapsed, err := publish(ctx, cfg, t, channels, base, perChannel, clients)
+	published, elapsed, err := publish(ctx, cfg, t, channels, perChannel, clients)
 	if err != nil {
 		stopClients()
 		return nil, err
@@ -345,19 +357,36 @@ func runTarget(ctx context.Context, cfg Config, t target) (res *Result, err erro
 	return res, nil
 }
 
+// measuredEvents is how many measured events cfg publishes.
+func measuredEvents(cfg Config) int64 {
+	interval := time.Duration(float64(time.Second) / cfg.Rate)
+	return max(int64(cfg.Duration/interval), 1)
+}
+
+// origin is the clock every latency is measured on: publisher and clients
+// share it, and it is monotonic.
+var origin = time.Now()
+
+// clock returns nanoseconds since origin.
+func clock() int64 { return int64(time.Since(origin)) }
+
+// publishRecorder is a target that knows when each measured event was
+// published better than the event's sent_ns does (--db: the moment after
+// commit, when the plugin publishes).
+type publishRecorder interface {
+	publishedAt(seq int64) (int64, bool)
+}
+
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
 // publish sends warm-up events, then the measured ones at cfg.Rate for
 // cfg.Duration, printing progress each second. It returns how many
 // measured events it published and how long that took.
-func publish(ctx context.Context, cfg Config, t target, channels []string, base time.Time,
+func publish(ctx context.Context, cfg Config, t target, channels []string,
 	perChannel []int64, clients []*client) (int64, time.Duration, error) {
 	interval := time.Duration(float64(time.Second) / cfg.Rate)
 	warm := int64(cfg.Warmup / interval)
-	total := int64(cfg.Duration / interval)
-	if total < 1 {
-		total = 1
-	}
+	total := measuredEvents(cfg)
 
 	var (
 		progressWG sync.WaitGroup
@@ -397,7 +426,7 @@ func publish(ctx context.Context, cfg Config, t target, channels []string, base 
 		if i < 0 {
 			seq = -1
 		}
-		e := event{Seq: seq, Channel: channels[ch], SentNS: int64(time.Since(base))}
+		e := event{Seq: seq, Channel: channels[ch], SentNS: clock()}
 		if err := t.publish(ctx, e); err != nil {
 			return 0, 0, fmt.Errorf("publish event %d: %w", i, err)
 		}
@@ -456,19 +485,20 @@ func waitDelivered(ctx context.Context, clients []*client, expected int64) {
 
 // encodeEvent returns the JSON of the bench's event for e, as the plugin
 // would publish it: data carries seq and sent_ns.
-func encodeEvent(e event) []byte {
+func encodeEvent(e event) (id string, encoded []byte) {
 	data := make([]byte, 0, 48)
 	data = append(data, `{"seq":`...)
 	data = strconv.AppendInt(data, e.Seq, 10)
 	data = append(data, `,"sent_ns":`...)
 	data = strconv.AppendInt(data, e.SentNS, 10)
 	data = append(data, '}')
+	id = events.NewID()
 	ev := events.Event{
 		Name: "bench.Event",
 		Meta: events.Meta{
 			EventType: "bench",
 			Timestamp: events.Timestamp(time.Now()),
-			ID:        events.NewID(),
+			ID:        id,
 		},
 		Data: json.RawMessage(data),
 	}
@@ -476,7 +506,7 @@ func encodeEvent(e event) []byte {
 	if err != nil {
 		panic(err) // only a RawMessage that is not JSON fails, and data is
 	}
-	return b
+	return id, b
 }
 
 // Print writes a human-readable summary of rep.

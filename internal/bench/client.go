@@ -118,7 +118,9 @@ type client struct {
 	channel int // index of the channel it subscribed to
 	conn    *websocket.Conn
 	hist    *histogram
-	base    time.Time // the run's clock origin: sent_ns counts from it
+	// sentAt, when not nil, says when an event was published; otherwise
+	// its sent_ns does.
+	sentAt func(seq int64) (int64, bool)
 
 	got  []uint64 // bitmap of measured seqs received
 	dups uint64   // measured events received more than once
@@ -154,7 +156,7 @@ func (c *client) run(stopping *atomic.Bool) {
 			}
 			return
 		}
-		now := time.Since(c.base)
+		now := clock()
 		data := buf.Bytes()
 		for len(data) > 0 {
 			line := data
@@ -176,13 +178,20 @@ var (
 // handle looks at one message. Event payloads are found by key rather
 // than decoded: a full JSON decode per delivery would make the clients,
 // which share the machine with the hub, the bottleneck being measured.
-func (c *client) handle(msg []byte, now time.Duration) {
+func (c *client) handle(msg []byte, now int64) {
 	seq, ok := intField(msg, keySeq)
 	if !ok || seq < 0 {
 		return // not a bench event, or a warm-up one
 	}
-	if sent, ok := intField(msg, keySentNS); ok {
-		c.hist.Record(now - time.Duration(sent))
+	sent, ok := int64(0), false
+	if c.sentAt != nil {
+		sent, ok = c.sentAt(seq)
+	}
+	if !ok {
+		sent, ok = intField(msg, keySentNS)
+	}
+	if ok {
+		c.hist.Record(time.Duration(now - sent))
 	}
 	word, bit := seq/64, uint64(1)<<(seq%64)
 	for int64(len(c.got)) <= word {

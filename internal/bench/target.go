@@ -89,7 +89,7 @@ func (t *baselineTarget) endpoint(i int, channel string) (endpoint, error) {
 }
 
 func (t *baselineTarget) publish(ctx context.Context, e event) error {
-	data := encodeEvent(e)
+	_, data := encodeEvent(e)
 	// The same envelope a hub sends, built once and shared by every client.
 	msg := make([]byte, 0, len(data)+len(e.Channel)+64)
 	msg = append(msg, `{"type":"event","channel":`...)
