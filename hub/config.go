@@ -1,0 +1,225 @@
+package hub
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/telegraphy-go/telegraphy/broker"
+	"github.com/telegraphy-go/telegraphy/tokens"
+)
+
+// Defaults used when a Config field is zero.
+const (
+	DefaultMaxMessageSize = 64 << 10
+	DefaultMaxChannels    = 128
+	DefaultHelloTimeout   = 10 * time.Second
+	DefaultSendQueueBytes = 1 << 20
+	DefaultWriteTimeout   = 10 * time.Second
+	DefaultPingInterval   = 25 * time.Second
+	DefaultPongTimeout    = 10 * time.Second
+)
+
+// MaxChannelLength is the longest channel name, in bytes, a client may
+// subscribe to.
+const MaxChannelLength = 256
+
+// ControlChannel is the broker channel hubs use to talk to each other (for
+// Revoke). Clients can never subscribe to it, nor to any channel that
+// starts with "$".
+const ControlChannel = "$telegraphy.control"
+
+// Sentinel errors returned by New, Revoke and Close.
+var (
+	// ErrNoBroker is returned by New when Config.Broker is nil.
+	ErrNoBroker = errors.New("hub: Config.Broker is nil")
+	// ErrNoSecret is returned by New when Config.Secret is empty and no
+	// public channels are configured, so nobody could ever connect.
+	ErrNoSecret = errors.New("hub: Config.Secret is empty (set a secret of at least 32 bytes, or PublicChannels for an anonymous-only hub)")
+	// ErrBadConfig is wrapped by New for an invalid Config value.
+	ErrBadConfig = errors.New("hub: invalid config")
+	// ErrClosed is returned by Revoke after Close.
+	ErrClosed = errors.New("hub: closed")
+	// ErrEmptySubject is returned by Revoke for an empty subject.
+	ErrEmptySubject = errors.New("hub: empty subject")
+)
+
+// Config configures a Hub. Only Broker and Secret (or PublicChannels) are
+// needed; every other field has a documented default.
+type Config struct {
+	// Broker delivers publications to the hub and keeps channel history.
+	// Required.
+	Broker broker.Broker
+	// Secret verifies connection tokens (HS256, at least 32 bytes). Zero
+	// value is allowed only with PublicChannels: then every client is
+	// anonymous and hellos that carry a token are refused.
+	Secret []byte
+	// ReplayStore remembers used token ids, so each token connects once.
+	// Share one (e.g. the Redis broker's) between hubs behind a load
+	// balancer. Zero value means an in-memory store local to this hub.
+	ReplayStore tokens.ReplayStore
+	// TokenLeeway is the clock skew allowed when checking token times.
+	// Zero value means the tokens package default.
+	TokenLeeway time.Duration
+	// PublicChannels are channel patterns (an exact name, or a prefix
+	// ending in "*") anyone may subscribe to, with or without a token.
+	// An anonymous hello (no token) is accepted only when it is not empty.
+	// Zero value means none: every client needs a token.
+	PublicChannels []string
+	// AllowedOrigins lists the browser origins ("https://app.example.com")
+	// allowed to connect besides the hub's own; "*" allows any. Requests
+	// without an Origin header (non-browser clients) are always allowed.
+	// Zero value means same origin only.
+	AllowedOrigins []string
+	// MaxMessageSize is the largest frame, in bytes, a client may send;
+	// a larger one closes the connection with 1009. Zero value means
+	// 64 KiB.
+	MaxMessageSize int64
+	// MaxChannels is how many channels one connection may subscribe to;
+	// beyond it subscribe answers error "limit". Zero value means 128.
+	MaxChannels int
+	// HelloTimeout is how long a new connection has to authenticate with
+	// hello; after it the connection is closed with 4001. Zero value means
+	// 10 seconds.
+	HelloTimeout time.Duration
+	// SendQueueBytes bounds the bytes queued for one connection. A client
+	// whose queue would grow past it is closed with 4008 (slow consumer);
+	// nobody else waits for it. Zero value means 1 MiB.
+	SendQueueBytes int
+	// WriteTimeout bounds each write to a client. Zero value means 10
+	// seconds.
+	WriteTimeout time.Duration
+	// PingInterval is how often the hub pings every client. Zero value
+	// means 25 seconds.
+	PingInterval time.Duration
+	// PongTimeout is how long after a ping interval a silent client is
+	// considered gone: a connection from which nothing (message or pong)
+	// arrived for PingInterval+PongTimeout is dropped. Zero value means 10
+	// seconds.
+	PongTimeout time.Duration
+	// Registerer receives the hub's Prometheus metrics. Zero value means a
+	// private registry, served at /metrics.
+	Registerer prometheus.Registerer
+	// Gatherer is what /metrics serves. Zero value means Registerer when it
+	// is also a Gatherer (a *prometheus.Registry), else the private
+	// registry; /metrics answers 404 when there is nothing to serve.
+	Gatherer prometheus.Gatherer
+	// Logger receives the hub's logs; connection logs carry the session
+	// id. Zero value means slog.Default().
+	Logger *slog.Logger
+}
+
+// withDefaults validates c and fills in its zero fields.
+func (c Config) withDefaults() (Config, error) {
+	if c.Broker == nil {
+		return c, ErrNoBroker
+	}
+	if len(c.Secret) == 0 && len(c.PublicChannels) == 0 {
+		return c, ErrNoSecret
+	}
+	for _, p := range c.PublicChannels {
+		if err := checkPattern(p); err != nil {
+			return c, fmt.Errorf("%w: PublicChannels: %w", ErrBadConfig, err)
+		}
+	}
+	for _, o := range c.AllowedOrigins {
+		if o != "*" && !strings.Contains(o, "://") {
+			return c, fmt.Errorf("%w: AllowedOrigins: %q is not an origin like \"https://app.example.com\" or \"*\"", ErrBadConfig, o)
+		}
+	}
+	neg := func(name string, v int64) error {
+		if v < 0 {
+			return fmt.Errorf("%w: %s must not be negative (zero means the default)", ErrBadConfig, name)
+		}
+		return nil
+	}
+	for _, f := range []struct {
+		name string
+		v    int64
+	}{
+		{"MaxMessageSize", c.MaxMessageSize},
+		{"MaxChannels", int64(c.MaxChannels)},
+		{"HelloTimeout", int64(c.HelloTimeout)},
+		{"SendQueueBytes", int64(c.SendQueueBytes)},
+		{"WriteTimeout", int64(c.WriteTimeout)},
+		{"PingInterval", int64(c.PingInterval)},
+		{"PongTimeout", int64(c.PongTimeout)},
+		{"TokenLeeway", int64(c.TokenLeeway)},
+	} {
+		if err := neg(f.name, f.v); err != nil {
+			return c, err
+		}
+	}
+	if c.MaxMessageSize == 0 {
+		c.MaxMessageSize = DefaultMaxMessageSize
+	}
+	if c.MaxChannels == 0 {
+		c.MaxChannels = DefaultMaxChannels
+	}
+	if c.HelloTimeout == 0 {
+		c.HelloTimeout = DefaultHelloTimeout
+	}
+	if c.SendQueueBytes == 0 {
+		c.SendQueueBytes = DefaultSendQueueBytes
+	}
+	if c.WriteTimeout == 0 {
+		c.WriteTimeout = DefaultWriteTimeout
+	}
+	if c.PingInterval == 0 {
+		c.PingInterval = DefaultPingInterval
+	}
+	if c.PongTimeout == 0 {
+		c.PongTimeout = DefaultPongTimeout
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return c, nil
+}
+
+// checkPattern reports why p is not a usable channel pattern.
+func checkPattern(p string) error {
+	name := strings.TrimSuffix(p, "*")
+	switch {
+	case p == "":
+		return errors.New("empty pattern")
+	case strings.HasPrefix(p, "$"):
+		return fmt.Errorf("pattern %q: channels starting with \"$\" are reserved", p)
+	case strings.Contains(name, "*"):
+		return fmt.Errorf("pattern %q: \"*\" is allowed only at the end", p)
+	}
+	if name == "" {
+		return nil // "*": every channel
+	}
+	if err := checkChannel(name); err != nil {
+		return fmt.Errorf("pattern %q: %w", p, err)
+	}
+	return nil
+}
+
+// checkChannel reports why name cannot be subscribed to.
+func checkChannel(name string) error {
+	if name == "" {
+		return errors.New("empty channel name")
+	}
+	if len(name) > MaxChannelLength {
+		return fmt.Errorf("channel name longer than %d bytes", MaxChannelLength)
+	}
+	if !utf8.ValidString(name) {
+		return errors.New("channel name is not valid UTF-8")
+	}
+	for _, r := range name {
+		switch {
+		case r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0):
+			return errors.New("control character in channel name")
+		case r == '*':
+			return errors.New("\"*\" in channel name (patterns are for tokens, not subscriptions)")
+		}
+	}
+	return nil
+}

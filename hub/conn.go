@@ -1,0 +1,502 @@
+package hub
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/telegraphy-go/telegraphy/tokens"
+)
+
+// maxFrameBytes bounds the frames the writer builds by joining queued
+// messages; a single larger message still goes out alone.
+const maxFrameBytes = 32 << 10
+
+// closeGrace is how long the hub waits, after sending a close frame, for
+// the client to close its side before it drops the TCP connection.
+const closeGrace = time.Second
+
+var newline = []byte{'\n'}
+
+// conn is one WebSocket connection. Its reader goroutine lives as long as
+// the connection and owns the fields marked so; a writer goroutine runs
+// only while there is something to write, so an idle connection costs one
+// goroutine.
+type conn struct {
+	h       *Hub
+	ws      *websocket.Conn
+	session string
+
+	// Owned by the reader goroutine.
+	authed  bool
+	subject string
+	grants  []string
+	subs    map[string]*member
+
+	mu        sync.Mutex
+	queue     []outMsg
+	queued    int  // bytes in queue
+	writing   bool // a writer goroutine runs; stays true once it has closed
+	pingDue   bool
+	closing   bool
+	flush     bool // write the queue before the close frame
+	closeCode int  // 0: drop without a close frame
+	closeText string
+	closeSent bool // the writer is done; the reader may drop the TCP connection
+}
+
+// outMsg is one queued message. Event bytes are shared by every
+// connection they are queued to.
+type outMsg struct {
+	data   []byte
+	at     int64 // publication time in Unix nanoseconds, for latency; 0 for replies
+	events int   // event messages inside: 1 for an event, len(missed) for subscribed
+}
+
+func newConn(h *Hub, ws *websocket.Conn) *conn {
+	return &conn{h: h, ws: ws, session: newSessionID()}
+}
+
+// enqueue queues m for the writer. Over SendQueueBytes the connection is
+// closed with 4008 instead. It reports whether m was queued.
+func (c *conn) enqueue(m outMsg) bool {
+	c.mu.Lock()
+	if c.closing {
+		c.mu.Unlock()
+		return false
+	}
+	if c.queued+len(m.data) > c.h.cfg.SendQueueBytes {
+		c.closeLocked(closeSlowConsumer, "slow consumer", false)
+		c.mu.Unlock()
+		c.h.metrics.slowConsumers.Inc()
+		c.h.log.Info("hub: slow consumer closed", "session", c.session, "queued_bytes", c.queued)
+		return false
+	}
+	c.queue = append(c.queue, m)
+	c.queued += len(m.data)
+	if !c.writing {
+		c.startWriterLocked()
+	}
+	c.mu.Unlock()
+	return true
+}
+
+// send queues a reply.
+func (c *conn) send(b []byte) bool { return c.enqueue(outMsg{data: b}) }
+
+func (c *conn) sendError(e *protoError) bool {
+	return c.send(encode(errorMsg{Type: typeError, ID: e.id, Code: e.code, Message: e.message}))
+}
+
+// closeWith closes the connection with a close frame carrying code (none
+// when code is 0), after the queued messages when flush is set. Only the
+// first call has an effect; it reports whether this was it.
+func (c *conn) closeWith(code int, text string, flush bool) bool {
+	c.mu.Lock()
+	first := !c.closing
+	if first {
+		c.closeLocked(code, text, flush)
+	}
+	c.mu.Unlock()
+	return first
+}
+
+func (c *conn) closeLocked(code int, text string, flush bool) {
+	c.closing, c.closeCode, c.closeText, c.flush = true, code, text, flush
+	if !flush {
+		c.queue, c.queued = nil, 0
+	}
+	if !c.writing {
+		c.startWriterLocked()
+	}
+	label := "none"
+	if code != 0 {
+		label = strconv.Itoa(code)
+	}
+	c.h.metrics.closes.WithLabelValues(label).Inc()
+}
+
+func (c *conn) startWriterLocked() {
+	c.writing = true
+	c.h.wg.Add(1)
+	go c.writeLoop()
+}
+
+// pingSoon asks the writer to send a ping.
+func (c *conn) pingSoon() {
+	c.mu.Lock()
+	if !c.closing {
+		c.pingDue = true
+		if !c.writing {
+			c.startWriterLocked()
+		}
+	}
+	c.mu.Unlock()
+}
+
+// writeLoop writes queued messages, several to a frame, until the queue is
+// empty, or writes the close frame once the connection is closing.
+func (c *conn) writeLoop() {
+	defer c.h.wg.Done()
+	var batch []outMsg
+	for {
+		c.mu.Lock()
+		if c.closing && (!c.flush || len(c.queue) == 0) {
+			code, text := c.closeCode, c.closeText
+			c.queue, c.queued = nil, 0
+			c.mu.Unlock()
+			c.writeClose(code, text)
+			return
+		}
+		ping := c.pingDue
+		c.pingDue = false
+		n, size := 0, 0
+		for n < len(c.queue) && (n == 0 || size+len(c.queue[n].data)+1 <= maxFrameBytes) {
+			size += len(c.queue[n].data) + 1
+			n++
+		}
+		if n == 0 && !ping {
+			c.writing = false
+			c.mu.Unlock()
+			return
+		}
+		batch = append(batch[:0], c.queue[:n]...)
+		clear(c.queue[:n])
+		c.queue = c.queue[n:]
+		if len(c.queue) == 0 {
+			c.queue = nil // an idle connection keeps no queue
+		}
+		c.queued -= size - n
+		c.mu.Unlock()
+
+		if err := c.writeBatch(batch, ping); err != nil {
+			c.writeFailed(err)
+			return
+		}
+		clear(batch)
+	}
+}
+
+func (c *conn) writeBatch(batch []outMsg, ping bool) error {
+	deadline := time.Now().Add(c.h.cfg.WriteTimeout)
+	if ping {
+		if err := c.ws.WriteControl(websocket.PingMessage, nil, deadline); err != nil {
+			return err
+		}
+	}
+	if len(batch) == 0 {
+		return nil
+	}
+	if err := c.ws.SetWriteDeadline(deadline); err != nil {
+		return err
+	}
+	w, err := c.ws.NextWriter(websocket.TextMessage)
+	if err != nil {
+		return err
+	}
+	for i, m := range batch {
+		if i > 0 {
+			_, _ = w.Write(newline)
+		}
+		_, _ = w.Write(m.data)
+	}
+	if err := w.Close(); err != nil {
+		return err
+	}
+	now := time.Now().UnixNano()
+	events := 0
+	for _, m := range batch {
+		events += m.events
+		if m.at != 0 {
+			c.h.metrics.deliveryLatency.Observe(float64(now-m.at) / 1e9)
+		}
+	}
+	if events > 0 {
+		c.h.metrics.delivered.Add(float64(events))
+	}
+	return nil
+}
+
+// writeClose sends the close frame, then lets the reader drain the
+// client's answer for closeGrace before it drops the connection.
+func (c *conn) writeClose(code int, text string) {
+	grace := closeGrace
+	if code != 0 {
+		if err := c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, text), time.Now().Add(c.h.cfg.WriteTimeout)); err != nil {
+			grace = 0
+		}
+	} else {
+		grace = 0
+	}
+	c.mu.Lock()
+	c.closeSent = true
+	_ = c.ws.NetConn().SetReadDeadline(time.Now().Add(grace))
+	c.mu.Unlock()
+}
+
+func (c *conn) writeFailed(err error) {
+	c.mu.Lock()
+	if !c.closing {
+		c.closeLocked(0, "", false)
+	}
+	c.queue, c.queued = nil, 0
+	c.closeSent = true
+	_ = c.ws.NetConn().SetReadDeadline(time.Now())
+	c.mu.Unlock()
+	c.h.log.Debug("hub: write failed", "session", c.session, "err", err)
+}
+
+// extendDeadline moves the read deadline after a message or pong from an
+// authenticated client. It reports false once the connection is closing,
+// so that the reader stops.
+func (c *conn) extendDeadline() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closing {
+		return false
+	}
+	if c.authed {
+		_ = c.ws.SetReadDeadline(time.Now().Add(c.h.cfg.PingInterval + c.h.cfg.PongTimeout))
+	}
+	return true
+}
+
+// readLoop reads and answers the client's messages, then tears the
+// connection down. It runs in its own goroutine for the connection's life.
+func (c *conn) readLoop() {
+	defer c.finish()
+	h := c.h
+	c.ws.SetReadLimit(h.cfg.MaxMessageSize)
+	_ = c.ws.SetReadDeadline(time.Now().Add(h.cfg.HelloTimeout))
+	c.ws.SetPongHandler(func(string) error {
+		c.extendDeadline()
+		return nil
+	})
+	for {
+		mt, frame, err := c.ws.ReadMessage()
+		if err != nil {
+			c.readFailed(err)
+			return
+		}
+		if mt != websocket.TextMessage {
+			c.sendError(&protoError{code: codeBadRequest, message: "binary frames are not part of the protocol"})
+			c.closeWith(closePolicy, "text frames only", true)
+			return
+		}
+		keep := true
+		eachLine(frame, func(line []byte) bool {
+			keep = c.handle(line)
+			return keep
+		})
+		if !keep || !c.extendDeadline() {
+			return
+		}
+	}
+}
+
+func (c *conn) readFailed(err error) {
+	var ne net.Error
+	switch {
+	case errors.Is(err, websocket.ErrReadLimit):
+		// gorilla/websocket has sent the 1009 close frame.
+		c.mu.Lock()
+		if !c.closing {
+			c.closeLocked(0, "", false)
+			c.h.metrics.closes.WithLabelValues(strconv.Itoa(closeTooBig)).Inc()
+		}
+		c.mu.Unlock()
+	case errors.As(err, &ne) && ne.Timeout() && !c.authed:
+		c.h.metrics.authFailures.WithLabelValues("no_hello").Inc()
+		c.sendError(&protoError{code: codeUnauthorized, message: "no hello in time"})
+		c.closeWith(closeUnauthorized, "hello timeout", true)
+	default:
+		// The client closed (gorilla answered its close frame), went
+		// silent past the pong deadline, or the connection broke.
+		c.closeWith(0, "", false)
+	}
+}
+
+// finish waits for the close frame to be written and the client to close,
+// then drops the connection and forgets it.
+func (c *conn) finish() {
+	h := c.h
+	c.closeWith(0, "", false)
+	c.mu.Lock()
+	nc := c.ws.NetConn()
+	if !c.closeSent {
+		// Upper bound; the writer shortens it once the close frame is out.
+		_ = nc.SetReadDeadline(time.Now().Add(h.cfg.WriteTimeout + closeGrace))
+	}
+	c.mu.Unlock()
+	// Drain so that our close does not reset the connection before the
+	// client has read the close frame.
+	_, _ = io.Copy(io.Discard, nc)
+	_ = c.ws.Close()
+
+	ctx, cancel := context.WithTimeout(context.Background(), brokerTimeout)
+	defer cancel()
+	for name := range c.subs {
+		h.leave(ctx, c, name)
+	}
+	h.mu.Lock()
+	delete(h.conns, c)
+	if set := h.subjects[c.subject]; set != nil {
+		delete(set, c)
+		if len(set) == 0 {
+			delete(h.subjects, c.subject)
+		}
+	}
+	h.mu.Unlock()
+	h.metrics.connections.Dec()
+	h.log.Debug("hub: disconnected", "session", c.session, "subject", c.subject)
+	h.wg.Done()
+}
+
+// handle answers one client message. It reports false when the connection
+// is closing and the reader should stop.
+func (c *conn) handle(line []byte) bool {
+	req, perr := decodeRequest(line)
+	if !c.authed {
+		switch {
+		case perr != nil && req.Type == "":
+			c.sendError(perr)
+			c.closeWith(closePolicy, "bad request", true)
+			return false
+		case req.Type != typeHello:
+			c.h.metrics.authFailures.WithLabelValues("no_hello").Inc()
+			c.sendError(&protoError{id: req.ID, code: codeUnauthorized, message: "send hello first"})
+			c.closeWith(closeUnauthorized, "hello required", true)
+			return false
+		case perr != nil:
+			return c.refuse("malformed", perr.message)
+		}
+		return c.hello(req)
+	}
+	if perr != nil {
+		c.sendError(perr)
+		return true
+	}
+	switch req.Type {
+	case typeHello:
+		c.sendError(&protoError{id: req.ID, code: codeBadRequest, message: "already authenticated"})
+	case typeSubscribe:
+		c.subscribe(req)
+	case typeUnsubscribe:
+		c.unsubscribe(req)
+	case typePing:
+		c.send(encode(idMsg{Type: typePong, ID: req.ID}))
+	}
+	return true
+}
+
+// refuse answers a failed hello and closes with 4001.
+func (c *conn) refuse(reason, message string) bool {
+	c.h.metrics.authFailures.WithLabelValues(reason).Inc()
+	c.h.log.Debug("hub: hello refused", "session", c.session, "reason", reason)
+	c.sendError(&protoError{code: codeUnauthorized, message: message})
+	c.closeWith(closeUnauthorized, reason, true)
+	return false
+}
+
+func (c *conn) hello(req request) bool {
+	h := c.h
+	if req.Token == "" {
+		if len(h.cfg.PublicChannels) == 0 {
+			return c.refuse("anonymous", "a token is required")
+		}
+	} else {
+		if h.verifier == nil {
+			return c.refuse("anonymous_only", "this hub accepts anonymous clients only")
+		}
+		ctx, cancel := context.WithTimeout(h.ctx, brokerTimeout)
+		claims, err := h.verifier.Verify(ctx, req.Token)
+		cancel()
+		if err != nil {
+			reason := tokens.Reason(err)
+			return c.refuse(reason, "token refused: "+reason)
+		}
+		c.subject, c.grants = claims.Subject, claims.Channels
+	}
+	c.authed = true
+	h.mu.Lock()
+	if c.subject != "" {
+		set := h.subjects[c.subject]
+		if set == nil {
+			set = make(map[*conn]struct{}, 1)
+			h.subjects[c.subject] = set
+		}
+		set[c] = struct{}{}
+	}
+	h.mu.Unlock()
+	h.log.Debug("hub: authenticated", "session", c.session, "subject", c.subject)
+	return c.send(encode(welcomeMsg{Type: typeWelcome, Session: c.session, Subject: c.subject}))
+}
+
+func (c *conn) allowed(name string) bool {
+	return tokens.Allowed(c.grants, name) || tokens.Allowed(c.h.cfg.PublicChannels, name)
+}
+
+func (c *conn) subscribe(req request) {
+	h := c.h
+	name := req.Channel
+	fail := func(code, msg string) { c.sendError(&protoError{id: req.ID, code: code, message: msg}) }
+	if strings.HasPrefix(name, "$") {
+		fail(codeForbidden, "channels starting with \"$\" are reserved")
+		return
+	}
+	if err := checkChannel(name); err != nil {
+		fail(codeBadRequest, err.Error())
+		return
+	}
+	if !c.allowed(name) {
+		fail(codeForbidden, "channel not allowed by your token")
+		return
+	}
+	if c.subs[name] != nil {
+		fail(codeBadRequest, "already subscribed")
+		return
+	}
+	if len(c.subs) >= h.cfg.MaxChannels {
+		fail(codeLimit, "at most "+strconv.Itoa(h.cfg.MaxChannels)+" channels per connection")
+		return
+	}
+	ctx, cancel := context.WithTimeout(h.ctx, brokerTimeout)
+	defer cancel()
+	ch, m, err := h.join(ctx, c, name)
+	if err != nil {
+		h.log.Warn("hub: broker subscribe failed", "session", c.session, "channel", name, "err", err)
+		fail(codeInternal, "could not subscribe")
+		return
+	}
+	res, err := h.cfg.Broker.History(ctx, name, req.Since)
+	if err != nil {
+		h.leave(ctx, c, name)
+		h.log.Warn("hub: broker history failed", "session", c.session, "channel", name, "err", err)
+		fail(codeInternal, "could not read the channel's position")
+		return
+	}
+	if c.subs == nil {
+		c.subs = make(map[string]*member, 1)
+	}
+	c.subs[name] = m
+	h.completeSubscribe(c, ch, m, req, res)
+}
+
+func (c *conn) unsubscribe(req request) {
+	if c.subs[req.Channel] == nil {
+		c.sendError(&protoError{id: req.ID, code: codeNotFound, message: "not subscribed"})
+		return
+	}
+	delete(c.subs, req.Channel)
+	ctx, cancel := context.WithTimeout(c.h.ctx, brokerTimeout)
+	defer cancel()
+	c.h.leave(ctx, c, req.Channel)
+	c.send(encode(idMsg{Type: typeUnsubscribed, ID: req.ID, Channel: req.Channel}))
+}

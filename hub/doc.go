@@ -1,0 +1,53 @@
+// Package hub is the WebSocket gateway of Telegraphy: it authenticates
+// browsers with single-use tokens, lets them subscribe to channels, and
+// delivers the events a Broker carries, with recovery of missed events
+// after a reconnect. The wire protocol is documented in docs/protocol.md.
+//
+//	h, err := hub.New(hub.Config{Broker: bus, Secret: secret})
+//	mux.Handle("/telegraphy/", http.StripPrefix("/telegraphy", h))
+//	...
+//	h.Close(ctx)
+//
+// A Hub is an http.Handler serving, below its mount point:
+//
+//	/ws             the WebSocket endpoint
+//	/healthz        200 "ok", or 503 and the reason (broker down, hub closed)
+//	/metrics        Prometheus metrics (telegraphy_hub_*)
+//	/telegraphy.js  the browser client (and /telegraphy.d.ts)
+//
+// # Concurrency
+//
+// New, ServeHTTP, Revoke and Close may be called from any goroutine. A hub
+// holds one broker Subscription: a channel is added to it when its first
+// local subscriber arrives and removed when its last one leaves. One
+// dispatcher goroutine reads the subscription, encodes each publication
+// once per channel and queues the shared bytes to every subscribed
+// connection. Each connection has one reader goroutine for its whole life
+// and a writer goroutine only while it has something to write; pings come
+// from one hub-wide ticker. Close stops them all and waits.
+//
+// # Delivery
+//
+// Within a channel a client receives events in offset order, each offset
+// at most once. Nobody waits for a slow client: a connection's send queue
+// is bounded in bytes (Config.SendQueueBytes), and a client whose queue
+// would overflow is closed with 4008; it reconnects and recovers with
+// since. A subscribe with since returns the missed events (from the
+// broker's bounded history) with recovered:true, or recovered:false when
+// they are gone, so that the client refetches. When the broker drops
+// publications for this hub (its buffer was full), the dispatcher notices
+// the offset gap and recovers the missing events from history; when it
+// cannot, each affected client gets a subscribed message without id and
+// with recovered:false. Delivery is at most once per connection; with
+// recovery on reconnect it is at least once per client, and clients drop
+// duplicates by meta.id.
+//
+// # Limits
+//
+// Every limit has a Config field; the zero value means the default:
+// frames from clients up to 64 KiB (1009 beyond), 128 channels per
+// connection (error "limit"), hello within 10 s (4001), 1 MiB send queue
+// per connection (4008), 10 s per write, a ping every 25 s and 10 s more
+// for any sign of life. Channel names are at most 256 bytes. Frames the
+// hub writes join queued messages up to 32 KiB.
+package hub
