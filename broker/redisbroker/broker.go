@@ -1,0 +1,385 @@
+package redisbroker
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/redis/go-redis/v9/maintnotifications"
+
+	"github.com/telegraphy-go/telegraphy/broker"
+)
+
+// Sentinel errors. Errors returned or reported by the Broker wrap one of
+// these, or broker.ErrClosed / broker.ErrEmptyChannel.
+var (
+	// ErrQueueFull is returned by Publish, and reported through
+	// Config.ErrorHandler once per dropped message, when the publish queue
+	// has no room: Redis has been unreachable or slower than the publishers
+	// for longer than the queue lasts.
+	ErrQueueFull = errors.New("redisbroker: publish queue full, message dropped")
+	// ErrDropped is reported through Config.ErrorHandler for a message that
+	// Redis refused for a reason retrying cannot fix, or that was still
+	// queued when Close's context ended.
+	ErrDropped = errors.New("redisbroker: message dropped")
+	// ErrUnavailable wraps a failure to reach Redis, in New and Ping.
+	ErrUnavailable = errors.New("redisbroker: Redis unavailable")
+)
+
+// Broker is the Redis implementation of broker.Broker and broker.Pinger.
+// App processes Publish through it; hubs Subscribe and read History
+// through it. Any number of each may share one Redis.
+type Broker struct {
+	cfg    Config
+	client redis.UniversalClient
+	own    bool // close client on Close
+	addr   string
+
+	mu     sync.RWMutex // guards closed and sending on queue
+	closed bool
+	queue  chan broker.Message
+
+	stop      context.Context // cancelled when Close gives up flushing
+	stopNow   context.CancelFunc
+	done      chan struct{} // closed when the publisher has exited
+	finished  chan struct{} // closed when Close has released everything
+	closeOnce sync.Once
+	unflushed atomic.Bool // Close gave up flushing
+
+	subsMu sync.Mutex
+	subs   map[*subscription]struct{}
+
+	published  atomic.Uint64
+	duplicates atomic.Uint64
+	dropped    atomic.Uint64
+	retries    atomic.Uint64
+}
+
+// Stats are counters of a Broker's publishing side since New.
+type Stats struct {
+	// Queued is the number of messages waiting in the publish queue.
+	Queued int
+	// Published counts (message, channel) pairs written to Redis.
+	Published uint64
+	// Duplicates counts (message, channel) pairs skipped because their
+	// event id was already in the channel's history.
+	Duplicates uint64
+	// Dropped counts messages lost: queue full, refused by Redis, or still
+	// queued when Close gave up.
+	Dropped uint64
+	// Retries counts failed attempts to write a batch to Redis.
+	Retries uint64
+}
+
+// New connects to Redis, checks that it answers, and starts the
+// background publisher. The error says which of a bad URL, an unreachable
+// server or refused credentials stopped it.
+func New(cfg Config) (*Broker, error) {
+	cfg.setDefaults()
+	b := &Broker{cfg: cfg, client: cfg.Client}
+	if b.client == nil {
+		if cfg.URL == "" {
+			return nil, errors.New("redisbroker: Config.URL or Config.Client is required")
+		}
+		opt, err := redis.ParseURL(cfg.URL)
+		if err != nil {
+			return nil, fmt.Errorf("redisbroker: bad Redis URL: %w", err)
+		}
+		// The maintenance-notification handshake is for managed Redis
+		// offerings; against a plain server it only adds a round trip.
+		opt.MaintNotificationsConfig = &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
+		b.addr = opt.Addr
+		b.client = redis.NewClient(opt)
+		b.own = true
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := b.Ping(ctx); err != nil {
+		if b.own {
+			_ = b.client.Close()
+		}
+		return nil, err
+	}
+	b.queue = make(chan broker.Message, cfg.QueueSize)
+	b.stop, b.stopNow = context.WithCancel(context.Background())
+	b.done = make(chan struct{})
+	b.finished = make(chan struct{})
+	b.subs = make(map[*subscription]struct{})
+	go b.runPublisher()
+	return b, nil
+}
+
+// Client returns the go-redis client the Broker uses.
+func (b *Broker) Client() redis.UniversalClient { return b.client }
+
+// Ping reports whether Redis answers. It implements broker.Pinger; hubs
+// use it for their health check.
+func (b *Broker) Ping(ctx context.Context) error {
+	err := b.client.Ping(ctx).Err()
+	if err == nil {
+		return nil
+	}
+	where := "Redis"
+	if b.addr != "" {
+		where = "Redis at " + b.addr
+	}
+	if redis.HasErrorPrefix(err, "WRONGPASS") || redis.HasErrorPrefix(err, "NOAUTH") || redis.HasErrorPrefix(err, "NOPERM") {
+		return fmt.Errorf("%w: %s refused the credentials: %w", ErrUnavailable, where, err)
+	}
+	return fmt.Errorf("%w: cannot reach %s: %w", ErrUnavailable, where, err)
+}
+
+// Stats returns the publishing counters.
+func (b *Broker) Stats() Stats {
+	return Stats{
+		Queued:     len(b.queue),
+		Published:  b.published.Load(),
+		Duplicates: b.duplicates.Load(),
+		Dropped:    b.dropped.Load(),
+		Retries:    b.retries.Load(),
+	}
+}
+
+// Publish implements broker.Broker. It queues msgs and returns without
+// waiting for Redis; the background publisher writes them in order. When
+// the queue is full, the messages that do not fit are dropped, each is
+// reported through Config.ErrorHandler, and Publish returns an error
+// wrapping ErrQueueFull. The Broker keeps each Message's Data until it is
+// sent: callers must not modify it.
+func (b *Broker) Publish(ctx context.Context, msgs ...broker.Message) error {
+	for _, m := range msgs {
+		for _, ch := range m.Channels {
+			if ch == "" {
+				return broker.ErrEmptyChannel
+			}
+		}
+	}
+	now := time.Now()
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	if b.closed {
+		return broker.ErrClosed
+	}
+	dropped := 0
+	for _, m := range msgs {
+		if m.Time.IsZero() {
+			m.Time = now
+		}
+		select {
+		case b.queue <- m:
+		default:
+			dropped++
+			b.dropped.Add(1)
+			b.report(fmt.Errorf("%w (event %q to %v)", ErrQueueFull, m.EventID, m.Channels))
+		}
+	}
+	if dropped > 0 {
+		return fmt.Errorf("%w: %d of %d messages", ErrQueueFull, dropped, len(msgs))
+	}
+	return nil
+}
+
+func (b *Broker) report(err error) {
+	if b.cfg.ErrorHandler != nil {
+		b.cfg.ErrorHandler(err)
+		return
+	}
+	b.cfg.Logger.Error("redisbroker", "err", err)
+}
+
+func newEpoch() string {
+	var e [6]byte
+	_, _ = rand.Read(e[:])
+	return hex.EncodeToString(e[:])
+}
+
+// History implements broker.Broker. It answers Recovered exactly as
+// broker.Memory does: true when since is nil, or when since has the
+// channel's epoch and the history still holds every publication after it.
+func (b *Broker) History(ctx context.Context, channel string, since *broker.Position) (broker.HistoryResult, error) {
+	if channel == "" {
+		return broker.HistoryResult{}, broker.ErrEmptyChannel
+	}
+	if b.isClosed() {
+		return broker.HistoryResult{}, broker.ErrClosed
+	}
+	sinceEpoch, sinceOffset := "", ""
+	if since != nil {
+		sinceEpoch, sinceOffset = since.Epoch, strconv.FormatUint(since.Offset, 10)
+	}
+	v, err := historyScript.Run(ctx, b.client, []string{b.metaKey(channel), b.streamKey(channel)},
+		newEpoch(), b.cfg.HistoryTTL.Milliseconds(), sinceEpoch, sinceOffset).Slice()
+	if err != nil {
+		return broker.HistoryResult{}, fmt.Errorf("redisbroker: history of %q: %w", channel, err)
+	}
+	if len(v) < 2 {
+		return broker.HistoryResult{}, fmt.Errorf("redisbroker: history of %q: unexpected reply %v", channel, v)
+	}
+	epoch, _ := v[0].(string)
+	offset, _ := v[1].(int64)
+	res := broker.HistoryResult{Position: broker.Position{Epoch: epoch, Offset: uint64(offset)}}
+	switch {
+	case since == nil:
+		res.Recovered = true
+		return res, nil
+	case since.Epoch != epoch || since.Offset > res.Position.Offset:
+		return res, nil
+	case since.Offset == res.Position.Offset:
+		res.Recovered = true
+		return res, nil
+	case len(v) < 3:
+		return res, nil
+	}
+	entries, _ := v[2].([]any)
+	pubs := make([]broker.Publication, 0, len(entries))
+	for i := len(entries) - 1; i >= 0; i-- {
+		p, err := parseEntry(channel, epoch, entries[i])
+		if err != nil {
+			return broker.HistoryResult{}, fmt.Errorf("redisbroker: history of %q: %w", channel, err)
+		}
+		pubs = append(pubs, p)
+	}
+	// The stream holds contiguous offsets; check it, so that a stream
+	// altered behind the broker's back answers recovered=false rather
+	// than a silent gap.
+	if uint64(len(pubs)) != res.Position.Offset-since.Offset || pubs[0].Offset != since.Offset+1 {
+		return res, nil
+	}
+	res.Publications = pubs
+	res.Recovered = true
+	return res, nil
+}
+
+// parseEntry turns an XREVRANGE entry ([id, [field, value, ...]]) into a
+// Publication.
+func parseEntry(channel, epoch string, entry any) (broker.Publication, error) {
+	e, ok := entry.([]any)
+	if !ok || len(e) != 2 {
+		return broker.Publication{}, fmt.Errorf("unexpected stream entry %v", entry)
+	}
+	fields, ok := e[1].([]any)
+	if !ok {
+		return broker.Publication{}, fmt.Errorf("unexpected stream entry %v", entry)
+	}
+	p := broker.Publication{Channel: channel, Epoch: epoch}
+	for i := 0; i+1 < len(fields); i += 2 {
+		k, _ := fields[i].(string)
+		val, _ := fields[i+1].(string)
+		switch k {
+		case "o":
+			p.Offset, _ = strconv.ParseUint(val, 10, 64)
+		case "i":
+			p.EventID = val
+		case "t":
+			ns, _ := strconv.ParseInt(val, 10, 64)
+			p.Time = time.Unix(0, ns)
+		case "d":
+			p.Data = []byte(val)
+		}
+	}
+	if p.Offset == 0 {
+		return broker.Publication{}, fmt.Errorf("stream entry without offset: %v", entry)
+	}
+	return p, nil
+}
+
+// encodePub is the pub/sub payload for a NoHistory message; publishScript
+// writes the same layout for the others:
+// "1\n<epoch>\n<offset>\n<event id>\n<unix ns>\n<data>".
+func encodePub(id string, t time.Time, data []byte) []byte {
+	buf := make([]byte, 0, len(data)+len(id)+32)
+	buf = append(buf, "1\n\n0\n"...)
+	buf = append(buf, id...)
+	buf = append(buf, '\n')
+	buf = strconv.AppendInt(buf, t.UnixNano(), 10)
+	buf = append(buf, '\n')
+	return append(buf, data...)
+}
+
+func decodePub(channel string, payload []byte) (broker.Publication, error) {
+	var parts [5][]byte
+	rest := payload
+	for i := range parts {
+		n := bytes.IndexByte(rest, '\n')
+		if n < 0 {
+			return broker.Publication{}, errors.New("redisbroker: malformed publication")
+		}
+		parts[i], rest = rest[:n], rest[n+1:]
+	}
+	if string(parts[0]) != "1" {
+		return broker.Publication{}, fmt.Errorf("redisbroker: unknown publication version %q", parts[0])
+	}
+	off, err := strconv.ParseUint(string(parts[2]), 10, 64)
+	if err != nil {
+		return broker.Publication{}, fmt.Errorf("redisbroker: malformed publication offset: %w", err)
+	}
+	ns, err := strconv.ParseInt(string(parts[4]), 10, 64)
+	if err != nil {
+		return broker.Publication{}, fmt.Errorf("redisbroker: malformed publication time: %w", err)
+	}
+	return broker.Publication{
+		Channel: channel,
+		Epoch:   string(parts[1]),
+		Offset:  off,
+		EventID: string(parts[3]),
+		Time:    time.Unix(0, ns),
+		Data:    rest,
+	}, nil
+}
+
+func (b *Broker) isClosed() bool {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	return b.closed
+}
+
+// Close implements broker.Broker. It stops accepting messages, lets the
+// publisher flush the queue to Redis until ctx is done (then reports what
+// is left as dropped), closes every subscription, and closes the Redis
+// client when the Broker made it. It is idempotent; every call waits for
+// the shutdown to finish or for its ctx.
+func (b *Broker) Close(ctx context.Context) error {
+	b.closeOnce.Do(func() {
+		b.mu.Lock()
+		b.closed = true
+		close(b.queue)
+		b.mu.Unlock()
+		go func() {
+			<-b.done
+			b.subsMu.Lock()
+			subs := make([]*subscription, 0, len(b.subs))
+			for s := range b.subs {
+				subs = append(subs, s)
+			}
+			b.subsMu.Unlock()
+			for _, s := range subs {
+				_ = s.Close()
+			}
+			if b.own {
+				_ = b.client.Close()
+			}
+			b.stopNow()
+			close(b.finished)
+		}()
+	})
+	select {
+	case <-b.done:
+	case <-ctx.Done():
+		// Give up flushing: the publisher reports what is left as dropped.
+		b.unflushed.Store(true)
+		b.stopNow()
+	}
+	<-b.finished
+	if b.unflushed.Load() {
+		return fmt.Errorf("redisbroker: close: queue not flushed: %w", context.Cause(ctx))
+	}
+	return nil
+}

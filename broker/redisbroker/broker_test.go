@@ -1,0 +1,703 @@
+package redisbroker
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/telegraphy-go/telegraphy/broker"
+	"github.com/telegraphy-go/telegraphy/internal/testenv"
+)
+
+// TestMain fails the run when a goroutine of this package or of go-redis
+// outlives the tests.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if code == 0 {
+		if leaked := leakedGoroutines(5 * time.Second); leaked != "" {
+			fmt.Fprintf(os.Stderr, "leaked goroutines:\n%s\n", leaked)
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
+func leakedGoroutines(wait time.Duration) string {
+	deadline := time.Now().Add(wait)
+	for {
+		buf := make([]byte, 1<<20)
+		buf = buf[:runtime.Stack(buf, true)]
+		var leaked []string
+		for _, g := range strings.Split(string(buf), "\n\n") {
+			if strings.Contains(g, "leakedGoroutines") {
+				continue
+			}
+			if strings.Contains(g, "redisbroker.") || strings.Contains(g, "go-redis") {
+				leaked = append(leaked, g)
+			}
+		}
+		if len(leaked) == 0 || time.Now().After(deadline) {
+			return strings.Join(leaked, "\n\n")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// errorLog collects what a Broker reports through ErrorHandler.
+type errorLog struct {
+	mu   sync.Mutex
+	errs []error
+}
+
+func (l *errorLog) handle(err error) {
+	l.mu.Lock()
+	l.errs = append(l.errs, err)
+	l.mu.Unlock()
+}
+
+func (l *errorLog) count(target error) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for _, err := range l.errs {
+		if errors.Is(err, target) {
+			n++
+		}
+	}
+	return n
+}
+
+func newBroker(t testing.TB, url string, cfg Config) *Broker {
+	t.Helper()
+	cfg.URL = url
+	if cfg.ErrorHandler == nil {
+		cfg.ErrorHandler = func(err error) { t.Logf("broker error: %v", err) }
+	}
+	b, err := New(cfg)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = b.Close(ctx)
+	})
+	return b
+}
+
+func subscribe(t testing.TB, b *Broker, channels ...string) broker.Subscription {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	s, err := b.Subscribe(ctx)
+	if err != nil {
+		t.Fatalf("Subscribe: %v", err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	if len(channels) > 0 {
+		if err := s.Add(ctx, channels...); err != nil {
+			t.Fatalf("Add: %v", err)
+		}
+	}
+	return s
+}
+
+func publish(t testing.TB, b broker.Broker, msgs ...broker.Message) {
+	t.Helper()
+	if err := b.Publish(context.Background(), msgs...); err != nil {
+		t.Fatalf("Publish: %v", err)
+	}
+}
+
+func msg(id string, channels ...string) broker.Message {
+	return broker.Message{EventID: id, Channels: channels, Data: []byte(`{"id":"` + id + `"}`)}
+}
+
+func receive(t testing.TB, s broker.Subscription, within time.Duration) broker.Publication {
+	t.Helper()
+	select {
+	case p, ok := <-s.C():
+		if !ok {
+			t.Fatal("subscription closed")
+		}
+		return p
+	case <-time.After(within):
+		t.Fatalf("no publication within %v", within)
+	}
+	return broker.Publication{}
+}
+
+func expectNone(t testing.TB, s broker.Subscription, within time.Duration) {
+	t.Helper()
+	select {
+	case p := <-s.C():
+		t.Fatalf("unexpected publication on %q: %s", p.Channel, p.Data)
+	case <-time.After(within):
+	}
+}
+
+// history waits until the channel holds want publications (the publisher
+// is asynchronous) and returns its history since the epoch's start.
+func history(t testing.TB, b broker.Broker, ch string, want uint64) broker.HistoryResult {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		res, err := b.History(context.Background(), ch, nil)
+		if err != nil {
+			t.Fatalf("History: %v", err)
+		}
+		if res.Position.Offset >= want || time.Now().After(deadline) {
+			if res.Position.Offset != want {
+				t.Fatalf("channel %q at offset %d, want %d", ch, res.Position.Offset, want)
+			}
+			res, err = b.History(context.Background(), ch, &broker.Position{Epoch: res.Position.Epoch})
+			if err != nil {
+				t.Fatalf("History: %v", err)
+			}
+			return res
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// startRedisWithArgs starts a redis-server with extra arguments, for the
+// cases testenv.StartRedis does not cover (a password).
+func startRedisWithArgs(t *testing.T, args ...string) int {
+	t.Helper()
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		testenv.Missing(t, "redis-server not on PATH")
+	}
+	port := testenv.FreePort(t)
+	cmd := exec.Command(bin, append([]string{"--bind", "127.0.0.1", "--port", strconv.Itoa(port),
+		"--save", "", "--appendonly", "no", "--dir", t.TempDir()}, args...)...)
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start redis-server: %v", err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if c, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(port)); err == nil {
+			c.Close()
+			return port
+		}
+	}
+	t.Fatalf("redis-server on %d did not start", port)
+	return 0
+}
+
+func TestNewErrors(t *testing.T) {
+	t.Parallel()
+	port := startRedisWithArgs(t, "--requirepass", "s3cret-pass")
+	closed := testenv.FreePort(t)
+	addr := "127.0.0.1:" + strconv.Itoa(port)
+	tests := []struct {
+		name        string
+		url         string
+		unavailable bool     // wraps ErrUnavailable
+		want        []string // substrings of the message
+	}{
+		{"no url", "", false, []string{"redisbroker:", "URL"}},
+		{"bad scheme", "http://127.0.0.1:6379", false, []string{"redisbroker: bad Redis URL", "scheme"}},
+		{"bad port", "redis://127.0.0.1:notaport/0", false, []string{"redisbroker: bad Redis URL"}},
+		{"unreachable", "redis://127.0.0.1:" + strconv.Itoa(closed) + "/0", true, []string{"redisbroker:", "cannot reach", "connection refused"}},
+		{"wrong password", "redis://:nope@" + addr + "/0", true, []string{"redisbroker:", "refused the credentials", "WRONGPASS"}},
+		{"no password", "redis://" + addr + "/0", true, []string{"redisbroker:", "refused the credentials", "NOAUTH"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b, err := New(Config{URL: tt.url})
+			if err == nil {
+				_ = b.Close(context.Background())
+				t.Fatal("New succeeded")
+			}
+			if errors.Is(err, ErrUnavailable) != tt.unavailable {
+				t.Errorf("errors.Is(err, ErrUnavailable) = %v, want %v: %v", !tt.unavailable, tt.unavailable, err)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not mention %q", err, w)
+				}
+			}
+			if strings.Contains(err.Error(), "nope") {
+				t.Errorf("error %q shows the password", err)
+			}
+		})
+	}
+	b := newBroker(t, "redis://:s3cret-pass@"+addr+"/0", Config{})
+	if err := b.Ping(context.Background()); err != nil {
+		t.Fatalf("right password: %v", err)
+	}
+}
+
+func TestPublishSubscribe(t *testing.T) {
+	t.Parallel()
+	url := testenv.StartRedis(t).URL
+	app := newBroker(t, url, Config{})
+	hub := newBroker(t, url, Config{})
+	sub := subscribe(t, hub, "shop.Order", "shop.Order:1")
+
+	at := time.Date(2026, 11, 25, 17, 37, 3, 123456789, time.UTC)
+	m := msg("e1", "shop.Order", "shop.Order:1", "user:17")
+	m.Time = at
+	publish(t, app, m)
+	got := map[string]broker.Publication{}
+	for range 2 {
+		p := receive(t, sub, 5*time.Second)
+		got[p.Channel] = p
+	}
+	for _, ch := range []string{"shop.Order", "shop.Order:1"} {
+		p, ok := got[ch]
+		if !ok {
+			t.Fatalf("nothing on %q", ch)
+		}
+		if p.Offset != 1 || p.Epoch == "" || p.EventID != "e1" || !bytes.Equal(p.Data, m.Data) || !p.Time.Equal(at) {
+			t.Errorf("%q: got %+v", ch, p)
+		}
+	}
+	if got["shop.Order"].Epoch == got["shop.Order:1"].Epoch {
+		t.Errorf("two channels share epoch %q", got["shop.Order"].Epoch)
+	}
+	// user:17 was not added: this hub must not receive it.
+	expectNone(t, sub, 200*time.Millisecond)
+
+	// A control message: live only, no offset, no history.
+	publish(t, app, broker.Message{EventID: "c1", Channels: []string{"shop.Order"}, Data: []byte("revoke"), NoHistory: true})
+	p := receive(t, sub, 5*time.Second)
+	if p.Offset != 0 || p.Epoch != "" || string(p.Data) != "revoke" || p.EventID != "c1" {
+		t.Errorf("NoHistory publication: %+v", p)
+	}
+	if res := history(t, hub, "shop.Order", 1); len(res.Publications) != 1 {
+		t.Errorf("history holds %d publications, want 1", len(res.Publications))
+	}
+
+	// Remove stops delivery of that channel only.
+	if err := sub.Remove(context.Background(), "shop.Order"); err != nil {
+		t.Fatal(err)
+	}
+	publish(t, app, msg("e2", "shop.Order", "shop.Order:1"))
+	if p := receive(t, sub, 5*time.Second); p.Channel != "shop.Order:1" || p.Offset != 2 {
+		t.Errorf("after Remove: %+v", p)
+	}
+	expectNone(t, sub, 200*time.Millisecond)
+}
+
+// TestOffsetsShared: two publishers and two hubs on one Redis; every hub
+// sees the same epoch and the same contiguous offsets, in order.
+func TestOffsetsShared(t *testing.T) {
+	t.Parallel()
+	url := testenv.StartRedis(t).URL
+	app1, app2 := newBroker(t, url, Config{}), newBroker(t, url, Config{})
+	hubA, hubB := newBroker(t, url, Config{}), newBroker(t, url, Config{})
+	subA, subB := subscribe(t, hubA, "c"), subscribe(t, hubB, "c")
+
+	const n = 200
+	var wg sync.WaitGroup
+	for i, app := range []*Broker{app1, app2} {
+		wg.Go(func() {
+			for j := range n {
+				publish(t, app, msg(fmt.Sprintf("app%d-%d", i, j), "c"))
+			}
+		})
+	}
+	wg.Wait()
+	var seen [2][]broker.Publication
+	for i, s := range []broker.Subscription{subA, subB} {
+		for range 2 * n {
+			seen[i] = append(seen[i], receive(t, s, 10*time.Second))
+		}
+	}
+	last := map[string]int{} // per publisher, its messages stay in order
+	for k := range 2 * n {
+		a, b := seen[0][k], seen[1][k]
+		if a.Offset != uint64(k+1) || a.Epoch != seen[0][0].Epoch {
+			t.Fatalf("hub A publication %d: epoch %q offset %d", k, a.Epoch, a.Offset)
+		}
+		if a.Offset != b.Offset || a.Epoch != b.Epoch || a.EventID != b.EventID {
+			t.Fatalf("hubs disagree at %d: A %s/%d %s, B %s/%d %s", k, a.Epoch, a.Offset, a.EventID, b.Epoch, b.Offset, b.EventID)
+		}
+		var app, j int
+		fmt.Sscanf(a.EventID, "app%d-%d", &app, &j)
+		if prev, ok := last[fmt.Sprint(app)]; ok && j != prev+1 {
+			t.Fatalf("publisher %d out of order: %d after %d", app, j, prev)
+		}
+		last[fmt.Sprint(app)] = j
+	}
+}
+
+// TestHistoryLikeMemory runs the same publications and History questions
+// against broker.Memory and the Redis broker and expects the same answers.
+func TestHistoryLikeMemory(t *testing.T) {
+	t.Parallel()
+	url := testenv.StartRedis(t).URL
+	const size = 5
+	mem := broker.NewMemoryWith(broker.MemoryConfig{HistorySize: size})
+	rb := newBroker(t, url, Config{HistorySize: size})
+	for i := 1; i <= 8; i++ {
+		m := msg("e"+strconv.Itoa(i), "ch")
+		publish(t, mem, m)
+		publish(t, rb, m)
+	}
+	history(t, rb, "ch", 8)
+
+	tests := []struct {
+		name  string
+		since func(epoch string) *broker.Position
+	}{
+		{"no since", func(string) *broker.Position { return nil }},
+		{"at head", func(e string) *broker.Position { return &broker.Position{Epoch: e, Offset: 8} }},
+		{"one behind", func(e string) *broker.Position { return &broker.Position{Epoch: e, Offset: 7} }},
+		{"oldest kept", func(e string) *broker.Position { return &broker.Position{Epoch: e, Offset: 3} }},
+		{"beyond history", func(e string) *broker.Position { return &broker.Position{Epoch: e, Offset: 2} }},
+		{"from start", func(e string) *broker.Position { return &broker.Position{Epoch: e, Offset: 0} }},
+		{"future offset", func(e string) *broker.Position { return &broker.Position{Epoch: e, Offset: 9} }},
+		{"other epoch", func(string) *broker.Position { return &broker.Position{Epoch: "gone", Offset: 7} }},
+	}
+	offsets := func(ps []broker.Publication) (s []string) {
+		for _, p := range ps {
+			s = append(s, fmt.Sprintf("%d:%s", p.Offset, p.EventID))
+		}
+		return s
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx := context.Background()
+			mpos, _ := mem.History(ctx, "ch", nil)
+			rpos, _ := rb.History(ctx, "ch", nil)
+			want, err := mem.History(ctx, "ch", tt.since(mpos.Position.Epoch))
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := rb.History(ctx, "ch", tt.since(rpos.Position.Epoch))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.Recovered != want.Recovered || got.Position.Offset != want.Position.Offset ||
+				fmt.Sprint(offsets(got.Publications)) != fmt.Sprint(offsets(want.Publications)) {
+				t.Errorf("redis: recovered=%v offset=%d %v\nmemory: recovered=%v offset=%d %v",
+					got.Recovered, got.Position.Offset, offsets(got.Publications),
+					want.Recovered, want.Position.Offset, offsets(want.Publications))
+			}
+			for _, p := range got.Publications {
+				if p.Channel != "ch" || p.Epoch != rpos.Position.Epoch || string(p.Data) != `{"id":"`+p.EventID+`"}` {
+					t.Errorf("publication %+v", p)
+				}
+			}
+		})
+	}
+
+	// An unknown channel gets an epoch that stays: asking again, or the
+	// first publication, keeps it.
+	ctx := context.Background()
+	first, err := rb.History(ctx, "fresh", nil)
+	if err != nil || first.Position.Epoch == "" || first.Position.Offset != 0 || !first.Recovered {
+		t.Fatalf("fresh channel: %+v, %v", first, err)
+	}
+	publish(t, rb, msg("f1", "fresh"))
+	res := history(t, rb, "fresh", 1)
+	again, _ := rb.History(ctx, "fresh", &first.Position)
+	if res.Position.Epoch != first.Position.Epoch || !again.Recovered || len(again.Publications) != 1 {
+		t.Errorf("fresh channel after a publication: %+v / %+v (first epoch %q)", res.Position, again, first.Position.Epoch)
+	}
+}
+
+func TestHistoryTTL(t *testing.T) {
+	t.Parallel()
+	url := testenv.StartRedis(t).URL
+	b := newBroker(t, url, Config{HistoryTTL: 300 * time.Millisecond})
+	publish(t, b, msg("e1", "ch"))
+	res := history(t, b, "ch", 1)
+	time.Sleep(600 * time.Millisecond)
+	after, err := b.History(context.Background(), "ch", &res.Position)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.Recovered || after.Position.Epoch == res.Position.Epoch || after.Position.Offset != 0 {
+		t.Errorf("after the TTL: %+v, before: %+v", after, res.Position)
+	}
+}
+
+func TestDuplicateEventIDDropped(t *testing.T) {
+	t.Parallel()
+	url := testenv.StartRedis(t).URL
+	app := newBroker(t, url, Config{})
+	sub := subscribe(t, newBroker(t, url, Config{}), "ch")
+	publish(t, app, msg("same", "ch"), msg("same", "ch"), msg("other", "ch"))
+	if p := receive(t, sub, 5*time.Second); p.EventID != "same" || p.Offset != 1 {
+		t.Errorf("first: %+v", p)
+	}
+	if p := receive(t, sub, 5*time.Second); p.EventID != "other" || p.Offset != 2 {
+		t.Errorf("second: %+v", p)
+	}
+	expectNone(t, sub, 200*time.Millisecond)
+	if st := app.Stats(); st.Duplicates != 1 || st.Published != 2 {
+		t.Errorf("stats %+v", st)
+	}
+	// Messages without an event id are never taken for duplicates.
+	publish(t, app, broker.Message{Channels: []string{"ch"}, Data: []byte("x")}, broker.Message{Channels: []string{"ch"}, Data: []byte("x")})
+	history(t, app, "ch", 4)
+}
+
+func TestSubscriberBufferDrops(t *testing.T) {
+	t.Parallel()
+	url := testenv.StartRedis(t).URL
+	app := newBroker(t, url, Config{})
+	sub := subscribe(t, newBroker(t, url, Config{SubscriberBuffer: 2}), "ch")
+	for i := range 10 {
+		publish(t, app, msg(strconv.Itoa(i), "ch"))
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for sub.Dropped() < 8 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if d := sub.Dropped(); d != 8 {
+		t.Fatalf("Dropped = %d, want 8", d)
+	}
+	for want := uint64(1); want <= 2; want++ {
+		if p := receive(t, sub, time.Second); p.Offset != want {
+			t.Errorf("buffered offset %d, want %d", p.Offset, want)
+		}
+	}
+	// The gap is recoverable from history.
+	res, err := app.History(context.Background(), "ch", &broker.Position{Epoch: history(t, app, "ch", 10).Position.Epoch, Offset: 2})
+	if err != nil || !res.Recovered || len(res.Publications) != 8 {
+		t.Errorf("recover the gap: %d publications, recovered=%v, %v", len(res.Publications), res.Recovered, err)
+	}
+}
+
+// TestRedisRestart kills Redis mid-stream and starts it again on the same
+// port, without persistence: the publisher and the subscription reconnect
+// by themselves, events published after the restart arrive under a new
+// epoch, and the old position is answered recovered=false.
+func TestRedisRestart(t *testing.T) {
+	t.Parallel()
+	r := testenv.StartRedis(t)
+	var errs errorLog
+	app := newBroker(t, r.URL, Config{ErrorHandler: errs.handle, MaxRetryDelay: 200 * time.Millisecond})
+	hub := newBroker(t, r.URL, Config{})
+	sub := subscribe(t, hub, "ch")
+	for i := 1; i <= 3; i++ {
+		publish(t, app, msg("before"+strconv.Itoa(i), "ch"))
+		if p := receive(t, sub, 5*time.Second); p.Offset != uint64(i) {
+			t.Fatalf("before restart: offset %d, want %d", p.Offset, i)
+		}
+	}
+	before, err := hub.History(context.Background(), "ch", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	r.Stop()
+	publish(t, app, msg("during1", "ch"), msg("during2", "ch")) // queued while Redis is down
+	time.Sleep(300 * time.Millisecond)
+	if err := hub.Ping(context.Background()); err == nil {
+		t.Error("Ping succeeded while Redis is down")
+	}
+	r.Start()
+
+	// The messages queued during the outage reach the new Redis, in order,
+	// under a new epoch.
+	res := history(t, hub, "ch", 2)
+	if res.Position.Epoch == before.Position.Epoch {
+		t.Errorf("epoch %q kept across a restart that lost the history", res.Position.Epoch)
+	}
+	if len(res.Publications) != 2 || res.Publications[0].EventID != "during1" || res.Publications[1].EventID != "during2" {
+		t.Errorf("queued during the outage: %+v", res.Publications)
+	}
+	if errs.count(ErrDropped) != 0 || app.Stats().Retries == 0 {
+		t.Errorf("dropped %d, retries %d", errs.count(ErrDropped), app.Stats().Retries)
+	}
+	old, err := hub.History(context.Background(), "ch", &before.Position)
+	if err != nil || old.Recovered {
+		t.Errorf("old position after the restart: recovered=%v, %v", old.Recovered, err)
+	}
+
+	// The subscription resubscribed: an event published now arrives live.
+	deadline := time.Now().Add(15 * time.Second)
+	for i := 0; ; i++ {
+		id := "after" + strconv.Itoa(i)
+		publish(t, app, msg(id, "ch"))
+		select {
+		case p := <-sub.C():
+			for p.EventID != id && p.EventID != "" {
+				// During1/2 may arrive live too if the subscription was back in time.
+				select {
+				case p = <-sub.C():
+				case <-time.After(5 * time.Second):
+					t.Fatalf("lost %q", id)
+				}
+			}
+			if p.Epoch != res.Position.Epoch {
+				t.Errorf("after restart: epoch %q, want %q", p.Epoch, res.Position.Epoch)
+			}
+			return
+		case <-time.After(200 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no live publication after the restart")
+		}
+	}
+}
+
+func TestQueueFull(t *testing.T) {
+	t.Parallel()
+	r := testenv.StartRedis(t)
+	var errs errorLog
+	const queue, batch, total = 5, 2, 30
+	app := newBroker(t, r.URL, Config{QueueSize: queue, BatchSize: batch, ErrorHandler: errs.handle, MaxRetryDelay: 100 * time.Millisecond})
+	r.Stop()
+	full := 0
+	for i := range total {
+		err := app.Publish(context.Background(), msg(strconv.Itoa(i), "ch"))
+		switch {
+		case errors.Is(err, ErrQueueFull):
+			full++
+		case err != nil:
+			t.Fatalf("Publish: %v", err)
+		}
+	}
+	// At most queue+batch messages fit: the queue and the batch the
+	// publisher is retrying.
+	if full < total-queue-batch || full == total {
+		t.Fatalf("%d of %d refused with ErrQueueFull", full, total)
+	}
+	if got := errs.count(ErrQueueFull); got != full {
+		t.Errorf("ErrorHandler saw %d ErrQueueFull, Publish returned %d", got, full)
+	}
+	if st := app.Stats(); st.Dropped != uint64(full) {
+		t.Errorf("Stats.Dropped = %d, want %d", st.Dropped, full)
+	}
+	r.Start()
+	// What was accepted arrives, in order, once Redis is back.
+	res := history(t, app, "ch", uint64(total-full))
+	for i, p := range res.Publications {
+		if i > 0 {
+			prev, _ := strconv.Atoi(res.Publications[i-1].EventID)
+			cur, _ := strconv.Atoi(p.EventID)
+			if cur <= prev {
+				t.Errorf("out of order: %s after %s", p.EventID, res.Publications[i-1].EventID)
+			}
+		}
+	}
+}
+
+func TestCloseFlushes(t *testing.T) {
+	t.Parallel()
+	url := testenv.StartRedis(t).URL
+	app, err := New(Config{URL: url})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub := subscribe(t, newBroker(t, url, Config{}), "ch")
+	for i := range 1000 {
+		publish(t, app, msg(strconv.Itoa(i), "ch"))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := app.Close(ctx); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if err := app.Close(ctx); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+	if err := app.Publish(ctx, msg("late", "ch")); !errors.Is(err, broker.ErrClosed) {
+		t.Errorf("Publish after Close: %v", err)
+	}
+	if _, err := app.Subscribe(ctx); !errors.Is(err, broker.ErrClosed) {
+		t.Errorf("Subscribe after Close: %v", err)
+	}
+	reader := newBroker(t, url, Config{})
+	if res := history(t, reader, "ch", 1000); len(res.Publications) != 1000 {
+		t.Errorf("history after Close holds %d", len(res.Publications))
+	}
+	if p := receive(t, sub, 5*time.Second); p.Offset != 1 {
+		t.Errorf("first live offset %d", p.Offset)
+	}
+}
+
+// TestCloseGivesUp: with Redis down, Close returns when its context ends,
+// reporting what it could not send.
+func TestCloseGivesUp(t *testing.T) {
+	t.Parallel()
+	r := testenv.StartRedis(t)
+	var errs errorLog
+	app, err := New(Config{URL: r.URL, ErrorHandler: errs.handle})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hub := newBroker(t, r.URL, Config{})
+	sub := subscribe(t, hub, "ch")
+	r.Stop()
+	publish(t, app, msg("1", "ch"), msg("2", "ch"), msg("3", "ch"))
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	if err := app.Close(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Close: %v", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("Close took %v", d)
+	}
+	if n := errs.count(ErrDropped); n != 3 {
+		t.Errorf("%d messages reported dropped, want 3", n)
+	}
+	// Closing the hub's broker closes its subscriptions.
+	if err := hub.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case _, ok := <-sub.C():
+		if ok {
+			t.Error("publication after Close")
+		}
+	case <-time.After(5 * time.Second):
+		t.Error("subscription not closed by the broker's Close")
+	}
+}
+
+func TestReplayStore(t *testing.T) {
+	t.Parallel()
+	url := testenv.StartRedis(t).URL
+	a, b := newBroker(t, url, Config{}).ReplayStore(), newBroker(t, url, Config{}).ReplayStore()
+	ctx := context.Background()
+	until := time.Now().Add(time.Minute)
+	for _, step := range []struct {
+		store *ReplayStore
+		jti   string
+		fresh bool
+	}{
+		{a, "t1", true},
+		{b, "t1", false},
+		{a, "t1", false},
+		{b, "t2", true},
+	} {
+		fresh, err := step.store.Use(ctx, step.jti, until)
+		if err != nil || fresh != step.fresh {
+			t.Errorf("Use(%q) = %v, %v; want %v", step.jti, fresh, err, step.fresh)
+		}
+	}
+}
+
+func TestEmptyChannel(t *testing.T) {
+	t.Parallel()
+	b := newBroker(t, testenv.StartRedis(t).URL, Config{})
+	ctx := context.Background()
+	if err := b.Publish(ctx, msg("x", "ok", "")); !errors.Is(err, broker.ErrEmptyChannel) {
+		t.Errorf("Publish: %v", err)
+	}
+	if _, err := b.History(ctx, "", nil); !errors.Is(err, broker.ErrEmptyChannel) {
+		t.Errorf("History: %v", err)
+	}
+	if err := subscribe(t, b).Add(ctx, ""); !errors.Is(err, broker.ErrEmptyChannel) {
+		t.Errorf("Add: %v", err)
+	}
+}

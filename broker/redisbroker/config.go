@@ -1,0 +1,86 @@
+package redisbroker
+
+import (
+	"log/slog"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Config configures a Broker. Either URL or Client must be set; every other
+// field has a usable zero value.
+type Config struct {
+	// URL is the Redis server, e.g. "redis://:password@127.0.0.1:6379/0"
+	// or "rediss://..." for TLS; query parameters such as dial_timeout are
+	// those of redis.ParseURL. Ignored when Client is set.
+	URL string
+	// Client is an existing go-redis client to use instead of URL. The
+	// Broker does not close it. Zero value means a client is made from URL
+	// and closed by Close.
+	Client redis.UniversalClient
+	// Prefix starts every Redis key and pub/sub channel the Broker uses, so
+	// several deployments can share one server. Zero value means
+	// "telegraphy".
+	Prefix string
+	// QueueSize bounds the publish queue, in messages. When it is full,
+	// Publish drops the messages that do not fit, reports each through
+	// ErrorHandler and returns an error wrapping ErrQueueFull. Zero value
+	// means 10,000.
+	QueueSize int
+	// BatchSize is how many queued messages the publisher sends to Redis
+	// in one pipeline. Zero value means 256.
+	BatchSize int
+	// HistorySize is how many publications each channel keeps for
+	// recovery. Zero value means 1000; a negative value keeps none (no
+	// offsets are assigned, as with broker.Memory).
+	HistorySize int
+	// HistoryTTL is how long a publication stays in a channel's history.
+	// A channel with nothing newer is forgotten entirely, and its epoch
+	// changes when it is used again. Zero value means 10 minutes.
+	HistoryTTL time.Duration
+	// SubscriberBuffer is the number of publications a subscription may
+	// hold before new ones are dropped for it. Zero value means 1024.
+	SubscriberBuffer int
+	// MaxRetryDelay caps the publisher's backoff between attempts while
+	// Redis is unreachable. Zero value means 2 seconds.
+	MaxRetryDelay time.Duration
+	// ErrorHandler receives every error the background publisher meets:
+	// each dropped message (wrapping ErrQueueFull, ErrDropped or ErrClosed)
+	// and each failed attempt to reach Redis. It is called from the
+	// publisher goroutine or from Publish, and must not block. Zero value
+	// means the errors are logged with Logger.
+	ErrorHandler func(error)
+	// Logger receives the Broker's log lines. Zero value means
+	// slog.Default().
+	Logger *slog.Logger
+}
+
+func (c *Config) setDefaults() {
+	if c.Prefix == "" {
+		c.Prefix = "telegraphy"
+	}
+	if c.QueueSize <= 0 {
+		c.QueueSize = 10_000
+	}
+	if c.BatchSize <= 0 {
+		c.BatchSize = 256
+	}
+	if c.HistorySize == 0 {
+		c.HistorySize = 1000
+	}
+	if c.HistorySize < 0 {
+		c.HistorySize = 0
+	}
+	if c.HistoryTTL <= 0 {
+		c.HistoryTTL = 10 * time.Minute
+	}
+	if c.SubscriberBuffer <= 0 {
+		c.SubscriberBuffer = 1024
+	}
+	if c.MaxRetryDelay <= 0 {
+		c.MaxRetryDelay = 2 * time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}

@@ -1,0 +1,255 @@
+package redisbroker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/telegraphy-go/telegraphy/broker"
+)
+
+// idleCheck is how long a subscription's connection may stay silent before
+// it is pinged, so a dead connection is noticed and replaced.
+const idleCheck = 15 * time.Second
+
+// Subscribe implements broker.Broker. The subscription holds one Redis
+// pub/sub connection, made when the first channel is added, and subscribes
+// in Redis only to the channels added to it. After a lost connection it
+// reconnects and resubscribes by itself; publications sent meanwhile are
+// not delivered, and show as a jump in offsets that History recovers.
+func (b *Broker) Subscribe(ctx context.Context) (broker.Subscription, error) {
+	b.mu.RLock()
+	closed := b.closed
+	b.mu.RUnlock()
+	if closed {
+		return nil, broker.ErrClosed
+	}
+	s := &subscription{
+		b:        b,
+		ps:       b.client.Subscribe(context.Background()),
+		ch:       make(chan broker.Publication, b.cfg.SubscriberBuffer),
+		channels: make(map[string]struct{}),
+		waiting:  make(map[string]chan struct{}),
+		wake:     make(chan struct{}, 1),
+		quit:     make(chan struct{}),
+		done:     make(chan struct{}),
+	}
+	b.subsMu.Lock()
+	b.subs[s] = struct{}{}
+	b.subsMu.Unlock()
+	go s.run()
+	return s, nil
+}
+
+type subscription struct {
+	b       *Broker
+	ps      *redis.PubSub
+	ch      chan broker.Publication
+	dropped atomic.Uint64
+
+	mu       sync.Mutex
+	channels map[string]struct{}      // broker channels added
+	waiting  map[string]chan struct{} // pub/sub channel -> closed when Redis confirms
+	closed   bool
+
+	closeOnce sync.Once
+	wake      chan struct{} // poked by Add when run waits for a first channel
+	quit      chan struct{}
+	done      chan struct{} // closed when run has exited and closed ch
+}
+
+func (s *subscription) C() <-chan broker.Publication { return s.ch }
+func (s *subscription) Dropped() uint64              { return s.dropped.Load() }
+
+// Add implements broker.Subscription. It returns once Redis has confirmed
+// the subscriptions, so a publication made after Add returns is delivered.
+func (s *subscription) Add(ctx context.Context, channels ...string) error {
+	for _, ch := range channels {
+		if ch == "" {
+			return broker.ErrEmptyChannel
+		}
+	}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return broker.ErrClosed
+	}
+	var names []string
+	var waits []chan struct{}
+	for _, ch := range channels {
+		if _, ok := s.channels[ch]; ok {
+			continue
+		}
+		s.channels[ch] = struct{}{}
+		name := s.b.pubChannel(ch)
+		w := make(chan struct{})
+		s.waiting[name] = w
+		names = append(names, name)
+		waits = append(waits, w)
+	}
+	s.mu.Unlock()
+	if len(names) == 0 {
+		return nil
+	}
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+	err := s.ps.Subscribe(ctx, names...)
+	for _, w := range waits {
+		if err != nil {
+			break
+		}
+		select {
+		case <-w:
+		case <-ctx.Done():
+			err = ctx.Err()
+		case <-s.quit:
+			err = broker.ErrClosed
+		}
+	}
+	if err != nil {
+		_ = s.Remove(context.WithoutCancel(ctx), channels...)
+		return fmt.Errorf("redisbroker: subscribe: %w", err)
+	}
+	return nil
+}
+
+// Remove implements broker.Subscription.
+func (s *subscription) Remove(ctx context.Context, channels ...string) error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return broker.ErrClosed
+	}
+	var names []string
+	for _, ch := range channels {
+		if _, ok := s.channels[ch]; !ok {
+			continue
+		}
+		delete(s.channels, ch)
+		name := s.b.pubChannel(ch)
+		delete(s.waiting, name)
+		names = append(names, name)
+	}
+	s.mu.Unlock()
+	if len(names) == 0 {
+		return nil
+	}
+	// go-redis forgets the channels even when the command cannot be sent,
+	// so a reconnect does not subscribe them again; publications already
+	// in flight are filtered out in run.
+	if err := s.ps.Unsubscribe(ctx, names...); err != nil && !errors.Is(err, redis.ErrClosed) {
+		return fmt.Errorf("redisbroker: unsubscribe: %w", err)
+	}
+	return nil
+}
+
+// Close implements broker.Subscription. It waits until C is closed.
+func (s *subscription) Close() error {
+	s.closeOnce.Do(func() {
+		s.mu.Lock()
+		s.closed = true
+		s.mu.Unlock()
+		close(s.quit)
+		_ = s.ps.Close()
+		s.b.subsMu.Lock()
+		delete(s.b.subs, s)
+		s.b.subsMu.Unlock()
+	})
+	<-s.done
+	return nil
+}
+
+// run is the subscription's one reader: it owns ch and closes it.
+func (s *subscription) run() {
+	defer close(s.done)
+	defer close(s.ch)
+	ctx := context.Background()
+	delay := 50 * time.Millisecond
+	idle := false
+	for {
+		select {
+		case <-s.quit:
+			return
+		default:
+		}
+		if !s.hasChannels() {
+			// No channel yet: do not hold a connection open for nothing.
+			select {
+			case <-s.quit:
+				return
+			case <-s.wake:
+			}
+			continue
+		}
+		msg, err := s.ps.ReceiveTimeout(ctx, idleCheck)
+		if err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() && !idle {
+				// Silent for idleCheck: ask for a pong; a dead
+				// connection fails and go-redis replaces it.
+				idle = true
+				_ = s.ps.Ping(ctx)
+				continue
+			}
+			idle = false
+			select {
+			case <-s.quit:
+				return
+			case <-time.After(delay):
+			}
+			delay = min(delay*2, time.Second)
+			continue
+		}
+		idle, delay = false, 50*time.Millisecond
+		switch m := msg.(type) {
+		case *redis.Message:
+			s.deliver(m)
+		case *redis.Subscription:
+			if m.Kind == "subscribe" {
+				s.mu.Lock()
+				if w, ok := s.waiting[m.Channel]; ok {
+					close(w)
+					delete(s.waiting, m.Channel)
+				}
+				s.mu.Unlock()
+			}
+		}
+	}
+}
+
+func (s *subscription) hasChannels() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.channels) > 0
+}
+
+func (s *subscription) deliver(m *redis.Message) {
+	ch, ok := s.b.channelOf(m.Channel)
+	if !ok {
+		return
+	}
+	s.mu.Lock()
+	_, wanted := s.channels[ch]
+	s.mu.Unlock()
+	if !wanted {
+		return
+	}
+	p, err := decodePub(ch, []byte(m.Payload))
+	if err != nil {
+		s.b.report(err)
+		return
+	}
+	select {
+	case s.ch <- p:
+	default:
+		s.dropped.Add(1)
+	}
+}
