@@ -49,10 +49,10 @@ type Hub struct {
 
 	mu       sync.Mutex
 	closed   bool
-	subEnded bool                         // the broker closed our subscription
-	conns    map[*conn]struct{}           // every upgraded connection
+	subEnded bool                          // the broker closed our subscription
+	conns    map[*conn]struct{}            // every upgraded connection
 	subjects map[string]map[*conn]struct{} // authenticated connections by subject
-	channels map[string]*channel          // channels with local subscribers
+	channels map[string]*channel           // channels with local subscribers
 
 	wg         sync.WaitGroup // connection goroutines
 	loops      sync.WaitGroup // dispatcher and ticker

@@ -75,7 +75,7 @@ func decodeRequest(line []byte) (request, *protoError) {
 	if err := json.Unmarshal(line, &w); err != nil {
 		// The id is echoed when it could be read, so a client can match
 		// the error to its request.
-		return request{}, &protoError{id: w.ID, code: codeBadRequest, message: "message is not a JSON object of the protocol: " + err.Error()}
+		return request{}, &protoError{id: readID(line), code: codeBadRequest, message: "message is not a JSON object of the protocol: " + err.Error()}
 	}
 	if w.Type == nil || *w.Type == "" {
 		return request{}, &protoError{id: w.ID, code: codeBadRequest, message: "missing type"}
@@ -115,6 +115,22 @@ func decodeRequest(line []byte) (request, *protoError) {
 		return bad("unknown type " + strconv.Quote(r.Type))
 	}
 	return r, nil
+}
+
+// readID returns the id of a message that did not decode, when it has a
+// valid one.
+func readID(line []byte) *uint64 {
+	var v struct {
+		ID json.RawMessage `json:"id"`
+	}
+	if json.Unmarshal(line, &v) != nil || v.ID == nil {
+		return nil
+	}
+	id, err := strconv.ParseUint(string(v.ID), 10, 64)
+	if err != nil {
+		return nil
+	}
+	return &id
 }
 
 // The replies the hub sends, encoded with encoding/json. Events are encoded
