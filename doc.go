@@ -30,9 +30,11 @@
 //
 // Paths the plugin cannot follow fail loudly: a write of a registered
 // model through db.Connection or through a transaction begun outside GORM
-// fails with ErrUntracked before it runs, and so does Emit; Initialize
-// refuses a DB that already uses gorm.io/plugin/dbresolver, and writes
-// routed by a dbresolver registered afterwards fail with ErrUntracked.
+// fails with ErrUntracked before it runs, and so does Emit. Initialize
+// refuses a DB that already uses gorm.io/plugin/dbresolver, whose sources
+// were opened without the plugin. A dbresolver registered after the plugin
+// is fine: it opens its sources with the DB's config, which initializes the
+// plugin on each of them.
 // Writes without a model (db.Table("orders").Update, db.Exec) are not seen
 // and emit nothing.
 //
