@@ -1,0 +1,246 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/telegraphy-go/telegraphy/broker/redisbroker"
+	"github.com/telegraphy-go/telegraphy/hub"
+)
+
+func init() {
+	commands["hub"] = command{
+		summary: "the standalone WebSocket hub, fed through Redis",
+		run:     runHub,
+	}
+}
+
+// hubEnv maps each flag of "telegraphy hub" to its environment variable.
+// A flag given on the command line wins over the variable.
+var hubEnv = map[string]string{
+	"addr":             "TELEGRAPHY_ADDR",
+	"redis":            "TELEGRAPHY_REDIS_URL",
+	"secret-file":      "TELEGRAPHY_SECRET_FILE",
+	"allowed-origins":  "TELEGRAPHY_ALLOWED_ORIGINS",
+	"public-channels":  "TELEGRAPHY_PUBLIC_CHANNELS",
+	"max-message-size": "TELEGRAPHY_MAX_MESSAGE_SIZE",
+	"max-channels":     "TELEGRAPHY_MAX_CHANNELS",
+	"send-queue-bytes": "TELEGRAPHY_SEND_QUEUE_BYTES",
+	"history-size":     "TELEGRAPHY_HISTORY_SIZE",
+	"history-ttl":      "TELEGRAPHY_HISTORY_TTL",
+	"shutdown-timeout": "TELEGRAPHY_SHUTDOWN_TIMEOUT",
+	"log-format":       "TELEGRAPHY_LOG_FORMAT",
+	"log-level":        "TELEGRAPHY_LOG_LEVEL",
+}
+
+// runHub serves the hub until ctx is cancelled (SIGTERM or SIGINT), then
+// closes every client connection with 1001 and exits.
+func runHub(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("telegraphy hub", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	addr := fs.String("addr", ":8765", "address to listen on")
+	redisURL := fs.String("redis", "", "Redis URL, e.g. redis://:password@127.0.0.1:6379/0 (required)")
+	secretFile := fs.String("secret-file", "", "file holding the shared token secret (default: $TELEGRAPHY_SECRET)")
+	origins := fs.String("allowed-origins", "", "comma-separated browser origins allowed besides the hub's own, or *")
+	public := fs.String("public-channels", "", "comma-separated channel patterns anyone may subscribe to without a token")
+	maxMsg := fs.Int64("max-message-size", hub.DefaultMaxMessageSize, "largest frame a client may send, in bytes")
+	maxChannels := fs.Int("max-channels", hub.DefaultMaxChannels, "channels one connection may subscribe to")
+	sendQueue := fs.Int("send-queue-bytes", hub.DefaultSendQueueBytes, "bytes queued for one client before it is closed as a slow consumer (4008)")
+	historySize := fs.Int("history-size", 1000, "publications kept per channel; give the apps' redisbroker the same value")
+	historyTTL := fs.Duration("history-ttl", 10*time.Minute, "how long publications stay in history; give the apps' redisbroker the same value")
+	shutdownTimeout := fs.Duration("shutdown-timeout", 10*time.Second, "how long shutdown waits for clients to take their close frame")
+	logFormat := fs.String("log-format", "text", "log format: text or json")
+	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: telegraphy hub --redis URL [flags]")
+		fmt.Fprintln(stderr, "\nServes /ws, /telegraphy.js, /healthz and /metrics. Every flag can also be")
+		fmt.Fprintln(stderr, "set by its environment variable; a flag on the command line wins. The token")
+		fmt.Fprintln(stderr, "secret comes from --secret-file or TELEGRAPHY_SECRET (at least 32 bytes).")
+		fmt.Fprintln(stderr, "\nflags:")
+		fs.VisitAll(func(f *flag.Flag) {
+			fmt.Fprintf(stderr, "  --%s (%s)\n    \t%s", f.Name, hubEnv[f.Name], f.Usage)
+			if f.DefValue != "" {
+				fmt.Fprintf(stderr, " (default %s)", f.DefValue)
+			}
+			fmt.Fprintln(stderr)
+		})
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	if err := flagsFromEnv(fs, hubEnv); err != nil {
+		return err
+	}
+
+	logger, err := newLogger(stderr, *logFormat, *logLevel)
+	if err != nil {
+		return err
+	}
+	// go-redis logs every failed redial while Redis is down; the hub's own
+	// health check and logs already say so.
+	redis.SetLogger(redisLogger{logger})
+	if *redisURL == "" {
+		return errors.New("no Redis: pass --redis or set TELEGRAPHY_REDIS_URL")
+	}
+	publicChannels := splitCommaList(*public)
+	var secret []byte
+	if *secretFile != "" || os.Getenv("TELEGRAPHY_SECRET") != "" || len(publicChannels) == 0 {
+		if secret, err = secretFromFileOrEnv(*secretFile); err != nil {
+			return err
+		}
+	}
+	for _, f := range []struct {
+		name string
+		v    int64
+	}{{"--max-message-size", *maxMsg}, {"--max-channels", int64(*maxChannels)}, {"--send-queue-bytes", int64(*sendQueue)}, {"--shutdown-timeout", int64(*shutdownTimeout)}} {
+		if f.v <= 0 {
+			return fmt.Errorf("%s must be positive, got %d", f.name, f.v)
+		}
+	}
+	if *historyTTL <= 0 {
+		return fmt.Errorf("--history-ttl must be positive, got %s", *historyTTL)
+	}
+
+	bus, err := redisbroker.New(redisbroker.Config{
+		URL:         *redisURL,
+		HistorySize: *historySize,
+		HistoryTTL:  *historyTTL,
+		Logger:      logger,
+	})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), *shutdownTimeout)
+		defer cancel()
+		_ = bus.Close(ctx)
+	}()
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	h, err := hub.New(hub.Config{
+		Broker:         bus,
+		Secret:         secret,
+		ReplayStore:    bus.ReplayStore(),
+		PublicChannels: publicChannels,
+		AllowedOrigins: splitCommaList(*origins),
+		MaxMessageSize: *maxMsg,
+		MaxChannels:    *maxChannels,
+		SendQueueBytes: *sendQueue,
+		Registerer:     reg,
+		Logger:         logger,
+	})
+	if err != nil {
+		return err
+	}
+
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		_ = h.Close(context.Background())
+		return err
+	}
+	srv := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	logger.Info("telegraphy hub listening", "addr", ln.Addr().String(), "redis", redactURL(*redisURL),
+		"public_channels", publicChannels, "anonymous_only", len(secret) == 0)
+
+	select {
+	case <-ctx.Done():
+	case err := <-served:
+		_ = h.Close(context.Background())
+		return fmt.Errorf("serve: %w", err)
+	}
+	logger.Info("telegraphy hub shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), *shutdownTimeout)
+	defer cancel()
+	// The hub first, so every client gets 1001 and new upgrades 503; then
+	// the listener and the plain HTTP requests still running.
+	herr := h.Close(sctx)
+	serr := srv.Shutdown(sctx)
+	<-served
+	if err := errors.Join(herr, serr); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	logger.Info("telegraphy hub stopped")
+	return nil
+}
+
+// flagsFromEnv sets every flag not given on the command line from its
+// environment variable, when that is set.
+func flagsFromEnv(fs *flag.FlagSet, env map[string]string) error {
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	var err error
+	fs.VisitAll(func(f *flag.Flag) {
+		name := env[f.Name]
+		if err != nil || given[f.Name] || name == "" {
+			return
+		}
+		if v, ok := os.LookupEnv(name); ok && v != "" {
+			if serr := fs.Set(f.Name, v); serr != nil {
+				err = fmt.Errorf("invalid value %q for %s: %w", v, name, serr)
+			}
+		}
+	})
+	return err
+}
+
+func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level: %q is not debug, info, warn or error", level)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch strings.ToLower(format) {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format: %q is not text or json", format)
+}
+
+// redactURL hides the password of a Redis URL for the log.
+func redactURL(s string) string {
+	i := strings.Index(s, "://")
+	at := strings.LastIndex(s, "@")
+	if i < 0 || at < i {
+		return s
+	}
+	userinfo := s[i+3 : at]
+	if c := strings.Index(userinfo, ":"); c >= 0 {
+		return s[:i+3] + userinfo[:c] + ":xxxxx" + s[at:]
+	}
+	return s
+}
+
+// redisLogger passes go-redis' log lines to the hub's logger at debug level.
+type redisLogger struct{ l *slog.Logger }
+
+func (r redisLogger) Printf(ctx context.Context, format string, v ...any) {
+	r.l.DebugContext(ctx, "go-redis: "+fmt.Sprintf(format, v...))
+}
