@@ -41,6 +41,11 @@
 //	            "jti": uuid.uuid4().hex, "iat": now, "exp": now + 60},
 //	           secret, algorithm="HS256")
 //
+// In Node.js with jsonwebtoken (which sets iat itself):
+//
+//	jwt.sign({ sub: "17", channels: ["shop.Order", "user:17"] }, secret,
+//	         { algorithm: "HS256", expiresIn: 60, jwtid: crypto.randomUUID() })
+//
 // For a quick test, "telegraphy token --sub 17 --channels 'shop.Order:*'"
 // prints one.
 //
