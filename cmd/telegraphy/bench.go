@@ -36,6 +36,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.StringVar(&cfg.DB, "db", "", "sqlite: publish by creating rows through GORM with the plugin")
 	fs.BoolVar(&cfg.Baseline, "baseline", false, "also run the load against a bare gorilla/websocket broadcaster and print the ratios")
 	fs.BoolVar(&cfg.SkipMemory, "no-memory", false, "skip the idle-connection memory measurement")
+	fs.StringVar(&cfg.CPUProfile, "cpuprofile", "", "write a CPU profile of the hub run's publishing phase to this file")
 	fs.BoolVar(&asJSON, "json", false, "also print the summary as JSON")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: telegraphy bench [flags]")

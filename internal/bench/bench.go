@@ -20,11 +20,15 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"runtime"
+	"runtime/pprof"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/telegraphy-go/telegraphy/events"
@@ -79,6 +83,9 @@ type Config struct {
 	// Progress receives a line per second while events are published. Nil
 	// means none.
 	Progress io.Writer
+	// CPUProfile, when set, is the file that receives a CPU profile of
+	// the hub run's publishing phase (not the baseline's).
+	CPUProfile string
 	// Log receives the warnings and errors of in-process hubs and brokers.
 	// Nil means they are discarded.
 	Log io.Writer
@@ -139,8 +146,10 @@ type Report struct {
 // Ratios of the hub's figures to the baseline's.
 type Ratios struct {
 	DeliveriesPerSec float64 `json:"deliveries_per_sec"`
-	P50              float64 `json:"latency_p50"`
-	P99              float64 `json:"latency_p99"`
+	// DeliveriesPerCPUSec is the ratio of deliveries per CPU second.
+	DeliveriesPerCPUSec float64 `json:"deliveries_per_cpu_sec"`
+	P50                 float64 `json:"latency_p50"`
+	P99                 float64 `json:"latency_p99"`
 }
 
 // Result is one target's figures.
@@ -159,6 +168,15 @@ type Result struct {
 	Deliveries       int64   `json:"deliveries"`
 	DeliveriesPerSec float64 `json:"deliveries_per_sec"`
 	Latency          Latency `json:"latency_ms"`
+	// CPUSec is the CPU time (user+system) this process used while the
+	// measured events were published and delivered: hub, publisher and
+	// clients together. DeliveriesPerCPUSec divides the deliveries by it,
+	// a figure that other load on the machine disturbs less.
+	CPUSec              float64 `json:"cpu_sec"`
+	DeliveriesPerCPUSec float64 `json:"deliveries_per_cpu_sec"`
+	// LoadAvg is the machine's one-minute load average before and after
+	// publishing: a busy machine explains slow figures.
+	LoadAvg [2]float64 `json:"load_avg"`
 	// Lost is Expected - Deliveries, summed per client.
 	Lost int64 `json:"lost"`
 	// Duplicates counts receipts of an event a client already had.
@@ -167,6 +185,8 @@ type Result struct {
 	// by close code ("4008") or "error".
 	Disconnected map[string]int `json:"disconnected,omitempty"`
 	Memory       *Memory        `json:"memory,omitempty"`
+	// MemoryNote says why Memory is missing, when it is.
+	MemoryNote string `json:"memory_note,omitempty"`
 	// Goroutines is this process' goroutine count with every client
 	// connected, after the events were delivered.
 	Goroutines int `json:"goroutines"`
@@ -201,6 +221,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
+	cfg.CPUProfile = ""
 	rep := &Report{Hub: res}
 	if !cfg.Baseline {
 		return rep, nil
@@ -215,9 +236,10 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	rep.Baseline = base
 	rep.Ratios = &Ratios{
-		DeliveriesPerSec: ratio(res.DeliveriesPerSec, base.DeliveriesPerSec),
-		P50:              ratio(res.Latency.P50, base.Latency.P50),
-		P99:              ratio(res.Latency.P99, base.Latency.P99),
+		DeliveriesPerSec:    ratio(res.DeliveriesPerSec, base.DeliveriesPerSec),
+		DeliveriesPerCPUSec: ratio(res.DeliveriesPerCPUSec, base.DeliveriesPerCPUSec),
+		P50:                 ratio(res.Latency.P50, base.Latency.P50),
+		P99:                 ratio(res.Latency.P99, base.Latency.P99),
 	}
 	return rep, nil
 }
@@ -289,9 +311,35 @@ func runTarget(ctx context.Context, cfg Config, t target) (res *Result, err erro
 	if err != nil {
 		return nil, err
 	}
+	remote, _ := t.(remoteMemory)
+	if t.inProcess() {
+		remote = nil // measured above, better
+	}
+	var remoteBefore uint64
+	var remoteG int
+	if remote != nil && !cfg.SkipMemory {
+		if remoteBefore, remoteG, err = remote.sampleMemory(ctx); err != nil {
+			res.MemoryNote = "not measured: " + err.Error()
+			remote = nil
+		}
+	}
 	conns, err := connectAll(ctx, eps, connectParallel)
 	if err != nil {
 		return nil, err
+	}
+	if remote != nil && !cfg.SkipMemory {
+		time.Sleep(500 * time.Millisecond)
+		if after, g, err := remote.sampleMemory(ctx); err != nil {
+			res.MemoryNote = "not measured: " + err.Error()
+		} else {
+			n := float64(len(conns))
+			res.Memory = &Memory{
+				Method:            "the hub's /metrics before and after connecting the clients (go_memstats heap+stack in use, no forced GC: an estimate)",
+				Connections:       len(conns),
+				PerConnBytes:      (float64(after) - float64(remoteBefore)) / n,
+				GoroutinesPerConn: float64(g-remoteG) / n,
+			}
+		}
 	}
 	hist := new(histogram)
 	var sentAt func(seq int64) (int64, bool)
@@ -312,8 +360,24 @@ func runTarget(ctx context.Context, cfg Config, t target) (res *Result, err erro
 		}
 	}
 
+	if cfg.CPUProfile != "" {
+		f, err := os.Create(cfg.CPUProfile)
+		if err != nil {
+			stopClients()
+			return nil, fmt.Errorf("cpu profile: %w", err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			stopClients()
+			return nil, fmt.Errorf("cpu profile: %w", err)
+		}
+	}
+	load0, cpu0 := loadAverage(), cpuTime()
 	perChannel := make([]int64, len(channels))
 	published, elapsed, err := publish(ctx, cfg, t, channels, perChannel, clients)
+	if cfg.CPUProfile != "" {
+		pprof.StopCPUProfile()
+	}
 	if err != nil {
 		stopClients()
 		return nil, err
@@ -323,6 +387,8 @@ func runTarget(ctx context.Context, cfg Config, t target) (res *Result, err erro
 		expected += perChannel[c.channel]
 	}
 	waitDelivered(ctx, clients, expected)
+	res.CPUSec = (cpuTime() - cpu0).Seconds()
+	res.LoadAvg = [2]float64{load0, loadAverage()}
 	res.Goroutines = runtime.NumGoroutine()
 	stopClients()
 
@@ -348,6 +414,9 @@ func runTarget(ctx context.Context, cfg Config, t target) (res *Result, err erro
 	if elapsed > 0 {
 		res.DeliveriesPerSec = float64(res.Deliveries) / elapsed.Seconds()
 	}
+	if res.CPUSec > 0 {
+		res.DeliveriesPerCPUSec = float64(res.Deliveries) / res.CPUSec
+	}
 	res.Latency = Latency{
 		P50: ms(hist.Quantile(0.50)),
 		P90: ms(hist.Quantile(0.90)),
@@ -355,6 +424,30 @@ func runTarget(ctx context.Context, cfg Config, t target) (res *Result, err erro
 		Max: ms(hist.Max()),
 	}
 	return res, nil
+}
+
+// cpuTime returns the user and system CPU time this process has used.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// loadAverage returns the one-minute load average, or 0 where
+// /proc/loadavg is missing.
+func loadAverage() float64 {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return 0
+	}
+	v, _ := strconv.ParseFloat(f[0], 64)
+	return v
 }
 
 // measuredEvents is how many measured events cfg publishes.
@@ -369,6 +462,12 @@ var origin = time.Now()
 
 // clock returns nanoseconds since origin.
 func clock() int64 { return int64(time.Since(origin)) }
+
+// remoteMemory is a target whose hub runs elsewhere but reports its
+// memory: heap+stack in use and goroutines.
+type remoteMemory interface {
+	sampleMemory(ctx context.Context) (uint64, int, error)
+}
 
 // publishRecorder is a target that knows when each measured event was
 // published better than the event's sent_ns does (--db: the moment after
@@ -517,8 +616,8 @@ func Print(w io.Writer, rep *Report) {
 		printResult(w, rep.Baseline)
 	}
 	if rep.Ratios != nil {
-		fmt.Fprintf(w, "\nhub / baseline: deliveries/s %.2f×, latency p50 %.2f×, p99 %.2f×\n",
-			rep.Ratios.DeliveriesPerSec, rep.Ratios.P50, rep.Ratios.P99)
+		fmt.Fprintf(w, "\nhub / baseline: deliveries/s %.2f×, deliveries/CPU-s %.2f×, latency p50 %.2f×, p99 %.2f×\n",
+			rep.Ratios.DeliveriesPerSec, rep.Ratios.DeliveriesPerCPUSec, rep.Ratios.P50, rep.Ratios.P99)
 	}
 }
 
@@ -529,6 +628,8 @@ func printResult(w io.Writer, r *Result) {
 	fmt.Fprintf(w, "  deliveries     %d of %d expected, %.0f/s\n", r.Deliveries, r.Expected, r.DeliveriesPerSec)
 	fmt.Fprintf(w, "  latency ms     p50 %.3f  p90 %.3f  p99 %.3f  max %.3f\n",
 		r.Latency.P50, r.Latency.P90, r.Latency.P99, r.Latency.Max)
+	fmt.Fprintf(w, "  cpu            %.2fs (hub+publisher+clients), %.0f deliveries/CPU-s; load average %.2f → %.2f\n",
+		r.CPUSec, r.DeliveriesPerCPUSec, r.LoadAvg[0], r.LoadAvg[1])
 	fmt.Fprintf(w, "  lost           %d   duplicates %d\n", r.Lost, r.Duplicates)
 	if len(r.Disconnected) > 0 {
 		keys := make([]string, 0, len(r.Disconnected))
@@ -545,6 +646,9 @@ func printResult(w io.Writer, r *Result) {
 	if r.Memory != nil {
 		fmt.Fprintf(w, "  memory/idle conn %.1f KiB, goroutines/conn %.2f (%d idle clients in a child process)\n",
 			r.Memory.PerConnBytes/1024, r.Memory.GoroutinesPerConn, r.Memory.Connections)
+	}
+	if r.MemoryNote != "" {
+		fmt.Fprintf(w, "  memory/idle conn %s\n", r.MemoryNote)
 	}
 	fmt.Fprintf(w, "  goroutines     %d (with %d clients in this process)\n", r.Goroutines, r.Clients)
 }

@@ -84,6 +84,25 @@ func TestBaseline(t *testing.T) {
 	}
 }
 
+func TestInProcessHub(t *testing.T) {
+	cfg := small()
+	cfg.Baseline = true
+	var log bytes.Buffer
+	cfg.Log = &log
+	rep, err := Run(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkResult(t, rep.Hub)
+	checkResult(t, rep.Baseline)
+	if rep.Ratios == nil || rep.Ratios.DeliveriesPerSec <= 0 {
+		t.Errorf("ratios = %+v", rep.Ratios)
+	}
+	if log.Len() > 0 {
+		t.Logf("hub log:\n%s", log.String())
+	}
+}
+
 func TestHistogramQuantiles(t *testing.T) {
 	var h histogram
 	for i := 1; i <= 1000; i++ {
