@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"time"
 
 	"github.com/telegraphy-go/telegraphy/broker"
 )
@@ -174,16 +175,40 @@ func (h *Hub) deliverLocked(c *conn, ch *channel, m *member, e queuedEvent) {
 func (h *Hub) dispatch() {
 	defer h.loops.Done()
 	var lastDrops uint64
-	for p := range h.sub.C() {
+	needSweep := false
+	noteDrops := func() {
 		if d := h.sub.Dropped(); d != lastDrops {
 			h.metrics.brokerDrops.Add(float64(d - lastDrops))
 			lastDrops = d
+			needSweep = true
 		}
-		if p.Channel == ControlChannel {
-			h.control(p)
-			continue
+	}
+	check := time.NewTicker(time.Second)
+	defer check.Stop()
+	c := h.sub.C()
+loop:
+	for {
+		if needSweep && len(c) == 0 {
+			// Publications dropped at the end of a burst leave no gap
+			// for a later one to reveal: once the burst is over, every
+			// channel is checked against its history.
+			needSweep = false
+			h.sweep()
 		}
-		h.publish(p)
+		select {
+		case p, ok := <-c:
+			if !ok {
+				break loop
+			}
+			noteDrops()
+			if p.Channel == ControlChannel {
+				h.control(p)
+				continue
+			}
+			h.publish(p)
+		case <-check.C:
+			noteDrops()
+		}
 	}
 	h.mu.Lock()
 	closed := h.closed
@@ -260,6 +285,62 @@ func (h *Hub) fillGap(p broker.Publication, since broker.Position) []broker.Publ
 		}
 	}
 	return fill
+}
+
+// sweep brings every channel up to date with its history after the broker
+// dropped publications: it fans out the ones the channel has not seen, or
+// tells its members that they lost events when the history cannot say.
+func (h *Hub) sweep() {
+	type check struct {
+		name string
+		pos  broker.Position
+	}
+	h.mu.Lock()
+	checks := make([]check, 0, len(h.channels))
+	for name, ch := range h.channels {
+		checks = append(checks, check{name, broker.Position{Epoch: ch.epoch, Offset: ch.offset}})
+	}
+	h.mu.Unlock()
+	for _, k := range checks {
+		ctx, cancel := context.WithTimeout(h.ctx, brokerTimeout)
+		res, err := h.cfg.Broker.History(ctx, k.name, &k.pos)
+		cancel()
+		if err != nil {
+			h.log.Warn("hub: checking a channel after broker drops failed", "channel", k.name, "err", err)
+			continue
+		}
+		if res.Recovered && len(res.Publications) == 0 {
+			continue
+		}
+		h.mu.Lock()
+		ch := h.channels[k.name]
+		if ch == nil || ch.epoch != k.pos.Epoch || ch.offset != k.pos.Offset {
+			h.mu.Unlock() // moved on meanwhile: later publications show any gap
+			continue
+		}
+		if res.Recovered {
+			h.metrics.gaps.WithLabelValues("recovered").Inc()
+			for _, p := range res.Publications {
+				if data, ok := compactEvent(p.Data); ok {
+					h.fanoutLocked(ch, p, data)
+				}
+			}
+		} else {
+			h.metrics.gaps.WithLabelValues("lost").Inc()
+			h.log.Warn("hub: events lost on a channel; its subscribers are told to refetch", "channel", k.name)
+			pos := res.Position
+			ch.epoch, ch.offset = pos.Epoch, pos.Offset
+			notice := encode(subscribedMsg{Type: typeSubscribed, Channel: ch.name, Epoch: pos.Epoch, Offset: pos.Offset})
+			for c, m := range ch.members {
+				if m.pending {
+					continue // its subscribe reads the history itself
+				}
+				m.epoch, m.offset = pos.Epoch, pos.Offset
+				c.send(notice)
+			}
+		}
+		h.mu.Unlock()
+	}
 }
 
 // fanoutLocked encodes the event message once and queues the shared bytes

@@ -50,6 +50,8 @@ type conn struct {
 	closeCode int  // 0: drop without a close frame
 	closeText string
 	closeSent bool // the writer is done; the reader may drop the TCP connection
+
+	readErr error // owned by the reader: why reading stopped, nil when the hub chose to
 }
 
 // outMsg is one queued message. Event bytes are shared by every
@@ -282,6 +284,7 @@ func (c *conn) readLoop() {
 	for {
 		mt, frame, err := c.ws.ReadMessage()
 		if err != nil {
+			c.readErr = err
 			c.readFailed(err)
 			return
 		}
@@ -335,9 +338,21 @@ func (c *conn) finish() {
 		_ = nc.SetReadDeadline(time.Now().Add(h.cfg.WriteTimeout + closeGrace))
 	}
 	c.mu.Unlock()
-	// Drain so that our close does not reset the connection before the
-	// client has read the close frame.
-	_, _ = io.Copy(io.Discard, nc)
+	// Read until the client answers the close frame or goes, so that our
+	// close does not reset the connection before it has read the frame.
+	var ce *websocket.CloseError
+	switch {
+	case c.readErr == nil:
+		for {
+			if _, _, err := c.ws.NextReader(); err != nil {
+				break
+			}
+		}
+	case errors.As(c.readErr, &ce):
+		// The client closed first and gorilla/websocket has answered.
+	default:
+		_, _ = io.Copy(io.Discard, nc)
+	}
 	_ = c.ws.Close()
 
 	ctx, cancel := context.WithTimeout(context.Background(), brokerTimeout)

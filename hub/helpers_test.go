@@ -90,7 +90,19 @@ func newEnv(t testing.TB, opts ...envOption) *env {
 	}
 	b := broker.NewMemoryWith(bcfg)
 	cfg.Broker = b
+	withBroker(t, b)
 	return newEnvWith(t, cfg, b)
+}
+
+// withBroker closes b when the test ends, after the hubs using it, and
+// then checks that no hub goroutine is left.
+func withBroker(t testing.TB, b *broker.Memory) {
+	t.Cleanup(func() {
+		_ = b.Close(context.Background())
+		if err := waitNoHubGoroutines(5 * time.Second); err != nil {
+			t.Error(err)
+		}
+	})
 }
 
 func newEnvWith(t testing.TB, cfg hub.Config, b *broker.Memory) *env {
@@ -115,10 +127,6 @@ func newEnvWith(t testing.TB, cfg hub.Config, b *broker.Memory) *env {
 			t.Errorf("hub.Close: %v", err)
 		}
 		srv.Close()
-		_ = b.Close(ctx)
-		if err := waitNoHubGoroutines(5 * time.Second); err != nil {
-			t.Error(err)
-		}
 	})
 	return e
 }
@@ -305,6 +313,15 @@ func (e *env) publish(channel string, n int) []string {
 
 func publishTo(t testing.TB, b broker.Broker, channel string, n, pad int) []string {
 	t.Helper()
+	ids, err := tryPublish(b, channel, n, pad)
+	if err != nil {
+		t.Fatalf("publish: %v", err)
+	}
+	return ids
+}
+
+// tryPublish is publishTo for goroutines other than the test's.
+func tryPublish(b broker.Broker, channel string, n, pad int) ([]string, error) {
 	ids := make([]string, n)
 	msgs := make([]broker.Message, n)
 	for i := range msgs {
@@ -315,15 +332,12 @@ func publishTo(t testing.TB, b broker.Broker, channel string, n, pad int) []stri
 		}
 		data, err := ev.Encode()
 		if err != nil {
-			t.Fatal(err)
+			return nil, err
 		}
 		ids[i] = ev.Meta.ID
 		msgs[i] = broker.Message{EventID: ev.Meta.ID, Channels: []string{channel}, Data: data}
 	}
-	if err := b.Publish(context.Background(), msgs...); err != nil {
-		t.Fatalf("publish: %v", err)
-	}
-	return ids
+	return ids, b.Publish(context.Background(), msgs...)
 }
 
 // expectEvents reads events on channel and checks their ids and that their

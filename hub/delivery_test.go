@@ -1,0 +1,331 @@
+package hub_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/telegraphy-go/telegraphy/broker"
+	"github.com/telegraphy-go/telegraphy/hub"
+)
+
+func TestSlowConsumer(t *testing.T) {
+	e := newEnv(t, func(c *hub.Config, _ *broker.MemoryConfig) { c.SendQueueBytes = 64 << 10 })
+	stalled := e.connect("stalled", "a")
+	stalled.subscribe(1, "a", nil)
+	healthy := e.connect("healthy", "a")
+	healthy.subscribe(1, "a", nil)
+
+	// Events are published in small batches, each once the healthy client
+	// has read the previous one, until the stalled client (which never
+	// reads) has been closed; then a few more.
+	const batch, size = 4, 8000
+	published := 0
+	closed := false
+	for extra := 0; extra < 3; {
+		if published > 20_000 {
+			t.Fatalf("stalled client not closed after %d events", published)
+		}
+		ids := publishTo(t, e.broker, "a", batch, size)
+		healthy.expectEvents("a", uint64(published), ids)
+		published += batch
+		if closed || published%(25*batch) == 0 && e.metric("telegraphy_hub_slow_consumer_closes_total") >= 1 {
+			closed = true
+			extra++
+		}
+	}
+	healthy.alive(2)
+	t.Logf("stalled client closed after at most %d events of ~8 KB", published)
+	if got := e.metric("telegraphy_hub_slow_consumer_closes_total"); got != 1 {
+		t.Fatalf("slow consumer closes: %v, want 1", got)
+	}
+	stalled.expectClose(4008)
+}
+
+func TestRecovery(t *testing.T) {
+	cases := []struct {
+		name          string
+		historySize   int
+		since         func(first broker.Position) broker.Position
+		published     int
+		wantRecovered bool
+		wantMissed    int
+	}{
+		{"missed events", 0, func(p broker.Position) broker.Position { return p }, 5, true, 5},
+		{"nothing missed", 0, func(p broker.Position) broker.Position { return broker.Position{Epoch: p.Epoch, Offset: p.Offset + 5} }, 5, true, 0},
+		{"past the history", 3, func(p broker.Position) broker.Position { return p }, 5, false, 0},
+		{"wrong epoch", 0, func(p broker.Position) broker.Position { return broker.Position{Epoch: "other", Offset: p.Offset} }, 5, false, 0},
+		{"offset from the future", 0, func(p broker.Position) broker.Position { return broker.Position{Epoch: p.Epoch, Offset: 99} }, 5, false, 0},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t, func(_ *hub.Config, b *broker.MemoryConfig) { b.HistorySize = tc.historySize })
+			e.publish("a", 2)
+			c := e.connect("17", "a")
+			s := c.subscribe(1, "a", nil)
+			first := broker.Position{Epoch: s.Epoch, Offset: s.Offset}
+			_ = c.ws.Close()
+
+			ids := e.publish("a", tc.published)
+			c2 := e.connect("17", "a")
+			since := tc.since(first)
+			r := c2.subscribe(1, "a", &since)
+			if r.Recovered != tc.wantRecovered || len(r.Missed) != tc.wantMissed {
+				t.Fatalf("subscribed %s: want recovered %v with %d missed", r, tc.wantRecovered, tc.wantMissed)
+			}
+			if r.Epoch != first.Epoch || r.Offset != first.Offset+uint64(tc.published) {
+				t.Fatalf("subscribed %s: want position %s/%d", r, first.Epoch, first.Offset+uint64(tc.published))
+			}
+			for i, raw := range r.Missed {
+				var m msg
+				if err := jsonUnmarshal(raw, &m); err != nil {
+					t.Fatal(err)
+				}
+				if m.Type != "event" || m.Channel != "a" || m.Offset != first.Offset+uint64(i)+1 || m.eventID() != ids[i] {
+					t.Fatalf("missed[%d] = %s, want event offset %d id %s", i, raw, first.Offset+uint64(i)+1, ids[i])
+				}
+			}
+			// Live events continue right after the position.
+			live := e.publish("a", 2)
+			c2.expectEvents("a", r.Offset, live)
+		})
+	}
+}
+
+// Publications that arrive while a subscribe reads the history are merged
+// with it: every client sees each offset once, in order.
+func TestRecoveryUnderLoad(t *testing.T) {
+	e := newEnv(t)
+	e.publish("a", 10)
+	stop := make(chan struct{})
+	pubErr := make(chan error, 1)
+	go func() {
+		defer close(pubErr)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if _, err := tryPublish(e.broker, "a", 1, 0); err != nil {
+				pubErr <- err
+				return
+			}
+			time.Sleep(200 * time.Microsecond)
+		}
+	}()
+	stopped := false
+	stopPublisher := func() {
+		if !stopped {
+			stopped = true
+			close(stop)
+			if err := <-pubErr; err != nil {
+				t.Errorf("publisher: %v", err)
+			}
+		}
+	}
+	defer stopPublisher()
+
+	type sub struct {
+		c    *client
+		next uint64
+	}
+	var subs []sub
+	for i := 0; i < 20; i++ {
+		c := e.connect("17", "a")
+		s0 := c.subscribe(1, "a", nil) // learn the position
+		since := broker.Position{Epoch: s0.Epoch, Offset: s0.Offset - uint64(i%5)}
+		c.send(`{"type":"unsubscribe","id":2,"channel":"a"}`)
+		for m := c.next(); m.Type != "unsubscribed"; m = c.next() {
+		}
+		r := c.subscribe(3, "a", &since)
+		if !r.Recovered || uint64(len(r.Missed)) != r.Offset-since.Offset {
+			t.Fatalf("subscribed with %d missed, position %d, since %d, recovered %v", len(r.Missed), r.Offset, since.Offset, r.Recovered)
+		}
+		subs = append(subs, sub{c, r.Offset + 1})
+	}
+	time.Sleep(100 * time.Millisecond)
+	stopPublisher()
+	h, err := e.broker.History(context.Background(), "a", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := h.Position.Offset
+	for i, s := range subs {
+		for s.next <= last {
+			m := s.c.expect("event")
+			if m.Offset != s.next {
+				t.Fatalf("client %d: got offset %d, want %d", i, m.Offset, s.next)
+			}
+			s.next++
+		}
+		s.c.alive(9) // and nothing else before the pong
+	}
+}
+
+// When the broker drops publications for the hub (its buffer was full),
+// the hub recovers them from history.
+func TestBrokerDropsRecovered(t *testing.T) {
+	e := newEnv(t, func(_ *hub.Config, b *broker.MemoryConfig) { b.SubscriberBuffer = 1 })
+	c := e.connect("17", "a")
+	c.subscribe(1, "a", nil)
+	ids := e.publish("a", 200) // one Publish call: most overflow the buffer of 1
+	c.expectEvents("a", 0, ids)
+	c.alive(2)
+	if got := e.metric(`telegraphy_hub_gaps_total{result="recovered"}`); got < 1 {
+		t.Fatalf("recovered gaps: %v, want at least 1", got)
+	}
+	if got := e.metric("telegraphy_hub_broker_drops_total"); got < 1 {
+		t.Fatalf("broker drops: %v", got)
+	}
+}
+
+// When the history cannot fill the gap, clients are told with a
+// subscribed message without id and recovered:false.
+func TestBrokerDropsLost(t *testing.T) {
+	e := newEnv(t, func(_ *hub.Config, b *broker.MemoryConfig) {
+		b.SubscriberBuffer = 1
+		b.HistorySize = 2
+	})
+	c := e.connect("17", "a")
+	c.subscribe(1, "a", nil)
+	e.publish("a", 50)
+	var lost bool
+	var last uint64
+	for last < 50 {
+		m := c.next()
+		switch {
+		case m.Type == "subscribed" && m.ID == nil && !m.Recovered && m.Channel == "a":
+			lost = true
+			last = m.Offset
+		case m.Type == "event" && m.Offset == last+1:
+			last = m.Offset
+		default:
+			t.Fatalf("after offset %d: got %s", last, m)
+		}
+	}
+	if !lost {
+		t.Fatal("no recovered:false notice")
+	}
+}
+
+func TestRevokeAcrossHubs(t *testing.T) {
+	b := broker.NewMemory()
+	withBroker(t, b)
+	cfg := func() hub.Config {
+		return hub.Config{Broker: b, Secret: testSecret, Logger: discardLogger()}
+	}
+	a := newEnvWith(t, cfg(), b)
+	other := newEnvWith(t, cfg(), b)
+	victim := other.connect("17", "x")
+	victim.subscribe(1, "x", nil)
+	bystander := other.connect("18", "x")
+	local := a.connect("17", "x")
+
+	if err := a.hub.Revoke(context.Background(), "17"); err != nil {
+		t.Fatal(err)
+	}
+	victim.expectClose(4010)
+	local.expectClose(4010)
+	bystander.alive(1)
+	if err := a.hub.Revoke(context.Background(), ""); !errors.Is(err, hub.ErrEmptySubject) {
+		t.Fatalf("Revoke(\"\"): %v", err)
+	}
+}
+
+func TestClose(t *testing.T) {
+	e := newEnv(t)
+	var cs []*client
+	for _, sub := range []string{"1", "2", "3"} {
+		c := e.connect(sub, "a")
+		c.subscribe(1, "a", nil)
+		cs = append(cs, c)
+	}
+	idle := e.mustDial() // not even authenticated
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- e.hub.Close(ctx) }()
+	for _, c := range append(cs, idle) {
+		c.expectClose(1001)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if gs := hubGoroutines(); len(gs) != 0 {
+		t.Fatalf("goroutines left after Close:\n%v", gs)
+	}
+	if err := e.hub.Close(ctx); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+	_, resp, err := e.dial(nil)
+	if err == nil || resp == nil || resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("dial after Close: %v %v, want 503", err, resp)
+	}
+	if err := e.hub.Revoke(ctx, "1"); !errors.Is(err, hub.ErrClosed) {
+		t.Fatalf("Revoke after Close: %v", err)
+	}
+}
+
+// A client that answers no pings is dropped after PingInterval+PongTimeout;
+// one that answers stays.
+func TestPingPong(t *testing.T) {
+	e := newEnv(t, func(c *hub.Config, _ *broker.MemoryConfig) {
+		c.PingInterval = 100 * time.Millisecond
+		c.PongTimeout = 100 * time.Millisecond
+	})
+	silent := e.connect("1") // never reads again, so never answers a ping
+	c := e.connect("2")
+	var pings atomic.Int32
+	c.ws.SetPingHandler(func(data string) error {
+		pings.Add(1)
+		return c.ws.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(time.Second))
+	})
+	msgs := make(chan msg, 10)
+	go func() {
+		defer close(msgs)
+		for {
+			m, err := c.read(10 * time.Second)
+			if err != nil {
+				return
+			}
+			msgs <- m
+		}
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for e.metric("telegraphy_hub_connections") != 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("the silent client was not dropped")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(500 * time.Millisecond) // several more ping intervals
+	c.send(`{"type":"ping","id":1}`)
+	if m, ok := <-msgs; !ok || m.Type != "pong" {
+		t.Fatalf("answering client: got %v %v, want pong", m, ok)
+	}
+	if pings.Load() < 2 {
+		t.Fatalf("%d pings", pings.Load())
+	}
+	// The silent client finds its connection gone (without a close frame).
+	_, err := silent.read(5 * time.Second)
+	var ne interface{ Timeout() bool }
+	if err == nil || errors.As(err, &ne) && ne.Timeout() {
+		t.Fatalf("silent client: %v, want the connection dropped", err)
+	}
+	_ = c.ws.Close()
+	for range msgs {
+	}
+}
+
+func discardLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
