@@ -193,14 +193,18 @@ export class Telegraphy extends Emitter {
       this._error("bad_request", "telegraphy: " + err.message, { cause: err });
       return this._down();
     }
+    this._told = false;
     this._wait = setTimeout(() => this._down(), this._o.connectTimeout);
     ws.onopen = () => ws.send(JSON.stringify(token ? { type: "hello", token } : { type: "hello" }));
     ws.onmessage = (m) => this._frame(ws, m.data);
-    ws.onerror = () => {}; // close follows
+    // Browsers follow an error with a close; some WebSocket implementations
+    // (Node 20's) do not when the connection fails.
+    ws.onerror = () => ws == this._ws && this._down();
     ws.onclose = (ev) => {
       if (ws != this._ws) return;
       const code = CLOSE_ERRORS[ev.code];
-      if (code) this._error(code, ev.reason || "telegraphy: connection closed (" + ev.code + ")", { closeCode: ev.code });
+      // An error message that came before the close already said why.
+      if (code && !this._told) this._error(code, ev.reason || "telegraphy: connection closed (" + ev.code + ")", { closeCode: ev.code });
       this._down();
     };
   }
@@ -309,6 +313,7 @@ export class Telegraphy extends Emitter {
         this._req.delete(m.id);
         const e = r && this._ch.get(r.entry.name) == r.entry ? r.entry : null;
         if (e) e.state = 0;
+        else if (m.id == null) this._told = true;
         const err = this._error(m.code || "internal", m.message, { id: m.id, channel: e?.name });
         if (e) for (const s of [...e.subs]) s._emit("error", err);
         return;
