@@ -63,6 +63,11 @@ func (p *Plugin) begin(db *gorm.DB, op events.Operation) *stmtState {
 	}
 	st := &stmtState{m: m, tx: tx, state: state}
 	db.Statement.Settings.Store(stateKey{db.Statement}, st)
+	if p.outbox != nil && !p.beginOwnTx(db, st) {
+		// Outbox mode: a write outside a transaction runs in one the
+		// plugin begins, so its outbox rows commit with it.
+		return nil
+	}
 	return st
 }
 
@@ -114,7 +119,11 @@ func (p *Plugin) beforeCreate(db *gorm.DB) { p.begin(db, events.OpCreate) }
 
 func (p *Plugin) afterCreate(db *gorm.DB) {
 	st := loadState(db)
-	if st == nil || db.Error != nil || db.RowsAffected == 0 {
+	if st == nil {
+		return
+	}
+	defer p.finish(db, st)
+	if db.Error != nil || db.RowsAffected == 0 {
 		return
 	}
 	var msgs []broker.Message

@@ -29,6 +29,11 @@ type Config struct {
 	// PublishTimeout bounds each Broker.Publish call made after a commit.
 	// Zero value means 5 seconds.
 	PublishTimeout time.Duration
+	// Outbox turns on outbox mode: events are written to a table by the
+	// transaction that produces them and published by a relay, so a crash
+	// or a broker outage after the commit loses nothing. Zero value means
+	// off; see OutboxConfig.
+	Outbox OutboxConfig
 }
 
 func (c *Config) setDefaults() {

@@ -132,6 +132,9 @@ func (t *txPool) ExecContext(ctx context.Context, query string, args ...any) (sq
 // events in one Publish call. A publish failure is reported to the
 // plugin's error handler; Commit's result is the database's.
 func (t *txPool) Commit() error {
+	if t.p.outbox != nil {
+		return t.p.outbox.commit(t)
+	}
 	err := t.Tx.Commit()
 	t.mu.Lock()
 	msgs := t.pending

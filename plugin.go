@@ -46,6 +46,8 @@ type Plugin struct {
 	reg      events.Registry
 	notModel sync.Map // reflect.Type -> struct{}: types seen without registration
 	discover sync.Mutex
+
+	outbox *outbox // outbox mode; nil when off (see outbox.go)
 }
 
 // New returns a Plugin configured by cfg. It does not fail; Initialize
@@ -103,7 +105,10 @@ func (p *Plugin) Initialize(db *gorm.DB) error {
 		cb.Delete().After("gorm:after_delete").Before("gorm:commit_or_rollback_transaction").
 			Register("telegraphy:after_delete", p.afterDelete),
 	}
-	return errors.Join(steps...)
+	if err := errors.Join(steps...); err != nil {
+		return err
+	}
+	return p.initOutbox(db)
 }
 
 // model returns the registered model of the statement's type, registering
