@@ -29,6 +29,9 @@ var testSecret = []byte("0123456789abcdef0123456789abcdef-test")
 
 // TestMain fails the run when a hub goroutine outlives the tests.
 func TestMain(m *testing.M) {
+	if spec := os.Getenv(clientProcEnv); spec != "" {
+		os.Exit(runClientProc(spec))
+	}
 	code := m.Run()
 	if code == 0 {
 		if err := waitNoHubGoroutines(5 * time.Second); err != nil {
