@@ -27,6 +27,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.IntVar(&cfg.Clients, "clients", 1000, "number of WebSocket clients")
 	fs.IntVar(&cfg.Channels, "channels", 1, "spread the clients (and the events) over this many channels")
 	fs.Float64Var(&cfg.Rate, "rate", 200, "events published per second")
+	fs.IntVar(&cfg.Window, "window", 0, "instead of --rate, publish as fast as events are delivered with this many in flight (max throughput)")
 	fs.DurationVar(&cfg.Duration, "duration", 10*time.Second, "how long measured events are published")
 	fs.DurationVar(&cfg.Warmup, "warmup", 0, "publish (and ignore) events for this long first")
 	fs.StringVar(&cfg.Mode, "mode", bench.ModeInProcess, "inprocess: a hub in this process; url: the hub at --url, fed through --redis")

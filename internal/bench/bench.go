@@ -52,6 +52,13 @@ type Config struct {
 	// Duration is how long the measured events are published. Zero value
 	// means 10 s.
 	Duration time.Duration
+	// Window, when positive, replaces the fixed rate by a closed loop: the
+	// measured events go out as fast as they are delivered, with at most
+	// Window of them not yet received by every client. This finds the most
+	// deliveries per second a target sustains without losing any. Warm-up
+	// events still go out at Rate. Zero value means a fixed rate; at most
+	// 1024.
+	Window int
 	// Warmup is how long events are published, and ignored, before the
 	// measured ones. Zero value means none.
 	Warmup time.Duration
@@ -113,6 +120,8 @@ func (c *Config) setDefaults() error {
 	switch {
 	case c.Clients < 0 || c.Channels < 0 || c.Rate < 0 || c.Duration < 0 || c.Warmup < 0 || c.Hubs < 0:
 		return errors.New("bench: clients, channels, rate, duration, warmup and hubs must not be negative")
+	case c.Window < 0 || c.Window > 1024:
+		return errors.New("bench: window must be between 0 and 1024")
 	case c.Channels > c.Clients:
 		return fmt.Errorf("bench: %d channels for %d clients leaves channels without clients", c.Channels, c.Clients)
 	case c.Mode != ModeInProcess && c.Mode != ModeURL:
@@ -158,7 +167,10 @@ type Result struct {
 	Clients  int     `json:"clients"`
 	Channels int     `json:"channels"`
 	Rate     float64 `json:"rate"`
-	// DurationSec is how long the measured events took to publish.
+	// Window is Config.Window: when not zero, Rate applied to warm-up only.
+	Window int `json:"window,omitempty"`
+	// DurationSec is how long the measured events took to publish (with a
+	// window: until the last was delivered).
 	DurationSec float64 `json:"duration_sec"`
 	Events      int64   `json:"events"`
 	// Expected is the number of deliveries the events call for: each
@@ -296,7 +308,7 @@ func runTarget(ctx context.Context, cfg Config, t target) (res *Result, err erro
 		return eps, nil
 	}
 
-	res = &Result{Target: t.name(), Clients: cfg.Clients, Channels: cfg.Channels, Rate: cfg.Rate}
+	res = &Result{Target: t.name(), Clients: cfg.Clients, Channels: cfg.Channels, Rate: cfg.Rate, Window: cfg.Window}
 	if !cfg.SkipMemory && t.inProcess() {
 		eps, err := endpoints()
 		if err != nil {
@@ -334,7 +346,7 @@ func runTarget(ctx context.Context, cfg Config, t target) (res *Result, err erro
 		} else {
 			n := float64(len(conns))
 			res.Memory = &Memory{
-				Method:            "the hub's /metrics before and after connecting the clients (go_memstats heap+stack in use, no forced GC: an estimate)",
+				Method:            "the hub's /metrics, go_memstats heap+stack in use, no forced GC: an estimate",
 				Connections:       len(conns),
 				PerConnBytes:      (float64(after) - float64(remoteBefore)) / n,
 				GoroutinesPerConn: float64(g-remoteG) / n,
@@ -343,13 +355,20 @@ func runTarget(ctx context.Context, cfg Config, t target) (res *Result, err erro
 	}
 	hist := new(histogram)
 	var sentAt func(seq int64) (int64, bool)
-	if r, ok := t.(publishRecorder); ok {
+	if r, ok := t.(publishRecorder); ok && cfg.DB != "" {
 		sentAt = r.publishedAt
+	}
+	var tr *tracker
+	if cfg.Window > 0 {
+		tr = &tracker{need: make([]int32, len(channels)), done: make(chan struct{}, trackerRing)}
+		for i := range conns {
+			tr.need[i%len(channels)]++
+		}
 	}
 	var stopping atomic.Bool
 	clients := make([]*client, len(conns))
 	for i, conn := range conns {
-		clients[i] = &client{channel: i % len(channels), conn: conn, hist: hist, sentAt: sentAt, done: make(chan struct{})}
+		clients[i] = &client{channel: i % len(channels), conn: conn, hist: hist, sentAt: sentAt, tr: tr, done: make(chan struct{})}
 		go clients[i].run(&stopping)
 	}
 	stopClients := func() {
@@ -374,7 +393,8 @@ func runTarget(ctx context.Context, cfg Config, t target) (res *Result, err erro
 	}
 	load0, cpu0 := loadAverage(), cpuTime()
 	perChannel := make([]int64, len(channels))
-	published, elapsed, err := publish(ctx, cfg, t, channels, perChannel, clients)
+	published, start, err := publish(ctx, cfg, t, channels, perChannel, clients, tr)
+	elapsed := time.Since(start)
 	if cfg.CPUProfile != "" {
 		pprof.StopCPUProfile()
 	}
@@ -387,6 +407,10 @@ func runTarget(ctx context.Context, cfg Config, t target) (res *Result, err erro
 		expected += perChannel[c.channel]
 	}
 	waitDelivered(ctx, clients, expected)
+	if tr != nil {
+		// A windowed run is over when the last event has arrived.
+		elapsed = time.Since(start)
+	}
 	res.CPUSec = (cpuTime() - cpu0).Seconds()
 	res.LoadAvg = [2]float64{load0, loadAverage()}
 	res.Goroutines = runtime.NumGoroutine()
@@ -450,11 +474,17 @@ func loadAverage() float64 {
 	return v
 }
 
-// measuredEvents is how many measured events cfg publishes.
+// measuredEvents is how many measured events cfg publishes, at most.
 func measuredEvents(cfg Config) int64 {
+	if cfg.Window > 0 {
+		return maxWindowEvents
+	}
 	interval := time.Duration(float64(time.Second) / cfg.Rate)
 	return max(int64(cfg.Duration/interval), 1)
 }
+
+// maxWindowEvents caps a windowed run.
+const maxWindowEvents = 1 << 20
 
 // origin is the clock every latency is measured on: publisher and clients
 // share it, and it is monotonic.
@@ -482,7 +512,7 @@ func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond)
 // cfg.Duration, printing progress each second. It returns how many
 // measured events it published and how long that took.
 func publish(ctx context.Context, cfg Config, t target, channels []string,
-	perChannel []int64, clients []*client) (int64, time.Duration, error) {
+	perChannel []int64, clients []*client, tr *tracker) (published int64, start time.Time, err error) {
 	interval := time.Duration(float64(time.Second) / cfg.Rate)
 	warm := int64(cfg.Warmup / interval)
 	total := measuredEvents(cfg)
@@ -503,37 +533,89 @@ func publish(ctx context.Context, cfg Config, t target, channels []string,
 		progressWG.Wait()
 	}()
 
-	// Event k (warm-up first) is due at begin + k*interval; a late one
-	// goes out at once, so the schedule catches up without drifting.
+	// At a fixed rate, event k (warm-up first) is due at begin +
+	// k*interval; a late one goes out at once, so the schedule catches up
+	// without drifting. With a window, a measured event goes out as soon
+	// as fewer than Window are in flight.
 	begin := time.Now()
-	var start time.Time
+	var end time.Time
+	inflight := 0
 	for k := int64(0); k < warm+total; k++ {
 		i := k - warm
 		if i == 0 {
 			start = time.Now()
+			end = start.Add(cfg.Duration)
 		}
-		if d := time.Until(begin.Add(time.Duration(k) * interval)); d > 0 {
-			select {
-			case <-time.After(d):
-			case <-ctx.Done():
-				return 0, 0, ctx.Err()
+		switch {
+		case i >= 0 && tr != nil:
+			if time.Now().After(end) {
+				return published, start, nil
 			}
-		} else if ctx.Err() != nil {
-			return 0, 0, ctx.Err()
+			for inflight >= cfg.Window {
+				select {
+				case <-tr.done:
+					inflight--
+				case <-time.After(stallTimeout):
+					// A client lost an event (it was closed, say): the
+					// window would never open again.
+					return published, start, nil
+				case <-ctx.Done():
+					return 0, start, ctx.Err()
+				}
+			}
+		default:
+			if d := time.Until(begin.Add(time.Duration(k) * interval)); d > 0 {
+				select {
+				case <-time.After(d):
+				case <-ctx.Done():
+					return 0, start, ctx.Err()
+				}
+			}
+		}
+		if ctx.Err() != nil {
+			return 0, start, ctx.Err()
 		}
 		seq, ch := i, int(k%int64(len(channels)))
 		if i < 0 {
 			seq = -1
 		}
+		if tr != nil && i >= 0 {
+			tr.counts[i%trackerRing].Store(0)
+			inflight++
+		}
 		e := event{Seq: seq, Channel: channels[ch], SentNS: clock()}
 		if err := t.publish(ctx, e); err != nil {
-			return 0, 0, fmt.Errorf("publish event %d: %w", i, err)
+			return 0, start, fmt.Errorf("publish event %d: %w", i, err)
 		}
 		if i >= 0 {
 			perChannel[ch]++
+			published++
 		}
 	}
-	return total, time.Since(start), nil
+	return published, start, nil
+}
+
+// stallTimeout is how long a windowed run waits for an event to reach
+// every client before it stops publishing.
+const stallTimeout = 2 * time.Second
+
+// trackerRing bounds Config.Window: the tracker counts receipts of the
+// last trackerRing events.
+const trackerRing = 4096
+
+// tracker tells a windowed publisher when an event has reached every
+// client of its channel.
+type tracker struct {
+	need   []int32 // clients per channel
+	counts [trackerRing]atomic.Int32
+	done   chan struct{}
+}
+
+// received counts one client's first receipt of event seq on channel ch.
+func (t *tracker) received(seq int64, ch int) {
+	if t.counts[seq%trackerRing].Add(1) == t.need[ch] {
+		t.done <- struct{}{} // never blocks: at most Window events are in flight
+	}
 }
 
 // progress prints the deliveries so far and the last second's rate until
@@ -623,8 +705,13 @@ func Print(w io.Writer, rep *Report) {
 
 func printResult(w io.Writer, r *Result) {
 	fmt.Fprintf(w, "%s\n", r.Target)
-	fmt.Fprintf(w, "  clients %d on %d channel(s), %g events/s for %.1fs: %d events\n",
-		r.Clients, r.Channels, r.Rate, r.DurationSec, r.Events)
+	if r.Window > 0 {
+		fmt.Fprintf(w, "  clients %d on %d channel(s), closed loop with %d events in flight, %.1fs: %d events\n",
+			r.Clients, r.Channels, r.Window, r.DurationSec, r.Events)
+	} else {
+		fmt.Fprintf(w, "  clients %d on %d channel(s), %g events/s for %.1fs: %d events\n",
+			r.Clients, r.Channels, r.Rate, r.DurationSec, r.Events)
+	}
 	fmt.Fprintf(w, "  deliveries     %d of %d expected, %.0f/s\n", r.Deliveries, r.Expected, r.DeliveriesPerSec)
 	fmt.Fprintf(w, "  latency ms     p50 %.3f  p90 %.3f  p99 %.3f  max %.3f\n",
 		r.Latency.P50, r.Latency.P90, r.Latency.P99, r.Latency.Max)
@@ -644,8 +731,8 @@ func printResult(w io.Writer, r *Result) {
 		fmt.Fprintln(w)
 	}
 	if r.Memory != nil {
-		fmt.Fprintf(w, "  memory/idle conn %.1f KiB, goroutines/conn %.2f (%d idle clients in a child process)\n",
-			r.Memory.PerConnBytes/1024, r.Memory.GoroutinesPerConn, r.Memory.Connections)
+		fmt.Fprintf(w, "  memory/idle conn %.1f KiB, goroutines/conn %.2f, over %d connections (%s)\n",
+			r.Memory.PerConnBytes/1024, r.Memory.GoroutinesPerConn, r.Memory.Connections, r.Memory.Method)
 	}
 	if r.MemoryNote != "" {
 		fmt.Fprintf(w, "  memory/idle conn %s\n", r.MemoryNote)

@@ -4,14 +4,33 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
+	"runtime"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/telegraphy-go/telegraphy/internal/testenv"
 )
 
 func TestMain(m *testing.M) {
 	ChildMain()
-	os.Exit(m.Run())
+	before := runtime.NumGoroutine()
+	code := m.Run()
+	if code == 0 {
+		// Every run closes its hubs, servers, brokers and clients.
+		deadline := time.Now().Add(5 * time.Second)
+		for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
+			time.Sleep(50 * time.Millisecond)
+		}
+		if n := runtime.NumGoroutine(); n > before {
+			buf := make([]byte, 1<<20)
+			fmt.Fprintf(os.Stderr, "goroutines leaked: %d before, %d after\n%s\n", before, n, buf[:runtime.Stack(buf, true)])
+			code = 1
+		}
+	}
+	os.Exit(code)
 }
 
 // small is a short load: a few dozen clients for two seconds.
@@ -100,6 +119,67 @@ func TestInProcessHub(t *testing.T) {
 	}
 	if log.Len() > 0 {
 		t.Logf("hub log:\n%s", log.String())
+	}
+}
+
+// TestRedisTwoHubs runs the load through Redis with the clients split
+// over two in-process hubs, events coming from GORM creates on SQLite.
+func TestRedisTwoHubsSQLite(t *testing.T) {
+	cfg := small()
+	cfg.RedisURL = testenv.RedisURL(t)
+	cfg.Hubs = 2
+	cfg.DB = "sqlite"
+	var log bytes.Buffer
+	cfg.Log = &log
+	rep, err := Run(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkResult(t, rep.Hub)
+	if log.Len() > 0 {
+		t.Logf("hub log:\n%s", log.String())
+	}
+}
+
+// TestWindow runs the closed loop: events as fast as they are delivered.
+func TestWindow(t *testing.T) {
+	cfg := small()
+	cfg.Window = 4
+	cfg.Duration = time.Second
+	cfg.SkipMemory = true
+	rep, err := Run(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := rep.Hub
+	if r.Events == 0 || r.Expected != r.Events*10 {
+		t.Errorf("events %d, deliveries expected %d; want some, ten clients each", r.Events, r.Expected)
+	}
+	if r.Lost != 0 || r.Duplicates != 0 || r.Deliveries != r.Expected {
+		t.Errorf("deliveries %d of %d, lost %d, duplicates %d", r.Deliveries, r.Expected, r.Lost, r.Duplicates)
+	}
+}
+
+func TestBadConfig(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		cfg  Config
+		want string
+	}{
+		{"url without url", Config{Mode: ModeURL, RedisURL: "redis://x", Secret: []byte("s")}, "url"},
+		{"url without redis", Config{Mode: ModeURL, URL: "ws://x/ws", Secret: []byte("s")}, "Redis"},
+		{"url without secret", Config{Mode: ModeURL, URL: "ws://x/ws", RedisURL: "redis://x"}, "secret"},
+		{"two hubs without redis", Config{Hubs: 2}, "Redis"},
+		{"unknown mode", Config{Mode: "cloud"}, "unknown mode"},
+		{"unknown db", Config{DB: "oracle"}, "unknown db"},
+		{"more channels than clients", Config{Clients: 2, Channels: 3}, "channels"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Run(context.Background(), tc.cfg)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error = %v, want one mentioning %q", err, tc.want)
+			}
+		})
 	}
 }
 

@@ -121,6 +121,7 @@ type client struct {
 	// sentAt, when not nil, says when an event was published; otherwise
 	// its sent_ns does.
 	sentAt func(seq int64) (int64, bool)
+	tr     *tracker // nil at a fixed rate
 
 	got  []uint64 // bitmap of measured seqs received
 	dups uint64   // measured events received more than once
@@ -203,6 +204,9 @@ func (c *client) handle(msg []byte, now int64) {
 	}
 	c.got[word] |= bit
 	c.unique.Add(1)
+	if c.tr != nil {
+		c.tr.received(seq, c.channel)
+	}
 }
 
 // intField returns the integer after the first occurrence of key.

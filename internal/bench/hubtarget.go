@@ -101,7 +101,11 @@ func newTarget(ctx context.Context, cfg Config) (target, error) {
 		t.pub = &brokerPublisher{b: mem}
 	}
 	if cfg.DB != "" {
-		return fail(errors.New("bench: --db is not available yet"))
+		dp, err := newDBPublisher(cfg, pubBroker, t.pub.(*brokerPublisher).own)
+		if err != nil {
+			return fail(err)
+		}
+		t.pub = dp
 	}
 
 	if cfg.Mode == ModeURL {
@@ -157,6 +161,15 @@ func (t *hubTarget) endpoint(i int, channel string) (endpoint, error) {
 }
 
 func (t *hubTarget) publish(ctx context.Context, e event) error { return t.pub.publish(ctx, e) }
+
+// publishedAt implements publishRecorder for --db: when the plugin
+// published event seq, right after its commit.
+func (t *hubTarget) publishedAt(seq int64) (int64, bool) {
+	if dp, ok := t.pub.(*dbPublisher); ok {
+		return dp.publishedAt(seq)
+	}
+	return 0, false
+}
 
 // close stops the servers, then the hubs (which close their clients),
 // then the publisher (flushing it) and the brokers.

@@ -102,7 +102,7 @@ func measureIdle(ctx context.Context, eps []endpoint) (*Memory, error) {
 
 	n := float64(len(eps))
 	return &Memory{
-		Method:            "idle clients (hello+subscribe) in a child process; this process' HeapInuse+StackInuse after GC, growth / connections",
+		Method:            "idle clients (hello+subscribe) in a child process; the hub process' HeapInuse+StackInuse after GC",
 		Connections:       len(eps),
 		PerConnBytes:      float64(int64(heap1)-int64(heap0)) / n,
 		GoroutinesPerConn: float64(g1-g0) / n,
