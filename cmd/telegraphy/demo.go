@@ -1,0 +1,49 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+
+	"github.com/telegraphy-go/telegraphy/examples/demo"
+)
+
+func init() {
+	commands["demo"] = command{
+		summary: "a live task board on SQLite and the in-process hub",
+		run:     runDemo,
+	}
+}
+
+// runDemo serves the demo app (examples/demo) until interrupted.
+func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("telegraphy demo", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	addr := fs.String("addr", "127.0.0.1:8080", "address to serve the demo on")
+	dir := fs.String("dir", "", "directory for the SQLite database, kept between runs (default: a temporary one)")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: telegraphy demo [--addr 127.0.0.1:8080] [--dir DIR]")
+		fmt.Fprintln(stderr, "\nServes a shared task board: open it in two windows and watch changes")
+		fmt.Fprintln(stderr, "arrive live. No other service is needed.")
+		fmt.Fprintln(stderr)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	return demo.Run(ctx, demo.Config{
+		Addr:   *addr,
+		Dir:    *dir,
+		Stdout: stdout,
+		Logger: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+	})
+}

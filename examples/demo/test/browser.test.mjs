@@ -1,0 +1,190 @@
+// Browser tests of the demo in headless Chromium; run by go test
+// ./examples/demo (TestBrowser), which starts the demo app and sets
+// DEMO_URL, CHROMIUM and SCREENSHOT.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { chromium } from "playwright-core";
+
+const base = process.env.DEMO_URL;
+if (!base) throw new Error("run through go test ./examples/demo (TestBrowser)");
+
+let browser;
+const pageErrors = [];
+
+before(async () => {
+  browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM,
+    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+      "--disable-component-update", "--no-first-run"],
+  });
+});
+after(async () => {
+  await browser?.close();
+});
+
+// open loads the board as user in a fresh browser context (its own
+// cookies and cache), waiting until the page is connected and subscribed.
+async function open(user, { route } = {}) {
+  const ctx = await browser.newContext({ viewport: { width: 1180, height: 720 } });
+  const page = await ctx.newPage();
+  page.on("pageerror", (err) => pageErrors.push(`${user}: ${err.message}`));
+  if (route) await page.route("**/telegraphy/telegraphy.js", route);
+  await page.goto(`${base}/?user=${user}`, { waitUntil: route ? "commit" : "load" });
+  if (!route) await connected(page);
+  return page;
+}
+
+const connected = (page) => page.waitForSelector("#state.connected", { timeout: 15000 });
+
+// rows returns the task rows as the page shows them.
+const rows = (page) =>
+  page.evaluate(() =>
+    [...document.querySelectorAll("#tasks li")].map((li) => {
+      const f = li.querySelector("form").elements;
+      return { id: li.dataset.id, title: f.title.value, status: f.status.value, assignee: f.assignee.value };
+    }),
+  );
+
+// waitRow waits until the page shows a row for which pred(row) holds
+// (or, with absent, until no row does) and returns it.
+async function waitRow(page, pred, { absent = false, timeout = 15000 } = {}) {
+  const deadline = Date.now() + timeout;
+  for (;;) {
+    const found = (await rows(page)).find(pred);
+    if (absent ? !found : found) return found;
+    if (Date.now() > deadline) throw new Error(`row ${absent ? "still shown" : "never shown"}: ${pred}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+const texts = (page, sel) => page.$$eval(sel, (els) => els.map((e) => e.textContent));
+
+// logged returns the [channel, event id] pairs of the page's event log.
+const logged = (page) =>
+  page.$$eval("#log li", (els) => els.map((e) => [e.dataset.channel, e.dataset.eventId, e.textContent]));
+
+async function addTask(page, title, assignee = "") {
+  await page.fill("#new input[name=title]", title);
+  await page.selectOption("#new select[name=assignee]", assignee);
+  await page.click("#new button");
+}
+
+let alice, bob;
+
+test("a task created in one window appears in the other", async () => {
+  [alice, bob] = await Promise.all([open("alice"), open("bob")]);
+  await addTask(alice, "Buy milk", "bob");
+  const row = await waitRow(bob, (r) => r.title == "Buy milk");
+  assert.deepEqual({ ...row, id: undefined }, { id: undefined, title: "Buy milk", status: "todo", assignee: "bob" });
+  await waitRow(alice, (r) => r.id == row.id);
+  // Assigned to bob: his private channel says so too.
+  await bob.waitForFunction(() => document.querySelector("#private").textContent.includes("New task for you: “Buy milk”"));
+});
+
+test("an update in one window appears in the other", async () => {
+  const { id } = await waitRow(bob, (r) => r.title == "Buy milk");
+  const form = `#tasks li[data-id="${id}"] form`;
+  await bob.selectOption(`${form} select[name=status]`, "done");
+  await bob.fill(`${form} input[name=title]`, "Buy oat milk");
+  await bob.click(`${form} button:not(.delete)`);
+  const row = await waitRow(alice, (r) => r.id == id && r.title == "Buy oat milk");
+  assert.equal(row.status, "done");
+  assert.equal(await alice.getAttribute(`#tasks li[data-id="${id}"]`, "class"), "done");
+  // The update event names the columns that changed.
+  await alice.waitForFunction((id) => [...document.querySelectorAll("#log li")]
+    .some((li) => li.textContent.includes(`update #${id} (`) && li.textContent.includes("status") && li.textContent.includes("title")), id);
+});
+
+test("a delete in one window removes the row in the other", async () => {
+  const { id } = await waitRow(alice, (r) => r.title == "Buy oat milk");
+  await alice.click(`#tasks li[data-id="${id}"] button.delete`);
+  await waitRow(bob, (r) => r.id == id, { absent: true });
+  await waitRow(alice, (r) => r.id == id, { absent: true });
+});
+
+test("a private channel reaches only its user", async () => {
+  const carol = await open("carol");
+  // Carol's page tries to listen to bob's private channel: the hub refuses.
+  await carol.evaluate(async () => {
+    const { fromPage } = await import("/telegraphy/telegraphy.js");
+    const snoop = fromPage().subscribe("user:bob");
+    window.snooped = [];
+    window.snoopErrors = [];
+    snoop.on("*", (ev) => window.snooped.push(ev));
+    snoop.on("error", (err) => window.snoopErrors.push(err.code));
+  });
+  await carol.waitForFunction(() => window.snoopErrors.length > 0);
+  assert.deepEqual(await carol.evaluate(() => window.snoopErrors), ["forbidden"]);
+
+  await alice.selectOption("#note select[name=to]", "bob");
+  await alice.fill("#note input[name=text]", "Lunch at noon?");
+  await alice.click("#note button");
+  await bob.waitForFunction(() => document.querySelector("#private").textContent.includes("Note from alice: Lunch at noon?"));
+  // A task for carol, sent after the note, reaches her private channel:
+  // once it is there, the note would have been too.
+  await addTask(alice, "Water the plants", "carol");
+  await carol.waitForFunction(() => document.querySelector("#private").textContent.includes("Water the plants"));
+  for (const [who, page] of [["alice", alice], ["carol", carol]]) {
+    const priv = (await texts(page, "#private li")).join("\n");
+    assert.ok(!priv.includes("Lunch"), `${who} saw bob's note: ${priv}`);
+    const chans = (await logged(page)).map(([ch]) => ch);
+    assert.ok(!chans.includes("user:bob"), `${who} logged an event of user:bob`);
+  }
+  assert.deepEqual(await carol.evaluate(() => window.snooped), []);
+  await carol.context().close();
+});
+
+test("pages reconnect after a hub restart and get what they missed, once", async () => {
+  const before = await rows(alice);
+  await alice.click("#stop-hub");
+  await Promise.all([alice, bob].map((p) => p.waitForSelector("#state.disconnected", { timeout: 10000 })));
+  // The app still takes writes while the hub is down.
+  await addTask(bob, "Written while the hub was down", "alice");
+  const changed = before.find((r) => r.title.startsWith("Edit a task"));
+  await bob.selectOption(`#tasks li[data-id="${changed.id}"] select[name=status]`, "done");
+  await bob.click(`#tasks li[data-id="${changed.id}"] button:not(.delete)`);
+  await new Promise((r) => setTimeout(r, 1500));
+  assert.equal(await alice.textContent("#state"), "disconnected");
+  assert.ok(!(await rows(alice)).some((r) => r.title == "Written while the hub was down"), "alice saw a change while the hub was down");
+
+  await alice.click("#start-hub");
+  await Promise.all([connected(alice), connected(bob)]);
+  const row = await waitRow(alice, (r) => r.title == "Written while the hub was down");
+  await waitRow(alice, (r) => r.id == changed.id && r.status == "done");
+  await waitRow(bob, (r) => r.id == row.id);
+  // Each event is handed to the page once: the log has no (channel, id)
+  // twice, and exactly one create of the new task on the board channel.
+  for (const page of [alice, bob]) {
+    const log = await logged(page);
+    const keys = log.map(([ch, id]) => ch + " " + id);
+    assert.equal(new Set(keys).size, keys.length, "an event was delivered twice:\n" + keys.join("\n"));
+    const creates = log.filter(([ch, , text]) => ch == "demo.Task" && text.includes(`create #${row.id}`));
+    assert.equal(creates.length, 1);
+  }
+  await alice.waitForFunction(() => document.querySelector("#private").textContent.includes("New task for you: “Written while the hub was down”"));
+});
+
+test("an event committed between page render and subscribe arrives", async () => {
+  let release;
+  const gate = new Promise((r) => (release = r));
+  const page = await open("bob", { route: async (route) => { await gate; await route.continue(); } });
+  // The page is rendered (its positions taken) but its script is held back.
+  await page.waitForSelector("#initial-tasks", { state: "attached" });
+  await addTask(alice, "Committed before subscribing");
+  await waitRow(alice, (r) => r.title == "Committed before subscribing");
+  assert.ok(!(await page.textContent("#initial-tasks")).includes("Committed before subscribing"));
+  release();
+  await connected(page);
+  await waitRow(page, (r) => r.title == "Committed before subscribing");
+  await page.context().close();
+});
+
+test("screenshot", async () => {
+  await alice.fill("#new input[name=title]", "Ship the release notes");
+  await bob.selectOption("#note select[name=to]", "alice");
+  await bob.fill("#note input[name=text]", "Reviewed your draft, looks good");
+  await bob.click("#note button");
+  await alice.waitForFunction(() => document.querySelector("#private").textContent.includes("Reviewed your draft"));
+  if (process.env.SCREENSHOT) await alice.screenshot({ path: process.env.SCREENSHOT });
+  assert.deepEqual(pageErrors, []);
+});
