@@ -28,7 +28,6 @@ import (
 // hubServer is a real hub on a fixed 127.0.0.1 address that the test can
 // stop and start again over the same broker, as a restarted hub process.
 type hubServer struct {
-	t      *testing.T
 	broker broker.Broker
 	secret []byte
 	addr   string
@@ -102,25 +101,33 @@ type publishItem struct {
 	EventID  string          `json:"eventID"`
 }
 
-// control is the HTTP API the node tests drive the Go side with.
-func control(t *testing.T, hs *hubServer, issuer *tokens.Issuer) http.Handler {
+// control is the HTTP API the node tests drive the Go side with. The
+// query parameter hub picks the hub ("main" when absent).
+func control(t *testing.T, hubs map[string]*hubServer, issuer *tokens.Issuer) http.Handler {
 	mux := http.NewServeMux()
+	pick := func(r *http.Request) *hubServer {
+		if name := r.URL.Query().Get("hub"); name != "" {
+			return hubs[name]
+		}
+		return hubs["main"]
+	}
 	fail := func(w http.ResponseWriter, err error) {
 		t.Logf("control: %v", err)
 		http.Error(w, err.Error(), http.StatusInternalServerError)
 	}
 	mux.HandleFunc("GET /hub/url", func(w http.ResponseWriter, r *http.Request) {
+		hs := pick(r)
 		hs.mu.Lock()
 		defer hs.mu.Unlock()
 		_, _ = io.WriteString(w, "ws://"+hs.addr+"/telegraphy/ws")
 	})
 	mux.HandleFunc("POST /hub/stop", func(w http.ResponseWriter, r *http.Request) {
-		if err := hs.stop(); err != nil {
+		if err := pick(r).stop(); err != nil {
 			fail(w, err)
 		}
 	})
 	mux.HandleFunc("POST /hub/start", func(w http.ResponseWriter, r *http.Request) {
-		if err := hs.start(); err != nil {
+		if err := pick(r).start(); err != nil {
 			fail(w, err)
 		}
 	})
@@ -165,7 +172,7 @@ func control(t *testing.T, hs *hubServer, issuer *tokens.Issuer) http.Handler {
 		}
 		// One call, so the hub gets many publications at once and batches
 		// them into frames.
-		if err := hs.broker.Publish(r.Context(), msgs...); err != nil {
+		if err := pick(r).broker.Publish(r.Context(), msgs...); err != nil {
 			fail(w, err)
 			return
 		}
@@ -204,18 +211,25 @@ func TestNode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := broker.NewMemory()
-	defer b.Close(context.Background())
-	hs := &hubServer{t: t, broker: b, secret: testSecret, addr: "127.0.0.1:0"}
-	if err := hs.start(); err != nil {
-		t.Fatal(err)
+	hubs := map[string]*hubServer{
+		"main": {broker: broker.NewMemory()},
+		// A broker that keeps almost nothing: a burst overflows the hub's
+		// subscription and the hub cannot fill the gap from history.
+		"lossy": {broker: broker.NewMemoryWith(broker.MemoryConfig{SubscriberBuffer: 1, HistorySize: 2})},
 	}
-	defer func() {
-		if err := hs.stop(); err != nil {
-			t.Errorf("stop hub: %v", err)
+	for name, hs := range hubs {
+		hs.secret, hs.addr = testSecret, "127.0.0.1:0"
+		if err := hs.start(); err != nil {
+			t.Fatal(err)
 		}
-	}()
-	ctl := httptest.NewServer(control(t, hs, issuer))
+		defer func() {
+			if err := hs.stop(); err != nil {
+				t.Errorf("stop hub %s: %v", name, err)
+			}
+			_ = hs.broker.Close(context.Background())
+		}()
+	}
+	ctl := httptest.NewServer(control(t, hubs, issuer))
 	defer ctl.Close()
 
 	files, err := filepath.Glob("test/*.test.mjs")

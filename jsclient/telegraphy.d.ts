@@ -39,7 +39,11 @@ export interface EventInfo {
   offset: number;
 }
 
-/** Passed to "subscribed" and "lost" handlers after each (re)subscribe. */
+/**
+ * Passed to "subscribed" handlers after each (re)subscribe, and to "lost"
+ * handlers when the events after the position asked for (or, mid-stream,
+ * events the hub could not deliver) are gone: the page should refetch state.
+ */
 export interface SubscribedInfo extends Position {
   /** False when the position asked for could not be served: refetch state. */
   recovered: boolean;

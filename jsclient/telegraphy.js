@@ -287,6 +287,17 @@ export class Telegraphy extends Emitter {
         this._pong?.();
         return;
       case "subscribed": {
+        if (m.id == null) {
+          // Unasked: the hub lost events of this channel for us (a gap it
+          // could not fill from history) and goes on from this position.
+          const e = this._ch.get(m.channel);
+          if (!e || m.recovered) return;
+          e.epoch = m.epoch;
+          e.pos = { epoch: m.epoch, offset: m.offset };
+          e.info = { epoch: m.epoch, offset: m.offset, recovered: false };
+          for (const s of [...e.subs]) s._emit("lost", e.info);
+          return;
+        }
         const r = this._req.get(m.id);
         this._req.delete(m.id);
         const e = r?.entry;

@@ -1,7 +1,7 @@
 // Tests of telegraphy.js against a real hub; run by go test ./jsclient.
 import { test } from "node:test";
 import { Telegraphy, TelegraphyError } from "../telegraphy.js";
-import { assert, chan, client, hubURL, ids, listen, publish, token, until } from "./helpers.mjs";
+import { assert, chan, client, hubURL, ids, listen, publish, publishTo, token, until } from "./helpers.mjs";
 
 test("connects, subscribes and hands each event to its type and to *", async (t) => {
   const ch = chan("shop.Order");
@@ -145,6 +145,27 @@ test("lost when the hub cannot recover the position", async (t) => {
   const [ev] = await publish({ channels: [ch], type: "create", data: {} });
   await until(() => sub.events.length == 1, 5000, "event after lost");
   assert.equal(sub.events[0].ev.meta.id, ev.id);
+});
+
+test("lost when the hub drops events it cannot recover, and delivery goes on", async (t) => {
+  const ch = chan();
+  const c = await client([ch], {}, "lossy");
+  t.after(() => c.close());
+  const sub = await listen(c, ch);
+  const lost = [];
+  sub.on("lost", (info) => lost.push(info));
+  const items = [];
+  for (let i = 0; i < 200; i++) items.push({ channels: [ch], type: "create", data: { i } });
+  await publishTo("lossy", ...items);
+  // The hub notices the gap at the latest with the next event it gets.
+  const [m] = await publishTo("lossy", { channels: [ch], type: "marker", data: null });
+  await until(() => ids(sub).includes(m.id), 5000, "marker");
+  assert.ok(lost.length >= 1, "no lost after a burst the broker dropped");
+  assert.equal(lost[0].recovered, false);
+  assert.ok(sub.events.length < 201, `all ${sub.events.length} events arrived: nothing was dropped`);
+  assert.equal(sub.position.offset, sub.events.at(-1).info.offset);
+  assert.equal(sub.infos.length, 1, "a gap is not a resubscribe");
+  assert.equal(c.state, "connected");
 });
 
 test("protocol errors reach error handlers with their code", async (t) => {

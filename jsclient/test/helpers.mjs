@@ -14,8 +14,8 @@ async function call(path, body) {
   return text;
 }
 
-/** The hub's WebSocket URL. */
-export const hubURL = () => call("/hub/url");
+/** The WebSocket URL of a hub: "main", or "lossy" (its broker keeps almost nothing). */
+export const hubURL = (hub = "main") => call("/hub/url?hub=" + hub);
 
 /** A token for subject granting the channel patterns. */
 export const token = (sub, channels) =>
@@ -28,6 +28,11 @@ export const token = (sub, channels) =>
  */
 export async function publish(...items) {
   return JSON.parse(await call("/publish", items));
+}
+
+/** Publishes through the broker of the named hub. */
+export async function publishTo(hub, ...items) {
+  return JSON.parse(await call("/publish?hub=" + hub, items));
 }
 
 /** Stops the hub: every connection is closed and new ones are refused. */
@@ -52,8 +57,8 @@ export async function until(pred, ms = 10000, what = "condition") {
  * A client for the tests: it records state changes and errors, and gets
  * its tokens from the control server. The test closes it.
  */
-export async function client(channels, options = {}) {
-  const url = await hubURL();
+export async function client(channels, options = {}, hub = "main") {
+  const url = await hubURL(hub);
   const record = { states: [], errors: [], tokens: 0 };
   const t = new Telegraphy({
     url,
