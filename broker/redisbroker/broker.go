@@ -108,6 +108,16 @@ func New(cfg Config) (*Broker, error) {
 		}
 		return nil, err
 	}
+	// Load the scripts now, so the first batch is not refused with
+	// NOSCRIPT. Redis forgets them on restart; the publisher reloads.
+	for _, sc := range []*redis.Script{publishScript, historyScript} {
+		if err := sc.Load(ctx, b.client).Err(); err != nil {
+			if b.own {
+				_ = b.client.Close()
+			}
+			return nil, fmt.Errorf("redisbroker: loading scripts: %w", err)
+		}
+	}
 	b.queue = make(chan broker.Message, cfg.QueueSize)
 	b.stop, b.stopNow = context.WithCancel(context.Background())
 	b.done = make(chan struct{})

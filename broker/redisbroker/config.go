@@ -30,6 +30,11 @@ type Config struct {
 	// BatchSize is how many queued messages the publisher sends to Redis
 	// in one pipeline. Zero value means 256.
 	BatchSize int
+	// BatchWait is how long the publisher, having taken a message, waits
+	// for more to fill its batch before it writes to Redis: a few hundred
+	// microseconds turn a stream of single commits into a few round trips.
+	// Zero value means 200 microseconds; a negative value never waits.
+	BatchWait time.Duration
 	// HistorySize is how many publications each channel keeps for
 	// recovery. Zero value means 1000; a negative value keeps none (no
 	// offsets are assigned, as with broker.Memory).
@@ -64,6 +69,12 @@ func (c *Config) setDefaults() {
 	}
 	if c.BatchSize <= 0 {
 		c.BatchSize = 256
+	}
+	if c.BatchWait == 0 {
+		c.BatchWait = 200 * time.Microsecond
+	}
+	if c.BatchWait < 0 {
+		c.BatchWait = 0
 	}
 	if c.HistorySize == 0 {
 		c.HistorySize = 1000

@@ -18,26 +18,54 @@ import (
 func (b *Broker) runPublisher() {
 	defer close(b.done)
 	batch := make([]broker.Message, 0, b.cfg.BatchSize)
+	var linger *time.Timer
+	if b.cfg.BatchWait > 0 {
+		linger = time.NewTimer(b.cfg.BatchWait)
+		defer linger.Stop()
+	}
 	for {
 		m, ok := <-b.queue
 		if !ok {
 			return
 		}
 		batch = append(batch[:0], m)
-	fill:
-		for len(batch) < b.cfg.BatchSize {
-			select {
-			case m, ok := <-b.queue:
-				if !ok {
-					break fill
-				}
-				batch = append(batch, m)
-			default:
-				break fill
-			}
+		open := b.fill(&batch, nil)
+		if open && linger != nil && len(batch) < b.cfg.BatchSize {
+			linger.Reset(b.cfg.BatchWait)
+			b.fill(&batch, linger.C)
 		}
 		b.send(batch)
 	}
+}
+
+// fill adds queued messages to batch until it is full, the queue is empty
+// (wait nil) or wait fires. It reports false once the queue is closed and
+// drained.
+func (b *Broker) fill(batch *[]broker.Message, wait <-chan time.Time) bool {
+	for len(*batch) < b.cfg.BatchSize {
+		if wait == nil {
+			select {
+			case m, ok := <-b.queue:
+				if !ok {
+					return false
+				}
+				*batch = append(*batch, m)
+			default:
+				return true
+			}
+			continue
+		}
+		select {
+		case m, ok := <-b.queue:
+			if !ok {
+				return false
+			}
+			*batch = append(*batch, m)
+		case <-wait:
+			return true
+		}
+	}
+	return true
 }
 
 // job is a message and the channels it still has to reach.
@@ -105,49 +133,71 @@ func (b *Broker) write(jobs []job) (retry []job, noScript bool, first error) {
 			}
 			continue
 		}
-		ns := strconv.FormatInt(m.Time.UnixNano(), 10)
-		for _, ch := range j.channels {
-			keys := []string{b.metaKey(ch), b.streamKey(ch)}
-			if m.EventID != "" {
-				keys = append(keys, b.idKey(ch, m.EventID))
-			}
-			cmds[i] = append(cmds[i], publishScript.EvalSha(ctx, pipe, keys,
-				newEpoch(), m.EventID, ns, m.Data, b.cfg.HistorySize, ttl, b.pubChannel(ch)))
+		// One script call per message writes all its channels: on a
+		// single Redis the Lua call's fixed cost is paid once. (Redis
+		// Cluster needs one call per channel; see docs/scaling.md.)
+		keys := make([]string, 0, 3*len(j.channels))
+		args := make([]any, 0, 7+len(j.channels))
+		dedupe := "0"
+		if m.EventID != "" {
+			dedupe = "1"
 		}
+		args = append(args, m.EventID, strconv.FormatInt(m.Time.UnixNano(), 10), m.Data,
+			b.cfg.HistorySize, ttl, dedupe, newEpoch())
+		for _, ch := range j.channels {
+			keys = append(keys, b.metaKey(ch), b.streamKey(ch), b.idKey(ch, m.EventID))
+			args = append(args, b.pubChannel(ch))
+		}
+		cmds[i] = []redis.Cmder{publishScript.EvalSha(ctx, pipe, keys, args...)}
 	}
 	_, _ = pipe.Exec(ctx)
 	for i, j := range jobs {
-		var failed []string
-		for k, cmd := range cmds[i] {
-			err := cmd.Err()
-			if err == nil {
-				if c, ok := cmd.(*redis.Cmd); ok {
-					if n, _ := c.Int64(); n == 0 {
-						b.duplicates.Add(1)
-						continue
-					}
-				}
-				b.published.Add(1)
-				continue
+		var err error
+		for _, cmd := range cmds[i] {
+			if err = cmd.Err(); err != nil {
+				break
 			}
-			if first == nil {
-				first = err
-			}
-			if redis.HasErrorPrefix(err, "NOSCRIPT") {
-				noScript = true
-			}
-			if !retryable(err) {
-				b.dropped.Add(1)
-				b.report(fmt.Errorf("%w: event %q to %q: %w", ErrDropped, j.msg.EventID, j.channels[k], err))
-				continue
-			}
-			failed = append(failed, j.channels[k])
 		}
-		if len(failed) > 0 {
-			retry = append(retry, job{msg: j.msg, channels: failed})
+		if err == nil {
+			b.count(cmds[i])
+			continue
 		}
+		if first == nil {
+			first = err
+		}
+		if redis.HasErrorPrefix(err, "NOSCRIPT") {
+			noScript = true
+		}
+		if !retryable(err) {
+			b.dropped.Add(1)
+			b.report(fmt.Errorf("%w: event %q to %v: %w", ErrDropped, j.msg.EventID, j.channels, err))
+			continue
+		}
+		// The whole message is retried: its channels already written
+		// skip it as a duplicate (NoHistory messages may go out twice).
+		retry = append(retry, j)
 	}
 	return retry, noScript, first
+}
+
+// count adds a written message's results to the Stats: the script answers
+// each channel's offset, 0 for a duplicate; a PUBLISH is one channel.
+func (b *Broker) count(cmds []redis.Cmder) {
+	for _, cmd := range cmds {
+		c, ok := cmd.(*redis.Cmd)
+		if !ok {
+			b.published.Add(1)
+			continue
+		}
+		offsets, _ := c.Int64Slice()
+		for _, off := range offsets {
+			if off == 0 {
+				b.duplicates.Add(1)
+			} else {
+				b.published.Add(1)
+			}
+		}
+	}
 }
 
 // retryable reports whether a failed write may succeed later: network and

@@ -14,38 +14,45 @@ import "github.com/redis/go-redis/v9"
 //
 // Every key expires HistoryTTL after the channel's last publication.
 
-// publishScript appends one message to one channel: it starts a new epoch
-// when the channel's history is missing, skips an event id it has already
-// kept, assigns the next offset, appends to the stream trimmed by size and
-// age, refreshes the expiry and publishes, all atomically. It returns the
-// offset, or 0 for a duplicate.
+// publishScript appends one message to each of its channels. Per channel,
+// atomically: it starts a new epoch when the channel's history is missing,
+// skips an event id it has already kept, assigns the next offset, appends
+// to the stream trimmed by size and age, refreshes the expiry and
+// publishes. It returns each channel's offset, 0 for a duplicate.
 //
-// KEYS: meta, stream, [id key]. ARGV: candidate epoch, event id, time (unix
-// ns), data, history size, TTL (ms), pub/sub channel.
+// KEYS: per channel meta, stream, id key (all with the channel's hash
+// tag, so a call for one channel is valid on Redis Cluster). ARGV: event
+// id, time (unix ns), data, history size, TTL (ms), dedupe ("1" or "0"),
+// candidate epoch, then the channels' pub/sub channels.
 var publishScript = redis.NewScript(`
-local ttl = ARGV[6]
-local epoch = redis.call('HGET', KEYS[1], 'e')
-if not epoch then
-  epoch = ARGV[1]
-  redis.call('DEL', KEYS[2])
-  redis.call('HSET', KEYS[1], 'e', epoch, 'o', 0)
-end
-if #KEYS > 2 then
-  if not redis.call('SET', KEYS[3], '1', 'NX', 'PX', ttl) then
-    return 0
-  end
-end
-local off = redis.call('HINCRBY', KEYS[1], 'o', 1)
-redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[5], '*', 'o', off, 'i', ARGV[2], 't', ARGV[3], 'd', ARGV[4])
+local ttl = ARGV[5]
 local now = redis.call('TIME')
 local cutoff = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) - tonumber(ttl)
-if cutoff > 0 then
-  redis.call('XTRIM', KEYS[2], 'MINID', '~', cutoff)
+local tail = '\n' .. ARGV[1] .. '\n' .. ARGV[2] .. '\n' .. ARGV[3]
+local res = {}
+for c = 0, #KEYS / 3 - 1 do
+  local meta, stream = KEYS[c*3+1], KEYS[c*3+2]
+  local epoch = redis.call('HGET', meta, 'e')
+  if not epoch then
+    epoch = ARGV[7]
+    redis.call('DEL', stream)
+    redis.call('HSET', meta, 'e', epoch, 'o', 0)
+  end
+  if ARGV[6] == '1' and not redis.call('SET', KEYS[c*3+3], '1', 'NX', 'PX', ttl) then
+    res[c+1] = 0
+  else
+    local off = redis.call('HINCRBY', meta, 'o', 1)
+    redis.call('XADD', stream, 'MAXLEN', ARGV[4], '*', 'o', off, 'i', ARGV[1], 't', ARGV[2], 'd', ARGV[3])
+    if cutoff > 0 then
+      redis.call('XTRIM', stream, 'MINID', '~', cutoff)
+    end
+    redis.call('PEXPIRE', meta, ttl)
+    redis.call('PEXPIRE', stream, ttl)
+    redis.call('PUBLISH', ARGV[8+c], '1\n' .. epoch .. '\n' .. off .. tail)
+    res[c+1] = off
+  end
 end
-redis.call('PEXPIRE', KEYS[1], ttl)
-redis.call('PEXPIRE', KEYS[2], ttl)
-redis.call('PUBLISH', ARGV[7], '1\n' .. epoch .. '\n' .. off .. '\n' .. ARGV[2] .. '\n' .. ARGV[3] .. '\n' .. ARGV[4])
-return off
+return res
 `)
 
 // historyScript reads a channel's position and, when the asked-for

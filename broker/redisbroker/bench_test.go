@@ -1,0 +1,113 @@
+package redisbroker
+
+import (
+	"context"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/telegraphy-go/telegraphy/broker"
+	"github.com/telegraphy-go/telegraphy/internal/testenv"
+)
+
+// benchData is an event of a typical size (about 300 bytes).
+var benchData = []byte(`{"name":"shop.Order","meta":{"event_type":"update","verbose_name":"Order","timestamp":"2026-11-25T17:37:03.123456Z","id":"0193b8a2-5c1e-7c3a-9f1e-2b4d6e8fa001","pk":42,"changed":["status"]},"data":{"id":42,"status":"paid","total":"19.90","customer":"Ada Lovelace","note":"leave at the door"}}`)
+
+// BenchmarkPublishThroughput writes b.N messages, each to a model and a
+// record channel, through the Broker (script: offset, stream, dedupe,
+// publish) and waits until Redis has them all. The baseline is the same
+// number of bare PUBLISH commands, pipelined in batches of the same size,
+// in the same run: the ratio is the price of history and offsets.
+func BenchmarkPublishThroughput(b *testing.B) {
+	url := testenv.StartRedis(b).URL
+	opt, _ := redis.ParseURL(url)
+	raw := redis.NewClient(opt)
+	defer raw.Close()
+	bk := newBroker(b, url, Config{QueueSize: 1 << 20})
+	ctx := context.Background()
+	msgs := make([]broker.Message, b.N)
+	for i := range msgs {
+		id := "e" + strconv.Itoa(i)
+		msgs[i] = broker.Message{EventID: id, Channels: []string{"shop.Order", "shop.Order:" + strconv.Itoa(i%1000)}, Data: benchData}
+	}
+	b.ResetTimer()
+
+	start := time.Now()
+	for i := 0; i < len(msgs); i += 256 {
+		pipe := raw.Pipeline()
+		for _, m := range msgs[i:min(i+256, len(msgs))] {
+			for _, ch := range m.Channels {
+				pipe.Publish(ctx, "raw:"+ch, m.Data)
+			}
+		}
+		if _, err := pipe.Exec(ctx); err != nil {
+			b.Fatal(err)
+		}
+	}
+	rawTime := time.Since(start)
+
+	start = time.Now()
+	for _, m := range msgs {
+		if err := bk.Publish(ctx, m); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for bk.Stats().Published < uint64(2*b.N) {
+		time.Sleep(100 * time.Microsecond)
+	}
+	brokerTime := time.Since(start)
+	b.StopTimer()
+
+	b.ReportMetric(float64(b.N)/brokerTime.Seconds(), "msgs/s")
+	b.ReportMetric(float64(b.N)/rawTime.Seconds(), "raw-msgs/s")
+	b.ReportMetric(brokerTime.Seconds()/rawTime.Seconds(), "x-raw")
+}
+
+// BenchmarkFanout publishes b.N messages to one channel that four hub
+// subscriptions (four Brokers, as four hubs) receive, and reports the
+// deliveries per second out of Redis and the publish-to-receipt latency
+// of the last message.
+func BenchmarkFanout(b *testing.B) {
+	url := testenv.StartRedis(b).URL
+	app := newBroker(b, url, Config{QueueSize: 1 << 20})
+	const hubs = 4
+	subs := make([]broker.Subscription, hubs)
+	for i := range subs {
+		subs[i] = subscribe(b, newBroker(b, url, Config{SubscriberBuffer: 1 << 20}), "shop.Order")
+	}
+	ctx := context.Background()
+	b.ResetTimer()
+	start := time.Now()
+	done := make(chan time.Duration, hubs)
+	for _, s := range subs {
+		go func() {
+			var last broker.Publication
+			for range b.N {
+				last = <-s.C()
+			}
+			done <- time.Since(last.Time)
+		}()
+	}
+	for i := range b.N {
+		if err := app.Publish(ctx, broker.Message{EventID: strconv.Itoa(i), Channels: []string{"shop.Order"}, Data: benchData}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	var lat time.Duration
+	for range hubs {
+		lat = max(lat, <-done)
+	}
+	elapsed := time.Since(start)
+	b.StopTimer()
+	var dropped uint64
+	for _, s := range subs {
+		dropped += s.Dropped()
+	}
+	if dropped > 0 {
+		b.Fatalf("%d publications dropped", dropped)
+	}
+	b.ReportMetric(float64(hubs*b.N)/elapsed.Seconds(), "deliveries/s")
+	b.ReportMetric(float64(lat.Microseconds()), "last-µs")
+}
