@@ -2,6 +2,7 @@ package telegraphy
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"reflect"
 
@@ -115,7 +116,22 @@ func (p *Plugin) emit(db *gorm.DB, st *stmtState, msgs []broker.Message) {
 	p.publish(db.Statement.Context, msgs)
 }
 
-func (p *Plugin) beforeCreate(db *gorm.DB) { p.begin(db, events.OpCreate) }
+// ErrMapCreate is returned as the statement's error when a registered
+// model is created from a map: the new rows' keys and columns are not
+// known, so their events could not be right.
+var ErrMapCreate = errors.New("telegraphy: Create from a map is not supported for a registered model; create from a struct")
+
+func (p *Plugin) beforeCreate(db *gorm.DB) {
+	st := p.begin(db, events.OpCreate)
+	if st == nil {
+		return
+	}
+	v := reflect.Indirect(db.Statement.ReflectValue)
+	if v.Kind() == reflect.Map || ((v.Kind() == reflect.Slice || v.Kind() == reflect.Array) && v.Type().Elem().Kind() == reflect.Map) {
+		loadState(db)
+		_ = db.AddError(ErrMapCreate)
+	}
+}
 
 func (p *Plugin) afterCreate(db *gorm.DB) {
 	st := loadState(db)
