@@ -96,4 +96,3 @@ func BenchmarkCreate(b *testing.B) {
 	b.ReportMetric(memoryTime.Seconds()/plainTime.Seconds(), "memory-x-plain")
 	b.ReportMetric(0, "ns/op")
 }
-
