@@ -81,7 +81,7 @@ export interface TelegraphyOptions {
   minDelay?: number;
   /** Reconnect delay ceiling in ms. Default 20000. */
   maxDelay?: number;
-  /** How long to wait for the hub's welcome, in ms. Default 10000. */
+  /** How long a connection attempt may take, from asking getToken to the hub's welcome, in ms. Default 10000. */
   connectTimeout?: number;
   /** How often to ping the hub, in ms; a ping unanswered by the next one drops the connection. 0 disables. Default 25000. */
   pingInterval?: number;

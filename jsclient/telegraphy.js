@@ -174,6 +174,9 @@ export class Telegraphy extends Emitter {
     const gen = this._gen;
     this._setState("connecting");
     if (gen != this._gen) return; // a "state" handler closed the client
+    // The timeout covers getToken too: a hung token endpoint is retried.
+    this._wait = setTimeout(() => this._down(), this._o.connectTimeout);
+    this._told = false;
     let token = this._token;
     this._token = null; // each token connects once
     if (token == null && this._o.getToken) {
@@ -193,8 +196,6 @@ export class Telegraphy extends Emitter {
       this._error("bad_request", "telegraphy: " + err.message, { cause: err });
       return this._down();
     }
-    this._told = false;
-    this._wait = setTimeout(() => this._down(), this._o.connectTimeout);
     ws.onopen = () => ws.send(JSON.stringify(token ? { type: "hello", token } : { type: "hello" }));
     ws.onmessage = (m) => this._frame(ws, m.data);
     // Browsers follow an error with a close; some WebSocket implementations
@@ -209,8 +210,9 @@ export class Telegraphy extends Emitter {
     };
   }
 
-  // The connection is gone: wait, then try again. The delay is uniformly
-  // random between minDelay and min(maxDelay, minDelay * 2^(attempt+1)).
+  // The connection is gone: wait, then try again. After the n-th failure
+  // in a row the delay is uniformly random between minDelay and
+  // min(maxDelay, minDelay * 2^n): spread out, never shorter than minDelay.
   _down() {
     if (this.closed) return;
     this._stop(1000);

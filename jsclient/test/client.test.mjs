@@ -211,6 +211,42 @@ test("a refused token is reported as unauthorized and retried with getToken", as
   assert.equal(sub.infos[0].recovered, true);
 });
 
+test("a getToken that never answers is given up after connectTimeout and asked again", async (t) => {
+  const ch = chan();
+  const url = await hubURL();
+  let asked = 0;
+  const c = new Telegraphy({
+    url,
+    getToken: () => (++asked == 1 ? new Promise(() => {}) : token("tester", [ch])),
+    connectTimeout: 300,
+    minDelay: 50,
+    maxDelay: 100,
+  });
+  t.after(() => c.close());
+  const sub = await listen(c, ch);
+  assert.equal(asked, 2);
+  assert.equal(sub.infos.length, 1);
+});
+
+test("pings answered by the hub keep the connection", async (t) => {
+  const ch = chan();
+  let pings = 0;
+  class Counting extends WebSocket {
+    send(data) {
+      if (JSON.parse(data).type == "ping") pings++;
+      super.send(data);
+    }
+  }
+  const c = await client([ch], { pingInterval: 50, WebSocket: Counting });
+  t.after(() => c.close());
+  const sub = await listen(c, ch);
+  await until(() => pings >= 10, 5000, "ten pings");
+  assert.deepEqual(c.record.states, ["connecting", "connected"], "a ping went unanswered");
+  const [ev] = await publish({ channels: [ch], type: "create", data: {} });
+  await until(() => sub.events.length == 1, 5000, "event");
+  assert.equal(sub.events[0].ev.meta.id, ev.id);
+});
+
 test("a used token is refused: each token connects once", async (t) => {
   const ch = chan();
   const url = await hubURL();
