@@ -1,0 +1,90 @@
+package events_test
+
+import (
+	"encoding/json"
+	"errors"
+	"reflect"
+	"testing"
+
+	"github.com/telegraphy-go/telegraphy/events"
+)
+
+type Invoice struct {
+	ID      int64  `json:"id"`
+	Number  string `json:"number,omitempty"`
+	Private string `json:"-"`
+	Plain   string
+}
+
+func TestModelColumns(t *testing.T) {
+	cases := []struct {
+		name string
+		opts events.Options
+		want string
+	}{
+		{"all columns", events.Options{}, `{"id":7,"number":"A-1","Plain":"p"}`},
+		{"Fields by Go name and JSON name", events.Options{Fields: []string{"Number", "id"}}, `{"id":7,"number":"A-1"}`},
+		{"hidden field listed in Fields is still hidden", events.Options{Fields: []string{"Private", "Plain"}}, `{"Plain":"p"}`},
+		{"Exclude", events.Options{Exclude: []string{"number"}}, `{"id":7,"Plain":"p"}`},
+		{"Exclude ignored when Fields is set", events.Options{Fields: []string{"ID"}, Exclude: []string{"ID"}}, `{"id":7}`},
+	}
+	inv := Invoice{ID: 7, Number: "A-1", Private: "x", Plain: "p"}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			m, err := events.NewModel(&Invoice{}, c.opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if m.Name != "events_test.Invoice" {
+				t.Errorf("default name %q", m.Name)
+			}
+			got, err := m.Data(reflect.ValueOf(inv))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(got) != c.want {
+				t.Errorf("data %s, want %s", got, c.want)
+			}
+			pk, key, err := m.PK(reflect.ValueOf(&inv))
+			if err != nil || string(pk) != "7" || key != "7" {
+				t.Errorf("PK = %s %q %v", pk, key, err)
+			}
+		})
+	}
+}
+
+func TestRegistry(t *testing.T) {
+	var r events.Registry
+	m1, _ := events.NewModel(Invoice{}, events.Options{Name: "billing.Invoice"})
+	if err := r.Add(m1); err != nil {
+		t.Fatal(err)
+	}
+	if r.Lookup(reflect.TypeFor[Invoice]()) != m1 {
+		t.Fatal("Lookup did not find the model")
+	}
+	if err := r.Add(m1); !errors.Is(err, events.ErrDuplicate) {
+		t.Errorf("second Add = %v", err)
+	}
+	type Other struct{ ID int }
+	m2, _ := events.NewModel(Other{}, events.Options{Name: "billing.Invoice"})
+	if err := r.Add(m2); !errors.Is(err, events.ErrNameTaken) {
+		t.Errorf("Add under a taken name = %v", err)
+	}
+}
+
+func TestEncodeShape(t *testing.T) {
+	e := events.Event{Name: "shop.Order", Meta: events.Meta{EventType: events.TypeBulkUpdate, Timestamp: "t", ID: "i", Count: 3}}
+	b, err := e.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back map[string]any
+	if err := json.Unmarshal(b, &back); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]any{"name": "shop.Order", "data": nil,
+		"meta": map[string]any{"event_type": "bulk_update", "timestamp": "t", "id": "i", "count": float64(3)}}
+	if !reflect.DeepEqual(back, want) {
+		t.Errorf("encoded %s", b)
+	}
+}
