@@ -43,6 +43,8 @@ type Broker struct {
 	own    bool // close client on Close
 	addr   string
 
+	idleCheck time.Duration // see the idleCheck constant
+
 	mu     sync.RWMutex // guards closed and sending on queue
 	closed bool
 	queue  chan broker.Message
@@ -84,7 +86,7 @@ type Stats struct {
 // server or refused credentials stopped it.
 func New(cfg Config) (*Broker, error) {
 	cfg.setDefaults()
-	b := &Broker{cfg: cfg, client: cfg.Client}
+	b := &Broker{cfg: cfg, client: cfg.Client, idleCheck: idleCheck}
 	if b.client == nil {
 		if cfg.URL == "" {
 			return nil, errors.New("redisbroker: Config.URL or Config.Client is required")

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -696,5 +697,117 @@ func TestEmptyChannel(t *testing.T) {
 	}
 	if err := subscribe(t, b).Add(ctx, ""); !errors.Is(err, broker.ErrEmptyChannel) {
 		t.Errorf("Add: %v", err)
+	}
+}
+
+// freezingProxy forwards TCP connections to a Redis server; freeze makes
+// the connections open at that moment silently swallow everything, as a
+// peer that vanished without closing would, while new connections work.
+type freezingProxy struct {
+	ln     net.Listener
+	target string
+	mu     sync.Mutex
+	pairs  []*proxyPair
+	wg     sync.WaitGroup
+}
+
+type proxyPair struct {
+	a, b   net.Conn
+	frozen atomic.Bool
+}
+
+func startProxy(t *testing.T, target string) *freezingProxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &freezingProxy{ln: ln, target: target}
+	p.wg.Go(func() {
+		for {
+			a, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			b, err := net.Dial("tcp", target)
+			if err != nil {
+				a.Close()
+				continue
+			}
+			pair := &proxyPair{a: a, b: b}
+			p.mu.Lock()
+			p.pairs = append(p.pairs, pair)
+			p.mu.Unlock()
+			pump := func(dst, src net.Conn) {
+				buf := make([]byte, 32<<10)
+				for {
+					n, err := src.Read(buf)
+					if err != nil {
+						dst.Close()
+						return
+					}
+					if !pair.frozen.Load() {
+						if _, err := dst.Write(buf[:n]); err != nil {
+							src.Close()
+							return
+						}
+					}
+				}
+			}
+			p.wg.Go(func() { pump(b, a) })
+			p.wg.Go(func() { pump(a, b) })
+		}
+	})
+	t.Cleanup(func() {
+		ln.Close()
+		p.mu.Lock()
+		for _, pair := range p.pairs {
+			pair.a.Close()
+			pair.b.Close()
+		}
+		p.mu.Unlock()
+		p.wg.Wait()
+	})
+	return p
+}
+
+func (p *freezingProxy) freeze() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, pair := range p.pairs {
+		pair.frozen.Store(true)
+	}
+}
+
+// TestSilentConnectionReplaced: a subscription whose connection goes
+// silent (no FIN, no RST) notices by an unanswered ping and reconnects.
+func TestSilentConnectionReplaced(t *testing.T) {
+	t.Parallel()
+	r := testenv.StartRedis(t)
+	p := startProxy(t, "127.0.0.1:"+strconv.Itoa(r.Port))
+	hub := newBroker(t, "redis://"+p.ln.Addr().String()+"/0", Config{})
+	hub.idleCheck = 300 * time.Millisecond
+	sub := subscribe(t, hub, "ch")
+	app := newBroker(t, r.URL, Config{})
+	publish(t, app, msg("1", "ch"))
+	if got := receive(t, sub, 5*time.Second); got.EventID != "1" {
+		t.Fatalf("before: %+v", got)
+	}
+	p.freeze()
+	deadline := time.Now().Add(20 * time.Second)
+	for i := 2; ; i++ {
+		id := strconv.Itoa(i)
+		publish(t, app, msg(id, "ch"))
+		select {
+		case got := <-sub.C():
+			if got.Offset < 2 {
+				t.Fatalf("after: %+v", got)
+			}
+			return
+		case <-time.After(200 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the subscription did not replace its silent connection")
+		}
 	}
 }

@@ -15,7 +15,9 @@ import (
 )
 
 // idleCheck is how long a subscription's connection may stay silent before
-// it is pinged, so a dead connection is noticed and replaced.
+// it is pinged; when the ping is not answered within idleCheck either, the
+// connection is taken for dead (a peer gone without a FIN, a frozen
+// server) and replaced. Tests shorten it per Broker (Broker.idleCheck).
 const idleCheck = 15 * time.Second
 
 // Subscribe implements broker.Broker. The subscription holds one Redis
@@ -49,7 +51,7 @@ func (b *Broker) Subscribe(ctx context.Context) (broker.Subscription, error) {
 
 type subscription struct {
 	b       *Broker
-	ps      *redis.PubSub
+	ps      *redis.PubSub // replaced by run when its connection dies; guarded by mu
 	ch      chan broker.Publication
 	dropped atomic.Uint64
 
@@ -101,7 +103,7 @@ func (s *subscription) Add(ctx context.Context, channels ...string) error {
 	case s.wake <- struct{}{}:
 	default:
 	}
-	err := s.ps.Subscribe(ctx, names...)
+	err := s.pubsub().Subscribe(ctx, names...)
 	for _, w := range waits {
 		if err != nil {
 			break
@@ -145,7 +147,7 @@ func (s *subscription) Remove(ctx context.Context, channels ...string) error {
 	// go-redis forgets the channels even when the command cannot be sent,
 	// so a reconnect does not subscribe them again; publications already
 	// in flight are filtered out in run.
-	if err := s.ps.Unsubscribe(ctx, names...); err != nil && !errors.Is(err, redis.ErrClosed) {
+	if err := s.pubsub().Unsubscribe(ctx, names...); err != nil && !errors.Is(err, redis.ErrClosed) {
 		return fmt.Errorf("redisbroker: unsubscribe: %w", err)
 	}
 	return nil
@@ -156,9 +158,10 @@ func (s *subscription) Close() error {
 	s.closeOnce.Do(func() {
 		s.mu.Lock()
 		s.closed = true
+		ps := s.ps
 		s.mu.Unlock()
 		close(s.quit)
-		_ = s.ps.Close()
+		_ = ps.Close()
 		s.b.subsMu.Lock()
 		delete(s.b.subs, s)
 		s.b.subsMu.Unlock()
@@ -189,14 +192,21 @@ func (s *subscription) run() {
 			}
 			continue
 		}
-		msg, err := s.ps.ReceiveTimeout(ctx, idleCheck)
+		ps := s.pubsub()
+		msg, err := ps.ReceiveTimeout(ctx, s.b.idleCheck)
 		if err != nil {
 			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() && !idle {
-				// Silent for idleCheck: ask for a pong; a dead
-				// connection fails and go-redis replaces it.
-				idle = true
-				_ = s.ps.Ping(ctx)
+			if errors.As(err, &ne) && ne.Timeout() {
+				if !idle {
+					// Silent for idleCheck: ask for a pong.
+					idle = true
+					_ = ps.Ping(ctx)
+					continue
+				}
+				// No pong either: go-redis does not drop a connection
+				// for a read timeout, so replace it.
+				idle = false
+				s.replace(ps)
 				continue
 			}
 			idle = false
@@ -222,6 +232,36 @@ func (s *subscription) run() {
 				s.mu.Unlock()
 			}
 		}
+	}
+}
+
+func (s *subscription) pubsub() *redis.PubSub {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.ps
+}
+
+// replace swaps a PubSub whose connection is dead for a new one subscribed
+// to the same channels.
+func (s *subscription) replace(old *redis.PubSub) {
+	s.mu.Lock()
+	if s.closed || s.ps != old {
+		s.mu.Unlock()
+		return
+	}
+	names := make([]string, 0, len(s.channels))
+	for ch := range s.channels {
+		names = append(names, s.b.pubChannel(ch))
+	}
+	s.ps = s.b.client.Subscribe(context.Background())
+	ps := s.ps
+	s.mu.Unlock()
+	_ = old.Close()
+	s.b.cfg.Logger.Warn("redisbroker: subscription connection silent, reconnecting", "channels", len(names))
+	if len(names) > 0 {
+		// A failure is retried by go-redis when run reads next: the
+		// channels are recorded in ps either way.
+		_ = ps.Subscribe(context.Background(), names...)
 	}
 }
 
