@@ -61,6 +61,9 @@ func (p *Plugin) Emit(db *gorm.DB, name, eventType string, data any, channels ..
 			ctx = db.Statement.Context
 		}
 	}
+	if p.outbox != nil {
+		return p.outbox.writeNow(ctx, msg) // in order with the model events
+	}
 	ctx, cancel := context.WithTimeout(ctx, p.cfg.PublishTimeout)
 	defer cancel()
 	return p.cfg.Broker.Publish(ctx, msg)

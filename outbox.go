@@ -261,6 +261,23 @@ func (o *outbox) write(ctx context.Context, tx gorm.Tx, msgs []broker.Message) e
 	return nil
 }
 
+// writeNow inserts one event into the outbox on its own (Emit outside a
+// transaction) and wakes the relay.
+func (o *outbox) writeNow(ctx context.Context, msg broker.Message) error {
+	ch, err := json.Marshal(msg.Channels)
+	if err != nil {
+		return err
+	}
+	_, err = o.db.Statement.ConnPool.ExecContext(ctx, o.insert(1), msg.EventID, string(ch), msg.Data, msg.Time.UnixNano())
+	if err != nil {
+		return fmt.Errorf("telegraphy: write %s event to the outbox: %w", msg.EventID, err)
+	}
+	if o.relay != nil {
+		o.relay.wake()
+	}
+	return nil
+}
+
 // commit is txPool.Commit in outbox mode: the transaction's events are
 // inserted into the outbox by the transaction itself, then it commits, and
 // the relay is woken. When the insert fails the transaction is rolled back

@@ -119,7 +119,13 @@ var outboxScenarios = []struct {
 		if err := db.Create(&Order{Status: "a", Total: 1}).Error; err != nil {
 			return err
 		}
+		if err := p.Emit(db, "shop.Note", "noted", "between", "user:1"); err != nil {
+			return err
+		}
 		if err := db.Model(&Order{ID: 1}).Update("status", "b").Error; err != nil {
+			return err
+		}
+		if err := p.Emit(nil, "shop.Note", "noted", "no db"); err != nil {
 			return err
 		}
 		return db.Delete(&Order{ID: 1}).Error
