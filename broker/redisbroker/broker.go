@@ -227,7 +227,7 @@ func (b *Broker) History(ctx context.Context, channel string, since *broker.Posi
 	if since != nil {
 		sinceEpoch, sinceOffset = since.Epoch, strconv.FormatUint(since.Offset, 10)
 	}
-	v, err := historyScript.Run(ctx, b.client, []string{b.metaKey(channel), b.streamKey(channel)},
+	v, err := historyScript.Run(ctx, b.client, []string{b.metaKey(channel), b.streamKey(channel), b.idsKey(channel)},
 		newEpoch(), b.cfg.HistoryTTL.Milliseconds(), sinceEpoch, sinceOffset).Slice()
 	if err != nil {
 		return broker.HistoryResult{}, fmt.Errorf("redisbroker: history of %q: %w", channel, err)

@@ -28,8 +28,9 @@
 // Redis in pipelined batches, in order; while Redis is unreachable it
 // retries with jittered exponential backoff (at most Config.MaxRetryDelay
 // apart), keeping the order. A retried message is not applied twice to a
-// channel's history, because the script keeps each event id for
-// HistoryTTL. Close flushes the queue until its context ends.
+// channel's history: the script keeps the event ids of the last
+// HistorySize publications of each channel and skips one it already has.
+// Close flushes the queue until its context ends.
 //
 // Per channel, the script atomically starts a new epoch when the channel's
 // history is missing (first use, expiry, or a Redis restarted without
@@ -49,7 +50,7 @@
 // # Redis keys
 //
 // Every key and pub/sub channel starts with Config.Prefix and carries the
-// broker channel as a hash tag, "<prefix>:{<channel>}:meta|stream|pub|id:<event id>",
+// broker channel as a hash tag, "<prefix>:{<channel>}:meta|stream|ids|pub",
 // so a channel's keys share one Redis Cluster slot. Keys expire
 // HistoryTTL after the channel's last publication. Used tokens are
 // "<prefix>:jti:<jti>", expiring with the token.

@@ -145,7 +145,7 @@ func (b *Broker) write(jobs []job) (retry []job, noScript bool, first error) {
 		args = append(args, m.EventID, strconv.FormatInt(m.Time.UnixNano(), 10), m.Data,
 			b.cfg.HistorySize, ttl, dedupe, newEpoch())
 		for _, ch := range j.channels {
-			keys = append(keys, b.metaKey(ch), b.streamKey(ch), b.idKey(ch, m.EventID))
+			keys = append(keys, b.metaKey(ch), b.streamKey(ch), b.idsKey(ch))
 			args = append(args, b.pubChannel(ch))
 		}
 		cmds[i] = []redis.Cmder{publishScript.EvalSha(ctx, pipe, keys, args...)}

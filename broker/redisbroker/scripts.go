@@ -8,7 +8,8 @@ import "github.com/redis/go-redis/v9"
 //
 //	<prefix>:{<channel>}:meta        hash: e = epoch, o = newest offset
 //	<prefix>:{<channel>}:stream      stream: o, i (event id), t (unix ns), d (data)
-//	<prefix>:{<channel>}:id:<id>     marks an event id already published
+//	<prefix>:{<channel>}:ids         sorted set: event id -> offset, for the
+//	                                 ids still in the stream
 //	<prefix>:{<channel>}:pub         the pub/sub channel hubs subscribe to
 //	<prefix>:jti:<jti>               a connection token already used
 //
@@ -20,8 +21,8 @@ import "github.com/redis/go-redis/v9"
 // to the stream trimmed by size and age, refreshes the expiry and
 // publishes. It returns each channel's offset, 0 for a duplicate.
 //
-// KEYS: per channel meta, stream, id key (all with the channel's hash
-// tag, so a call for one channel is valid on Redis Cluster). ARGV: event
+// KEYS: per channel meta, stream, ids (all with the channel's hash tag, so
+// a call for one channel is valid on Redis Cluster). ARGV: event
 // id, time (unix ns), data, history size, TTL (ms), dedupe ("1" or "0"),
 // candidate epoch, then the channels' pub/sub channels.
 var publishScript = redis.NewScript(`
@@ -31,20 +32,26 @@ local cutoff = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) - t
 local tail = '\n' .. ARGV[1] .. '\n' .. ARGV[2] .. '\n' .. ARGV[3]
 local res = {}
 for c = 0, #KEYS / 3 - 1 do
-  local meta, stream = KEYS[c*3+1], KEYS[c*3+2]
+  local meta, stream, ids = KEYS[c*3+1], KEYS[c*3+2], KEYS[c*3+3]
   local epoch = redis.call('HGET', meta, 'e')
   if not epoch then
     epoch = ARGV[7]
-    redis.call('DEL', stream)
+    redis.call('DEL', stream, ids)
     redis.call('HSET', meta, 'e', epoch, 'o', 0)
   end
-  if ARGV[6] == '1' and not redis.call('SET', KEYS[c*3+3], '1', 'NX', 'PX', ttl) then
+  if ARGV[6] == '1' and redis.call('ZSCORE', ids, ARGV[1]) then
     res[c+1] = 0
   else
     local off = redis.call('HINCRBY', meta, 'o', 1)
     redis.call('XADD', stream, 'MAXLEN', ARGV[4], '*', 'o', off, 'i', ARGV[1], 't', ARGV[2], 'd', ARGV[3])
     if cutoff > 0 then
       redis.call('XTRIM', stream, 'MINID', '~', cutoff)
+    end
+    if ARGV[6] == '1' then
+      -- Keep the ids of the offsets the stream can still hold.
+      redis.call('ZADD', ids, off, ARGV[1])
+      redis.call('ZREMRANGEBYSCORE', ids, '-inf', off - tonumber(ARGV[4]))
+      redis.call('PEXPIRE', ids, ttl)
     end
     redis.call('PEXPIRE', meta, ttl)
     redis.call('PEXPIRE', stream, ttl)
@@ -60,13 +67,13 @@ return res
 // broker.Memory it creates the channel, with a new epoch, when it has no
 // history, so that the position it answers stays valid.
 //
-// KEYS: meta, stream. ARGV: candidate epoch, TTL (ms), since epoch, since
+// KEYS: meta, stream, ids. ARGV: candidate epoch, TTL (ms), since epoch, since
 // offset ("" when none).
 var historyScript = redis.NewScript(`
 local epoch = redis.call('HGET', KEYS[1], 'e')
 if not epoch then
   epoch = ARGV[1]
-  redis.call('DEL', KEYS[2])
+  redis.call('DEL', KEYS[2], KEYS[3])
   redis.call('HSET', KEYS[1], 'e', epoch, 'o', 0)
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
 end
@@ -87,7 +94,7 @@ return {epoch, off, redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', n)}
 
 func (b *Broker) metaKey(ch string) string   { return b.cfg.Prefix + ":{" + ch + "}:meta" }
 func (b *Broker) streamKey(ch string) string { return b.cfg.Prefix + ":{" + ch + "}:stream" }
-func (b *Broker) idKey(ch, id string) string { return b.cfg.Prefix + ":{" + ch + "}:id:" + id }
+func (b *Broker) idsKey(ch string) string    { return b.cfg.Prefix + ":{" + ch + "}:ids" }
 func (b *Broker) pubChannel(ch string) string {
 	return b.cfg.Prefix + ":{" + ch + "}:pub"
 }
