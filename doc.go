@@ -63,11 +63,73 @@
 //
 // # Delivery
 //
-// Events are published after the outermost commit succeeds. If the
-// process dies between the commit and the publish, the events are lost:
-// delivery is at most once. A failed publish never turns a committed
-// transaction into an error: it goes to Config.ErrorHandler and the log.
 // Each event is encoded once and the same bytes are sent to its model
 // channel "<name>", its record channel "<name>:<pk>" and the channels of
-// Options.Channels.
+// Options.Channels. A failed publish never turns a committed transaction
+// into an error: it goes to Config.ErrorHandler and the log.
+//
+// Without outbox mode (the default) events are published after the
+// outermost commit succeeds, on the committing goroutine: delivery to the
+// broker is at most once. A committed transaction's events are lost when
+//   - the process dies (crash, SIGKILL, OOM kill, a deploy) after the
+//     database committed and before Broker.Publish accepted the events;
+//   - Broker.Publish fails or exceeds Config.PublishTimeout (reported,
+//     never retried);
+//   - with redisbroker, whose Publish only queues in memory: the process
+//     dies before the background publisher wrote them to Redis (normally
+//     a few milliseconds, but the whole outage while Redis is down), the
+//     queue is full (Redis down or slow longer than QueueSize events
+//     last: each dropped event is reported with ErrQueueFull), Redis
+//     refuses them for a reason retrying cannot fix, or the broker's Close
+//     gives up before its queue is flushed.
+//
+// # Outbox mode
+//
+// With Config.Outbox.Enabled, the transaction itself inserts its events
+// (the encoded messages: event id, channels, data, time) into the outbox
+// table just before its COMMIT, so they commit or roll back with the
+// change. If the insert fails, the transaction is rolled back and Commit
+// returns an error wrapping ErrOutbox. A write outside a transaction
+// (SkipDefaultTransaction) runs in a transaction the plugin begins; Emit
+// outside a transaction inserts its one row on its own. Initialize creates
+// the table and its lease table (AutoMigrate) on SQLite, PostgreSQL and
+// MySQL/MariaDB.
+//
+// A relay goroutine, started by Initialize (unless Outbox.NoRelay) and
+// stopped by Plugin.Close, publishes the rows in ID order and deletes
+// exactly the rows it published once the broker has them: broker.Memory
+// when Publish returns; a broker that only queues (redisbroker) when a
+// marker published after the batch shows up in the relay's own channel's
+// history, which means Redis has the whole batch. While the broker is
+// down the rows wait in the table. A commit wakes its own process's relay
+// at once; rows written elsewhere are found every Outbox.PollInterval.
+//
+// Several processes may run relays on one table: one at a time publishes,
+// holding a lease row that it renews; another takes over when the lease
+// has not been renewed for Outbox.LeaseTTL (so after a crash, events
+// committed meanwhile wait up to LeaseTTL). In the normal case no row is
+// published twice. After a crash between publishing and deleting, rows
+// are published again; the brokers keep each event id once per channel
+// history (broker.Memory: the last HistorySize publications; redisbroker:
+// HistoryTTL), so clients see the event once, and the JavaScript client
+// drops any older duplicate by meta.id.
+//
+// Order: one relay publishes at a time, in ID order, and an outbox row
+// gets its ID just before its transaction commits, after every statement
+// of that transaction. So per channel, transactions that touched a common
+// row are published in commit order (the later one waited for the
+// earlier one's locks), and a row whose transaction commits after later
+// IDs were published is published after them. Only transactions that ran
+// concurrently with nothing in common may appear in ID rather than commit
+// order. The relay deletes rows by ID, never by range, so a lower ID that
+// was not yet committed when a batch was read is published later.
+//
+// Plugin.OutboxBacklog reports the rows waiting and the age of the oldest;
+// with Outbox.Registerer the relay exports them as Prometheus gauges, and
+// it logs a warning when the oldest is older than Outbox.BacklogWarnAge.
+//
+// Neither mode changes what happens after the broker: a hub delivers live
+// events at most once per connection and recovers gaps and reconnects
+// from the broker's bounded history; beyond it clients get
+// recovered:false and refetch. docs/delivery.md has the details.
 package telegraphy

@@ -19,7 +19,8 @@ import (
 // the outermost commit, in order with the transaction's model events, and
 // dropped on rollback (or when the savepoint it followed is rolled back).
 // Given a *gorm.DB outside a transaction, or nil, it is published at once
-// and a publish failure is returned. A DB whose connection the plugin does
+// and a publish failure is returned (in outbox mode: written to the outbox
+// at once, and a write failure is returned). A DB whose connection the plugin does
 // not follow (db.Connection, dbresolver) gives ErrUntracked.
 func (p *Plugin) Emit(db *gorm.DB, name, eventType string, data any, channels ...string) error {
 	if name == "" || eventType == "" {
