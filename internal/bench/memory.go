@@ -95,8 +95,9 @@ func measureIdle(ctx context.Context, eps []endpoint) (*Memory, error) {
 		msg := strings.TrimSpace(line + " " + stderr.String())
 		return nil, fmt.Errorf("memory: client process: %s", msg)
 	}
-	// Let the hub finish whatever follows a subscription before measuring.
-	time.Sleep(500 * time.Millisecond)
+	// Idle means no traffic for a while: let the hub finish whatever
+	// follows a subscription, and end what it keeps only while busy.
+	time.Sleep(idleSettle)
 	heap1, g1 := inUse()
 	stop()
 
@@ -108,6 +109,10 @@ func measureIdle(ctx context.Context, eps []endpoint) (*Memory, error) {
 		GoroutinesPerConn: float64(g1-g0) / n,
 	}, nil
 }
+
+// idleSettle is how long connections stay quiet before their memory is
+// measured.
+const idleSettle = 3 * time.Second
 
 // inUse returns heap and stack in use after a full collection, and the
 // number of goroutines.
