@@ -23,14 +23,14 @@ after(async () => {
 });
 
 // open loads the board as user in a fresh browser context (its own
-// cookies and cache), waiting until the page is connected and subscribed.
-async function open(user, { route } = {}) {
+// cookies and cache) and, unless told not to, waits until it is connected.
+async function open(user, { route, wait = !route } = {}) {
   const ctx = await browser.newContext({ viewport: { width: 1180, height: 720 } });
   const page = await ctx.newPage();
   page.on("pageerror", (err) => pageErrors.push(`${user}: ${err.message}`));
   if (route) await page.route("**/telegraphy/telegraphy.js", route);
   await page.goto(`${base}/?user=${user}`, { waitUntil: route ? "commit" : "load" });
-  if (!route) await connected(page);
+  if (wait) await connected(page);
   return page;
 }
 
@@ -176,6 +176,21 @@ test("an event committed between page render and subscribe arrives", async () =>
   release();
   await connected(page);
   await waitRow(page, (r) => r.title == "Committed before subscribing");
+  await page.context().close();
+});
+
+test("a page opened while the hub is down connects when it comes up", async () => {
+  await alice.click("#stop-hub");
+  await alice.waitForSelector("#state.disconnected", { timeout: 10000 });
+  const page = await open("carol", { wait: false });
+  await page.waitForSelector("#state.connecting, #state.disconnected", { timeout: 10000 });
+  await new Promise((r) => setTimeout(r, 1000));
+  assert.notEqual(await page.textContent("#state"), "connected");
+  await alice.click("#start-hub");
+  await connected(page);
+  await addTask(alice, "After the hub came back", "carol");
+  await waitRow(page, (r) => r.title == "After the hub came back");
+  await page.waitForFunction(() => document.querySelector("#private").textContent.includes("After the hub came back"));
   await page.context().close();
 });
 
