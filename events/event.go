@@ -2,6 +2,7 @@ package events
 
 import (
 	"encoding/json"
+	"strconv"
 	"time"
 
 	"github.com/google/uuid"
@@ -74,11 +75,79 @@ func Timestamp(t time.Time) string {
 	return t.UTC().Format(TimestampFormat)
 }
 
-// Encode returns the JSON form of e. Callers encode an event once and share
-// the bytes with every channel and subscriber.
+// Encode returns the JSON form of e: what json.Marshal(e) returns, except
+// that Data (and a json.RawMessage PK) are copied as given rather than
+// compacted. It writes directly because it runs once per event on the
+// commit path. Callers
+// encode an event once and share the bytes with every channel and
+// subscriber.
 func (e *Event) Encode() ([]byte, error) {
 	if e.Data == nil {
 		e.Data = json.RawMessage("null")
 	}
-	return json.Marshal(e)
+	if !json.Valid(e.Data) {
+		return json.Marshal(e) // reports the error as encoding/json would
+	}
+	m := &e.Meta
+	b := make([]byte, 0, 160+len(e.Name)+len(m.VerboseName)+len(e.Data))
+	b = append(b, `{"name":`...)
+	b = appendString(b, e.Name)
+	b = append(b, `,"meta":{"event_type":`...)
+	b = appendString(b, m.EventType)
+	if m.VerboseName != "" {
+		b = append(b, `,"verbose_name":`...)
+		b = appendString(b, m.VerboseName)
+	}
+	b = append(b, `,"timestamp":`...)
+	b = appendString(b, m.Timestamp)
+	b = append(b, `,"id":`...)
+	b = appendString(b, m.ID)
+	if m.PK != nil {
+		var pk []byte
+		if raw, ok := m.PK.(json.RawMessage); ok && json.Valid(raw) {
+			pk = raw
+		} else {
+			var err error
+			if pk, err = json.Marshal(m.PK); err != nil {
+				return nil, err
+			}
+		}
+		if string(pk) != "null" {
+			b = append(b, `,"pk":`...)
+			b = append(b, pk...)
+		}
+	}
+	if len(m.Changed) > 0 {
+		b = append(b, `,"changed":[`...)
+		for i, c := range m.Changed {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendString(b, c)
+		}
+		b = append(b, ']')
+	}
+	if m.Soft {
+		b = append(b, `,"soft":true`...)
+	}
+	if m.Count != 0 {
+		b = append(b, `,"count":`...)
+		b = strconv.AppendInt(b, m.Count, 10)
+	}
+	b = append(b, `},"data":`...)
+	b = append(b, e.Data...)
+	return append(b, '}'), nil
+}
+
+// appendString appends s as a JSON string, escaped as encoding/json does.
+func appendString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' || c >= 0x80 {
+			q, _ := json.Marshal(s)
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
 }

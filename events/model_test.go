@@ -88,3 +88,27 @@ func TestEncodeShape(t *testing.T) {
 		t.Errorf("encoded %s", b)
 	}
 }
+
+// TestEncodeMatchesJSON: Encode writes what encoding/json would.
+func TestEncodeMatchesJSON(t *testing.T) {
+	cases := []events.Event{
+		{Name: "shop.Order", Meta: events.Meta{EventType: "update", VerboseName: "Ordér <1>", Timestamp: "2026", ID: "x", PK: json.RawMessage(`{"a":1,"b":"c"}`), Changed: []string{"status", "n\"ote"}}, Data: json.RawMessage(`{"id":1}`)},
+		{Name: "n", Meta: events.Meta{EventType: "delete", PK: 42, Soft: true}, Data: json.RawMessage(`"s"`)},
+		{Name: "n", Meta: events.Meta{EventType: "bulk_delete", Count: 1001}},
+		{Name: "tab\t", Meta: events.Meta{EventType: "custom", PK: "k"}, Data: json.RawMessage(`[1,2]`)},
+	}
+	for i, e := range cases {
+		got, err := e.Encode()
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, _ := json.Marshal(&e)
+		if string(got) != string(want) {
+			t.Errorf("case %d:\n got %s\nwant %s", i, got, want)
+		}
+	}
+	bad := events.Event{Name: "n", Data: json.RawMessage(`{`)}
+	if _, err := bad.Encode(); err == nil {
+		t.Error("invalid data encoded")
+	}
+}
