@@ -1,13 +1,20 @@
 package demo_test
 
 import (
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/url"
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/telegraphy-go/telegraphy/examples/demo"
 )
+
+// tricky is a title that would break out of a script element if it were
+// not escaped.
+const tricky = "</script><script>alert(1)</script> \"quoted\" \u2028 <!--"
 
 func post(t *testing.T, u string, form url.Values) (int, string) {
 	t.Helper()
@@ -30,6 +37,7 @@ func TestForms(t *testing.T) {
 		body       string
 	}{
 		{"create", "/tasks", url.Values{"title": {"Write tests"}, "assignee": {"bob"}}, 204, ""},
+		{"create with markup", "/tasks", url.Values{"title": {tricky}}, 204, ""},
 		{"create without title", "/tasks", url.Values{"title": {"  "}}, 400, "bad input: a title of 1 to 200 characters is needed"},
 		{"create for unknown user", "/tasks", url.Values{"title": {"x"}, "assignee": {"mallory"}}, 400, `bad input: unknown user "mallory"`},
 		{"update", "/tasks/1", url.Values{"title": {"Renamed"}, "status": {"doing"}, "assignee": {"alice"}}, 204, ""},
@@ -61,6 +69,20 @@ func TestForms(t *testing.T) {
 		if !strings.Contains(string(page), want) {
 			t.Errorf("board page lacks %s", want)
 		}
+	}
+	if strings.Contains(string(page), "<script>alert(1)") {
+		t.Error("a task title reached the page unescaped")
+	}
+	m := regexp.MustCompile(`(?s)<script type="application/json" id="initial-tasks">(.*?)</script>`).FindSubmatch(page)
+	if m == nil {
+		t.Fatal("no initial-tasks element")
+	}
+	var tasks []demo.Task
+	if err := json.Unmarshal(m[1], &tasks); err != nil {
+		t.Fatalf("initial tasks are not JSON: %v\n%s", err, m[1])
+	}
+	if len(tasks) != 4 || tasks[3].Title != tricky {
+		t.Errorf("initial tasks %+v, want 4 with the last titled %q", tasks, tricky)
 	}
 	if regexp.MustCompile(`Edit a task and watch`).Match(page) {
 		t.Error("the deleted task is still on the board")
