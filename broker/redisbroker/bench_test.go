@@ -2,6 +2,7 @@ package redisbroker
 
 import (
 	"context"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -110,4 +111,53 @@ func BenchmarkFanout(b *testing.B) {
 	}
 	b.ReportMetric(float64(hubs*b.N)/elapsed.Seconds(), "deliveries/s")
 	b.ReportMetric(float64(lat.Microseconds()), "last-µs")
+}
+
+// BenchmarkLatency publishes at a steady 200 messages per second, each to
+// a model and a record channel, and reports the publish-to-receipt
+// latency at a hub's subscription (p50, p99), the in-process broker's in
+// the same run as the baseline. b.N is the number of messages.
+func BenchmarkLatency(b *testing.B) {
+	url := testenv.StartRedis(b).URL
+	app := newBroker(b, url, Config{})
+	hub := newBroker(b, url, Config{})
+	mem := broker.NewMemory()
+	defer mem.Close(context.Background())
+	measure := func(pub broker.Broker, sub broker.Subscription) []time.Duration {
+		lat := make([]time.Duration, 0, b.N)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			for range b.N {
+				p := <-sub.C()
+				lat = append(lat, time.Since(p.Time))
+			}
+		}()
+		tick := time.NewTicker(5 * time.Millisecond)
+		defer tick.Stop()
+		for i := range b.N {
+			<-tick.C
+			m := broker.Message{EventID: strconv.Itoa(i), Channels: []string{"shop.Order", "shop.Order:" + strconv.Itoa(i)}, Data: benchData}
+			if err := pub.Publish(context.Background(), m); err != nil {
+				b.Fatal(err)
+			}
+		}
+		<-done
+		slices.Sort(lat)
+		return lat
+	}
+	memSub, _ := mem.Subscribe(context.Background())
+	if err := memSub.Add(context.Background(), "shop.Order"); err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	redisLat := measure(app, subscribe(b, hub, "shop.Order"))
+	memLat := measure(mem, memSub)
+	b.StopTimer()
+	q := func(l []time.Duration, f float64) float64 { return float64(l[int(f*float64(len(l)-1))].Microseconds()) }
+	b.ReportMetric(q(redisLat, 0.5), "p50-µs")
+	b.ReportMetric(q(redisLat, 0.99), "p99-µs")
+	b.ReportMetric(q(memLat, 0.5), "memory-p50-µs")
+	b.ReportMetric(q(memLat, 0.99), "memory-p99-µs")
+	b.ReportMetric(0, "ns/op")
 }
