@@ -143,6 +143,26 @@ func control(t *testing.T, hubs map[string]*hubServer, issuer *tokens.Issuer) ht
 		}
 		_, _ = io.WriteString(w, tok)
 	})
+	// The token endpoint an app mounts, for fromPage's tokenURL; the
+	// query names the user and the channels.
+	mux.Handle("/token-endpoint", tokens.Handler(tokens.HandlerConfig{
+		Issuer: issuer,
+		Authorize: func(r *http.Request) (string, []string, error) {
+			sub := r.URL.Query().Get("sub")
+			if sub == "" {
+				return "", nil, tokens.ErrUnauthorized
+			}
+			return sub, strings.Split(r.URL.Query().Get("channels"), ","), nil
+		},
+	}))
+	mux.HandleFunc("GET /position", func(w http.ResponseWriter, r *http.Request) {
+		res, err := pick(r).broker.History(r.Context(), r.URL.Query().Get("channel"), nil)
+		if err != nil {
+			fail(w, err)
+			return
+		}
+		_ = json.NewEncoder(w).Encode(res.Position)
+	})
 	mux.HandleFunc("POST /publish", func(w http.ResponseWriter, r *http.Request) {
 		var items []publishItem
 		if err := json.NewDecoder(r.Body).Decode(&items); err != nil {
