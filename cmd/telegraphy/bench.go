@@ -41,7 +41,25 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.BoolVar(&asJSON, "json", false, "also print the summary as JSON")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: telegraphy bench [flags]")
-		fmt.Fprintln(stderr, "\nThe secret for --mode url comes from TELEGRAPHY_SECRET.")
+		fmt.Fprint(stderr, `
+Connects --clients WebSocket clients (spread over --channels channels),
+publishes --rate events per second for --duration, then prints deliveries
+per second, latency from publish to receipt (p50/p90/p99/max), events lost
+and duplicated (per client), CPU time, the hub's memory per idle connection
+and goroutines. Progress goes to stderr once a second.
+
+Targets: an in-process hub on a memory broker (default); with --redis, one or
+--hubs in-process hubs fed through Redis; with --db sqlite, events come from
+GORM creates through the plugin (latency from the publish after commit);
+--mode url drives an external "telegraphy hub" at --url, publishing through
+--redis with tokens signed by TELEGRAPHY_SECRET. --baseline repeats the load
+against a bare gorilla/websocket broadcaster in this process.
+
+Memory per idle connection (in-process): idle clients are connected from a
+child process, so only the hub's side is counted: the growth of heap and
+stack in use after a GC, divided by the clients. With --mode url it comes
+from the hub's /metrics (no forced GC: an estimate).
+`)
 		fmt.Fprintln(stderr, "\nflags:")
 		fs.PrintDefaults()
 	}
