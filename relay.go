@@ -65,7 +65,21 @@ type relay struct {
 	markerCh    string
 	markerPos   broker.Position
 	markerKnown bool
+
+	// Published rows are deleted in groups (see deleteDelay): pending are
+	// their IDs, hi the highest.
+	pending      []uint64
+	pendingSince time.Time
+	hi           uint64
 }
+
+// deleteDelay is how long published rows may wait before the relay
+// deletes them, so that a busy outbox costs one DELETE per many commits
+// rather than one each. While rows wait, the relay reads only IDs above
+// the highest it published; once they are deleted it reads the table from
+// the start again, which finds lower IDs whose transactions committed late.
+// A crash republishes at most these rows (the brokers drop the copies).
+const deleteDelay = 100 * time.Millisecond
 
 func newRelay(o *outbox) *relay {
 	var b [8]byte
@@ -115,7 +129,11 @@ func (r *relay) run() {
 		case <-timer.C:
 		}
 		r.round()
-		timer.Reset(r.o.cfg.PollInterval)
+		wait := r.o.cfg.PollInterval
+		if len(r.pending) > 0 {
+			wait = min(wait, deleteDelay)
+		}
+		timer.Reset(wait)
 	}
 }
 
@@ -180,13 +198,16 @@ func (r *relay) drain() {
 	}
 	for r.hard.Err() == nil {
 		n, err := r.batch(r.hard)
+		if err == nil && n == 0 {
+			if len(r.pending) == 0 {
+				return
+			}
+			err = r.deletePublished(r.hard)
+		}
 		if err != nil {
 			if r.hard.Err() == nil {
 				r.failed(err)
 			}
-			return
-		}
-		if n == 0 {
 			return
 		}
 	}
@@ -209,6 +230,10 @@ func (r *relay) lead(ctx context.Context) bool {
 			r.o.logger().Warn("telegraphy: outbox relay lost its lease to another relay")
 		}
 		r.setLeader(false)
+		// What this relay published is published: delete it if possible,
+		// else the next leader publishes it again.
+		_ = r.deletePublished(ctx)
+		r.pending = nil
 	}
 	r.checked = now
 	var l outboxLease
@@ -280,9 +305,17 @@ func (r *relay) release() {
 // batch publishes the oldest rows, in ID order, and deletes them once the
 // broker has them. It returns how many rows it published.
 func (r *relay) batch(ctx context.Context) (int, error) {
+	if len(r.pending) > 0 && (len(r.pending) >= r.o.cfg.BatchSize || time.Since(r.pendingSince) >= deleteDelay) {
+		if err := r.deletePublished(ctx); err != nil {
+			return 0, err
+		}
+	}
+	q := r.o.db.WithContext(ctx).Table(r.o.table).Order("id").Limit(r.o.cfg.BatchSize)
+	if len(r.pending) > 0 {
+		q = q.Where("id > ?", r.hi)
+	}
 	var rows []outboxRow
-	err := r.o.db.WithContext(ctx).Table(r.o.table).Order("id").Limit(r.o.cfg.BatchSize).Find(&rows).Error
-	if err != nil {
+	if err := q.Find(&rows).Error; err != nil {
 		return 0, fmt.Errorf("read outbox: %w", err)
 	}
 	if len(rows) == 0 {
@@ -301,16 +334,32 @@ func (r *relay) batch(ctx context.Context) (int, error) {
 	if err := r.publish(ctx, msgs); err != nil {
 		return 0, err
 	}
-	// Delete exactly the published IDs: a lower ID that was not visible
-	// yet (its transaction still running) must stay for the next batch.
-	err = r.o.db.WithContext(context.WithoutCancel(ctx)).Table(r.o.table).Where("id IN ?", ids).Delete(&outboxRow{}).Error
-	if err != nil {
-		return 0, fmt.Errorf("delete published outbox rows (they will be published again): %w", err)
+	if len(r.pending) == 0 {
+		r.pendingSince = time.Now()
 	}
+	r.pending = append(r.pending, ids...)
+	r.hi = max(r.hi, ids[len(ids)-1])
 	if m := r.o.metrics; m != nil {
 		m.published.Add(float64(len(rows)))
 	}
 	return len(rows), nil
+}
+
+// deletePublished deletes the rows published so far. It deletes exactly
+// their IDs, never a range: a lower ID that was not visible when they were
+// read (its transaction still running) must stay for a later batch.
+func (r *relay) deletePublished(ctx context.Context) error {
+	ctx = context.WithoutCancel(ctx)
+	for len(r.pending) > 0 {
+		n := min(len(r.pending), insertChunk)
+		err := r.o.db.WithContext(ctx).Table(r.o.table).Where("id IN ?", r.pending[:n]).Delete(&outboxRow{}).Error
+		if err != nil {
+			return fmt.Errorf("delete published outbox rows (they will be published again if the relay stops now): %w", err)
+		}
+		r.pending = r.pending[n:]
+	}
+	r.pending, r.hi = nil, 0
+	return nil
 }
 
 // publish hands msgs to the broker and returns once the broker has them
