@@ -206,3 +206,21 @@ func TestHistogramQuantiles(t *testing.T) {
 		}
 	}
 }
+
+func TestIntField(t *testing.T) {
+	for _, tc := range []struct {
+		msg  string
+		want int64
+		ok   bool
+	}{
+		{`{"data":{"seq":42,"sent_ns":7}}`, 42, true},
+		{`{"seq": -1}`, -1, true},
+		{`{"seq":"x"}`, 0, false},
+		{`{"other":1}`, 0, false},
+	} {
+		got, ok := intField([]byte(tc.msg), keySeq)
+		if got != tc.want || ok != tc.ok {
+			t.Errorf("intField(%s) = %d, %v; want %d, %v", tc.msg, got, ok, tc.want, tc.ok)
+		}
+	}
+}

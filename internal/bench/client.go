@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -219,12 +218,22 @@ func intField(msg, key []byte) (int64, bool) {
 	for len(rest) > 0 && rest[0] == ' ' {
 		rest = rest[1:]
 	}
-	end := 0
-	for end < len(rest) && (rest[end] == '-' || rest[end] >= '0' && rest[end] <= '9') {
-		end++
+	neg := len(rest) > 0 && rest[0] == '-'
+	if neg {
+		rest = rest[1:]
 	}
-	v, err := strconv.ParseInt(string(rest[:end]), 10, 64)
-	return v, err == nil
+	var v int64
+	n := 0
+	for ; n < len(rest) && n < 18 && rest[n] >= '0' && rest[n] <= '9'; n++ {
+		v = v*10 + int64(rest[n]-'0')
+	}
+	if n == 0 {
+		return 0, false
+	}
+	if neg {
+		v = -v
+	}
+	return v, true
 }
 
 // connectAll connects every endpoint, a few at a time, and returns the
