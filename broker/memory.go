@@ -121,9 +121,13 @@ func (m *Memory) Publish(ctx context.Context, msgs ...Message) error {
 				c.last = now
 				pub.Epoch, pub.Offset = c.epoch, c.offset
 				if len(c.ring) == m.cfg.HistorySize {
+					// Drop the oldest by reslicing rather than shifting
+					// HistorySize entries on every publish: append
+					// reallocates (copying the live entries once) when the
+					// capacity runs out, so this is amortized O(1).
 					delete(c.ids, c.ring[0].EventID)
-					copy(c.ring, c.ring[1:])
-					c.ring = c.ring[:len(c.ring)-1]
+					c.ring[0] = Publication{}
+					c.ring = c.ring[1:]
 				}
 				c.ring = append(c.ring, pub)
 				if msg.EventID != "" {
