@@ -389,16 +389,16 @@ func (p *Plugin) afterUpdate(db *gorm.DB) {
 		delete(db.Statement.Clauses, "SET")
 	}
 	if db.Error == nil && db.RowsAffected > 0 {
-		p.emitRows(db, st, events.TypeUpdate, events.TypeBulkUpdate, events.Meta{EventType: events.TypeUpdate, Changed: st.changed})
+		p.emitRows(db, st, events.TypeBulkUpdate, events.Meta{EventType: events.TypeUpdate, Changed: st.changed})
 	}
 	p.finish(db, st)
 }
 
 // emitRows emits one event per affected row, read back after the write
 // (or as read before it, for hard deletes), or one bulk event.
-func (p *Plugin) emitRows(db *gorm.DB, st *stmtState, typ, bulkTyp string, meta events.Meta) {
+func (p *Plugin) emitRows(db *gorm.DB, st *stmtState, bulkType string, meta events.Meta) {
 	if st.bulk {
-		meta.EventType, meta.Changed, meta.Count = bulkTyp, nil, db.RowsAffected
+		meta.EventType, meta.Changed, meta.Count = bulkType, nil, db.RowsAffected
 		msg, err := newMessage(st.m.Name, meta, []byte("null"), []string{st.m.Name})
 		if err != nil {
 			_ = db.AddError(err)
@@ -481,7 +481,7 @@ func (p *Plugin) afterDelete(db *gorm.DB) {
 		return
 	}
 	if db.Error == nil && db.RowsAffected > 0 {
-		p.emitRows(db, st, events.TypeDelete, events.TypeBulkDelete, events.Meta{EventType: events.TypeDelete, Soft: st.soft})
+		p.emitRows(db, st, events.TypeBulkDelete, events.Meta{EventType: events.TypeDelete, Soft: st.soft})
 	}
 	p.finish(db, st)
 }
