@@ -370,7 +370,7 @@ func (c *conn) finish() {
 	}
 	h.mu.Unlock()
 	h.metrics.connections.Dec()
-	h.log.Debug("hub: disconnected", "session", c.session, "subject", c.subject)
+	h.log.Debug("hub: disconnected", "session", c.session, "subject", c.subject, "read_err", c.readErr)
 	h.wg.Done()
 }
 

@@ -328,19 +328,25 @@ func tryPublish(b broker.Broker, channel string, n, pad int) ([]string, error) {
 	ids := make([]string, n)
 	msgs := make([]broker.Message, n)
 	for i := range msgs {
-		ev := events.Event{
-			Name: "shop.Order",
-			Meta: events.Meta{EventType: events.TypeUpdate, Timestamp: events.Timestamp(time.Now()), ID: events.NewID(), PK: i},
-			Data: json.RawMessage(`{"id":` + strconv.Itoa(i) + `,"note":"` + strings.Repeat("x", pad) + `"}`),
-		}
-		data, err := ev.Encode()
+		id, data, err := eventData(i, pad)
 		if err != nil {
 			return nil, err
 		}
-		ids[i] = ev.Meta.ID
-		msgs[i] = broker.Message{EventID: ev.Meta.ID, Channels: []string{channel}, Data: data}
+		ids[i] = id
+		msgs[i] = broker.Message{EventID: id, Channels: []string{channel}, Data: data}
 	}
 	return ids, b.Publish(context.Background(), msgs...)
+}
+
+// eventData returns a fresh encoded event and its id; pad makes it bigger.
+func eventData(i, pad int) (string, []byte, error) {
+	ev := events.Event{
+		Name: "shop.Order",
+		Meta: events.Meta{EventType: events.TypeUpdate, Timestamp: events.Timestamp(time.Now()), ID: events.NewID(), PK: i},
+		Data: json.RawMessage(`{"id":` + strconv.Itoa(i) + `,"note":"` + strings.Repeat("x", pad) + `"}`),
+	}
+	data, err := ev.Encode()
+	return ev.Meta.ID, data, err
 }
 
 // expectEvents reads events on channel and checks their ids and that their
