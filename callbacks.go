@@ -2,7 +2,6 @@ package telegraphy
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"reflect"
 
@@ -115,11 +114,6 @@ func (p *Plugin) emit(db *gorm.DB, st *stmtState, msgs []broker.Message) {
 	}
 	p.publish(db.Statement.Context, msgs)
 }
-
-// ErrMapCreate is returned as the statement's error when a registered
-// model is created from a map: the new rows' keys and columns are not
-// known, so their events could not be right.
-var ErrMapCreate = errors.New("telegraphy: Create from a map is not supported for a registered model; create from a struct")
 
 func (p *Plugin) beforeCreate(db *gorm.DB) {
 	st := p.begin(db, events.OpCreate)

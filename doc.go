@@ -35,8 +35,9 @@
 // were opened without the plugin. A dbresolver registered after the plugin
 // is fine: it opens its sources with the DB's config, which initializes the
 // plugin on each of them.
-// Writes without a model (db.Table("orders").Update, db.Exec) are not seen
-// and emit nothing.
+// Creating a registered model from a map fails with ErrMapCreate (the new
+// rows' keys are unknown). Writes without a model (db.Table("orders").Update,
+// db.Exec) are not seen and emit nothing.
 //
 // # Updates and deletes
 //

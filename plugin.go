@@ -30,11 +30,27 @@ var (
 	// ErrEmptyName is returned by Emit without an event name or type.
 	ErrEmptyName = errors.New("telegraphy: empty event name or type")
 
-	ErrNotStruct    = events.ErrNotStruct    // see events.ErrNotStruct
-	ErrUnknownField = events.ErrUnknownField // see events.ErrUnknownField
-	ErrDuplicate    = events.ErrDuplicate    // see events.ErrDuplicate
-	ErrNameTaken    = events.ErrNameTaken    // see events.ErrNameTaken
-	ErrNoPrimaryKey = events.ErrNoPrimaryKey // see events.ErrNoPrimaryKey
+	// ErrMapCreate is returned as the statement's error when a registered
+	// model is created from a map: the new rows' keys and columns are not
+	// known, so their events could not be right. Create from a struct.
+	ErrMapCreate = errors.New("telegraphy: Create from a map is not supported for a registered model; create from a struct")
+
+	// ErrNotStruct is returned by Register for a model that is not a
+	// struct or pointer to one.
+	ErrNotStruct = events.ErrNotStruct
+	// ErrUnknownField is returned by Register when Options.Fields or
+	// Options.Exclude names a field the model does not have; the error
+	// names it.
+	ErrUnknownField = events.ErrUnknownField
+	// ErrDuplicate is returned by Register for a model type already
+	// registered (by hand or by autodiscovery).
+	ErrDuplicate = events.ErrDuplicate
+	// ErrNameTaken is returned by Register when another model type uses
+	// the event name.
+	ErrNameTaken = events.ErrNameTaken
+	// ErrNoPrimaryKey is returned by Register for a model without a
+	// primary key.
+	ErrNoPrimaryKey = events.ErrNoPrimaryKey
 )
 
 // Plugin turns GORM writes of registered models into events published

@@ -83,7 +83,8 @@ type column struct {
 	field *schema.Field
 	json  string // JSON name
 	key   []byte // `"json":`
-	sent  bool
+	sent  bool   // not hidden by `json:"-"`
+	data  bool   // sent in data under the model's Fields/Exclude
 }
 
 var parseCache sync.Map
@@ -165,6 +166,7 @@ func NewModel(model any, opts Options) (*Model, error) {
 		} else if exclude[c] {
 			continue
 		}
+		c.data = true
 		m.data = append(m.data, c)
 	}
 	return m, nil
@@ -185,11 +187,13 @@ func jsonName(f *schema.Field) string {
 	return name
 }
 
-// Column returns the JSON name of the column dbName and whether it is sent
-// in data.
+// Column returns the JSON name of the column dbName and whether it may be
+// named in meta.changed: it is sent in data (Fields, Exclude and
+// `json:"-"` applied), or, for a model supplying EventData, it is not
+// hidden by `json:"-"`.
 func (m *Model) Column(dbName string) (jsonName string, ok bool) {
 	c := m.byDBName[dbName]
-	if c == nil || !c.sent {
+	if c == nil || !c.sent || (!m.provider && !c.data) {
 		return "", false
 	}
 	return c.json, true
@@ -283,7 +287,6 @@ func (m *Model) PKValues(v reflect.Value) (vals []any, zero bool) {
 	}
 	return vals, zero
 }
-
 
 // keyText turns an encoded key into its channel form: a JSON string
 // without quotes, anything else as encoded.

@@ -112,3 +112,25 @@ func TestEncodeMatchesJSON(t *testing.T) {
 		t.Error("invalid data encoded")
 	}
 }
+
+func TestColumnForChanged(t *testing.T) {
+	m, err := events.NewModel(Invoice{}, events.Options{Exclude: []string{"Plain"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		db   string
+		name string
+		ok   bool
+	}{
+		{"number", "number", true},
+		{"plain", "", false},   // excluded
+		{"private", "", false}, // json:"-"
+		{"nope", "", false},
+	}
+	for _, c := range cases {
+		if name, ok := m.Column(c.db); name != c.name || ok != c.ok {
+			t.Errorf("Column(%q) = %q %v, want %q %v", c.db, name, ok, c.name, c.ok)
+		}
+	}
+}
