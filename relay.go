@@ -446,7 +446,7 @@ func (r *relay) waitMarker(ctx context.Context) error {
 		case <-ctx.Done():
 			return ctx.Err()
 		}
-		delay = min(2*delay, 100*time.Millisecond)
+		delay = min(2*delay, 10*time.Millisecond)
 	}
 }
 
