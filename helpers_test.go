@@ -185,3 +185,5 @@ func rows(t testing.TB, db *gorm.DB) []Order {
 	}
 	return out
 }
+
+func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
