@@ -316,6 +316,11 @@ func (p *Plugin) beforeUpdate(db *gorm.DB) {
 		if set, ok := c.Expression.(clause.Set); ok {
 			seen := make(map[string]bool, len(set))
 			for _, a := range set {
+				if f := stmt.Schema.LookUpField(a.Column.Name); f != nil && f.PrimaryKey {
+					// The rows cannot be read back by their old keys:
+					// say how many changed instead.
+					st.bulk = true
+				}
 				if name, ok := st.m.Column(a.Column.Name); ok && !seen[name] {
 					seen[name] = true
 					st.changed = append(st.changed, name)
@@ -326,6 +331,9 @@ func (p *Plugin) beforeUpdate(db *gorm.DB) {
 	where := whereExprs(stmt)
 	if len(where) == 0 && !stmt.AllowGlobalUpdate {
 		return // gorm:update refuses it with ErrMissingWhereClause
+	}
+	if st.bulk {
+		return
 	}
 	p.selectAffected(db, st, where, true)
 }

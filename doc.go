@@ -52,8 +52,9 @@
 // delete reads the rows before deleting them; a soft delete re-reads them
 // and sets meta.soft. A write outside a transaction that needs these reads
 // runs in a transaction the plugin begins. meta.changed lists the JSON
-// names of the assigned columns that are sent in data. No rows affected,
-// no event. Create events carry the instance as written (with its new
+// names of the assigned columns that are sent in data. An update that
+// assigns a primary key column cannot be read back by the old keys and
+// emits one bulk_update with the row count. No rows affected, no event. Create events carry the instance as written (with its new
 // primary key); an upsert (OnConflict) emits create events.
 //
 // # Concurrency

@@ -76,6 +76,9 @@ func TestMutations(t *testing.T) {
 			return db.Model(&[]Order{{ID: 1}, {ID: 3}}).Update("note", "both").Error
 		}, []ev{{Type: "update", PK: 1, Data: order(1, "new", 1, "both"), Changed: []string{"note"}},
 			{Type: "update", PK: 3, Data: order(3, "new", 3, "both"), Changed: []string{"note"}}}},
+		{"Update of a primary key", func(t *testing.T, db *gorm.DB) error {
+			return db.Model(&Order{ID: 3}).Update("id", 30).Error
+		}, []ev{{Type: "bulk_update", Count: 1}}},
 		{"Update with extra condition matching nothing", func(t *testing.T, db *gorm.DB) error {
 			return db.Model(&Order{ID: 1}).Where("status = ?", "nope").Update("total", 5).Error
 		}, nil},
