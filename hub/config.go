@@ -64,7 +64,8 @@ type Config struct {
 	// balancer. Zero value means an in-memory store local to this hub.
 	ReplayStore tokens.ReplayStore
 	// TokenLeeway is the clock skew allowed when checking token times.
-	// Zero value means the tokens package default.
+	// Zero value means the tokens package default (5 seconds); a negative
+	// value means none.
 	TokenLeeway time.Duration
 	// PublicChannels are channel patterns (an exact name, or a prefix
 	// ending in "*") anyone may subscribe to, with or without a token.
@@ -149,7 +150,6 @@ func (c Config) withDefaults() (Config, error) {
 		{"WriteTimeout", int64(c.WriteTimeout)},
 		{"PingInterval", int64(c.PingInterval)},
 		{"PongTimeout", int64(c.PongTimeout)},
-		{"TokenLeeway", int64(c.TokenLeeway)},
 	} {
 		if err := neg(f.name, f.v); err != nil {
 			return c, err

@@ -380,3 +380,17 @@ func (e *env) metric(name string) float64 {
 	}
 	return -1
 }
+
+// waitMetric returns the metric's value once it is want, or its last value
+// after 5 s.
+func (e *env) waitMetric(name string, want float64) float64 {
+	e.t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		got := e.metric(name)
+		if got == want || time.Now().After(deadline) {
+			return got
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
