@@ -31,9 +31,10 @@ type Config struct {
 	// in one pipeline. Zero value means 256.
 	BatchSize int
 	// BatchWait is how long the publisher, having taken a message, waits
-	// for more to fill its batch before it writes to Redis: a few hundred
-	// microseconds turn a stream of single commits into a few round trips.
-	// Zero value means 200 microseconds; a negative value never waits.
+	// for more to fill its batch before it writes to Redis. Without it,
+	// batches still form by themselves while a write is in flight; a wait
+	// trades latency (timers fire late on a busy machine) for fewer round
+	// trips at low rates. Zero value means no wait.
 	BatchWait time.Duration
 	// HistorySize is how many publications each channel keeps for
 	// recovery. Zero value means 1000; a negative value keeps none (no
@@ -69,9 +70,6 @@ func (c *Config) setDefaults() {
 	}
 	if c.BatchSize <= 0 {
 		c.BatchSize = 256
-	}
-	if c.BatchWait == 0 {
-		c.BatchWait = 200 * time.Microsecond
 	}
 	if c.BatchWait < 0 {
 		c.BatchWait = 0
