@@ -199,6 +199,12 @@ type Result struct {
 	Memory       *Memory        `json:"memory,omitempty"`
 	// MemoryNote says why Memory is missing, when it is.
 	MemoryNote string `json:"memory_note,omitempty"`
+	// Start and End are the hub process' heap and stack in use (no forced
+	// GC) and goroutines when the measured events began and when the last
+	// was published: flat figures over a long run mean nothing leaks. An
+	// in-process hub shares its process with the clients, which count too.
+	Start *Sample `json:"start,omitempty"`
+	End   *Sample `json:"end,omitempty"`
 	// Goroutines is this process' goroutine count with every client
 	// connected, after the events were delivered.
 	Goroutines int `json:"goroutines"`
@@ -393,8 +399,22 @@ func runTarget(ctx context.Context, cfg Config, t target) (res *Result, err erro
 	}
 	load0, cpu0 := loadAverage(), cpuTime()
 	perChannel := make([]int64, len(channels))
-	published, start, err := publish(ctx, cfg, t, channels, perChannel, clients, tr)
+	sampler := localSample
+	if !t.inProcess() {
+		sampler = func() (Sample, bool) {
+			r, ok := t.(remoteMemory)
+			if !ok {
+				return Sample{}, false
+			}
+			b, g, err := r.sampleMemory(ctx)
+			return Sample{Bytes: b, Goroutines: g}, err == nil
+		}
+	}
+	published, start, err := publish(ctx, cfg, t, channels, perChannel, clients, tr, sampler, res)
 	elapsed := time.Since(start)
+	if s, ok := sampler(); ok && err == nil {
+		res.End = &s
+	}
 	if cfg.CPUProfile != "" {
 		pprof.StopCPUProfile()
 	}
@@ -512,7 +532,7 @@ func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond)
 // cfg.Duration, printing progress each second. It returns how many
 // measured events it published and how long that took.
 func publish(ctx context.Context, cfg Config, t target, channels []string,
-	perChannel []int64, clients []*client, tr *tracker) (published int64, start time.Time, err error) {
+	perChannel []int64, clients []*client, tr *tracker, sampler func() (Sample, bool), res *Result) (published int64, start time.Time, err error) {
 	interval := time.Duration(float64(time.Second) / cfg.Rate)
 	warm := int64(cfg.Warmup / interval)
 	total := measuredEvents(cfg)
@@ -525,7 +545,7 @@ func publish(ctx context.Context, cfg Config, t target, channels []string,
 		progressWG.Add(1)
 		go func() {
 			defer progressWG.Done()
-			progress(cfg.Progress, clients, stop)
+			progress(cfg.Progress, clients, sampler, stop)
 		}()
 	}
 	defer func() {
@@ -545,6 +565,9 @@ func publish(ctx context.Context, cfg Config, t target, channels []string,
 		if i == 0 {
 			start = time.Now()
 			end = start.Add(cfg.Duration)
+			if s, ok := sampler(); ok {
+				res.Start = &s
+			}
 		}
 		switch {
 		case i >= 0 && tr != nil:
@@ -618,9 +641,9 @@ func (t *tracker) received(seq int64, ch int) {
 	}
 }
 
-// progress prints the deliveries so far and the last second's rate until
-// stop closes.
-func progress(w io.Writer, clients []*client, stop <-chan struct{}) {
+// progress prints the deliveries so far, the last second's rate, and the
+// hub process' memory and goroutines, until stop closes.
+func progress(w io.Writer, clients []*client, sample func() (Sample, bool), stop <-chan struct{}) {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	start := time.Now()
@@ -634,10 +657,27 @@ func progress(w io.Writer, clients []*client, stop <-chan struct{}) {
 			for _, c := range clients {
 				n += c.unique.Load()
 			}
-			fmt.Fprintf(w, "%4.0fs  deliveries %10d  %9d/s\n", now.Sub(start).Seconds(), n, n-last)
+			fmt.Fprintf(w, "%4.0fs  deliveries %10d  %9d/s", now.Sub(start).Seconds(), n, n-last)
+			if s, ok := sample(); ok {
+				fmt.Fprintf(w, "  heap+stack %7.1f MiB  goroutines %6d", float64(s.Bytes)/(1<<20), s.Goroutines)
+			}
+			fmt.Fprintln(w)
 			last = n
 		}
 	}
+}
+
+// Sample is a process' heap and stack in use and its goroutines.
+type Sample struct {
+	Bytes      uint64 `json:"heap_stack_bytes"`
+	Goroutines int    `json:"goroutines"`
+}
+
+// localSample reads this process' figures, without forcing a GC.
+func localSample() (Sample, bool) {
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return Sample{Bytes: ms.HeapInuse + ms.StackInuse, Goroutines: runtime.NumGoroutine()}, true
 }
 
 // waitDelivered waits until the clients have every expected delivery, or
@@ -736,6 +776,10 @@ func printResult(w io.Writer, r *Result) {
 	}
 	if r.MemoryNote != "" {
 		fmt.Fprintf(w, "  memory/idle conn %s\n", r.MemoryNote)
+	}
+	if r.Start != nil && r.End != nil {
+		fmt.Fprintf(w, "  hub process    heap+stack %.1f → %.1f MiB, goroutines %d → %d (start → end of the measured events)\n",
+			float64(r.Start.Bytes)/(1<<20), float64(r.End.Bytes)/(1<<20), r.Start.Goroutines, r.End.Goroutines)
 	}
 	fmt.Fprintf(w, "  goroutines     %d (with %d clients in this process)\n", r.Goroutines, r.Clients)
 }
