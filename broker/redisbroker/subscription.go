@@ -26,10 +26,11 @@ const idleCheck = 15 * time.Second
 // reconnects and resubscribes by itself; publications sent meanwhile are
 // not delivered, and show as a jump in offsets that History recovers.
 func (b *Broker) Subscribe(ctx context.Context) (broker.Subscription, error) {
+	// Checking closed and registering under b.mu means Close's sweep of
+	// b.subs sees every subscription made before it.
 	b.mu.RLock()
-	closed := b.closed
-	b.mu.RUnlock()
-	if closed {
+	defer b.mu.RUnlock()
+	if b.closed {
 		return nil, broker.ErrClosed
 	}
 	s := &subscription{
