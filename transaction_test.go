@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/telegraphy-go/telegraphy"
+	"github.com/telegraphy-go/telegraphy/broker"
 	"gorm.io/gorm"
 )
 
@@ -277,4 +278,41 @@ func TestPublishFailure(t *testing.T) {
 	if len(handled) != 2 || !errors.Is(handled[0], boom) || !errors.Is(handled[1], boom) {
 		t.Fatalf("ErrorHandler got %v", handled)
 	}
+}
+
+// countingBroker counts Publish calls and the messages in each.
+type countingBroker struct {
+	*broker.Recorder
+	mu    sync.Mutex
+	calls []int
+}
+
+func (c *countingBroker) Publish(ctx context.Context, msgs ...broker.Message) error {
+	c.mu.Lock()
+	c.calls = append(c.calls, len(msgs))
+	c.mu.Unlock()
+	return c.Recorder.Publish(ctx, msgs...)
+}
+
+// TestOnePublishPerTransaction: a committed transaction's events go to the
+// broker in one Publish call, in statement order.
+func TestOnePublishPerTransaction(t *testing.T) {
+	cb := &countingBroker{Recorder: broker.NewRecorder(nil)}
+	e := setup(t, sqliteOnly[0], nil, telegraphy.Config{Broker: cb})
+	err := e.db.Transaction(func(tx *gorm.DB) error {
+		tx.Create(&Order{Status: "a", Total: 1})
+		tx.Create(&[]Order{{Status: "b", Total: 2}, {Status: "c", Total: 3}})
+		tx.Model(&Order{}).Where("total > ?", 1).Update("note", "x")
+		return tx.Delete(&Order{ID: 1}).Error
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cb.calls) != 1 || cb.calls[0] != 6 {
+		t.Fatalf("Publish calls %v, want one with 6 messages", cb.calls)
+	}
+	expect(t, cb.Recorder, created(1, "a", 1), created(2, "b", 2), created(3, "c", 3),
+		ev{Type: "update", PK: 2, Data: order(2, "b", 2, "x"), Changed: []string{"note"}},
+		ev{Type: "update", PK: 3, Data: order(3, "c", 3, "x"), Changed: []string{"note"}},
+		ev{Type: "delete", PK: 1, Data: order(1, "a", 1, "")})
 }
