@@ -34,10 +34,10 @@
 // refuses a DB that already uses gorm.io/plugin/dbresolver, whose sources
 // were opened without the plugin. A dbresolver registered after the plugin
 // is fine: it opens its sources with the DB's config, which initializes the
-// plugin on each of them.
-// Creating a registered model from a map fails with ErrMapCreate (the new
-// rows' keys are unknown). Writes without a model (db.Table("orders").Update,
-// db.Exec) are not seen and emit nothing.
+// plugin on each of them. Creating a registered model from a map fails
+// with ErrMapCreate (the new rows' keys are unknown). Writes without a
+// model (db.Table("orders").Update, db.Exec) are not seen and emit
+// nothing.
 //
 // # Updates and deletes
 //
@@ -54,8 +54,14 @@
 // runs in a transaction the plugin begins. meta.changed lists the JSON
 // names of the assigned columns that are sent in data. An update that
 // assigns a primary key column cannot be read back by the old keys and
-// emits one bulk_update with the row count. No rows affected, no event. Create events carry the instance as written (with its new
-// primary key); an upsert (OnConflict) emits create events.
+// emits one bulk_update with the row count. No rows affected, no event.
+// Create events carry the instance as written (with its new primary key);
+// an upsert (OnConflict) emits create events.
+//
+// On MySQL and MariaDB, RowsAffected counts changed rows: an update that
+// assigns the values a row already has emits nothing for a loaded
+// instance, and an update by condition that changes none of the rows it
+// matched emits nothing either.
 //
 // # Concurrency
 //
