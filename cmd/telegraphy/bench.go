@@ -31,7 +31,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.DurationVar(&cfg.Duration, "duration", 10*time.Second, "how long measured events are published")
 	fs.DurationVar(&cfg.Warmup, "warmup", 0, "publish (and ignore) events for this long first")
 	fs.StringVar(&cfg.Mode, "mode", bench.ModeInProcess, "inprocess: a hub in this process; url: the hub at --url, fed through --redis")
-	fs.StringVar(&cfg.URL, "url", "", "the hub's WebSocket endpoint for --mode url, e.g. ws://127.0.0.1:8765/ws")
+	fs.StringVar(&cfg.URL, "url", "", "the hub's WebSocket endpoint for --mode url, e.g. ws://127.0.0.1:8765/ws; several, comma-separated, split the clients")
 	fs.StringVar(&cfg.RedisURL, "redis", "", "Redis URL: in-process hubs are fed through Redis; required with --mode url")
 	fs.IntVar(&cfg.Hubs, "hubs", 1, "in-process hubs sharing Redis, clients split across them")
 	fs.StringVar(&cfg.DB, "db", "", "sqlite: publish by creating rows through GORM with the plugin")

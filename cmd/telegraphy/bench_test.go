@@ -11,23 +11,24 @@ import (
 	"github.com/telegraphy-go/telegraphy/internal/testenv"
 )
 
-// TestBenchCommandURL drives a "telegraphy hub" process with "telegraphy
-// bench --mode url": events go through Redis, clients connect with tokens
-// minted from TELEGRAPHY_SECRET, and the hub's memory comes from its
-// /metrics.
+// TestBenchCommandURL drives two "telegraphy hub" processes with
+// "telegraphy bench --mode url": events go through Redis, clients are split
+// between the hubs and connect with tokens minted from TELEGRAPHY_SECRET,
+// and the hubs' memory comes from their /metrics.
 func TestBenchCommandURL(t *testing.T) {
 	r := testenv.StartRedis(t)
-	p := startHubProcess(t, r.URL)
+	a, b := startHubProcess(t, r.URL), startHubProcess(t, r.URL)
 	t.Setenv("TELEGRAPHY_SECRET", hubTestSecret)
 
 	var stdout, stderr bytes.Buffer
-	code := run(context.Background(), []string{"bench", "--mode", "url", "--url", "ws://" + p.addr + "/ws",
+	urls := "ws://" + a.addr + "/ws,ws://" + b.addr + "/ws"
+	code := run(context.Background(), []string{"bench", "--mode", "url", "--url", urls,
 		"--redis", r.URL, "--clients", "20", "--channels", "2", "--rate", "50", "--duration", "2s", "--json"}, &stdout, &stderr)
 	if code != 0 {
 		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout.String(), stderr.String())
 	}
 	out := stdout.String()
-	for _, want := range []string{"deliveries", "latency ms", "lost", "memory/idle conn"} {
+	for _, want := range []string{"2 hubs at", "deliveries", "latency ms", "lost", "memory/idle conn", "hub process"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("summary lacks %q:\n%s", want, out)
 		}

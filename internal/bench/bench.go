@@ -66,7 +66,8 @@ type Config struct {
 	// elsewhere, at URL). Zero value means ModeInProcess.
 	Mode string
 	// URL is the external hub's WebSocket endpoint (ws://host:port/ws),
-	// for ModeURL.
+	// for ModeURL; several, separated by commas, split the clients between
+	// hubs.
 	URL string
 	// RedisURL feeds the hub through Redis: in-process hubs get a
 	// redisbroker, and in ModeURL it is how events reach the external hub.

@@ -224,3 +224,18 @@ func TestIntField(t *testing.T) {
 		}
 	}
 }
+
+func TestSeenSet(t *testing.T) {
+	var s seenSet
+	for seq := int64(0); seq < 3*seenWords*64; seq += 3 {
+		if !s.add(seq) {
+			t.Fatalf("seq %d reported as a duplicate the first time", seq)
+		}
+		if s.add(seq) {
+			t.Fatalf("seq %d not reported as a duplicate the second time", seq)
+		}
+		if old := seq - seenWords*64/2; old >= 0 && old%3 == 0 && s.add(old) {
+			t.Fatalf("seq %d, within the window, not reported as a duplicate", old)
+		}
+	}
+}

@@ -111,7 +111,7 @@ func expect(conn *websocket.Conn, want string, id int) error {
 	}
 }
 
-// client is one load-generating connection. Its read loop owns got and
+// client is one load-generating connection. Its read loop owns seen and
 // dups; the counters others read while it runs are atomic.
 type client struct {
 	channel int // index of the channel it subscribed to
@@ -122,8 +122,8 @@ type client struct {
 	sentAt func(seq int64) (int64, bool)
 	tr     *tracker // nil at a fixed rate
 
-	got  []uint64 // bitmap of measured seqs received
-	dups uint64   // measured events received more than once
+	seen seenSet
+	dups uint64 // measured events received more than once
 
 	unique    atomic.Uint64 // measured events received once
 	closeCode int           // close code the hub sent, 0 if none
@@ -193,19 +193,44 @@ func (c *client) handle(msg []byte, now int64) {
 	if ok {
 		c.hist.Record(time.Duration(now - sent))
 	}
-	word, bit := seq/64, uint64(1)<<(seq%64)
-	for int64(len(c.got)) <= word {
-		c.got = append(c.got, 0)
-	}
-	if c.got[word]&bit != 0 {
+	if !c.seen.add(seq) {
 		c.dups++
 		return
 	}
-	c.got[word] |= bit
 	c.unique.Add(1)
 	if c.tr != nil {
 		c.tr.received(seq, c.channel)
 	}
+}
+
+// seenWords sizes a client's memory of the events it received: the last
+// seenWords*64 sequence numbers (41 s at 200 events/s), in a fixed 2 KiB, so
+// that a long run does not grow the clients.
+const seenWords = 128
+
+// seenSet remembers which recent sequence numbers arrived.
+type seenSet struct {
+	bits [seenWords]uint64
+	base [seenWords]int64 // seq/64 that each word holds, plus one (0: unused)
+}
+
+// add records seq and reports whether it is new. A seq older than the
+// window counts as new: it cannot be told from a duplicate any more.
+func (s *seenSet) add(seq int64) bool {
+	block := seq/64 + 1
+	w := block % seenWords
+	switch {
+	case s.base[w] < block:
+		s.base[w], s.bits[w] = block, 0
+	case s.base[w] > block:
+		return true
+	}
+	bit := uint64(1) << (seq % 64)
+	if s.bits[w]&bit != 0 {
+		return false
+	}
+	s.bits[w] |= bit
+	return true
 }
 
 // intField returns the integer after the first occurrence of key.

@@ -109,8 +109,11 @@ func newTarget(ctx context.Context, cfg Config) (target, error) {
 	}
 
 	if cfg.Mode == ModeURL {
+		t.urls = strings.Split(cfg.URL, ",")
 		t.desc = "hub at " + cfg.URL + " (fed through Redis)"
-		t.urls = []string{cfg.URL}
+		if len(t.urls) > 1 {
+			t.desc = strconv.Itoa(len(t.urls)) + " hubs at " + cfg.URL + " (fed through Redis)"
+		}
 		return t, nil
 	}
 	for i := range cfg.Hubs {
@@ -190,11 +193,25 @@ func (t *hubTarget) close(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// sampleMemory reads an external hub's /metrics (next to its /ws): heap and
-// stack in use and goroutines, from the Go collector when the hub
-// registers it.
+// sampleMemory reads the external hubs' /metrics (next to their /ws):
+// heap and stack in use and goroutines, summed, from the Go collector when
+// the hubs register it.
 func (t *hubTarget) sampleMemory(ctx context.Context) (uint64, int, error) {
-	u, err := url.Parse(t.urls[0])
+	var bytes uint64
+	var goroutines int
+	for _, u := range t.urls {
+		b, g, err := hubMemory(ctx, u)
+		if err != nil {
+			return 0, 0, err
+		}
+		bytes += b
+		goroutines += g
+	}
+	return bytes, goroutines, nil
+}
+
+func hubMemory(ctx context.Context, wsURL string) (uint64, int, error) {
+	u, err := url.Parse(wsURL)
 	if err != nil {
 		return 0, 0, err
 	}
