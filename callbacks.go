@@ -347,11 +347,13 @@ func (p *Plugin) selectAffected(db *gorm.DB, st *stmtState, where []clause.Expre
 		return
 	}
 	limit := p.bulkLimit(st.m)
-	if limit < 0 {
+	stmt := db.Statement
+	if _, limited := stmt.Clauses["LIMIT"]; limited || limit < 0 {
+		// With LIMIT (MySQL runs UPDATE/DELETE ... LIMIT) the rows the
+		// statement picks are not known in advance: count them instead.
 		st.bulk = true
 		return
 	}
-	stmt := db.Statement
 	if pkOnly {
 		if rv := reflect.Indirect(stmt.ReflectValue); rv.Kind() == reflect.Struct {
 			key := make([]any, len(stmt.Schema.PrimaryFields))

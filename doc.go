@@ -54,7 +54,9 @@
 // runs in a transaction the plugin begins. meta.changed lists the JSON
 // names of the assigned columns that are sent in data. An update that
 // assigns a primary key column cannot be read back by the old keys and
-// emits one bulk_update with the row count. No rows affected, no event.
+// emits one bulk_update with the row count, and so does an update or
+// delete with a LIMIT clause, whose rows are not known in advance. No rows
+// affected, no event.
 // Create events carry the instance as written (with its new primary key);
 // an upsert (OnConflict) emits create events.
 //

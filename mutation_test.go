@@ -79,6 +79,9 @@ func TestMutations(t *testing.T) {
 		{"Update of a primary key", func(t *testing.T, db *gorm.DB) error {
 			return db.Model(&Order{ID: 3}).Update("id", 30).Error
 		}, []ev{{Type: "bulk_update", Count: 1}}},
+		{"Update with LIMIT", func(t *testing.T, db *gorm.DB) error {
+			return db.Model(&Order{}).Where("total > ?", 0).Limit(1).Update("note", "lim").Error
+		}, []ev{{Type: "bulk_update", Count: 3}}}, // SQLite ignores LIMIT on UPDATE
 		{"Update with extra condition matching nothing", func(t *testing.T, db *gorm.DB) error {
 			return db.Model(&Order{ID: 1}).Where("status = ?", "nope").Update("total", 5).Error
 		}, nil},
@@ -217,6 +220,19 @@ func TestBulk(t *testing.T) {
 				t.Fatal(err)
 			}
 			expect(t, e.rec)
+
+			// LIMIT: MySQL updates only that many rows, the others ignore
+			// it; either way the count is what the database changed.
+			seed(t, e, 3)
+			if err := e.db.Model(&Order{}).Where("total > ?", 0).Limit(1).Update("note", "one").Error; err != nil {
+				t.Fatal(err)
+			}
+			var changed int64
+			e.db.Model(&Order{}).Where("note = ?", "one").Count(&changed)
+			if d.name == "mysql" && changed != 1 {
+				t.Fatalf("MySQL changed %d rows with LIMIT 1", changed)
+			}
+			expect(t, e.rec, ev{Type: "bulk_update", Count: changed})
 		})
 	}
 }
