@@ -18,3 +18,8 @@ bench:
 
 demo:
 	$(GO) run ./cmd/telegraphy demo
+
+# jstest: the node tests of telegraphy.js and the demo's browser tests
+# (headless Chromium); run "npm ci" first. Go tests start the hubs they use.
+jstest:
+	$(GO) test $(GOFLAGS_TEST) -run 'TestNode|TestBrowser' ./jsclient/ ./examples/demo/
