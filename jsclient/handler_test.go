@@ -76,6 +76,14 @@ func TestHandler(t *testing.T) {
 			}
 		})
 	}
+	head, err := http.Head(srv.URL + "/telegraphy/telegraphy.js")
+	if err != nil {
+		t.Fatal(err)
+	}
+	head.Body.Close()
+	if head.StatusCode != http.StatusOK || head.ContentLength != int64(len(jsclient.Script())) || head.Header.Get("ETag") == "" {
+		t.Errorf("HEAD: status %d, length %d, ETag %q", head.StatusCode, head.ContentLength, head.Header.Get("ETag"))
+	}
 	if res, _ := get(t, srv.URL+"/telegraphy/other.js", nil); res.StatusCode != http.StatusNotFound {
 		t.Errorf("unknown file: status %d, want 404", res.StatusCode)
 	}
