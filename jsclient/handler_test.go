@@ -2,11 +2,13 @@ package jsclient_test
 
 import (
 	"bytes"
+	"context"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"testing"
 
+	"github.com/telegraphy-go/telegraphy/broker"
 	"github.com/telegraphy-go/telegraphy/jsclient"
 )
 
@@ -94,5 +96,27 @@ func TestHandler(t *testing.T) {
 	res.Body.Close()
 	if res.StatusCode != http.StatusMethodNotAllowed {
 		t.Errorf("POST: status %d, want 405", res.StatusCode)
+	}
+}
+
+// TestHubServesScript checks that a hub mounted at /telegraphy/ serves this
+// package's script, as pages import it from there.
+func TestHubServesScript(t *testing.T) {
+	hs := &hubServer{broker: broker.NewMemory(), secret: testSecret, addr: "127.0.0.1:0"}
+	if err := hs.start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if err := hs.stop(); err != nil {
+			t.Error(err)
+		}
+		_ = hs.broker.Close(context.Background())
+	}()
+	res, body := get(t, "http://"+hs.addr+"/telegraphy/telegraphy.js", nil)
+	if res.StatusCode != http.StatusOK || !bytes.Equal(body, jsclient.Script()) {
+		t.Fatalf("GET /telegraphy/telegraphy.js from the hub: status %d, %d bytes, want the embedded script", res.StatusCode, len(body))
+	}
+	if ct := res.Header.Get("Content-Type"); ct != "text/javascript; charset=utf-8" {
+		t.Errorf("Content-Type %q", ct)
 	}
 }
