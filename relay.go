@@ -71,7 +71,14 @@ type relay struct {
 	pending      []uint64
 	pendingSince time.Time
 	hi           uint64
+	next         time.Time // no round before this (roundGap)
 }
+
+// roundGap is the least time between two rounds. A commit wakes an idle
+// relay at once; under a stream of commits, each round publishes the rows
+// of every commit of the last roundGap together, so the relay's work per
+// commit shrinks as the rate grows.
+const roundGap = 2 * time.Millisecond
 
 // deleteDelay is how long published rows may wait before the relay
 // deletes them, so that a busy outbox costs one DELETE per many commits
@@ -126,9 +133,14 @@ func (r *relay) run() {
 			r.release()
 			return
 		case <-r.nudge:
+			if wait := time.Until(r.next); wait > 0 {
+				timer.Reset(wait)
+				continue
+			}
 		case <-timer.C:
 		}
 		r.round()
+		r.next = time.Now().Add(roundGap)
 		wait := r.o.cfg.PollInterval
 		if len(r.pending) > 0 {
 			wait = min(wait, deleteDelay)
