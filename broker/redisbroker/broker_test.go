@@ -411,10 +411,10 @@ func TestHistoryLikeMemory(t *testing.T) {
 func TestHistoryTTL(t *testing.T) {
 	t.Parallel()
 	url := testenv.StartRedis(t).URL
-	b := newBroker(t, url, Config{HistoryTTL: 300 * time.Millisecond})
+	b := newBroker(t, url, Config{HistoryTTL: time.Second})
 	publish(t, b, msg("e1", "ch"))
 	res := history(t, b, "ch", 1)
-	time.Sleep(600 * time.Millisecond)
+	time.Sleep(2 * time.Second)
 	after, err := b.History(context.Background(), "ch", &res.Position)
 	if err != nil {
 		t.Fatal(err)
