@@ -353,3 +353,79 @@ func waitOffset(t testing.TB, url, channel string, want uint64) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// TestRedisRestartTwoHubs kills Redis under an app and two hubs with
+// clients, and starts it again empty: the app's publisher and both hubs
+// reconnect by themselves, each client is told recovered:false (the
+// history is gone, the epoch changed), and what the app commits after the
+// restart reaches both.
+func TestRedisRestartTwoHubs(t *testing.T) {
+	r := testenv.StartRedis(t)
+	db := newApp(t, r.URL)
+	_, urlA := newHub(t, r.URL)
+	_, urlB := newHub(t, r.URL)
+	var clients []*client
+	var epochs []any
+	for _, u := range []string{urlA, urlB} {
+		c := connect(t, u, token(t, "17"))
+		c.expect("welcome")
+		c.send(map[string]any{"type": "subscribe", "id": 1, "channel": "shop.Order"})
+		epochs = append(epochs, c.expect("subscribed")["epoch"])
+		clients = append(clients, c)
+	}
+	if err := db.Create(&Order{Status: "before"}).Error; err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range clients {
+		if got := summary(c.expect("event")); got != "1:create:before" {
+			t.Fatalf("before the restart: %s", got)
+		}
+	}
+
+	r.Stop()
+	r.Start()
+
+	// Commit until both clients have an event from after the restart: the
+	// hubs resubscribe on their own schedule.
+	got := make([]string, len(clients))
+	lost := make([]bool, len(clients))
+	deadline := time.Now().Add(30 * time.Second)
+	for i := 0; got[0] == "" || got[1] == ""; i++ {
+		if time.Now().After(deadline) {
+			t.Fatalf("after the restart, clients got %q", got)
+		}
+		if err := db.Create(&Order{Status: fmt.Sprintf("after%d", i)}).Error; err != nil {
+			t.Fatal(err)
+		}
+		for k, c := range clients {
+			for got[k] == "" {
+				var m map[string]any
+				select {
+				case m = <-c.msgs:
+				case <-time.After(300 * time.Millisecond):
+				}
+				if m == nil {
+					break
+				}
+				switch m["type"] {
+				case "subscribed":
+					if m["recovered"] == false && m["epoch"] != epochs[k] {
+						lost[k] = true
+					}
+				case "event":
+					got[k] = summary(m)
+				default:
+					t.Fatalf("client %d: %v", k, m)
+				}
+			}
+		}
+	}
+	for k := range clients {
+		if !lost[k] {
+			t.Errorf("client %d was not told recovered:false", k)
+		}
+		if !strings.Contains(got[k], ":create:after") {
+			t.Errorf("client %d after the restart: %s", k, got[k])
+		}
+	}
+}
