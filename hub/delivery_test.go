@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -330,3 +331,53 @@ func TestPingPong(t *testing.T) {
 func discardLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
 func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
+
+// Close with a deadline too short for the close handshake drops what is
+// left and reports the deadline.
+func TestCloseDeadline(t *testing.T) {
+	e := newEnv(t)
+	c := e.connect("1", "a") // never answers the close frame: it does not read
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	if err := e.hub.Close(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Close: %v, want the deadline", err)
+	}
+	if err := waitNoHubGoroutines(2 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	c.expectClose(1001) // the frame went out before the drop
+}
+
+// A broker that fails is reported: subscribe answers "internal", and
+// /healthz answers 503 once the hub's subscription is gone.
+func TestBrokerClosed(t *testing.T) {
+	e := newEnv(t)
+	c := e.connect("1", "a")
+	if err := e.broker.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	c.send(`{"type":"subscribe","id":1,"channel":"a"}`)
+	if m := c.expect("error"); m.Code != "internal" || m.ID == nil || *m.ID != 1 {
+		t.Fatalf("got %s, want error internal", m)
+	}
+	c.alive(2)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		resp, err := http.Get(e.base + "/healthz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusServiceUnavailable && strings.Contains(string(body), "broker") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("healthz: %d %q, want 503 naming the broker", resp.StatusCode, body)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got := e.waitMetric("telegraphy_hub_broker_up", 0); got != 0 {
+		t.Fatalf("broker_up = %v", got)
+	}
+}
