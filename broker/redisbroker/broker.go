@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -42,6 +43,9 @@ type Broker struct {
 	client redis.UniversalClient
 	own    bool // close client on Close
 	addr   string
+	// cluster is set for a *redis.ClusterClient: one script call per
+	// channel, sharded pub/sub (SPUBLISH, SSUBSCRIBE).
+	cluster bool
 
 	idleCheck time.Duration // see the idleCheck constant
 
@@ -57,7 +61,7 @@ type Broker struct {
 	unflushed atomic.Bool // Close gave up flushing
 
 	subsMu sync.Mutex
-	subs   map[*subscription]struct{}
+	subs   map[io.Closer]struct{} // open subscriptions
 
 	published  atomic.Uint64
 	duplicates atomic.Uint64
@@ -102,6 +106,7 @@ func New(cfg Config) (*Broker, error) {
 		b.client = redis.NewClient(opt)
 		b.own = true
 	}
+	_, b.cluster = b.client.(*redis.ClusterClient)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := b.Ping(ctx); err != nil {
@@ -124,7 +129,7 @@ func New(cfg Config) (*Broker, error) {
 	b.stop, b.stopNow = context.WithCancel(context.Background())
 	b.done = make(chan struct{})
 	b.finished = make(chan struct{})
-	b.subs = make(map[*subscription]struct{})
+	b.subs = make(map[io.Closer]struct{})
 	go b.runPublisher()
 	return b, nil
 }
@@ -367,7 +372,7 @@ func (b *Broker) Close(ctx context.Context) error {
 		go func() {
 			<-b.done
 			b.subsMu.Lock()
-			subs := make([]*subscription, 0, len(b.subs))
+			subs := make([]io.Closer, 0, len(b.subs))
 			for s := range b.subs {
 				subs = append(subs, s)
 			}

@@ -129,21 +129,35 @@ func (b *Broker) write(jobs []job) (retry []job, noScript bool, first error) {
 		if m.NoHistory || b.cfg.HistorySize == 0 {
 			payload := encodePub(m.EventID, m.Time, m.Data)
 			for _, ch := range j.channels {
-				cmds[i] = append(cmds[i], pipe.Publish(ctx, b.pubChannel(ch), payload))
+				if b.cluster {
+					cmds[i] = append(cmds[i], pipe.SPublish(ctx, b.pubChannel(ch), payload))
+				} else {
+					cmds[i] = append(cmds[i], pipe.Publish(ctx, b.pubChannel(ch), payload))
+				}
 			}
 			continue
 		}
-		// One script call per message writes all its channels: on a
-		// single Redis the Lua call's fixed cost is paid once. (Redis
-		// Cluster needs one call per channel; see docs/scaling.md.)
-		keys := make([]string, 0, 3*len(j.channels))
-		args := make([]any, 0, 7+len(j.channels))
 		dedupe := "0"
 		if m.EventID != "" {
 			dedupe = "1"
 		}
-		args = append(args, m.EventID, strconv.FormatInt(m.Time.UnixNano(), 10), m.Data,
-			b.cfg.HistorySize, ttl, dedupe, newEpoch())
+		head := []any{m.EventID, strconv.FormatInt(m.Time.UnixNano(), 10), m.Data,
+			b.cfg.HistorySize, ttl, dedupe, newEpoch()}
+		if b.cluster {
+			// A channel's keys share one slot, channels do not: one call
+			// per channel, each routed to its slot's node.
+			for _, ch := range j.channels {
+				args := append(append(make([]any, 0, 9), head...), "SPUBLISH", b.pubChannel(ch))
+				cmds[i] = append(cmds[i], publishScript.EvalSha(ctx, pipe,
+					[]string{b.metaKey(ch), b.streamKey(ch), b.idsKey(ch)}, args...))
+			}
+			continue
+		}
+		// One script call per message writes all its channels: on a
+		// single Redis the Lua call's fixed cost is paid once.
+		keys := make([]string, 0, 3*len(j.channels))
+		args := append(make([]any, 0, 8+len(j.channels)), head...)
+		args = append(args, "PUBLISH")
 		for _, ch := range j.channels {
 			keys = append(keys, b.metaKey(ch), b.streamKey(ch), b.idsKey(ch))
 			args = append(args, b.pubChannel(ch))

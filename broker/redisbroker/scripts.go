@@ -55,7 +55,7 @@ for c = 0, #KEYS / 3 - 1 do
     end
     redis.call('PEXPIRE', meta, ttl)
     redis.call('PEXPIRE', stream, ttl)
-    redis.call('PUBLISH', ARGV[8+c], '1\n' .. epoch .. '\n' .. off .. tail)
+    redis.call(ARGV[8], ARGV[9+c], '1\n' .. epoch .. '\n' .. off .. tail)
     res[c+1] = off
   end
 end

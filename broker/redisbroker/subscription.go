@@ -33,6 +33,9 @@ func (b *Broker) Subscribe(ctx context.Context) (broker.Subscription, error) {
 	if b.closed {
 		return nil, broker.ErrClosed
 	}
+	if b.cluster {
+		return b.subscribeCluster(), nil
+	}
 	s := &subscription{
 		b:        b,
 		ps:       b.client.Subscribe(context.Background()),

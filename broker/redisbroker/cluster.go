@@ -1,0 +1,266 @@
+package redisbroker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/telegraphy-go/telegraphy/broker"
+)
+
+// clusterSub is a Subscription on Redis Cluster: sharded pub/sub
+// (SSUBSCRIBE), which must be made on the node that owns a channel's
+// slot, so it holds one go-redis PubSub per node, each with its reader
+// goroutine, all delivering to one buffer.
+type clusterSub struct {
+	b       *Broker
+	cc      *redis.ClusterClient
+	ch      chan broker.Publication
+	dropped atomic.Uint64
+
+	mu       sync.Mutex
+	channels map[string]*nodeSub      // broker channel -> the node's PubSub
+	nodes    map[string]*nodeSub      // node address -> its PubSub
+	waiting  map[string]chan struct{} // pub/sub channel -> closed when confirmed
+	closed   bool
+
+	readers   sync.WaitGroup
+	quit      chan struct{}
+	closeOnce sync.Once
+	done      chan struct{}
+}
+
+// nodeSub is the PubSub of one cluster node.
+type nodeSub struct {
+	addr string
+	ps   *redis.PubSub
+}
+
+func (b *Broker) subscribeCluster() *clusterSub {
+	s := &clusterSub{
+		b:        b,
+		cc:       b.client.(*redis.ClusterClient),
+		ch:       make(chan broker.Publication, b.cfg.SubscriberBuffer),
+		channels: make(map[string]*nodeSub),
+		nodes:    make(map[string]*nodeSub),
+		waiting:  make(map[string]chan struct{}),
+		quit:     make(chan struct{}),
+		done:     make(chan struct{}),
+	}
+	b.subsMu.Lock()
+	b.subs[s] = struct{}{}
+	b.subsMu.Unlock()
+	return s
+}
+
+func (s *clusterSub) C() <-chan broker.Publication { return s.ch }
+func (s *clusterSub) Dropped() uint64             { return s.dropped.Load() }
+
+// Add implements broker.Subscription. It returns once each channel's node
+// has confirmed the subscription.
+func (s *clusterSub) Add(ctx context.Context, channels ...string) error {
+	for _, ch := range channels {
+		if ch == "" {
+			return broker.ErrEmptyChannel
+		}
+	}
+	for _, ch := range channels {
+		if err := s.add(ctx, ch); err != nil {
+			_ = s.Remove(context.WithoutCancel(ctx), channels...)
+			return fmt.Errorf("redisbroker: subscribe: %w", err)
+		}
+	}
+	return nil
+}
+
+func (s *clusterSub) add(ctx context.Context, ch string) error {
+	name := s.b.pubChannel(ch)
+	node, err := s.cc.MasterForKey(ctx, name)
+	if err != nil {
+		return err
+	}
+	addr := node.Options().Addr
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return broker.ErrClosed
+	}
+	if _, ok := s.channels[ch]; ok {
+		s.mu.Unlock()
+		return nil
+	}
+	w := make(chan struct{})
+	s.waiting[name] = w
+	n := s.nodes[addr]
+	if n == nil {
+		// The cluster client routes a sharded PubSub by its first
+		// channel, now and after every reconnect: this one stays on the
+		// node of name's slot.
+		n = &nodeSub{addr: addr, ps: s.cc.SSubscribe(context.Background())}
+		s.nodes[addr] = n
+		s.readers.Add(1)
+		go s.read(n)
+	}
+	s.channels[ch] = n
+	s.mu.Unlock()
+	if err := n.ps.SSubscribe(ctx, name); err != nil {
+		return err
+	}
+	select {
+	case <-w:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-s.quit:
+		return broker.ErrClosed
+	}
+}
+
+// Remove implements broker.Subscription.
+func (s *clusterSub) Remove(ctx context.Context, channels ...string) error {
+	var firstErr error
+	for _, ch := range channels {
+		s.mu.Lock()
+		if s.closed {
+			s.mu.Unlock()
+			return broker.ErrClosed
+		}
+		n := s.channels[ch]
+		delete(s.channels, ch)
+		delete(s.waiting, s.b.pubChannel(ch))
+		s.mu.Unlock()
+		if n == nil {
+			continue
+		}
+		if err := n.ps.SUnsubscribe(ctx, s.b.pubChannel(ch)); err != nil && !errors.Is(err, redis.ErrClosed) && firstErr == nil {
+			firstErr = fmt.Errorf("redisbroker: unsubscribe: %w", err)
+		}
+	}
+	return firstErr
+}
+
+// Close implements broker.Subscription. It waits until C is closed.
+func (s *clusterSub) Close() error {
+	s.closeOnce.Do(func() {
+		s.mu.Lock()
+		s.closed = true
+		nodes := make([]*nodeSub, 0, len(s.nodes))
+		for _, n := range s.nodes {
+			nodes = append(nodes, n)
+		}
+		s.mu.Unlock()
+		close(s.quit)
+		for _, n := range nodes {
+			_ = n.ps.Close()
+		}
+		s.readers.Wait()
+		close(s.ch)
+		close(s.done)
+		s.b.subsMu.Lock()
+		delete(s.b.subs, s)
+		s.b.subsMu.Unlock()
+	})
+	<-s.done
+	return nil
+}
+
+// read is the reader of one node's PubSub. go-redis reconnects it, to the
+// node that owns its first channel's slot, and resubscribes.
+func (s *clusterSub) read(n *nodeSub) {
+	defer s.readers.Done()
+	ctx := context.Background()
+	delay := 50 * time.Millisecond
+	for {
+		select {
+		case <-s.quit:
+			return
+		default:
+		}
+		msg, err := n.ps.ReceiveTimeout(ctx, s.b.idleCheck)
+		if err != nil {
+			select {
+			case <-s.quit:
+				return
+			case <-time.After(delay):
+			}
+			delay = min(delay*2, time.Second)
+			continue
+		}
+		delay = 50 * time.Millisecond
+		switch m := msg.(type) {
+		case *redis.Message:
+			s.deliver(m)
+		case *redis.Subscription:
+			switch m.Kind {
+			case "ssubscribe":
+				s.mu.Lock()
+				if w, ok := s.waiting[m.Channel]; ok {
+					close(w)
+					delete(s.waiting, m.Channel)
+				}
+				s.mu.Unlock()
+			case "sunsubscribe":
+				s.moved(n, m.Channel)
+			}
+		}
+	}
+}
+
+// moved handles an sunsubscribe the subscription did not ask for: the
+// node no longer owns the channel's slot (resharding). The channel is
+// subscribed again wherever its slot now lives; what was published in
+// between shows as an offset gap that the hub recovers from history.
+func (s *clusterSub) moved(n *nodeSub, name string) {
+	ch, ok := s.b.channelOf(name)
+	if !ok {
+		return
+	}
+	s.mu.Lock()
+	still := s.channels[ch] == n && !s.closed
+	if still {
+		delete(s.channels, ch)
+	}
+	s.mu.Unlock()
+	if !still {
+		return
+	}
+	_ = n.ps.SUnsubscribe(context.Background(), name)
+	s.readers.Add(1) // the caller, a reader, holds the count above zero
+	go func() {
+		defer s.readers.Done()
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := s.add(ctx, ch); err != nil && !errors.Is(err, broker.ErrClosed) {
+			s.b.report(fmt.Errorf("redisbroker: resubscribing %q after a slot moved: %w", ch, err))
+		}
+	}()
+}
+
+func (s *clusterSub) deliver(m *redis.Message) {
+	ch, ok := s.b.channelOf(m.Channel)
+	if !ok {
+		return
+	}
+	s.mu.Lock()
+	_, wanted := s.channels[ch]
+	closed := s.closed
+	s.mu.Unlock()
+	if !wanted || closed {
+		return
+	}
+	p, err := decodePub(ch, []byte(m.Payload))
+	if err != nil {
+		s.b.report(err)
+		return
+	}
+	select {
+	case s.ch <- p:
+	default:
+		s.dropped.Add(1)
+	}
+}
