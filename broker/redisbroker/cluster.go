@@ -59,7 +59,7 @@ func (b *Broker) subscribeCluster() *clusterSub {
 }
 
 func (s *clusterSub) C() <-chan broker.Publication { return s.ch }
-func (s *clusterSub) Dropped() uint64             { return s.dropped.Load() }
+func (s *clusterSub) Dropped() uint64              { return s.dropped.Load() }
 
 // Add implements broker.Subscription. It returns once each channel's node
 // has confirmed the subscription.
