@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"reflect"
+	"time"
 
 	"github.com/telegraphy-go/telegraphy/broker"
 	"github.com/telegraphy-go/telegraphy/events"
@@ -183,34 +184,30 @@ func each(v reflect.Value, fn func(reflect.Value)) {
 
 // modelMessage builds the message of one model event for the struct v.
 func (p *Plugin) modelMessage(m *events.Model, v reflect.Value, meta events.Meta) (broker.Message, error) {
-	pk, key, err := m.PK(v)
-	if err != nil {
-		return broker.Message{}, fmt.Errorf("telegraphy: %s primary key: %w", m.Name, err)
-	}
-	data, err := m.Data(v)
+	now := time.Now()
+	enc, err := m.Encode(v, meta, now)
 	if err != nil {
 		return broker.Message{}, err
 	}
-	meta.PK = pk
-	meta.VerboseName = m.Options.VerboseName
+	if m.Options.Channels == nil {
+		return broker.Message{EventID: enc.ID, Channels: []string{m.Name, enc.RecordChannel}, Data: enc.Data, Time: now}, nil
+	}
 	channels := make([]string, 2, 4)
-	channels[0], channels[1] = m.Name, m.Name+":"+key
-	if m.Options.Channels != nil {
-		var ptr any
-		if v.CanAddr() {
-			ptr = v.Addr().Interface()
-		} else {
-			pv := reflect.New(v.Type())
-			pv.Elem().Set(v)
-			ptr = pv.Interface()
-		}
-		for _, c := range m.Options.Channels(ptr) {
-			if c != "" {
-				channels = append(channels, c)
-			}
+	channels[0], channels[1] = m.Name, enc.RecordChannel
+	var ptr any
+	if v.CanAddr() {
+		ptr = v.Addr().Interface()
+	} else {
+		pv := reflect.New(v.Type())
+		pv.Elem().Set(v)
+		ptr = pv.Interface()
+	}
+	for _, c := range m.Options.Channels(ptr) {
+		if c != "" {
+			channels = append(channels, c)
 		}
 	}
-	return newMessage(m.Name, meta, data, channels)
+	return broker.Message{EventID: enc.ID, Channels: channels, Data: enc.Data, Time: now}, nil
 }
 
 func (p *Plugin) bulkLimit(m *events.Model) int {

@@ -1,11 +1,12 @@
 package events
 
 import (
+	"encoding/binary"
 	"encoding/json"
+	"math/rand/v2"
 	"strconv"
+	"sync/atomic"
 	"time"
-
-	"github.com/google/uuid"
 )
 
 // Event types carried in Meta.EventType for model events. A custom event
@@ -61,18 +62,93 @@ type Meta struct {
 
 // NewID returns a fresh event id: a UUIDv7, so ids sort by creation time.
 func NewID() string {
-	id, err := uuid.NewV7()
-	if err != nil {
-		// uuid.NewV7 fails only when the system's random source does;
-		// a random v4 id is still unique.
-		return uuid.NewString()
+	id := newID(time.Now())
+	return string(appendID(make([]byte, 0, 36), &id))
+}
+
+// lastID is the unix_ts_ms<<12 | rand_a of the newest id: rand_a holds
+// the sub-millisecond time in 1/4096 ms steps, bumped when two ids would
+// share it, so the ids of one process sort in the order they were made
+// (the scheme of google/uuid's NewV7).
+var lastID atomic.Int64
+
+// newID returns a UUIDv7 for time t. Its 62 random bits come from the
+// runtime's ChaCha8 generator, seeded from the OS: ids need to be unique,
+// not secret, and this needs no system call or lock.
+func newID(t time.Time) [16]byte {
+	nano := t.UnixNano()
+	milli := nano / 1e6
+	next := milli<<12 | ((nano - milli*1e6) << 12 / 1e6)
+	for {
+		last := lastID.Load()
+		n := next
+		if n <= last {
+			n = last + 1
+		}
+		if lastID.CompareAndSwap(last, n) {
+			next = n
+			break
+		}
 	}
-	return id.String()
+	var u [16]byte
+	ts, seq := uint64(next>>12), uint64(next&0xfff)
+	binary.BigEndian.PutUint64(u[0:8], ts<<16|0x7000|seq)
+	binary.BigEndian.PutUint64(u[8:16], rand.Uint64()&^(3<<62)|1<<63)
+	return u
+}
+
+// appendID appends u in the canonical 8-4-4-4-12 hex form.
+func appendID(b []byte, u *[16]byte) []byte {
+	const hex = "0123456789abcdef"
+	for i, c := range u {
+		if i == 4 || i == 6 || i == 8 || i == 10 {
+			b = append(b, '-')
+		}
+		b = append(b, hex[c>>4], hex[c&0xf])
+	}
+	return b
 }
 
 // Timestamp formats t as Meta.Timestamp expects.
 func Timestamp(t time.Time) string {
-	return t.UTC().Format(TimestampFormat)
+	return string(appendTimestamp(make([]byte, 0, len(TimestampFormat)), t))
+}
+
+// appendTimestamp appends t formatted with TimestampFormat, without
+// parsing the layout for the years time.Now gives.
+func appendTimestamp(b []byte, t time.Time) []byte {
+	t = t.UTC()
+	year, month, day := t.Date()
+	if year < 0 || year > 9999 {
+		return t.AppendFormat(b, TimestampFormat)
+	}
+	hour, min, sec := t.Clock()
+	b = appendDigits(b, year, 4)
+	b = append(b, '-')
+	b = appendDigits(b, int(month), 2)
+	b = append(b, '-')
+	b = appendDigits(b, day, 2)
+	b = append(b, 'T')
+	b = appendDigits(b, hour, 2)
+	b = append(b, ':')
+	b = appendDigits(b, min, 2)
+	b = append(b, ':')
+	b = appendDigits(b, sec, 2)
+	b = append(b, '.')
+	b = appendDigits(b, t.Nanosecond()/1000, 6)
+	return append(b, 'Z')
+}
+
+// appendDigits appends the n (at most 6) lowest decimal digits of x,
+// zero-padded.
+func appendDigits(b []byte, x, n int) []byte {
+	start := len(b)
+	b = append(b, "000000"[:n]...)
+	for i := len(b) - 1; i >= start; i-- {
+		b[i] = byte('0' + x%10)
+		x /= 10
+	}
+	return b
 }
 
 // Encode returns the JSON form of e: what json.Marshal(e) returns, except
@@ -117,6 +193,14 @@ func (e *Event) Encode() ([]byte, error) {
 			b = append(b, pk...)
 		}
 	}
+	b = appendMetaTail(b, m)
+	b = append(b, e.Data...)
+	return append(b, '}'), nil
+}
+
+// appendMetaTail appends the members of meta after "pk" (changed, soft,
+// count), closes meta and opens data.
+func appendMetaTail(b []byte, m *Meta) []byte {
 	if len(m.Changed) > 0 {
 		b = append(b, `,"changed":[`...)
 		for i, c := range m.Changed {
@@ -134,9 +218,7 @@ func (e *Event) Encode() ([]byte, error) {
 		b = append(b, `,"count":`...)
 		b = strconv.AppendInt(b, m.Count, 10)
 	}
-	b = append(b, `},"data":`...)
-	b = append(b, e.Data...)
-	return append(b, '}'), nil
+	return append(b, `},"data":`...)
 }
 
 // appendString appends s as a JSON string, escaped as encoding/json does.

@@ -1,7 +1,6 @@
 package events
 
 import (
-	"bytes"
 	"context"
 	"database/sql/driver"
 	"encoding/json"
@@ -12,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"gorm.io/gorm/schema"
 )
@@ -77,6 +78,12 @@ type Model struct {
 	pk       []*column
 	byDBName map[string]*column
 	provider bool
+
+	// Precomputed parts of every event of the model (see Encode).
+	head      []byte       // {"name":<name>,"meta":{"event_type":
+	verbose   []byte       // ,"verbose_name":<VerboseName>, or empty
+	recordPfx string       // "<name>:"
+	sizeHint  atomic.Int64 // the largest event encoded so far
 }
 
 type column struct {
@@ -85,7 +92,11 @@ type column struct {
 	key   []byte // `"json":`
 	sent  bool   // not hidden by `json:"-"`
 	data  bool   // sent in data under the model's Fields/Exclude
+	enc   encoder
 }
+
+// encoder appends the JSON encoding of v, one column's value.
+type encoder func(b []byte, v reflect.Value) ([]byte, error)
 
 var parseCache sync.Map
 
@@ -117,11 +128,16 @@ func NewModel(model any, opts Options) (*Model, error) {
 	if m.Name == "" {
 		m.Name = path.Base(t.PkgPath()) + "." + t.Name()
 	}
+	m.head = append(appendString([]byte(`{"name":`), m.Name), `,"meta":{"event_type":`...)
+	if opts.VerboseName != "" {
+		m.verbose = appendString([]byte(`,"verbose_name":`), opts.VerboseName)
+	}
+	m.recordPfx = m.Name + ":"
 	byName := make(map[string]*column)
 	var cols []*column
 	for _, dbName := range s.DBNames {
 		f := s.FieldsByDBName[dbName]
-		c := &column{field: f, json: jsonName(f)}
+		c := &column{field: f, json: jsonName(f), enc: encoderFor(f.StructField.Type)}
 		c.key = append(strconv.AppendQuote(nil, c.json), ':')
 		c.sent = c.json != "-"
 		cols = append(cols, c)
@@ -212,6 +228,10 @@ func (m *Model) Data(v reflect.Value) (json.RawMessage, error) {
 		}
 		v = v.Elem()
 	}
+	return m.appendData(make([]byte, 0, 16*(len(m.data)+1)), v)
+}
+
+func (m *Model) appendData(b []byte, v reflect.Value) ([]byte, error) {
 	if m.provider {
 		var p any
 		if v.CanAddr() {
@@ -221,22 +241,24 @@ func (m *Model) Data(v reflect.Value) (json.RawMessage, error) {
 			pv.Elem().Set(v)
 			p = pv.Interface()
 		}
-		return json.Marshal(p.(DataProvider).EventData())
+		raw, err := json.Marshal(p.(DataProvider).EventData())
+		if err != nil {
+			return nil, err
+		}
+		return append(b, raw...), nil
 	}
-	var buf bytes.Buffer
-	buf.Grow(16 * (len(m.data) + 1))
-	buf.WriteByte('{')
+	b = append(b, '{')
 	for i, c := range m.data {
 		if i > 0 {
-			buf.WriteByte(',')
+			b = append(b, ',')
 		}
-		buf.Write(c.key)
-		if err := appendValue(&buf, c.field.ReflectValueOf(emptyCtx, v)); err != nil {
+		b = append(b, c.key...)
+		var err error
+		if b, err = c.enc(b, c.field.ReflectValueOf(emptyCtx, v)); err != nil {
 			return nil, fmt.Errorf("telegraphy: encode %s.%s: %w", m.Type.Name(), c.field.Name, err)
 		}
 	}
-	buf.WriteByte('}')
-	return buf.Bytes(), nil
+	return append(b, '}'), nil
 }
 
 // PK returns the primary key of v encoded for meta.pk (a scalar, or an
@@ -246,31 +268,92 @@ func (m *Model) PK(v reflect.Value) (json.RawMessage, string, error) {
 	for v.Kind() == reflect.Pointer {
 		v = v.Elem()
 	}
-	if len(m.pk) == 1 {
-		var buf bytes.Buffer
-		if err := appendValue(&buf, m.pk[0].field.ReflectValueOf(emptyCtx, v)); err != nil {
-			return nil, "", err
-		}
-		raw := buf.Bytes()
-		return raw, keyText(raw), nil
+	raw, key, err := m.appendPK(nil, nil, v)
+	if err != nil {
+		return nil, "", err
 	}
-	var buf bytes.Buffer
-	var key strings.Builder
-	buf.WriteByte('{')
+	return raw, string(key), nil
+}
+
+// appendPK appends the primary key of v to b as meta.pk encodes it, and
+// its channel form to key.
+func (m *Model) appendPK(b, key []byte, v reflect.Value) ([]byte, []byte, error) {
+	if len(m.pk) == 1 {
+		start := len(b)
+		b, err := m.pk[0].enc(b, m.pk[0].field.ReflectValueOf(emptyCtx, v))
+		if err != nil {
+			return nil, nil, err
+		}
+		return b, appendKeyText(key, b[start:]), nil
+	}
+	b = append(b, '{')
 	for i, c := range m.pk {
 		if i > 0 {
-			buf.WriteByte(',')
-			key.WriteByte(',')
+			b = append(b, ',')
+			key = append(key, ',')
 		}
-		buf.Write(c.key)
-		start := buf.Len()
-		if err := appendValue(&buf, c.field.ReflectValueOf(emptyCtx, v)); err != nil {
-			return nil, "", err
+		b = append(b, c.key...)
+		start := len(b)
+		var err error
+		if b, err = c.enc(b, c.field.ReflectValueOf(emptyCtx, v)); err != nil {
+			return nil, nil, err
 		}
-		key.WriteString(keyText(buf.Bytes()[start:]))
+		key = appendKeyText(key, b[start:])
 	}
-	buf.WriteByte('}')
-	return buf.Bytes(), key.String(), nil
+	return append(b, '}'), key, nil
+}
+
+// Encoded is one model event, encoded once for all its channels.
+type Encoded struct {
+	// ID is the event's meta.id.
+	ID string
+	// RecordChannel is the record channel "<name>:<pk>".
+	RecordChannel string
+	// Data is the event JSON.
+	Data []byte
+}
+
+// Encode builds the event of v, a struct of the model's type (or a
+// pointer to one), and encodes it in one buffer: the bytes Event.Encode
+// gives for Event{Name: m.Name, Meta: meta, Data: Data(v)} with meta's
+// ID (a new UUIDv7), Timestamp (now), PK and VerboseName filled in.
+func (m *Model) Encode(v reflect.Value, meta Meta, now time.Time) (Encoded, error) {
+	for v.Kind() == reflect.Pointer {
+		if v.IsNil() {
+			return Encoded{}, fmt.Errorf("telegraphy: %s event of a nil instance", m.Name)
+		}
+		v = v.Elem()
+	}
+	id := newID(now)
+	b := make([]byte, 0, m.sizeHint.Load()+64)
+	b = append(b, m.head...)
+	b = appendString(b, meta.EventType)
+	b = append(b, m.verbose...)
+	b = append(b, `,"timestamp":"`...)
+	b = appendTimestamp(b, now)
+	b = append(b, `","id":"`...)
+	idStart := len(b)
+	b = appendID(b, &id)
+	idEnd := len(b)
+	b = append(b, `","pk":`...)
+	pkStart := len(b)
+	var keyBuf [64]byte
+	b, key, err := m.appendPK(b, append(keyBuf[:0], m.recordPfx...), v)
+	if err != nil {
+		return Encoded{}, fmt.Errorf("telegraphy: %s primary key: %w", m.Name, err)
+	}
+	if string(b[pkStart:]) == "null" {
+		b = b[:pkStart-len(`,"pk":`)]
+	}
+	b = appendMetaTail(b, &meta)
+	if b, err = m.appendData(b, v); err != nil {
+		return Encoded{}, err
+	}
+	b = append(b, '}')
+	if n := int64(len(b)); n > m.sizeHint.Load() {
+		m.sizeHint.Store(n)
+	}
+	return Encoded{ID: string(b[idStart:idEnd]), RecordChannel: string(key), Data: b}, nil
 }
 
 // PKValues returns the primary key values of v in schema order, as GORM
@@ -288,26 +371,56 @@ func (m *Model) PKValues(v reflect.Value) (vals []any, zero bool) {
 	return vals, zero
 }
 
-// keyText turns an encoded key into its channel form: a JSON string
+// appendKeyText appends an encoded key in its channel form: a JSON string
 // without quotes, anything else as encoded.
-func keyText(raw []byte) string {
-	if len(raw) > 0 && raw[0] == '"' {
-		var s string
-		if json.Unmarshal(raw, &s) == nil {
-			return s
+func appendKeyText(key, raw []byte) []byte {
+	if len(raw) == 0 || raw[0] != '"' {
+		return append(key, raw...)
+	}
+	plain := true
+	for _, c := range raw {
+		if c == '\\' || c >= 0x80 {
+			plain = false
+			break
 		}
 	}
-	return string(raw)
+	if plain {
+		return append(key, raw[1:len(raw)-1]...)
+	}
+	var s string
+	if json.Unmarshal(raw, &s) == nil {
+		return append(key, s...)
+	}
+	return append(key, raw...)
+}
+
+// encoderFor returns the encoder of a column of type t: a direct one for
+// unnamed integers, booleans and strings (which can have no methods),
+// appendValue for everything else.
+func encoderFor(t reflect.Type) encoder {
+	if t.PkgPath() != "" {
+		return appendValue
+	}
+	switch t.Kind() {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		return func(b []byte, v reflect.Value) ([]byte, error) { return strconv.AppendInt(b, v.Int(), 10), nil }
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return func(b []byte, v reflect.Value) ([]byte, error) { return strconv.AppendUint(b, v.Uint(), 10), nil }
+	case reflect.Bool:
+		return func(b []byte, v reflect.Value) ([]byte, error) { return strconv.AppendBool(b, v.Bool()), nil }
+	case reflect.String:
+		return func(b []byte, v reflect.Value) ([]byte, error) { return appendString(b, v.String()), nil }
+	}
+	return appendValue
 }
 
 // appendValue encodes one column value: json.Marshaler first (times,
 // gorm.DeletedAt, decimals), then driver.Valuer (sql.Null*), then
 // encoding/json. Nil pointers are null.
-func appendValue(buf *bytes.Buffer, v reflect.Value) error {
+func appendValue(b []byte, v reflect.Value) ([]byte, error) {
 	for v.Kind() == reflect.Pointer {
 		if v.IsNil() {
-			buf.WriteString("null")
-			return nil
+			return append(b, "null"...), nil
 		}
 		if v.Type().Implements(marshalerType) {
 			break
@@ -317,27 +430,19 @@ func appendValue(buf *bytes.Buffer, v reflect.Value) error {
 	switch v.Kind() {
 	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
 		if v.Type().PkgPath() == "" {
-			buf.Write(strconv.AppendInt(buf.AvailableBuffer(), v.Int(), 10))
-			return nil
+			return strconv.AppendInt(b, v.Int(), 10), nil
 		}
 	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
 		if v.Type().PkgPath() == "" {
-			buf.Write(strconv.AppendUint(buf.AvailableBuffer(), v.Uint(), 10))
-			return nil
+			return strconv.AppendUint(b, v.Uint(), 10), nil
 		}
 	case reflect.Bool:
 		if v.Type().PkgPath() == "" {
-			buf.Write(strconv.AppendBool(buf.AvailableBuffer(), v.Bool()))
-			return nil
+			return strconv.AppendBool(b, v.Bool()), nil
 		}
 	case reflect.String:
 		if v.Type().PkgPath() == "" {
-			b, err := json.Marshal(v.String())
-			if err != nil {
-				return err
-			}
-			buf.Write(b)
-			return nil
+			return appendString(b, v.String()), nil
 		}
 	}
 	var x any
@@ -350,17 +455,16 @@ func appendValue(buf *bytes.Buffer, v reflect.Value) error {
 		if vl, ok := x.(driver.Valuer); ok {
 			val, err := vl.Value()
 			if err != nil {
-				return err
+				return nil, err
 			}
 			x = val
 		}
 	}
-	b, err := json.Marshal(x)
+	raw, err := json.Marshal(x)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	buf.Write(b)
-	return nil
+	return append(b, raw...), nil
 }
 
 // Registry holds registered models by type and by event name. It is safe

@@ -1,12 +1,18 @@
 package events_test
 
 import (
+	"database/sql"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"reflect"
+	"strconv"
 	"testing"
+	"time"
 
+	"github.com/google/uuid"
 	"github.com/telegraphy-go/telegraphy/events"
+	"gorm.io/gorm"
 )
 
 type Invoice struct {
@@ -132,5 +138,113 @@ func TestColumnForChanged(t *testing.T) {
 		if name, ok := m.Column(c.db); name != c.name || ok != c.ok {
 			t.Errorf("Column(%q) = %q %v, want %q %v", c.db, name, ok, c.name, c.ok)
 		}
+	}
+}
+
+type Code string
+
+type Cents int64
+
+func (c Cents) MarshalJSON() ([]byte, error) { return []byte(`"` + strconv.FormatInt(int64(c), 10) + `c"`), nil }
+
+type Line struct {
+	Order   Code   `gorm:"primaryKey" json:"order"`
+	No      uint16 `gorm:"primaryKey" json:"no"`
+	Amount  Cents  `json:"amount"`
+	Paid    bool
+	Ratio   float64        `json:"ratio"`
+	Note    *string        `json:"note"`
+	Sku     sql.NullString `json:"sku"`
+	At      time.Time      `json:"at"`
+	Deleted gorm.DeletedAt `json:"deleted"`
+	Raw     []byte         `json:"raw"`
+}
+
+type Keyed struct {
+	Key  string `gorm:"primaryKey" json:"key"`
+	Body string `json:"body"`
+}
+
+type Provided struct {
+	ID int
+}
+
+func (p *Provided) EventData() any { return map[string]int{"id": p.ID * 10} }
+
+// TestModelEncode: Model.Encode writes what Event.Encode writes for the
+// same event built from Data and PK.
+func TestModelEncode(t *testing.T) {
+	note := "n<o>te"
+	at := time.Date(2026, 3, 4, 5, 6, 7, 891234567, time.FixedZone("x", 3600))
+	cases := []struct {
+		model any
+		opts  events.Options
+		v     any
+		meta  events.Meta
+		key   string
+	}{
+		{Invoice{}, events.Options{}, &Invoice{ID: 7, Number: "A-1", Plain: "p"}, events.Meta{EventType: events.TypeCreate}, "7"},
+		{Invoice{}, events.Options{VerboseName: "Invoice <b>"}, &Invoice{ID: -3, Number: "é\"\n"}, events.Meta{EventType: events.TypeUpdate, Changed: []string{"number"}}, "-3"},
+		{Line{}, events.Options{}, &Line{Order: "o,1", No: 2, Amount: 150, Paid: true, Ratio: 0.5, Note: &note, Sku: sql.NullString{String: "s", Valid: true}, At: at, Raw: []byte("hi")}, events.Meta{EventType: events.TypeDelete, Soft: true}, "o,1,2"},
+		{Line{}, events.Options{Fields: []string{"amount"}}, &Line{Order: "x"}, events.Meta{EventType: events.TypeCreate}, "x,0"},
+		{Keyed{}, events.Options{}, &Keyed{Key: "a\\b\"ü", Body: "\u2028"}, events.Meta{EventType: events.TypeCreate}, "a\\b\"ü"},
+		{Keyed{}, events.Options{}, &Keyed{Key: "plain"}, events.Meta{EventType: events.TypeCreate}, "plain"},
+		{Provided{}, events.Options{Name: "p.P"}, &Provided{ID: 4}, events.Meta{EventType: events.TypeUpdate}, "4"},
+	}
+	for i, c := range cases {
+		m, err := events.NewModel(c.model, c.opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		now := time.Date(2026, 11, 25, 19, 1, 2, 3456789, time.UTC)
+		enc, err := m.Encode(reflect.ValueOf(c.v), c.meta, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		data, err := m.Data(reflect.ValueOf(c.v))
+		if err != nil {
+			t.Fatal(err)
+		}
+		pk, key, err := m.PK(reflect.ValueOf(c.v))
+		if err != nil {
+			t.Fatal(err)
+		}
+		meta := c.meta
+		meta.ID, meta.Timestamp, meta.PK, meta.VerboseName = enc.ID, events.Timestamp(now), pk, c.opts.VerboseName
+		want, err := (&events.Event{Name: m.Name, Meta: meta, Data: data}).Encode()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(enc.Data) != string(want) {
+			t.Errorf("case %d:\n got %s\nwant %s", i, enc.Data, want)
+		}
+		if key != c.key || enc.RecordChannel != m.Name+":"+c.key {
+			t.Errorf("case %d: key %q, record channel %q, want key %q", i, key, enc.RecordChannel, c.key)
+		}
+		if !json.Valid(enc.Data) {
+			t.Errorf("case %d: invalid JSON %s", i, enc.Data)
+		}
+	}
+}
+
+func TestIDAndTimestamp(t *testing.T) {
+	at := time.Date(2026, 1, 2, 3, 4, 5, 6007000, time.FixedZone("y", -7200))
+	if got, want := events.Timestamp(at), at.UTC().Format(events.TimestampFormat); got != want {
+		t.Errorf("Timestamp = %s, want %s", got, want)
+	}
+	prev := ""
+	for i := 0; i < 10000; i++ {
+		id := events.NewID()
+		u, err := uuid.Parse(id)
+		if err != nil || u.Version() != 7 || u.Variant() != uuid.RFC4122 || u.String() != id {
+			t.Fatalf("id %q: %v version %v variant %v", id, err, u.Version(), u.Variant())
+		}
+		if id <= prev {
+			t.Fatalf("id %s after %s", id, prev)
+		}
+		if ms := time.UnixMilli(int64(binary.BigEndian.Uint64(u[:8]) >> 16)); time.Since(ms) > time.Minute || time.Until(ms) > time.Minute {
+			t.Fatalf("id %s time %v", id, ms)
+		}
+		prev = id
 	}
 }
