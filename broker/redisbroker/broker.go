@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -95,15 +96,25 @@ func New(cfg Config) (*Broker, error) {
 		if cfg.URL == "" {
 			return nil, errors.New("redisbroker: Config.URL or Config.Client is required")
 		}
-		opt, err := redis.ParseURL(cfg.URL)
-		if err != nil {
-			return nil, fmt.Errorf("redisbroker: bad Redis URL: %w", err)
+		if cfg.Cluster {
+			opt, err := redis.ParseClusterURL(cfg.URL)
+			if err != nil {
+				return nil, fmt.Errorf("redisbroker: bad Redis Cluster URL: %w", err)
+			}
+			opt.MaintNotificationsConfig = &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
+			b.addr = strings.Join(opt.Addrs, ",")
+			b.client = redis.NewClusterClient(opt)
+		} else {
+			opt, err := redis.ParseURL(cfg.URL)
+			if err != nil {
+				return nil, fmt.Errorf("redisbroker: bad Redis URL: %w", err)
+			}
+			// The maintenance-notification handshake is for managed Redis
+			// offerings; against a plain server it only adds a round trip.
+			opt.MaintNotificationsConfig = &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
+			b.addr = opt.Addr
+			b.client = redis.NewClient(opt)
 		}
-		// The maintenance-notification handshake is for managed Redis
-		// offerings; against a plain server it only adds a round trip.
-		opt.MaintNotificationsConfig = &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
-		b.addr = opt.Addr
-		b.client = redis.NewClient(opt)
 		b.own = true
 	}
 	_, b.cluster = b.client.(*redis.ClusterClient)

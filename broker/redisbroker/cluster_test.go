@@ -106,7 +106,12 @@ func TestCluster(t *testing.T) {
 	t.Parallel()
 	addrs := startCluster(t)
 	app := newClusterBroker(t, addrs)
-	hubA, hubB := newClusterBroker(t, addrs), newClusterBroker(t, addrs)
+	hubA := newClusterBroker(t, addrs)
+	// The other hub is configured by URL, as "telegraphy hub" does.
+	hubB := newBroker(t, "redis://"+addrs[0]+"?addr="+addrs[1]+"&addr="+addrs[2], Config{Cluster: true})
+	if !hubB.cluster {
+		t.Fatal("Config.Cluster did not make a cluster client")
+	}
 
 	// Channels whose slots are spread over the three nodes.
 	cc := app.Client().(*redis.ClusterClient)

@@ -14,9 +14,15 @@ type Config struct {
 	// or "rediss://..." for TLS; query parameters such as dial_timeout are
 	// those of redis.ParseURL. Ignored when Client is set.
 	URL string
+	// Cluster says URL names a Redis Cluster, as redis.ParseClusterURL
+	// reads it: "redis://:password@host1:6379?addr=host2:6379&addr=host3:6379".
+	// Zero value means a single server (or a proxy in front of one).
+	Cluster bool
 	// Client is an existing go-redis client to use instead of URL. The
-	// Broker does not close it. Zero value means a client is made from URL
-	// and closed by Close.
+	// Broker does not close it. A *redis.ClusterClient makes the Broker
+	// use one script call per channel and sharded pub/sub (SPUBLISH,
+	// SSUBSCRIBE, Redis 7.0 or later). Zero value means a client is made
+	// from URL and closed by Close.
 	Client redis.UniversalClient
 	// Prefix starts every Redis key and pub/sub channel the Broker uses, so
 	// several deployments can share one server. Zero value means

@@ -47,6 +47,16 @@
 // buffer is bounded (Config.SubscriberBuffer); when it is full the new
 // publication is dropped for that subscription and counted in Dropped.
 //
+// # Redis Cluster
+//
+// Give New a *redis.ClusterClient as Config.Client, or a cluster URL with
+// Config.Cluster. The Broker then writes each channel with its own script
+// call (a channel's keys share a slot; a message's channels do not),
+// publishes with SPUBLISH, and subscribes with SSUBSCRIBE on the node that
+// owns each channel's slot, through one PubSub per node. When a slot moves,
+// the node drops the subscription and the Broker subscribes again where
+// the slot now lives. Sharded pub/sub needs Redis 7.0 or later.
+//
 // # Redis keys
 //
 // Every key and pub/sub channel starts with Config.Prefix and carries the

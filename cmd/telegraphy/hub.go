@@ -33,6 +33,7 @@ func init() {
 var hubEnv = map[string]string{
 	"addr":             "TELEGRAPHY_ADDR",
 	"redis":            "TELEGRAPHY_REDIS_URL",
+	"redis-cluster":    "TELEGRAPHY_REDIS_CLUSTER",
 	"secret-file":      "TELEGRAPHY_SECRET_FILE",
 	"allowed-origins":  "TELEGRAPHY_ALLOWED_ORIGINS",
 	"public-channels":  "TELEGRAPHY_PUBLIC_CHANNELS",
@@ -53,6 +54,7 @@ func runHub(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fs.SetOutput(stderr)
 	addr := fs.String("addr", ":8765", "address to listen on")
 	redisURL := fs.String("redis", "", "Redis URL, e.g. redis://:password@127.0.0.1:6379/0 (required)")
+	redisCluster := fs.Bool("redis-cluster", false, "--redis names a Redis Cluster: redis://host1:6379?addr=host2:6379&addr=host3:6379")
 	secretFile := fs.String("secret-file", "", "file holding the shared token secret (default: $TELEGRAPHY_SECRET)")
 	origins := fs.String("allowed-origins", "", "comma-separated browser origins allowed besides the hub's own, or *")
 	public := fs.String("public-channels", "", "comma-separated channel patterns anyone may subscribe to without a token")
@@ -122,6 +124,7 @@ func runHub(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 
 	bus, err := redisbroker.New(redisbroker.Config{
 		URL:         *redisURL,
+		Cluster:     *redisCluster,
 		HistorySize: *historySize,
 		HistoryTTL:  *historyTTL,
 		Logger:      logger,
