@@ -193,18 +193,30 @@ func (p *Plugin) track(pool gorm.ConnPool) (*txPool, txState) {
 // publish hands msgs to the broker. Errors go to the error handler and
 // the log, never to the writer whose transaction committed.
 func (p *Plugin) publish(ctx context.Context, msgs []broker.Message) {
-	if ctx == nil {
-		ctx = context.Background()
-	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.cfg.PublishTimeout)
-	defer cancel()
-	if err := p.cfg.Broker.Publish(ctx, msgs...); err != nil {
+	if err := p.publishBounded(ctx, msgs); err != nil {
 		err = fmt.Errorf("telegraphy: publish %d event(s) after commit: %w", len(msgs), err)
 		p.cfg.Logger.Error("telegraphy: publish failed", "err", err, "events", len(msgs))
 		if p.cfg.ErrorHandler != nil {
 			p.cfg.ErrorHandler(err)
 		}
 	}
+}
+
+// publishBounded calls Broker.Publish with Config.PublishTimeout, on a
+// context that the caller's cancellation does not reach: the transaction
+// has committed. broker.Memory's Publish ignores its context and never
+// waits (it delivers under a mutex and drops for full subscribers), so it
+// is called without a deadline, which would cost a timer per commit.
+func (p *Plugin) publishBounded(ctx context.Context, msgs []broker.Message) error {
+	if _, ok := p.cfg.Broker.(*broker.Memory); ok {
+		return p.cfg.Broker.Publish(context.Background(), msgs...)
+	}
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.cfg.PublishTimeout)
+	defer cancel()
+	return p.cfg.Broker.Publish(ctx, msgs...)
 }
 
 // newMessage builds the encoded event for one event. pk/key come from

@@ -87,7 +87,8 @@ func newEpoch() string {
 	return hex.EncodeToString(b[:])
 }
 
-// Publish implements Broker.
+// Publish implements Broker. It never waits (a full subscription drops
+// the publication) and does not use ctx.
 func (m *Memory) Publish(ctx context.Context, msgs ...Message) error {
 	for _, msg := range msgs {
 		for _, ch := range msg.Channels {
