@@ -23,16 +23,15 @@ type database struct {
 	driver, dsn string
 }
 
-func databases(t *testing.T) []func(t *testing.T) database {
-	return []func(t *testing.T) database{
-		func(t *testing.T) database {
-			return database{"sqlite", filepath.Join(t.TempDir(), "app.db")}
-		},
-		func(t *testing.T) database { return database{"postgres", testenv.PostgresDSN(t)} },
-	}
+// databases are the databases TestAppKilled runs on; each call makes a
+// fresh one for the test.
+var databases = []struct {
+	name string
+	open func(t *testing.T) database
+}{
+	{"sqlite", func(t *testing.T) database { return database{"sqlite", filepath.Join(t.TempDir(), "app.db")} }},
+	{"postgres", func(t *testing.T) database { return database{"postgres", testenv.PostgresDSN(t)} }},
 }
-
-func (d database) name() string { return d.driver }
 
 func (d database) open(t testing.TB) *gorm.DB {
 	t.Helper()
@@ -100,9 +99,9 @@ func lastSeq(t testing.TB, line string) int {
 // returned. A third app's relay publishes what is left; the connected
 // client receives every committed event once, in commit order.
 func TestAppKilled(t *testing.T) {
-	for _, open := range databases(t) {
-		d := open(t)
-		t.Run(d.name(), func(t *testing.T) {
+	for _, db := range databases {
+		t.Run(db.name, func(t *testing.T) {
+			d := db.open(t)
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
 			r := startRedis(t, false)
