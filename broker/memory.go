@@ -3,6 +3,7 @@ package broker
 import (
 	"context"
 	"crypto/rand"
+	"encoding/binary"
 	"encoding/hex"
 	"sync"
 	"sync/atomic"
@@ -58,6 +59,11 @@ type Memory struct {
 	channels map[string]*memChannel
 	subs     map[string]map[*memSub]struct{}
 	lastTrim time.Time
+
+	// Epochs are epochBase plus a count of the channels created, so each
+	// is new without reading the OS's random source per channel.
+	epochBase uint64
+	epochs    uint64
 }
 
 type memChannel struct {
@@ -65,7 +71,54 @@ type memChannel struct {
 	offset uint64
 	last   time.Time
 	ring   []Publication // oldest first, at most HistorySize
-	ids    map[string]struct{}
+	// ids holds the event ids in ring once it has more than smallRing
+	// entries; until then (most record channels) ring is searched.
+	ids map[string]struct{}
+}
+
+// smallRing is the history length up to which a channel finds duplicate
+// event ids by scanning its ring instead of keeping a map.
+const smallRing = 16
+
+// has reports whether the channel's history holds the event id.
+func (c *memChannel) has(id string) bool {
+	if c.ids != nil {
+		_, ok := c.ids[id]
+		return ok
+	}
+	for i := range c.ring {
+		if c.ring[i].EventID == id {
+			return true
+		}
+	}
+	return false
+}
+
+// push appends pub to the history, dropping the oldest publication when
+// it already holds size.
+func (c *memChannel) push(pub Publication, size int) {
+	if len(c.ring) == size {
+		// Drop the oldest by reslicing rather than shifting size entries
+		// on every publish: append reallocates (copying the live entries
+		// once) when the capacity runs out, so this is amortized O(1).
+		delete(c.ids, c.ring[0].EventID)
+		c.ring[0] = Publication{}
+		c.ring = c.ring[1:]
+	}
+	c.ring = append(c.ring, pub)
+	switch {
+	case c.ids != nil:
+		if pub.EventID != "" {
+			c.ids[pub.EventID] = struct{}{}
+		}
+	case len(c.ring) > smallRing:
+		c.ids = make(map[string]struct{}, 2*len(c.ring))
+		for i := range c.ring {
+			if id := c.ring[i].EventID; id != "" {
+				c.ids[id] = struct{}{}
+			}
+		}
+	}
 }
 
 // NewMemory returns an in-process broker with the default MemoryConfig.
@@ -74,17 +127,23 @@ func NewMemory() *Memory { return NewMemoryWith(MemoryConfig{}) }
 // NewMemoryWith returns an in-process broker configured by cfg.
 func NewMemoryWith(cfg MemoryConfig) *Memory {
 	cfg.setDefaults()
+	var seed [8]byte
+	_, _ = rand.Read(seed[:])
 	return &Memory{
-		cfg:      cfg,
-		channels: make(map[string]*memChannel),
-		subs:     make(map[string]map[*memSub]struct{}),
+		cfg:       cfg,
+		channels:  make(map[string]*memChannel),
+		subs:      make(map[string]map[*memSub]struct{}),
+		epochBase: binary.LittleEndian.Uint64(seed[:]),
 	}
 }
 
-func newEpoch() string {
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	return hex.EncodeToString(b[:])
+// newEpochLocked returns an epoch no channel of this broker had: 12 hex
+// digits, random per broker.
+func (m *Memory) newEpochLocked() string {
+	m.epochs++
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], m.epochBase+m.epochs)
+	return hex.EncodeToString(b[2:])
 }
 
 // Publish implements Broker. It never waits (a full subscription drops
@@ -113,27 +172,13 @@ func (m *Memory) Publish(ctx context.Context, msgs ...Message) error {
 			pub := Publication{Channel: ch, EventID: msg.EventID, Data: msg.Data, Time: t}
 			if !msg.NoHistory && m.cfg.HistorySize > 0 {
 				c := m.channelLocked(ch, now)
-				if msg.EventID != "" {
-					if _, dup := c.ids[msg.EventID]; dup {
-						continue
-					}
+				if msg.EventID != "" && c.has(msg.EventID) {
+					continue
 				}
 				c.offset++
 				c.last = now
 				pub.Epoch, pub.Offset = c.epoch, c.offset
-				if len(c.ring) == m.cfg.HistorySize {
-					// Drop the oldest by reslicing rather than shifting
-					// HistorySize entries on every publish: append
-					// reallocates (copying the live entries once) when the
-					// capacity runs out, so this is amortized O(1).
-					delete(c.ids, c.ring[0].EventID)
-					c.ring[0] = Publication{}
-					c.ring = c.ring[1:]
-				}
-				c.ring = append(c.ring, pub)
-				if msg.EventID != "" {
-					c.ids[msg.EventID] = struct{}{}
-				}
+				c.push(pub, m.cfg.HistorySize)
 			}
 			for s := range m.subs[ch] {
 				s.deliver(pub)
@@ -158,7 +203,7 @@ func (m *Memory) channelLocked(ch string, now time.Time) *memChannel {
 		}
 		delete(m.channels, oldest)
 	}
-	c = &memChannel{epoch: newEpoch(), last: now, ids: make(map[string]struct{})}
+	c = &memChannel{epoch: m.newEpochLocked(), last: now}
 	m.channels[ch] = c
 	return c
 }

@@ -145,7 +145,9 @@ type Code string
 
 type Cents int64
 
-func (c Cents) MarshalJSON() ([]byte, error) { return []byte(`"` + strconv.FormatInt(int64(c), 10) + `c"`), nil }
+func (c Cents) MarshalJSON() ([]byte, error) {
+	return []byte(`"` + strconv.FormatInt(int64(c), 10) + `c"`), nil
+}
 
 type Line struct {
 	Order   Code   `gorm:"primaryKey" json:"order"`
