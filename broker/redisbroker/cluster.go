@@ -98,17 +98,20 @@ func (s *clusterSub) add(ctx context.Context, ch string) error {
 	s.waiting[name] = w
 	n := s.nodes[addr]
 	if n == nil {
-		// The cluster client routes a sharded PubSub by its first
-		// channel, now and after every reconnect: this one stays on the
-		// node of name's slot.
-		n = &nodeSub{addr: addr, ps: s.cc.SSubscribe(context.Background())}
+		// A sharded PubSub connects to the node of its first channel's
+		// slot (and reconnects there): make it with name, so that it
+		// never connects before it has a channel. Dialing under s.mu is
+		// acceptable: hubs add channels at human rates.
+		n = &nodeSub{addr: addr, ps: s.cc.SSubscribe(ctx, name)}
 		s.nodes[addr] = n
 		s.readers.Add(1)
 		go s.read(n)
+	} else {
+		err = n.ps.SSubscribe(ctx, name)
 	}
 	s.channels[ch] = n
 	s.mu.Unlock()
-	if err := n.ps.SSubscribe(ctx, name); err != nil {
+	if err != nil {
 		return err
 	}
 	select {
@@ -133,6 +136,14 @@ func (s *clusterSub) Remove(ctx context.Context, channels ...string) error {
 		n := s.channels[ch]
 		delete(s.channels, ch)
 		delete(s.waiting, s.b.pubChannel(ch))
+		if n != nil && !s.usedLocked(n) {
+			// An empty sharded PubSub would reconnect to a random node:
+			// close it; the next channel of that node makes a new one.
+			delete(s.nodes, n.addr)
+			s.mu.Unlock()
+			_ = n.ps.Close()
+			continue
+		}
 		s.mu.Unlock()
 		if n == nil {
 			continue
@@ -142,6 +153,16 @@ func (s *clusterSub) Remove(ctx context.Context, channels ...string) error {
 		}
 	}
 	return firstErr
+}
+
+// usedLocked reports whether any channel is on n.
+func (s *clusterSub) usedLocked(n *nodeSub) bool {
+	for _, m := range s.channels {
+		if m == n {
+			return true
+		}
+	}
+	return false
 }
 
 // Close implements broker.Subscription. It waits until C is closed.
@@ -182,6 +203,9 @@ func (s *clusterSub) read(n *nodeSub) {
 		default:
 		}
 		msg, err := n.ps.ReceiveTimeout(ctx, s.b.idleCheck)
+		if errors.Is(err, redis.ErrClosed) {
+			return // closed by Close, or by Remove of its last channel
+		}
 		if err != nil {
 			select {
 			case <-s.quit:
