@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/telegraphy-go/telegraphy/internal/testenv"
+	"gorm.io/driver/mysql"
 	"gorm.io/driver/postgres"
 	"gorm.io/driver/sqlite"
 	"gorm.io/gorm"
@@ -31,6 +32,7 @@ var databases = []struct {
 }{
 	{"sqlite", func(t *testing.T) database { return database{"sqlite", filepath.Join(t.TempDir(), "app.db")} }},
 	{"postgres", func(t *testing.T) database { return database{"postgres", testenv.PostgresDSN(t)} }},
+	{"mysql", func(t *testing.T) database { return database{"mysql", testenv.MySQLDSN(t)} }},
 }
 
 func (d database) open(t testing.TB) *gorm.DB {
@@ -41,6 +43,8 @@ func (d database) open(t testing.TB) *gorm.DB {
 		dl = sqlite.Open(d.dsn + "?_journal_mode=WAL&_busy_timeout=10000")
 	case "postgres":
 		dl = postgres.Open(d.dsn)
+	case "mysql":
+		dl = mysql.Open(d.dsn)
 	}
 	db, err := gorm.Open(dl, &gorm.Config{Logger: logger.Discard})
 	if err != nil {
@@ -93,7 +97,7 @@ func lastSeq(t testing.TB, line string) int {
 	return n
 }
 
-// TestAppKilled kills app processes with SIGKILL right after their commits:
+// TestAppKilled (SQLite, PostgreSQL, MariaDB) kills app processes with SIGKILL right after their commits:
 // first one without a relay, so that all its events are still in the
 // outbox, then one with a relay, killed as soon as its last commit
 // returned. A third app's relay publishes what is left; the connected
