@@ -49,17 +49,8 @@ func loadState(db *gorm.DB) *stmtState {
 // and returns the state for the after callback; nil when the statement
 // emits nothing or already failed.
 func (p *Plugin) begin(db *gorm.DB, op events.Operation) *stmtState {
-	if db.Error != nil || db.DryRun {
-		return nil
-	}
-	m := p.model(db)
-	if m == nil || !m.Options.Operations.Has(op) || m.Options.Operations&events.OpNone != 0 {
-		return nil
-	}
-	tx, state := p.track(db.Statement.ConnPool)
-	if state == untracked {
-		_ = db.AddError(fmt.Errorf("%w: writing %s through %T (db.Connection, a transaction begun outside GORM, or dbresolver)",
-			ErrUntracked, m.Name, db.Statement.ConnPool))
+	m, tx, state := p.target(db, op)
+	if m == nil {
 		return nil
 	}
 	st := &stmtState{m: m, tx: tx, state: state}
@@ -70,6 +61,26 @@ func (p *Plugin) begin(db *gorm.DB, op events.Operation) *stmtState {
 		return nil
 	}
 	return st
+}
+
+// target returns the model of a statement that emits op events and where
+// its events go; a nil model when it emits nothing, already failed, or
+// runs on a connection the plugin does not follow (an error on db).
+func (p *Plugin) target(db *gorm.DB, op events.Operation) (*events.Model, *txPool, txState) {
+	if db.Error != nil || db.DryRun {
+		return nil, nil, untracked
+	}
+	m := p.model(db)
+	if m == nil || !m.Options.Operations.Has(op) || m.Options.Operations&events.OpNone != 0 {
+		return nil, nil, untracked
+	}
+	tx, state := p.track(db.Statement.ConnPool)
+	if state == untracked {
+		_ = db.AddError(fmt.Errorf("%w: writing %s through %T (db.Connection, a transaction begun outside GORM, or dbresolver)",
+			ErrUntracked, m.Name, db.Statement.ConnPool))
+		return nil, nil, untracked
+	}
+	return m, tx, state
 }
 
 // beginOwnTx starts a transaction for a statement that runs outside one,
@@ -103,22 +114,29 @@ func (p *Plugin) finish(db *gorm.DB, st *stmtState) {
 	db.Statement.ConnPool = st.restore
 }
 
-// emit sends msgs to the statement's transaction, or publishes them now
-// when there is none.
-func (p *Plugin) emit(db *gorm.DB, st *stmtState, msgs []broker.Message) {
+// emit sends msgs to the statement's transaction tx, or publishes them
+// now when there is none. It keeps msgs.
+func (p *Plugin) emit(db *gorm.DB, tx *txPool, msgs []broker.Message) {
 	if len(msgs) == 0 {
 		return
 	}
-	if st.tx != nil {
-		st.tx.add(msgs)
+	if tx != nil {
+		tx.add(msgs)
 		return
 	}
 	p.publish(db.Statement.Context, msgs)
 }
 
+// A create needs no state between its callbacks unless the plugin begins
+// a transaction for it (outbox mode): the after callback finds the model
+// and the transaction again, which costs less than keeping them.
+
 func (p *Plugin) beforeCreate(db *gorm.DB) {
-	st := p.begin(db, events.OpCreate)
-	if st == nil {
+	if p.outbox != nil {
+		if p.begin(db, events.OpCreate) == nil {
+			return
+		}
+	} else if m, _, _ := p.target(db, events.OpCreate); m == nil {
 		return
 	}
 	v := reflect.Indirect(db.Statement.ReflectValue)
@@ -129,12 +147,28 @@ func (p *Plugin) beforeCreate(db *gorm.DB) {
 }
 
 func (p *Plugin) afterCreate(db *gorm.DB) {
-	st := loadState(db)
-	if st == nil {
+	var m *events.Model
+	var tx *txPool
+	if p.outbox != nil {
+		st := loadState(db)
+		if st == nil {
+			return
+		}
+		defer p.finish(db, st)
+		m, tx = st.m, st.tx
+	} else if m, tx, _ = p.target(db, events.OpCreate); m == nil {
 		return
 	}
-	defer p.finish(db, st)
 	if db.Error != nil || db.RowsAffected == 0 {
+		return
+	}
+	if v := reflect.Indirect(db.Statement.ReflectValue); v.Kind() == reflect.Struct {
+		msg, err := p.modelMessage(m, v, events.Meta{EventType: events.TypeCreate})
+		if err != nil {
+			_ = db.AddError(err)
+			return
+		}
+		p.emit(db, tx, []broker.Message{msg})
 		return
 	}
 	var msgs []broker.Message
@@ -142,7 +176,7 @@ func (p *Plugin) afterCreate(db *gorm.DB) {
 		if db.Error != nil {
 			return
 		}
-		msg, err := p.modelMessage(st.m, v, events.Meta{EventType: events.TypeCreate})
+		msg, err := p.modelMessage(m, v, events.Meta{EventType: events.TypeCreate})
 		if err != nil {
 			_ = db.AddError(err)
 			return
@@ -150,7 +184,7 @@ func (p *Plugin) afterCreate(db *gorm.DB) {
 		msgs = append(msgs, msg)
 	})
 	if db.Error == nil {
-		p.emit(db, st, msgs)
+		p.emit(db, tx, msgs)
 	}
 }
 
@@ -405,7 +439,7 @@ func (p *Plugin) emitRows(db *gorm.DB, st *stmtState, bulkType string, meta even
 			_ = db.AddError(err)
 			return
 		}
-		p.emit(db, st, []broker.Message{msg})
+		p.emit(db, st.tx, []broker.Message{msg})
 		return
 	}
 	if len(st.keys) == 0 {
@@ -428,7 +462,7 @@ func (p *Plugin) emitRows(db *gorm.DB, st *stmtState, bulkType string, meta even
 		}
 		msgs = append(msgs, msg)
 	}
-	p.emit(db, st, msgs)
+	p.emit(db, st.tx, msgs)
 }
 
 func (p *Plugin) beforeDelete(db *gorm.DB) {

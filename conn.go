@@ -79,9 +79,14 @@ type txPool struct {
 	marks   map[string]int
 }
 
+// add buffers msgs, which it may keep.
 func (t *txPool) add(msgs []broker.Message) {
 	t.mu.Lock()
-	t.pending = append(t.pending, msgs...)
+	if t.pending == nil {
+		t.pending = msgs
+	} else {
+		t.pending = append(t.pending, msgs...)
+	}
 	t.mu.Unlock()
 }
 
