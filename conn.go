@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"strings"
 	"sync"
+	"unicode/utf8"
 
 	"github.com/telegraphy-go/telegraphy/broker"
 	"gorm.io/gorm"
@@ -172,6 +173,19 @@ const (
 // savepointOp recognises SAVEPOINT x, ROLLBACK TO [SAVEPOINT] x and
 // RELEASE [SAVEPOINT] x.
 func savepointOp(q string) (spOp, string) {
+	// Every statement of a transaction passes here: rule out those that
+	// cannot be one of these by their first letter before splitting.
+	i := 0
+	for i < len(q) && (q[i] == ' ' || q[i] >= '\t' && q[i] <= '\r') {
+		i++
+	}
+	if i < len(q) && q[i] < utf8.RuneSelf {
+		switch q[i] | 0x20 {
+		case 's', 'r':
+		default:
+			return spNone, ""
+		}
+	}
 	f := strings.Fields(q)
 	if len(f) < 2 {
 		return spNone, ""
