@@ -220,6 +220,7 @@ func (s *clusterSub) read(n *nodeSub) {
 		case *redis.Message:
 			s.deliver(m)
 		case *redis.Subscription:
+			s.b.cfg.Logger.Debug("redisbroker: cluster subscription", "kind", m.Kind, "channel", m.Channel, "node", n.addr)
 			switch m.Kind {
 			case "ssubscribe":
 				s.mu.Lock()
@@ -249,16 +250,42 @@ func (s *clusterSub) moved(n *nodeSub, name string) {
 	if still {
 		delete(s.channels, ch)
 	}
+	empty := still && !s.usedLocked(n)
+	if empty {
+		// An empty sharded PubSub would reconnect to a random node.
+		delete(s.nodes, n.addr)
+	}
 	s.mu.Unlock()
 	if !still {
 		return
 	}
-	_ = n.ps.SUnsubscribe(context.Background(), name)
+	if empty {
+		_ = n.ps.Close()
+	} else {
+		_ = n.ps.SUnsubscribe(context.Background(), name)
+	}
 	s.readers.Add(1) // the caller, a reader, holds the count above zero
 	go func() {
 		defer s.readers.Done()
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
+		// The client's slot map is stale until it reloads: wait until it
+		// names another owner.
+		for {
+			s.cc.ReloadState(ctx)
+			owner, err := s.cc.MasterForKey(ctx, name)
+			if err == nil && owner.Options().Addr != n.addr {
+				break
+			}
+			select {
+			case <-time.After(100 * time.Millisecond):
+			case <-s.quit:
+				return
+			case <-ctx.Done():
+				s.b.report(fmt.Errorf("redisbroker: %q left node %s and no other node owns it", ch, n.addr))
+				return
+			}
+		}
 		if err := s.add(ctx, ch); err != nil && !errors.Is(err, broker.ErrClosed) {
 			s.b.report(fmt.Errorf("redisbroker: resubscribing %q after a slot moved: %w", ch, err))
 		}

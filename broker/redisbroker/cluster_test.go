@@ -189,3 +189,89 @@ func TestCluster(t *testing.T) {
 		t.Errorf("replay store on a cluster: %v %v %v %v", fresh, again, err, err2)
 	}
 }
+
+// TestClusterSlotMoved moves a watched channel's slot (and its keys) to
+// another node while a hub is subscribed: the hub's subscription follows
+// the slot, and publications after the move arrive, with offsets that
+// continue from the history that moved along.
+func TestClusterSlotMoved(t *testing.T) {
+	t.Parallel()
+	addrs := startCluster(t)
+	app := newClusterBroker(t, addrs)
+	hub := newClusterBroker(t, addrs)
+	const ch = "shop.Order"
+	sub := subscribe(t, hub, ch)
+	publish(t, app, msg("before", ch))
+	if p := receive(t, sub, 10*time.Second); p.Offset != 1 {
+		t.Fatalf("before the move: %+v", p)
+	}
+
+	ctx := context.Background()
+	cc := app.Client().(*redis.ClusterClient)
+	key := app.metaKey(ch)
+	slot, err := cc.ClusterKeySlot(ctx, key).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	nodeOf := func(addr string) (*redis.Client, string) {
+		c := redis.NewClient(&redis.Options{Addr: addr})
+		t.Cleanup(func() { _ = c.Close() })
+		id, err := c.ClusterMyID(ctx).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c, id
+	}
+	owner, err := cc.MasterForKey(ctx, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, srcID := nodeOf(owner.Options().Addr)
+	var dst *redis.Client
+	var dstID string
+	for _, a := range addrs {
+		if a != owner.Options().Addr {
+			dst, dstID = nodeOf(a)
+			break
+		}
+	}
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(dst.Do(ctx, "cluster", "setslot", slot, "importing", srcID).Err())
+	must(src.Do(ctx, "cluster", "setslot", slot, "migrating", dstID).Err())
+	keys, err := src.ClusterGetKeysInSlot(ctx, int(slot), 100).Result()
+	must(err)
+	host, port, _ := net.SplitHostPort(dst.Options().Addr)
+	for _, k := range keys {
+		must(src.Migrate(ctx, host, port, k, 0, 5*time.Second).Err())
+	}
+	for _, a := range addrs {
+		c, _ := nodeOf(a)
+		must(c.Do(ctx, "cluster", "setslot", slot, "node", dstID).Err())
+	}
+
+	deadline := time.Now().Add(10 * time.Second)
+	for i := 0; ; i++ {
+		publish(t, app, msg(fmt.Sprintf("after%d", i), ch))
+		select {
+		case p := <-sub.C():
+			if p.Offset < 2 || !strings.HasPrefix(p.EventID, "after") {
+				t.Fatalf("after the move: %+v", p)
+			}
+			res, err := hub.History(ctx, ch, &broker.Position{Epoch: p.Epoch, Offset: 1})
+			if err != nil || !res.Recovered {
+				t.Errorf("history across the move: %+v, %v", res, err)
+			}
+			return
+		case <-time.After(300 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			res, err := hub.History(ctx, ch, nil)
+			t.Fatalf("no publication after the slot moved; position %+v, %v; stats %+v", res.Position, err, app.Stats())
+		}
+	}
+}
