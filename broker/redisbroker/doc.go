@@ -15,8 +15,8 @@
 // Every method of Broker, of the Subscriptions it returns and of
 // ReplayStore is safe to call from any goroutine. The Broker owns one
 // publisher goroutine, started by New and stopped by Close; each
-// Subscription owns one reader goroutine, stopped by its Close (or the
-// Broker's). Config.ErrorHandler is called from the publisher goroutine and
+// Subscription owns one reader goroutine (on Redis Cluster, one per node it
+// subscribes on), stopped by its Close (or the Broker's). Config.ErrorHandler is called from the publisher goroutine and
 // from Publish and must not block.
 //
 // # Delivery

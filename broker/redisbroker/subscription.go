@@ -21,8 +21,9 @@ import (
 const idleCheck = 15 * time.Second
 
 // Subscribe implements broker.Broker. The subscription holds one Redis
-// pub/sub connection, made when the first channel is added, and subscribes
-// in Redis only to the channels added to it. After a lost connection it
+// pub/sub connection (on Redis Cluster, one per node), made when the first
+// channel is added, and subscribes in Redis only to the channels added to
+// it. After a lost connection it
 // reconnects and resubscribes by itself; publications sent meanwhile are
 // not delivered, and show as a jump in offsets that History recovers.
 func (b *Broker) Subscribe(ctx context.Context) (broker.Subscription, error) {
