@@ -52,8 +52,9 @@ func startDemo(t *testing.T) (*demo.App, string) {
 }
 
 // TestBrowser drives the demo in headless Chromium (test/browser.test.mjs,
-// with playwright-core from the repository's node_modules) and saves the
-// screenshot docs/demo.png.
+// with playwright-core from the repository's node_modules) and saves a
+// screenshot: in the test's temporary directory, or as docs/demo.png (the
+// README's picture) with TELEGRAPHY_UPDATE_SCREENSHOT=1.
 func TestBrowser(t *testing.T) {
 	chromium := testenv.Chromium(t)
 	node, err := exec.LookPath("node")
@@ -68,6 +69,10 @@ func TestBrowser(t *testing.T) {
 		testenv.Missing(t, "node_modules/playwright-core (run npm ci)")
 	}
 	_, url := startDemo(t)
+	shot := filepath.Join(t.TempDir(), "demo.png")
+	if os.Getenv("TELEGRAPHY_UPDATE_SCREENSHOT") == "1" {
+		shot = filepath.Join(root, "docs", "demo.png")
+	}
 
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
@@ -75,7 +80,7 @@ func TestBrowser(t *testing.T) {
 	cmd.Env = append(os.Environ(),
 		"DEMO_URL="+url,
 		"CHROMIUM="+chromium,
-		"SCREENSHOT="+filepath.Join(root, "docs", "demo.png"),
+		"SCREENSHOT="+shot,
 		"NO_COLOR=1")
 	// On timeout, SIGTERM the group: playwright closes Chromium on SIGTERM.
 	// What is left after WaitDelay is killed.
@@ -92,5 +97,9 @@ func TestBrowser(t *testing.T) {
 	}
 	if err != nil {
 		t.Fatalf("browser tests failed: %v", err)
+	}
+	png, err := os.ReadFile(shot)
+	if err != nil || len(png) < 8 || string(png[1:4]) != "PNG" {
+		t.Fatalf("no screenshot saved at %s: %v", shot, err)
 	}
 }
