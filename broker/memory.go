@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"container/list"
 	"context"
 	"crypto/rand"
 	"encoding/binary"
@@ -19,12 +20,13 @@ type MemoryConfig struct {
 	// recovery. Zero value means 1000; a negative value keeps none.
 	HistorySize int
 	// HistoryTTL is how long a publication stays in a channel's history.
-	// A channel with nothing newer is forgotten entirely, and its epoch
-	// changes when it is used again. Zero value means 10 minutes.
+	// A channel neither published to nor asked for its History for that
+	// long is forgotten entirely, and its epoch changes when it is used
+	// again. Zero value means 10 minutes.
 	HistoryTTL time.Duration
 	// MaxChannels bounds how many channels keep history at once; when a new
-	// channel would exceed it, the least recently published one is
-	// forgotten. Zero value means 100,000.
+	// channel would exceed it, the least recently used one is forgotten
+	// (in constant time). Zero value means 100,000.
 	MaxChannels int
 }
 
@@ -57,6 +59,9 @@ type Memory struct {
 	mu       sync.Mutex
 	closed   bool
 	channels map[string]*memChannel
+	// lru orders channels by last use, most recent at the front, so the
+	// age sweep and the MaxChannels eviction only look at the back.
+	lru      list.List
 	subs     map[string]map[*memSub]struct{}
 	lastTrim time.Time
 
@@ -67,9 +72,11 @@ type Memory struct {
 }
 
 type memChannel struct {
+	name   string
+	elem   *list.Element // in Memory.lru
 	epoch  string
 	offset uint64
-	last   time.Time
+	last   time.Time     // last publish or History call; lru is in this order
 	ring   []Publication // oldest first, at most HistorySize
 	// ids holds the event ids in ring once it has more than smallRing
 	// entries; until then (most record channels) ring is searched.
@@ -176,7 +183,6 @@ func (m *Memory) Publish(ctx context.Context, msgs ...Message) error {
 					continue
 				}
 				c.offset++
-				c.last = now
 				pub.Epoch, pub.Offset = c.epoch, c.offset
 				c.push(pub, m.cfg.HistorySize)
 			}
@@ -188,46 +194,56 @@ func (m *Memory) Publish(ctx context.Context, msgs ...Message) error {
 	return nil
 }
 
+// channelLocked returns the channel's history, creating it (with a new
+// epoch) when it has none, marks it as just used, and drops its
+// publications older than HistoryTTL.
 func (m *Memory) channelLocked(ch string, now time.Time) *memChannel {
-	c := m.channels[ch]
-	if c != nil {
+	if c := m.channels[ch]; c != nil {
+		c.last = now
+		m.lru.MoveToFront(c.elem)
+		c.trim(now.Add(-m.cfg.HistoryTTL))
 		return c
 	}
-	if len(m.channels) >= m.cfg.MaxChannels {
-		var oldest string
-		var at time.Time
-		for name, c := range m.channels {
-			if oldest == "" || c.last.Before(at) {
-				oldest, at = name, c.last
-			}
-		}
-		delete(m.channels, oldest)
+	for len(m.channels) >= m.cfg.MaxChannels {
+		m.forgetLocked(m.lru.Back().Value.(*memChannel))
 	}
-	c = &memChannel{epoch: m.newEpochLocked(), last: now}
+	c := &memChannel{name: ch, epoch: m.newEpochLocked(), last: now}
+	c.elem = m.lru.PushFront(c)
 	m.channels[ch] = c
 	return c
 }
 
-// trimLocked drops publications older than HistoryTTL, at most once a second.
+func (m *Memory) forgetLocked(c *memChannel) {
+	m.lru.Remove(c.elem)
+	delete(m.channels, c.name)
+}
+
+// trim drops the publications older than cutoff.
+func (c *memChannel) trim(cutoff time.Time) {
+	n := 0
+	for n < len(c.ring) && c.ring[n].Time.Before(cutoff) {
+		delete(c.ids, c.ring[n].EventID)
+		c.ring[n] = Publication{}
+		n++
+	}
+	c.ring = c.ring[n:]
+}
+
+// trimLocked forgets the channels unused for HistoryTTL, at most once a
+// second. It walks the least recently used end of the list only; a used
+// channel drops its own expired publications in channelLocked.
 func (m *Memory) trimLocked(now time.Time) {
 	if now.Sub(m.lastTrim) < time.Second {
 		return
 	}
 	m.lastTrim = now
 	cutoff := now.Add(-m.cfg.HistoryTTL)
-	for name, c := range m.channels {
-		if c.last.Before(cutoff) {
-			delete(m.channels, name)
-			continue
+	for e := m.lru.Back(); e != nil; e = m.lru.Back() {
+		c := e.Value.(*memChannel)
+		if !c.last.Before(cutoff) {
+			break
 		}
-		n := 0
-		for n < len(c.ring) && c.ring[n].Time.Before(cutoff) {
-			delete(c.ids, c.ring[n].EventID)
-			n++
-		}
-		if n > 0 {
-			c.ring = append(c.ring[:0], c.ring[n:]...)
-		}
+		m.forgetLocked(c)
 	}
 }
 

@@ -1,0 +1,171 @@
+package broker_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/telegraphy-go/telegraphy/broker"
+)
+
+func publishN(t *testing.T, m *broker.Memory, ch string, from, to int) {
+	t.Helper()
+	for i := from; i <= to; i++ {
+		msg := broker.Message{EventID: fmt.Sprintf("%s-%d", ch, i), Channels: []string{ch}, Data: []byte(fmt.Sprint(i))}
+		if err := m.Publish(context.Background(), msg); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func history(t *testing.T, m *broker.Memory, ch string, since *broker.Position) broker.HistoryResult {
+	t.Helper()
+	res, err := m.History(context.Background(), ch, since)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
+// TestMemoryHistory: History serves exactly the publications after a
+// position while the history reaches back to it, and says Recovered=false
+// otherwise.
+func TestMemoryHistory(t *testing.T) {
+	m := broker.NewMemoryWith(broker.MemoryConfig{HistorySize: 5})
+	defer m.Close(context.Background())
+	publishN(t, m, "c", 1, 8) // offsets 1..8, history keeps 4..8
+	top := history(t, m, "c", nil)
+	if top.Position.Offset != 8 || !top.Recovered || len(top.Publications) != 0 {
+		t.Fatalf("History(nil) = %+v, want offset 8, recovered, no publications", top)
+	}
+	epoch := top.Position.Epoch
+	cases := []struct {
+		name      string
+		since     broker.Position
+		recovered bool
+		offsets   []uint64
+	}{
+		{"within", broker.Position{Epoch: epoch, Offset: 5}, true, []uint64{6, 7, 8}},
+		{"oldest kept", broker.Position{Epoch: epoch, Offset: 3}, true, []uint64{4, 5, 6, 7, 8}},
+		{"up to date", broker.Position{Epoch: epoch, Offset: 8}, true, nil},
+		{"past the history", broker.Position{Epoch: epoch, Offset: 2}, false, nil},
+		{"other epoch", broker.Position{Epoch: "nope", Offset: 7}, false, nil},
+		{"from the future", broker.Position{Epoch: epoch, Offset: 9}, false, nil},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			res := history(t, m, "c", &tc.since)
+			if res.Recovered != tc.recovered {
+				t.Fatalf("Recovered = %v, want %v", res.Recovered, tc.recovered)
+			}
+			var got []uint64
+			for _, p := range res.Publications {
+				got = append(got, p.Offset)
+				if string(p.Data) != fmt.Sprint(p.Offset) {
+					t.Fatalf("offset %d carries %q", p.Offset, p.Data)
+				}
+			}
+			if fmt.Sprint(got) != fmt.Sprint(tc.offsets) {
+				t.Fatalf("offsets = %v, want %v", got, tc.offsets)
+			}
+		})
+	}
+}
+
+// TestMemoryMaxChannels: past MaxChannels the least recently used channel
+// is forgotten (its epoch changes), and a recently used one is kept.
+func TestMemoryMaxChannels(t *testing.T) {
+	m := broker.NewMemoryWith(broker.MemoryConfig{MaxChannels: 3})
+	defer m.Close(context.Background())
+	publishN(t, m, "a", 1, 2)
+	publishN(t, m, "b", 1, 2)
+	publishN(t, m, "c", 1, 2)
+	a := history(t, m, "a", nil).Position // a is now the most recently used
+	b := history(t, m, "b", nil).Position
+	c := history(t, m, "c", nil).Position
+	publishN(t, m, "a", 3, 3) // order of use, oldest first: b, c, a
+	publishN(t, m, "d", 1, 1) // evicts b
+	if res := history(t, m, "a", &a); !res.Recovered || len(res.Publications) != 1 {
+		t.Fatalf("a: %+v, want its one new publication", res)
+	}
+	if res := history(t, m, "c", &c); !res.Recovered {
+		t.Fatalf("c was forgotten before b: %+v", res)
+	}
+	res := history(t, m, "b", &b) // evicts the least recent again, b comes back empty
+	if res.Recovered || res.Position.Epoch == b.Epoch || res.Position.Offset != 0 {
+		t.Fatalf("b: %+v, want a new epoch at offset 0 and Recovered=false", res)
+	}
+}
+
+// TestMemoryHistoryTTL: publications older than HistoryTTL leave the
+// history, and a channel unused that long is forgotten.
+func TestMemoryHistoryTTL(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits for the once-a-second sweep")
+	}
+	m := broker.NewMemoryWith(broker.MemoryConfig{HistoryTTL: 200 * time.Millisecond})
+	defer m.Close(context.Background())
+	publishN(t, m, "old", 1, 3)
+	publishN(t, m, "kept", 1, 3)
+	old := history(t, m, "old", nil).Position
+	kept := history(t, m, "kept", nil).Position
+	start := broker.Position{Epoch: kept.Epoch, Offset: 0}
+	time.Sleep(600 * time.Millisecond)
+	publishN(t, m, "kept", 4, 4)
+	// The first three have expired: a position before them is lost, one
+	// after them still recovers.
+	if res := history(t, m, "kept", &start); res.Recovered {
+		t.Fatalf("expired publications recovered: %+v", res)
+	}
+	if res := history(t, m, "kept", &kept); !res.Recovered || len(res.Publications) != 1 {
+		t.Fatalf("kept: %+v, want the one new publication", res)
+	}
+	time.Sleep(1100 * time.Millisecond)
+	publishN(t, m, "kept", 5, 5) // runs the sweep
+	if res := history(t, m, "old", &old); res.Recovered || res.Position.Epoch == old.Epoch {
+		t.Fatalf("old channel not forgotten: %+v", res)
+	}
+}
+
+// TestMemorySlowSubscriber: a full subscription drops new publications
+// for itself only, counts them, and never blocks the publisher.
+func TestMemorySlowSubscriber(t *testing.T) {
+	ctx := context.Background()
+	m := broker.NewMemoryWith(broker.MemoryConfig{SubscriberBuffer: 4})
+	defer m.Close(ctx)
+	slow, _ := m.Subscribe(ctx)
+	fast, _ := m.Subscribe(ctx)
+	for _, s := range []broker.Subscription{slow, fast} {
+		if err := s.Add(ctx, "c"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := make(chan uint64, 10)
+	go func() {
+		for p := range fast.C() {
+			got <- p.Offset
+		}
+		close(got)
+	}()
+	for i := 1; i <= 10; i++ {
+		publishN(t, m, "c", i, i)
+		if o := <-got; o != uint64(i) {
+			t.Fatalf("fast subscriber got offset %d, want %d", o, i)
+		}
+	}
+	if d := slow.Dropped(); d != 6 {
+		t.Fatalf("slow subscriber dropped %d, want 6", d)
+	}
+	for i := 1; i <= 4; i++ {
+		if p := <-slow.C(); p.Offset != uint64(i) {
+			t.Fatalf("slow subscriber got offset %d, want %d", p.Offset, i)
+		}
+	}
+	if err := m.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := <-got; ok {
+		t.Fatal("fast subscription still open after Close")
+	}
+}
