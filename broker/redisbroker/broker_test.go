@@ -8,7 +8,6 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -19,40 +18,6 @@ import (
 	"github.com/telegraphy-go/telegraphy/broker"
 	"github.com/telegraphy-go/telegraphy/internal/testenv"
 )
-
-// TestMain fails the run when a goroutine of this package or of go-redis
-// outlives the tests.
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if code == 0 {
-		if leaked := leakedGoroutines(5 * time.Second); leaked != "" {
-			fmt.Fprintf(os.Stderr, "leaked goroutines:\n%s\n", leaked)
-			code = 1
-		}
-	}
-	os.Exit(code)
-}
-
-func leakedGoroutines(wait time.Duration) string {
-	deadline := time.Now().Add(wait)
-	for {
-		buf := make([]byte, 1<<20)
-		buf = buf[:runtime.Stack(buf, true)]
-		var leaked []string
-		for _, g := range strings.Split(string(buf), "\n\n") {
-			if strings.Contains(g, "leakedGoroutines") {
-				continue
-			}
-			if strings.Contains(g, "redisbroker.") || strings.Contains(g, "go-redis") {
-				leaked = append(leaked, g)
-			}
-		}
-		if len(leaked) == 0 || time.Now().After(deadline) {
-			return strings.Join(leaked, "\n\n")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
 
 // errorLog collects what a Broker reports through ErrorHandler.
 type errorLog struct {
@@ -810,4 +775,9 @@ func TestSilentConnectionReplaced(t *testing.T) {
 			t.Fatal("the subscription did not replace its silent connection")
 		}
 	}
+}
+
+// TestMain fails the run when goroutines started by the tests outlive them.
+func TestMain(m *testing.M) {
+	os.Exit(testenv.RunCheckingLeaks(m, "redisbroker.", "go-redis"))
 }

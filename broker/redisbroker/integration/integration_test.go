@@ -9,7 +9,6 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -28,43 +27,6 @@ import (
 )
 
 var _ tokens.ReplayStore = (*redisbroker.ReplayStore)(nil)
-
-// TestMain fails the run when a goroutine of the broker, go-redis or the
-// hub outlives the tests.
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if code == 0 {
-		if leaked := leakedGoroutines(5 * time.Second); leaked != "" {
-			fmt.Fprintf(os.Stderr, "leaked goroutines:\n%s\n", leaked)
-			code = 1
-		}
-	}
-	os.Exit(code)
-}
-
-func leakedGoroutines(wait time.Duration) string {
-	deadline := time.Now().Add(wait)
-	for {
-		buf := make([]byte, 1<<20)
-		buf = buf[:runtime.Stack(buf, true)]
-		var leaked []string
-		for _, g := range strings.Split(string(buf), "\n\n") {
-			if strings.Contains(g, "leakedGoroutines") {
-				continue
-			}
-			for _, pkg := range []string{"redisbroker.", "go-redis", "telegraphy/hub.", "gorilla/websocket"} {
-				if strings.Contains(g, pkg) {
-					leaked = append(leaked, g)
-					break
-				}
-			}
-		}
-		if len(leaked) == 0 || time.Now().After(deadline) {
-			return strings.Join(leaked, "\n\n")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
 
 const secret = "integration-secret-0123456789abcdef"
 
@@ -428,4 +390,9 @@ func TestRedisRestartTwoHubs(t *testing.T) {
 			t.Errorf("client %d after the restart: %s", k, got[k])
 		}
 	}
+}
+
+// TestMain fails the run when goroutines started by the tests outlive them.
+func TestMain(m *testing.M) {
+	os.Exit(testenv.RunCheckingLeaks(m, "redisbroker.", "go-redis", "telegraphy/hub.", "gorilla/websocket"))
 }
