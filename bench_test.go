@@ -74,7 +74,12 @@ func openBench(b *testing.B, withPlugin bool, seedRows int) *gorm.DB {
 // both see the same machine noise. It reports the mean ns/op of each side
 // and their ratio plugin/base; the benchmark's own ns/op covers both sides.
 func compare(b *testing.B, seedRows int, op func(db *gorm.DB, i int) error) {
-	base, with := openBench(b, false, seedRows), openBench(b, true, seedRows)
+	compareDBs(b, openBench(b, false, seedRows), openBench(b, true, seedRows), "plugin", op)
+}
+
+// compareDBs runs op alternately on base and with, as compare describes,
+// and reports "base-ns/op", "<label>-ns/op" and "<label>/base".
+func compareDBs(b *testing.B, base, with *gorm.DB, label string, op func(db *gorm.DB, i int) error) {
 	var tBase, tWith time.Duration
 	timed := func(db *gorm.DB, i int, acc *time.Duration) {
 		t0 := time.Now()
@@ -96,8 +101,8 @@ func compare(b *testing.B, seedRows int, op func(db *gorm.DB, i int) error) {
 	b.StopTimer()
 	n := float64(b.N)
 	b.ReportMetric(float64(tBase.Nanoseconds())/n, "base-ns/op")
-	b.ReportMetric(float64(tWith.Nanoseconds())/n, "plugin-ns/op")
-	b.ReportMetric(float64(tWith)/float64(tBase), "plugin/base")
+	b.ReportMetric(float64(tWith.Nanoseconds())/n, label+"-ns/op")
+	b.ReportMetric(float64(tWith)/float64(tBase), label+"/base")
 }
 
 // BenchmarkCreate compares a single-row Create with and without the

@@ -85,29 +85,9 @@ func BenchmarkOutboxCreate(b *testing.B) {
 	} {
 		b.Run(d.name, func(b *testing.B) {
 			base, with := openOutboxBench(b, d.open(b), false), openOutboxBench(b, d.open(b), true)
-			var tBase, tWith time.Duration
-			timed := func(db *gorm.DB, i int, acc *time.Duration) {
-				t0 := time.Now()
-				if err := db.Create(&Order{Status: "new", Total: i, Note: "benchmark"}).Error; err != nil {
-					b.Fatal(err)
-				}
-				*acc += time.Since(t0)
-			}
-			b.ResetTimer()
-			for i := 0; i < b.N; i++ {
-				if i%2 == 0 {
-					timed(base, i, &tBase)
-					timed(with, i, &tWith)
-				} else {
-					timed(with, i, &tWith)
-					timed(base, i, &tBase)
-				}
-			}
-			b.StopTimer()
-			n := float64(b.N)
-			b.ReportMetric(float64(tBase.Nanoseconds())/n, "base-ns/op")
-			b.ReportMetric(float64(tWith.Nanoseconds())/n, "outbox-ns/op")
-			b.ReportMetric(float64(tWith)/float64(tBase), "outbox/base")
+			compareDBs(b, base, with, "outbox", func(db *gorm.DB, i int) error {
+				return db.Create(&Order{Status: "new", Total: i, Note: "benchmark"}).Error
+			})
 		})
 	}
 }
