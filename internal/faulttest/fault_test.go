@@ -108,7 +108,7 @@ func TestAppKilled(t *testing.T) {
 			d := db.open(t)
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
-			r := startRedis(t, false)
+			r := testenv.StartRedis(t)
 			_, url := startHub(t, "hub", r.URL)
 			c := newClient(ctx, t, channel, url)
 
@@ -154,18 +154,18 @@ func TestRedisDown(t *testing.T) {
 	d := database{"sqlite", filepath.Join(t.TempDir(), "app.db")}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	r := startRedis(t, true)
+	r := testenv.StartRedisWith(t, true)
 	_, url := startHub(t, "hub", r.URL)
 	c := newClient(ctx, t, channel, url)
 
 	app := start(t, "app", d.appArgs(r.URL, "-from", "1", "-n", "1000", "-pace", "15ms", "-rollback-every", "50")...)
 	app.waitLine("committed 100", 60*time.Second)
-	r.kill()
+	r.Stop()
 	down := time.Now()
 	time.Sleep(10 * time.Second)
 	during := lastSeq(t, app.latest("committed ", 10*time.Second))
 	waiting := d.outboxRows(t)
-	r.start()
+	r.Start()
 	t.Logf("Redis down for %s; app reached seq %d meanwhile; outbox held %d rows", time.Since(down).Round(time.Millisecond), during, waiting)
 	if waiting == 0 {
 		t.Fatalf("outbox empty while Redis was down: nothing was committed meanwhile")
@@ -189,7 +189,7 @@ func TestHubKilled(t *testing.T) {
 	d := database{"sqlite", filepath.Join(t.TempDir(), "app.db")}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	r := startRedis(t, false)
+	r := testenv.StartRedis(t)
 	hubA, urlA := startHub(t, "hubA", r.URL)
 	_, urlB := startHub(t, "hubB", r.URL)
 	const nClients, nRows = 20, 600

@@ -5,11 +5,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -17,7 +15,6 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
-	"github.com/telegraphy-go/telegraphy/internal/testenv"
 )
 
 // appBin is the faultapp binary, built once by TestMain.
@@ -167,72 +164,6 @@ func (w testWriter) Write(b []byte) (int, error) {
 		w.t.Logf("%s: %s", w.name, l)
 	}
 	return len(b), nil
-}
-
-// redisProc is a redis-server the test starts, kills and restarts on one
-// port. With persist it writes every command to its append-only file
-// before answering, so a SIGKILL loses nothing, as in a deployment that
-// keeps Redis' data.
-type redisProc struct {
-	t       testing.TB
-	port    int
-	dir     string
-	persist bool
-	cmd     *exec.Cmd
-	URL     string
-}
-
-func startRedis(t testing.TB, persist bool) *redisProc {
-	t.Helper()
-	if _, err := exec.LookPath("redis-server"); err != nil {
-		testenv.Missing(t, "redis-server not on PATH")
-	}
-	r := &redisProc{t: t, port: testenv.FreePort(t), dir: t.TempDir(), persist: persist}
-	r.URL = "redis://127.0.0.1:" + strconv.Itoa(r.port) + "/0"
-	r.start()
-	t.Cleanup(r.kill)
-	return r
-}
-
-func (r *redisProc) start() {
-	r.t.Helper()
-	args := []string{"--bind", "127.0.0.1", "--port", strconv.Itoa(r.port), "--save", "", "--dir", r.dir,
-		"--logfile", filepath.Join(r.dir, "redis.log")}
-	if r.persist {
-		args = append(args, "--appendonly", "yes", "--appendfsync", "always")
-	} else {
-		args = append(args, "--appendonly", "no")
-	}
-	cmd := exec.Command("redis-server", args...)
-	if err := cmd.Start(); err != nil {
-		r.t.Fatalf("start redis-server: %v", err)
-	}
-	r.cmd = cmd
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		c, err := net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(r.port), 200*time.Millisecond)
-		if err == nil {
-			_, _ = c.Write([]byte("PING\r\n"))
-			buf := make([]byte, 16)
-			_ = c.SetReadDeadline(time.Now().Add(time.Second))
-			n, _ := c.Read(buf)
-			c.Close()
-			if strings.HasPrefix(string(buf[:n]), "+PONG") {
-				return
-			}
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	r.t.Fatalf("redis-server on port %d did not start", r.port)
-}
-
-func (r *redisProc) kill() {
-	if r.cmd == nil {
-		return
-	}
-	_ = r.cmd.Process.Kill()
-	_ = r.cmd.Wait()
-	r.cmd = nil
 }
 
 // startHub starts a hub process and returns its WebSocket URL.

@@ -139,10 +139,14 @@ func FreePort(t testing.TB) int {
 type Redis struct {
 	Port int
 	URL  string
-	bin  string
-	dir  string
-	cmd  *exec.Cmd
-	t    testing.TB
+	// Persist makes the server keep its data across Stop and Start in an
+	// append-only file synced on every write; set it before (re)starting.
+	// Without it a restarted server is empty, as after losing its data.
+	Persist bool
+	bin     string
+	dir     string
+	cmd     *exec.Cmd
+	t       testing.TB
 }
 
 // StartRedis starts a throwaway redis-server on a free port, without
@@ -151,11 +155,17 @@ type Redis struct {
 // that instead; see RedisURL.
 func StartRedis(t testing.TB) *Redis {
 	t.Helper()
+	return StartRedisWith(t, false)
+}
+
+// StartRedisWith is StartRedis with the server's Persist setting.
+func StartRedisWith(t testing.TB, persist bool) *Redis {
+	t.Helper()
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
 		Missing(t, "redis-server not on PATH")
 	}
-	r := &Redis{Port: FreePort(t), bin: bin, dir: t.TempDir(), t: t}
+	r := &Redis{Port: FreePort(t), Persist: persist, bin: bin, dir: t.TempDir(), t: t}
 	r.URL = "redis://127.0.0.1:" + strconv.Itoa(r.Port) + "/0"
 	r.Start()
 	t.Cleanup(r.Stop)
@@ -169,9 +179,14 @@ func (r *Redis) Start() {
 	if r.cmd != nil {
 		return
 	}
-	cmd := exec.Command(r.bin, "--bind", "127.0.0.1", "--port", strconv.Itoa(r.Port),
-		"--save", "", "--appendonly", "no", "--dir", r.dir,
-		"--logfile", filepath.Join(r.dir, "redis.log"))
+	args := []string{"--bind", "127.0.0.1", "--port", strconv.Itoa(r.Port),
+		"--save", "", "--dir", r.dir, "--logfile", filepath.Join(r.dir, "redis.log")}
+	if r.Persist {
+		args = append(args, "--appendonly", "yes", "--appendfsync", "always")
+	} else {
+		args = append(args, "--appendonly", "no")
+	}
+	cmd := exec.Command(r.bin, args...)
 	if err := cmd.Start(); err != nil {
 		r.t.Fatalf("start redis-server: %v", err)
 	}
@@ -194,7 +209,8 @@ func (r *Redis) Start() {
 	r.t.Fatalf("redis-server on port %d did not start", r.Port)
 }
 
-// Stop kills the server (SIGKILL: its data is lost) and waits for it.
+// Stop kills the server (SIGKILL: without Persist its data is lost) and
+// waits for it.
 func (r *Redis) Stop() {
 	if r.cmd == nil {
 		return
