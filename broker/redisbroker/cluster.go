@@ -304,14 +304,5 @@ func (s *clusterSub) deliver(m *redis.Message) {
 	if !wanted || closed {
 		return
 	}
-	p, err := decodePub(ch, []byte(m.Payload))
-	if err != nil {
-		s.b.report(err)
-		return
-	}
-	select {
-	case s.ch <- p:
-	default:
-		s.dropped.Add(1)
-	}
+	s.b.offer(ch, m.Payload, s.ch, &s.dropped)
 }

@@ -287,14 +287,21 @@ func (s *subscription) deliver(m *redis.Message) {
 	if !wanted {
 		return
 	}
-	p, err := decodePub(ch, []byte(m.Payload))
+	s.b.offer(ch, m.Payload, s.ch, &s.dropped)
+}
+
+// offer decodes a publication received on ch and hands it to out without
+// waiting: when out is full it is dropped and counted in dropped, the
+// drop-and-count policy of every subscription.
+func (b *Broker) offer(ch, payload string, out chan<- broker.Publication, dropped *atomic.Uint64) {
+	p, err := decodePub(ch, []byte(payload))
 	if err != nil {
-		s.b.report(err)
+		b.report(err)
 		return
 	}
 	select {
-	case s.ch <- p:
+	case out <- p:
 	default:
-		s.dropped.Add(1)
+		dropped.Add(1)
 	}
 }
