@@ -18,6 +18,11 @@ type MemoryConfig struct {
 	SubscriberBuffer int
 	// HistorySize is how many publications each channel keeps for
 	// recovery. Zero value means 1000; a negative value keeps none.
+	// A channel keeps history from the first time it has a subscriber or
+	// is asked for its History (as a hub does when a client subscribes,
+	// and jsclient when it renders a position into a page); publications
+	// before that reach nobody, are not kept and take no offset, since no
+	// client can hold a position in the channel yet.
 	HistorySize int
 	// HistoryTTL is how long a publication stays in a channel's history.
 	// A channel neither published to nor asked for its History for that
@@ -76,8 +81,12 @@ type memChannel struct {
 	elem   *list.Element // in Memory.lru
 	epoch  string
 	offset uint64
-	last   time.Time     // last publish or History call; lru is in this order
-	ring   []Publication // oldest first, at most HistorySize
+	last   time.Time // last publish or History call; lru is in this order
+	// ring holds the history, oldest first from head, n entries, in a
+	// circular buffer that grows by doubling up to HistorySize and is
+	// then overwritten in place: a publish allocates nothing.
+	ring    []Publication
+	head, n int
 	// ids holds the event ids in ring once it has more than smallRing
 	// entries; until then (most record channels) ring is searched.
 	ids map[string]struct{}
@@ -87,41 +96,64 @@ type memChannel struct {
 // event ids by scanning its ring instead of keeping a map.
 const smallRing = 16
 
+// at returns the i-th oldest publication in the history.
+func (c *memChannel) at(i int) *Publication {
+	i += c.head
+	if i >= len(c.ring) {
+		i -= len(c.ring)
+	}
+	return &c.ring[i]
+}
+
 // has reports whether the channel's history holds the event id.
 func (c *memChannel) has(id string) bool {
 	if c.ids != nil {
 		_, ok := c.ids[id]
 		return ok
 	}
-	for i := range c.ring {
-		if c.ring[i].EventID == id {
+	for i := 0; i < c.n; i++ {
+		if c.at(i).EventID == id {
 			return true
 		}
 	}
 	return false
 }
 
+// dropOldest removes the oldest publication from the history.
+func (c *memChannel) dropOldest() {
+	old := c.at(0)
+	delete(c.ids, old.EventID)
+	*old = Publication{}
+	c.head++
+	if c.head == len(c.ring) {
+		c.head = 0
+	}
+	c.n--
+}
+
 // push appends pub to the history, dropping the oldest publication when
 // it already holds size.
 func (c *memChannel) push(pub Publication, size int) {
-	if len(c.ring) == size {
-		// Drop the oldest by reslicing rather than shifting size entries
-		// on every publish: append reallocates (copying the live entries
-		// once) when the capacity runs out, so this is amortized O(1).
-		delete(c.ids, c.ring[0].EventID)
-		c.ring[0] = Publication{}
-		c.ring = c.ring[1:]
+	if c.n == size {
+		c.dropOldest()
+	} else if c.n == len(c.ring) {
+		grown := make([]Publication, min(max(2*len(c.ring), 1), size))
+		for i := 0; i < c.n; i++ {
+			grown[i] = *c.at(i)
+		}
+		c.ring, c.head = grown, 0
 	}
-	c.ring = append(c.ring, pub)
+	*c.at(c.n) = pub
+	c.n++
 	switch {
 	case c.ids != nil:
 		if pub.EventID != "" {
 			c.ids[pub.EventID] = struct{}{}
 		}
-	case len(c.ring) > smallRing:
-		c.ids = make(map[string]struct{}, 2*len(c.ring))
-		for i := range c.ring {
-			if id := c.ring[i].EventID; id != "" {
+	case c.n > smallRing:
+		c.ids = make(map[string]struct{}, 2*c.n)
+		for i := 0; i < c.n; i++ {
+			if id := c.at(i).EventID; id != "" {
 				c.ids[id] = struct{}{}
 			}
 		}
@@ -177,7 +209,11 @@ func (m *Memory) Publish(ctx context.Context, msgs ...Message) error {
 		}
 		for _, ch := range msg.Channels {
 			pub := Publication{Channel: ch, EventID: msg.EventID, Data: msg.Data, Time: t}
-			if !msg.NoHistory && m.cfg.HistorySize > 0 {
+			subs := m.subs[ch]
+			// A channel that has never had a subscriber nor been asked
+			// for its History keeps none: no client can hold a position
+			// in it, and most record channels are never watched.
+			if !msg.NoHistory && m.cfg.HistorySize > 0 && (len(subs) > 0 || m.channels[ch] != nil) {
 				c := m.channelLocked(ch, now)
 				if msg.EventID != "" && c.has(msg.EventID) {
 					continue
@@ -186,7 +222,7 @@ func (m *Memory) Publish(ctx context.Context, msgs ...Message) error {
 				pub.Epoch, pub.Offset = c.epoch, c.offset
 				c.push(pub, m.cfg.HistorySize)
 			}
-			for s := range m.subs[ch] {
+			for s := range subs {
 				s.deliver(pub)
 			}
 		}
@@ -220,13 +256,9 @@ func (m *Memory) forgetLocked(c *memChannel) {
 
 // trim drops the publications older than cutoff.
 func (c *memChannel) trim(cutoff time.Time) {
-	n := 0
-	for n < len(c.ring) && c.ring[n].Time.Before(cutoff) {
-		delete(c.ids, c.ring[n].EventID)
-		c.ring[n] = Publication{}
-		n++
+	for c.n > 0 && c.at(0).Time.Before(cutoff) {
+		c.dropOldest()
 	}
-	c.ring = c.ring[n:]
 }
 
 // trimLocked forgets the channels unused for HistoryTTL, at most once a
@@ -272,14 +304,17 @@ func (m *Memory) History(ctx context.Context, channel string, since *Position) (
 		res.Recovered = true
 		return res, nil
 	}
-	// The ring holds offsets (c.offset-len+1 .. c.offset]; since.Offset+1
+	// The ring holds offsets (c.offset-n .. c.offset]; since.Offset+1
 	// must be among them.
-	first := c.offset - uint64(len(c.ring)) + 1
-	if len(c.ring) == 0 || since.Offset+1 < first {
+	first := c.offset - uint64(c.n) + 1
+	if c.n == 0 || since.Offset+1 < first {
 		return res, nil
 	}
 	start := int(since.Offset + 1 - first)
-	res.Publications = append([]Publication(nil), c.ring[start:]...)
+	res.Publications = make([]Publication, 0, c.n-start)
+	for i := start; i < c.n; i++ {
+		res.Publications = append(res.Publications, *c.at(i))
+	}
 	res.Recovered = true
 	return res, nil
 }

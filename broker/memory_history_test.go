@@ -19,6 +19,17 @@ func publishN(t *testing.T, m *broker.Memory, ch string, from, to int) {
 	}
 }
 
+// watch starts the channel's history, as a hub does when a client
+// subscribes: History on a channel is what makes it keep history.
+func watch(t *testing.T, m *broker.Memory, chs ...string) {
+	t.Helper()
+	for _, ch := range chs {
+		if res := history(t, m, ch, nil); res.Position.Offset != 0 || res.Position.Epoch == "" {
+			t.Fatalf("watch %s: %+v, want an epoch at offset 0", ch, res)
+		}
+	}
+}
+
 func history(t *testing.T, m *broker.Memory, ch string, since *broker.Position) broker.HistoryResult {
 	t.Helper()
 	res, err := m.History(context.Background(), ch, since)
@@ -34,6 +45,7 @@ func history(t *testing.T, m *broker.Memory, ch string, since *broker.Position) 
 func TestMemoryHistory(t *testing.T) {
 	m := broker.NewMemoryWith(broker.MemoryConfig{HistorySize: 5})
 	defer m.Close(context.Background())
+	watch(t, m, "c")
 	publishN(t, m, "c", 1, 8) // offsets 1..8, history keeps 4..8
 	top := history(t, m, "c", nil)
 	if top.Position.Offset != 8 || !top.Recovered || len(top.Publications) != 0 {
@@ -73,11 +85,55 @@ func TestMemoryHistory(t *testing.T) {
 	}
 }
 
+// TestMemoryHistoryStartsWhenWatched: a channel keeps history from the
+// first time it has a subscriber or is asked for its History; before
+// that its publications reach nobody and are not kept.
+func TestMemoryHistoryStartsWhenWatched(t *testing.T) {
+	ctx := context.Background()
+	m := broker.NewMemory()
+	defer m.Close(ctx)
+	publishN(t, m, "unwatched", 1, 3)
+	publishN(t, m, "subscribed", 1, 3)
+	publishN(t, m, "asked", 1, 3)
+	watch(t, m, "unwatched")
+	sub, err := m.Subscribe(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	if err := sub.Add(ctx, "subscribed"); err != nil {
+		t.Fatal(err)
+	}
+	publishN(t, m, "subscribed", 4, 5)
+	if p := <-sub.C(); p.Offset != 1 || string(p.Data) != "4" {
+		t.Fatalf("first publication after Add: offset %d data %s, want offset 1 data 4", p.Offset, p.Data)
+	}
+	if err := sub.Remove(ctx, "subscribed"); err != nil {
+		t.Fatal(err)
+	}
+	// Once watched, a channel keeps history with no subscriber left.
+	publishN(t, m, "subscribed", 6, 6)
+	res := history(t, m, "subscribed", &broker.Position{Epoch: "", Offset: 0})
+	if res.Position.Offset != 3 {
+		t.Fatalf("subscribed: %+v, want offset 3", res)
+	}
+	res = history(t, m, "subscribed", &broker.Position{Epoch: res.Position.Epoch, Offset: 0})
+	if !res.Recovered || len(res.Publications) != 3 || string(res.Publications[0].Data) != "4" || string(res.Publications[2].Data) != "6" {
+		t.Fatalf("subscribed history: %+v, want publications 4, 5, 6", res)
+	}
+	top := history(t, m, "asked", nil)
+	publishN(t, m, "asked", 4, 4)
+	if res := history(t, m, "asked", &top.Position); !res.Recovered || len(res.Publications) != 1 || res.Publications[0].Offset != 1 {
+		t.Fatalf("asked: %+v, want publication 4 at offset 1", res)
+	}
+}
+
 // TestMemoryMaxChannels: past MaxChannels the least recently used channel
 // is forgotten (its epoch changes), and a recently used one is kept.
 func TestMemoryMaxChannels(t *testing.T) {
 	m := broker.NewMemoryWith(broker.MemoryConfig{MaxChannels: 3})
 	defer m.Close(context.Background())
+	watch(t, m, "a", "b", "c")
 	publishN(t, m, "a", 1, 2)
 	publishN(t, m, "b", 1, 2)
 	publishN(t, m, "c", 1, 2)
@@ -85,7 +141,7 @@ func TestMemoryMaxChannels(t *testing.T) {
 	b := history(t, m, "b", nil).Position
 	c := history(t, m, "c", nil).Position
 	publishN(t, m, "a", 3, 3) // order of use, oldest first: b, c, a
-	publishN(t, m, "d", 1, 1) // evicts b
+	watch(t, m, "d")          // evicts b
 	if res := history(t, m, "a", &a); !res.Recovered || len(res.Publications) != 1 {
 		t.Fatalf("a: %+v, want its one new publication", res)
 	}
@@ -106,6 +162,7 @@ func TestMemoryHistoryTTL(t *testing.T) {
 	}
 	m := broker.NewMemoryWith(broker.MemoryConfig{HistoryTTL: 200 * time.Millisecond})
 	defer m.Close(context.Background())
+	watch(t, m, "old", "kept")
 	publishN(t, m, "old", 1, 3)
 	publishN(t, m, "kept", 1, 3)
 	old := history(t, m, "old", nil).Position
