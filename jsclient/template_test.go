@@ -63,6 +63,11 @@ func TestScriptsContent(t *testing.T) {
 	}
 	b := broker.NewMemory()
 	defer b.Close(ctx)
+	// The memory broker keeps a channel's history from the first time it
+	// is asked for it.
+	if _, err := b.History(ctx, "shop.Order", nil); err != nil {
+		t.Fatal(err)
+	}
 	for i := 0; i < 3; i++ {
 		if err := b.Publish(ctx, broker.Message{Channels: []string{"shop.Order"}, Data: []byte(`{}`)}); err != nil {
 			t.Fatal(err)
