@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/telegraphy-go/telegraphy/broker"
 	"github.com/telegraphy-go/telegraphy/internal/testenv"
 )
@@ -305,6 +307,11 @@ func TestHistoryLikeMemory(t *testing.T) {
 	const size = 5
 	mem := broker.NewMemoryWith(broker.MemoryConfig{HistorySize: size})
 	rb := newBroker(t, url, Config{HistorySize: size})
+	// broker.Memory keeps a channel's history from the first time it is
+	// asked for it; the Redis broker from the first publication.
+	if _, err := mem.History(context.Background(), "ch", nil); err != nil {
+		t.Fatal(err)
+	}
 	for i := 1; i <= 8; i++ {
 		m := msg("e"+strconv.Itoa(i), "ch")
 		publish(t, mem, m)
@@ -386,6 +393,76 @@ func TestHistoryTTL(t *testing.T) {
 	}
 	if after.Recovered || after.Position.Epoch == res.Position.Epoch || after.Position.Offset != 0 {
 		t.Errorf("after the TTL: %+v, before: %+v", after, res.Position)
+	}
+}
+
+// TestHistoryAge: a publication older than HistoryTTL is never served,
+// even while the stream still holds it (the script trims by age only now
+// and then), and the channel's keys all expire together, at least
+// HistoryTTL after its last publication.
+func TestHistoryAge(t *testing.T) {
+	t.Parallel()
+	url := testenv.StartRedis(t).URL
+	const ttl = 2 * time.Second
+	b := newBroker(t, url, Config{HistoryTTL: ttl})
+	ctx := context.Background()
+	start, err := b.History(ctx, "ch", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	publish(t, b, msg("e1", "ch"))
+	history(t, b, "ch", 1)
+	time.Sleep(time.Second)
+	publish(t, b, msg("e2", "ch"))
+	history(t, b, "ch", 2)
+	time.Sleep(1100 * time.Millisecond) // e1 is now older than the TTL
+	publish(t, b, msg("e3", "ch"))
+	history(t, b, "ch", 3)
+	if res, err := b.History(ctx, "ch", &start.Position); err != nil || res.Recovered {
+		t.Errorf("since offset 0: %+v, %v; want recovered=false, e1 is past the TTL", res, err)
+	}
+	res, err := b.History(ctx, "ch", &broker.Position{Epoch: start.Position.Epoch, Offset: 1})
+	if err != nil || !res.Recovered || len(res.Publications) != 2 || res.Publications[0].EventID != "e2" {
+		t.Errorf("since offset 1: %+v, %v; want e2 and e3", res, err)
+	}
+	opt, _ := redis.ParseURL(url)
+	raw := redis.NewClient(opt)
+	defer raw.Close()
+	for _, key := range []string{b.metaKey("ch"), b.streamKey("ch"), b.idsKey("ch")} {
+		left, err := raw.PTTL(ctx, key).Result()
+		if err != nil || left < ttl/2 || left > ttl+ttl/4 {
+			t.Errorf("%s expires in %v (%v), want between %v and %v", key, left, err, ttl/2, ttl+ttl/4)
+		}
+	}
+}
+
+// TestDuplicateOutsideHistory: an event id that has left the channel's
+// history is published again, as broker.Memory does; one inside it is not.
+func TestDuplicateOutsideHistory(t *testing.T) {
+	t.Parallel()
+	url := testenv.StartRedis(t).URL
+	const size = 3
+	mem := broker.NewMemoryWith(broker.MemoryConfig{HistorySize: size})
+	rb := newBroker(t, url, Config{HistorySize: size})
+	ctx := context.Background()
+	if _, err := mem.History(ctx, "ch", nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"a", "b", "c", "b", "d", "a", "a"} {
+		publish(t, mem, msg(id, "ch"))
+		publish(t, rb, msg(id, "ch"))
+	}
+	// a, b, c, d (b is a duplicate), then a again (it left the history
+	// when d came), then a duplicate of that a.
+	history(t, rb, "ch", 5)
+	want, _ := mem.History(ctx, "ch", nil)
+	if want.Position.Offset != 5 {
+		t.Fatalf("memory broker at offset %d, want 5", want.Position.Offset)
+	}
+	got, err := rb.History(ctx, "ch", &broker.Position{Epoch: history(t, rb, "ch", 5).Position.Epoch, Offset: 2})
+	if err != nil || !got.Recovered || len(got.Publications) != 3 ||
+		got.Publications[0].EventID != "c" || got.Publications[1].EventID != "d" || got.Publications[2].EventID != "a" {
+		t.Errorf("history after offset 2: %+v, %v; want c, d, a", got, err)
 	}
 }
 

@@ -61,7 +61,8 @@
 //
 // Every key and pub/sub channel starts with Config.Prefix and carries the
 // broker channel as a hash tag, "<prefix>:{<channel>}:meta|stream|ids|pub",
-// so a channel's keys share one Redis Cluster slot. Keys expire
-// HistoryTTL after the channel's last publication. Used tokens are
+// so a channel's keys share one Redis Cluster slot. A channel's keys expire
+// together, between HistoryTTL and 1.25 HistoryTTL after its last
+// publication; History never serves a publication older than HistoryTTL. Used tokens are
 // "<prefix>:jti:<jti>", expiring with the token.
 package redisbroker

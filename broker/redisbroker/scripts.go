@@ -6,55 +6,90 @@ import "github.com/redis/go-redis/v9"
 // tag ({channel}), so all of a channel's keys live in one Redis Cluster
 // slot and one script may touch them together:
 //
-//	<prefix>:{<channel>}:meta        hash: e = epoch, o = newest offset
+//	<prefix>:{<channel>}:meta        hash: e = epoch, o = newest offset,
+//	                                 x = last expiry renewal (unix ms), d = ids exists
 //	<prefix>:{<channel>}:stream      stream: o, i (event id), t (unix ns), d (data)
 //	<prefix>:{<channel>}:ids         sorted set: event id -> offset, for the
 //	                                 ids still in the stream
 //	<prefix>:{<channel>}:pub         the pub/sub channel hubs subscribe to
 //	<prefix>:jti:<jti>               a connection token already used
 //
-// Every key expires HistoryTTL after the channel's last publication.
+// A channel's keys expire together, between HistoryTTL and 1.25 HistoryTTL
+// after its last publication (see publishScript).
 
 // publishScript appends one message to each of its channels. Per channel,
 // atomically: it starts a new epoch when the channel's history is missing,
 // skips an event id it has already kept, assigns the next offset, appends
-// to the stream trimmed by size and age, refreshes the expiry and
-// publishes. It returns each channel's offset, 0 for a duplicate.
+// to the stream trimmed to the history size, and publishes. It returns
+// each channel's offset, 0 for a duplicate.
+//
+// The hot path is six commands a channel. The rest is done only every
+// 32nd offset or when the keys' expiry is due for renewal: trimming the
+// stream by age (History checks the age of what it serves, so entries
+// past HistoryTTL are never recovered meanwhile) and the id set by offset
+// (a stale id found there is ignored by comparing offsets), and renewing
+// the expiry. The meta hash's field x holds the time of the last renewal;
+// the three keys then expire together, 1.25 HistoryTTL after it, which is
+// at least HistoryTTL after the last publication. Field d says the id set
+// exists and carries that expiry.
 //
 // KEYS: per channel meta, stream, ids (all with the channel's hash tag, so
 // a call for one channel is valid on Redis Cluster). ARGV: event
 // id, time (unix ns), data, history size, TTL (ms), dedupe ("1" or "0"),
 // candidate epoch, then the channels' pub/sub channels.
 var publishScript = redis.NewScript(`
-local ttl = ARGV[5]
+local size = tonumber(ARGV[4])
+local ttl = tonumber(ARGV[5])
+local dedupe = ARGV[6] == '1'
 local now = redis.call('TIME')
-local cutoff = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) - tonumber(ttl)
+local nowms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
 local tail = '\n' .. ARGV[1] .. '\n' .. ARGV[2] .. '\n' .. ARGV[3]
 local res = {}
 for c = 0, #KEYS / 3 - 1 do
   local meta, stream, ids = KEYS[c*3+1], KEYS[c*3+2], KEYS[c*3+3]
-  local epoch = redis.call('HGET', meta, 'e')
+  local m = redis.call('HMGET', meta, 'e', 'o', 'x', 'd')
+  local epoch, last, renewed, hasIds = m[1], tonumber(m[2]) or 0, tonumber(m[3]), m[4]
   if not epoch then
     epoch = ARGV[7]
     redis.call('DEL', stream, ids)
     redis.call('HSET', meta, 'e', epoch, 'o', 0)
+    last, renewed, hasIds = 0, nil, nil
   end
-  if ARGV[6] == '1' and redis.call('ZSCORE', ids, ARGV[1]) then
+  local dup = false
+  if dedupe then
+    local s = redis.call('ZSCORE', ids, ARGV[1])
+    dup = s ~= false and s ~= nil and tonumber(s) > last - size
+  end
+  if dup then
     res[c+1] = 0
   else
     local off = redis.call('HINCRBY', meta, 'o', 1)
-    redis.call('XADD', stream, 'MAXLEN', ARGV[4], '*', 'o', off, 'i', ARGV[1], 't', ARGV[2], 'd', ARGV[3])
-    if cutoff > 0 then
-      redis.call('XTRIM', stream, 'MINID', '~', cutoff)
+    redis.call('XADD', stream, 'MAXLEN', size, '*', 'o', off, 'i', ARGV[1], 't', ARGV[2], 'd', ARGV[3])
+    local renew = renewed == nil or renewed <= nowms - ttl / 4
+    local expireAt = nowms + ttl + math.floor(ttl / 4)
+    if renew then
+      redis.call('HSET', meta, 'x', nowms)
+    else
+      expireAt = renewed + ttl + math.floor(ttl / 4)
     end
-    if ARGV[6] == '1' then
-      -- Keep the ids of the offsets the stream can still hold.
+    if dedupe then
       redis.call('ZADD', ids, off, ARGV[1])
-      redis.call('ZREMRANGEBYSCORE', ids, '-inf', off - tonumber(ARGV[4]))
-      redis.call('PEXPIRE', ids, ttl)
+      if renew or off % 32 == 0 then
+        redis.call('ZREMRANGEBYSCORE', ids, '-inf', off - size)
+      end
+      if not hasIds then
+        redis.call('HSET', meta, 'd', 1)
+        redis.call('PEXPIREAT', ids, expireAt)
+      end
     end
-    redis.call('PEXPIRE', meta, ttl)
-    redis.call('PEXPIRE', stream, ttl)
+    if renew or off % 32 == 0 then
+      redis.call('XTRIM', stream, 'MINID', '~', nowms - ttl)
+    end
+    if renew then
+      redis.call('PEXPIREAT', meta, expireAt)
+      redis.call('PEXPIREAT', stream, expireAt)
+      redis.call('PEXPIREAT', ids, expireAt)
+    end
     redis.call(ARGV[8], ARGV[9+c], '1\n' .. epoch .. '\n' .. off .. tail)
     res[c+1] = off
   end
@@ -65,7 +100,9 @@ return res
 // historyScript reads a channel's position and, when the asked-for
 // position can be served, the publications after it (newest first). Like
 // broker.Memory it creates the channel, with a new epoch, when it has no
-// history, so that the position it answers stays valid.
+// history, so that the position it answers stays valid. A publication
+// older than HistoryTTL is not served (publishScript trims the stream by
+// age only now and then).
 //
 // KEYS: meta, stream, ids. ARGV: candidate epoch, TTL (ms), since epoch, since
 // offset ("" when none).
@@ -89,7 +126,14 @@ local n = off - since
 if redis.call('XLEN', KEYS[2]) < n then
   return {epoch, off}
 end
-return {epoch, off, redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', n)}
+local entries = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', n)
+local now = redis.call('TIME')
+local cutoff = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) - tonumber(ARGV[2])
+local oldest = #entries > 0 and tonumber(string.match(entries[#entries][1], '^(%d+)'))
+if not oldest or oldest < cutoff then
+  return {epoch, off}
+end
+return {epoch, off, entries}
 `)
 
 func (b *Broker) metaKey(ch string) string   { return b.cfg.Prefix + ":{" + ch + "}:meta" }
