@@ -92,8 +92,9 @@ type Config struct {
 	// whose queue would grow past it is closed with 4008 (slow consumer);
 	// nobody else waits for it. Zero value means 1 MiB.
 	SendQueueBytes int
-	// WriteTimeout bounds each write to a client. Zero value means 10
-	// seconds.
+	// WriteTimeout bounds each write to a client: a connection whose
+	// write has not completed after WriteTimeout (checked every second)
+	// is dropped. Zero value means 10 seconds.
 	WriteTimeout time.Duration
 	// PingInterval is how often the hub pings every client. Zero value
 	// means 25 seconds.

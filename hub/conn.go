@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -27,8 +28,8 @@ var newline = []byte{'\n'}
 
 // conn is one WebSocket connection. Its reader goroutine lives as long as
 // the connection and owns the fields marked so; a writer goroutine runs
-// only while there is something to write, so an idle connection costs one
-// goroutine.
+// while there is something to write and parks for one to two seconds
+// after (see park), so an idle connection costs one goroutine.
 type conn struct {
 	h       *Hub
 	ws      *websocket.Conn
@@ -44,12 +45,20 @@ type conn struct {
 	queue     []outMsg
 	queued    int  // bytes in queue
 	writing   bool // a writer goroutine runs; stays true once it has closed
+	parked    bool // the writer waits on wake for work
 	pingDue   bool
 	closing   bool
 	flush     bool // write the queue before the close frame
 	closeCode int  // 0: drop without a close frame
 	closeText string
 	closeSent bool // the writer is done; the reader may drop the TCP connection
+
+	// wake tells a parked writer there is work.
+	wake chan struct{}
+	// writeStart is when the frame being written began (Unix ns), 0
+	// between frames: the hub's ticker closes a connection whose write
+	// has lasted longer than WriteTimeout (see Hub.expireWrites).
+	writeStart atomic.Int64
 
 	readErr error // owned by the reader: why reading stopped, nil when the hub chose to
 }
@@ -63,7 +72,7 @@ type outMsg struct {
 }
 
 func newConn(h *Hub, ws *websocket.Conn) *conn {
-	return &conn{h: h, ws: ws, session: newSessionID()}
+	return &conn{h: h, ws: ws, session: newSessionID(), wake: make(chan struct{}, 1)}
 }
 
 // enqueue queues m for the writer. Over SendQueueBytes the connection is
@@ -83,9 +92,7 @@ func (c *conn) enqueue(m outMsg) bool {
 	}
 	c.queue = append(c.queue, m)
 	c.queued += len(m.data)
-	if !c.writing {
-		c.startWriterLocked()
-	}
+	c.kickLocked()
 	c.mu.Unlock()
 	return true
 }
@@ -115,9 +122,7 @@ func (c *conn) closeLocked(code int, text string, flush bool) {
 	if !flush {
 		c.queue, c.queued = nil, 0
 	}
-	if !c.writing {
-		c.startWriterLocked()
-	}
+	c.kickLocked()
 	label := "none"
 	if code != 0 {
 		label = strconv.Itoa(code)
@@ -125,10 +130,21 @@ func (c *conn) closeLocked(code int, text string, flush bool) {
 	c.h.metrics.closes.WithLabelValues(label).Inc()
 }
 
-func (c *conn) startWriterLocked() {
-	c.writing = true
-	c.h.wg.Add(1)
-	go c.writeLoop()
+// kickLocked gets the writer going: it starts one, or wakes the parked
+// one.
+func (c *conn) kickLocked() {
+	switch {
+	case !c.writing:
+		c.writing = true
+		c.h.wg.Add(1)
+		go c.writeLoop()
+	case c.parked:
+		c.parked = false
+		select {
+		case c.wake <- struct{}{}:
+		default:
+		}
+	}
 }
 
 // pingSoon asks the writer to send a ping.
@@ -136,11 +152,37 @@ func (c *conn) pingSoon() {
 	c.mu.Lock()
 	if !c.closing {
 		c.pingDue = true
-		if !c.writing {
-			c.startWriterLocked()
-		}
+		c.kickLocked()
 	}
 	c.mu.Unlock()
+}
+
+// park waits, with c.parked set, until the writer has work or has been
+// idle for between one and two writerIdle periods. It reports whether
+// there is work; when not, the writer has stopped (c.writing is false).
+// A writer that stays through bursts of traffic spares the connection a
+// new goroutine, and the stack growth of its first write, per burst; one
+// that leaves when idle keeps an idle connection at one goroutine.
+func (c *conn) park() bool {
+	ticks := 0
+	for {
+		select {
+		case <-c.wake:
+			return true
+		case <-c.h.writerIdleTick():
+			if ticks++; ticks < 2 {
+				continue
+			}
+			c.mu.Lock()
+			if c.parked {
+				c.parked, c.writing = false, false
+				c.mu.Unlock()
+				return false
+			}
+			c.mu.Unlock()
+			return true // kicked meanwhile; its wake stays buffered
+		}
+	}
 }
 
 // writeLoop writes queued messages, several to a frame, until the queue is
@@ -165,9 +207,12 @@ func (c *conn) writeLoop() {
 			n++
 		}
 		if n == 0 && !ping {
-			c.writing = false
+			c.parked = true
 			c.mu.Unlock()
-			return
+			if !c.park() {
+				return
+			}
+			continue
 		}
 		batch = append(batch[:0], c.queue[:n]...)
 		clear(c.queue[:n])
@@ -187,17 +232,20 @@ func (c *conn) writeLoop() {
 }
 
 func (c *conn) writeBatch(batch []outMsg, ping bool) error {
-	deadline := time.Now().Add(c.h.cfg.WriteTimeout)
+	// Frames are written without a deadline on the connection: setting
+	// one per frame updates a runtime timer under a lock that every
+	// writer shares. The hub's ticker enforces WriteTimeout instead.
+	start := time.Now()
+	c.writeStart.Store(start.UnixNano())
+	defer c.writeStart.Store(0)
 	if ping {
+		deadline := start.Add(c.h.cfg.WriteTimeout)
 		if err := c.ws.WriteControl(websocket.PingMessage, nil, deadline); err != nil {
 			return err
 		}
 	}
 	if len(batch) == 0 {
 		return nil
-	}
-	if err := c.ws.SetWriteDeadline(deadline); err != nil {
-		return err
 	}
 	w, err := c.ws.NextWriter(websocket.TextMessage)
 	if err != nil {

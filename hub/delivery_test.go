@@ -381,3 +381,28 @@ func TestBrokerClosed(t *testing.T) {
 		t.Fatalf("broker_up = %v", got)
 	}
 }
+
+// TestWriteTimeout: a client that stops reading, with a send queue too
+// large to overflow, is dropped once a write has blocked for WriteTimeout.
+func TestWriteTimeout(t *testing.T) {
+	e := newEnv(t, func(c *hub.Config, _ *broker.MemoryConfig) {
+		c.SendQueueBytes = 256 << 20
+		c.WriteTimeout = 500 * time.Millisecond
+	})
+	stalled := e.connect("stalled", "a")
+	stalled.subscribe(1, "a", nil)
+	if got := e.metric("telegraphy_hub_connections"); got != 1 {
+		t.Fatalf("connections: %v, want 1", got)
+	}
+	// Far more than the loopback socket buffers hold: the hub's write
+	// blocks.
+	for i := 0; i < 16; i++ {
+		publishTo(t, e.broker, "a", 32, 32<<10)
+	}
+	if got := e.waitMetric("telegraphy_hub_connections", 0); got != 0 {
+		t.Fatalf("connections: %v, want the stalled one dropped", got)
+	}
+	if got := e.metric("telegraphy_hub_slow_consumer_closes_total"); got != 0 {
+		t.Fatalf("slow consumer closes: %v, want 0 (the write timeout dropped it)", got)
+	}
+}

@@ -23,8 +23,9 @@
 // dispatcher goroutine reads the subscription, encodes each publication
 // once per channel and queues the shared bytes to every subscribed
 // connection. Each connection has one reader goroutine for its whole life
-// and a writer goroutine only while it has something to write; pings come
-// from one hub-wide ticker. Close stops them all and waits.
+// and a writer goroutine while it has something to write and for one to two
+// seconds after, so that steady traffic does not start one per message;
+// pings come from one hub-wide ticker. Close stops them all and waits.
 //
 // # Delivery
 //

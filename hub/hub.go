@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -57,8 +58,11 @@ type Hub struct {
 	wg         sync.WaitGroup // connection goroutines
 	loops      sync.WaitGroup // dispatcher and ticker
 	stopTicker chan struct{}
-	closeOnce  sync.Once
-	closeDone  chan struct{}
+	// idleTick is closed, and replaced, every writerIdle: parked writers
+	// count these ticks to leave when idle (see conn.park).
+	idleTick  atomic.Pointer[chan struct{}]
+	closeOnce sync.Once
+	closeDone chan struct{}
 }
 
 // writeBufferPool shares write buffers between all connections of all
@@ -129,6 +133,8 @@ func New(cfg Config) (*Hub, error) {
 	}
 	h.metrics.brokerUp.Set(1)
 
+	idle := make(chan struct{})
+	h.idleTick.Store(&idle)
 	h.loops.Add(2)
 	go h.dispatch()
 	go h.tick()
@@ -327,15 +333,30 @@ func (h *Hub) Close(ctx context.Context) error {
 	return ctx.Err()
 }
 
-// tick pings every connection each PingInterval and checks the broker.
+// writerIdle is the period of Hub.idleTick: a connection's writer
+// goroutine leaves after one to two of them without work.
+const writerIdle = time.Second
+
+// writerIdleTick returns the channel closed at the next idle tick.
+func (h *Hub) writerIdleTick() <-chan struct{} { return *h.idleTick.Load() }
+
+// tick pings every connection each PingInterval, checks the broker, and
+// ticks parked writers every writerIdle.
 func (h *Hub) tick() {
 	defer h.loops.Done()
 	t := time.NewTicker(h.cfg.PingInterval)
 	defer t.Stop()
+	idle := time.NewTicker(writerIdle)
+	defer idle.Stop()
 	for {
 		select {
 		case <-h.stopTicker:
 			return
+		case now := <-idle.C:
+			next := make(chan struct{})
+			close(*h.idleTick.Swap(&next))
+			h.expireWrites(now)
+			continue
 		case <-t.C:
 		}
 		h.mu.Lock()
@@ -344,6 +365,22 @@ func (h *Hub) tick() {
 		}
 		h.mu.Unlock()
 		_ = h.health(h.ctx)
+	}
+}
+
+// expireWrites drops the connections whose current write began more than
+// WriteTimeout ago: closing the TCP connection ends the blocked write, and
+// the writer then ends the connection. It runs every writerIdle, so a
+// write is given between WriteTimeout and WriteTimeout+writerIdle.
+func (h *Hub) expireWrites(now time.Time) {
+	cutoff := now.Add(-h.cfg.WriteTimeout).UnixNano()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for c := range h.conns {
+		if s := c.writeStart.Load(); s != 0 && s < cutoff {
+			h.log.Debug("hub: write timed out", "session", c.session)
+			_ = c.ws.NetConn().Close()
+		}
 	}
 }
 
