@@ -55,7 +55,8 @@
 // hub writes join queued messages up to 32 KiB.
 //
 // An idle authenticated connection with one subscription costs the hub
-// about 7 to 8 KiB: one goroutine stack, the WebSocket and TCP state and a
+// about 8 to 10 KiB: one goroutine stack, the WebSocket and TCP state and a
 // 512-byte read buffer; write buffers are pooled and held only while
-// writing (BenchmarkIdleConnectionMemory measures it).
+// writing, and the writer goroutine leaves after one to two idle seconds
+// (BenchmarkIdleConnectionMemory measures it).
 package hub

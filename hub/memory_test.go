@@ -109,7 +109,9 @@ func BenchmarkIdleConnectionMemory(b *testing.B) {
 			_ = cmd.Wait()
 			b.Fatalf("client process: %q %v", line, err)
 		}
-		time.Sleep(200 * time.Millisecond) // let the last writers exit
+		// Let the writers leave: a writer parks for one to two seconds
+		// after its last write.
+		time.Sleep(2500 * time.Millisecond)
 		heap1, stack1 := hubMemory()
 		g1 := runtime.NumGoroutine()
 		conns := e.metric("telegraphy_hub_connections")
