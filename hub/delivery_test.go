@@ -105,6 +105,12 @@ func TestRecovery(t *testing.T) {
 // with it: every client sees each offset once, in order.
 func TestRecoveryUnderLoad(t *testing.T) {
 	e := newEnv(t)
+	// The memory broker keeps a channel's history from the first time it
+	// is asked for it: ask, so that the first subscriber below finds at
+	// least 10 publications to recover from.
+	if _, err := e.broker.History(context.Background(), "a", nil); err != nil {
+		t.Fatal(err)
+	}
 	e.publish("a", 10)
 	stop := make(chan struct{})
 	pubErr := make(chan error, 1)
