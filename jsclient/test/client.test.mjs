@@ -1,7 +1,7 @@
 // Tests of telegraphy.js against a real hub; run by go test ./jsclient.
 import { test } from "node:test";
 import { Telegraphy, TelegraphyError } from "../telegraphy.js";
-import { assert, chan, client, hubURL, ids, listen, publish, publishTo, token, until } from "./helpers.mjs";
+import { assert, chan, client, hubURL, ids, listen, position, publish, publishTo, token, until } from "./helpers.mjs";
 
 test("connects, subscribes and hands each event to its type and to *", async (t) => {
   const ch = chan("shop.Order");
@@ -106,6 +106,7 @@ test("two subscriptions to one channel share it; unsubscribing one keeps the oth
 
 test("subscribing with since delivers the events after it", async (t) => {
   const ch = chan();
+  await position(ch);
   const first = await publish(
     { channels: [ch], type: "create", data: { n: 1 } },
     { channels: [ch], type: "create", data: { n: 2 } },

@@ -30,6 +30,13 @@ export async function publish(...items) {
   return JSON.parse(await call("/publish", items));
 }
 
+/**
+ * The channel's position in the broker. Asking for it makes the in-process
+ * broker keep the channel's history from then on, as a page rendering its
+ * position does.
+ */
+export const position = async (ch) => JSON.parse(await call("/position?channel=" + encodeURIComponent(ch)));
+
 /** Publishes through the broker of the named hub. */
 export async function publishTo(hub, ...items) {
   return JSON.parse(await call("/publish?hub=" + hub, items));
