@@ -376,10 +376,15 @@ func runTarget(ctx context.Context, cfg Config, t target) (res *Result, err erro
 	clients := make([]*client, len(conns))
 	for i, conn := range conns {
 		clients[i] = &client{channel: i % len(channels), conn: conn, hist: hist, sentAt: sentAt, tr: tr, done: make(chan struct{})}
-		go clients[i].run(&stopping)
+	}
+	stopReaders, err := startReaders(clients, &stopping)
+	if err != nil {
+		closeAll(conns)
+		return nil, fmt.Errorf("clients: %w", err)
 	}
 	stopClients := func() {
 		stopping.Store(true)
+		stopReaders()
 		closeAll(conns)
 		for _, c := range clients {
 			<-c.done

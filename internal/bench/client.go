@@ -156,17 +156,20 @@ func (c *client) run(stopping *atomic.Bool) {
 			}
 			return
 		}
-		now := clock()
-		data := buf.Bytes()
-		for len(data) > 0 {
-			line := data
-			if i := bytes.IndexByte(data, '\n'); i >= 0 {
-				line, data = data[:i], data[i+1:]
-			} else {
-				data = nil
-			}
-			c.handle(line, now)
+		c.handleFrame(buf.Bytes(), clock())
+	}
+}
+
+// handleFrame handles the messages of one frame, received at now.
+func (c *client) handleFrame(data []byte, now int64) {
+	for len(data) > 0 {
+		line := data
+		if i := bytes.IndexByte(data, '\n'); i >= 0 {
+			line, data = data[:i], data[i+1:]
+		} else {
+			data = nil
 		}
+		c.handle(line, now)
 	}
 }
 
