@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -129,35 +128,6 @@ type client struct {
 	closeCode int           // close code the hub sent, 0 if none
 	readErr   error         // why the read loop ended, if not our own close
 	done      chan struct{}
-}
-
-// run reads until the connection ends; it records each measured event's
-// latency and whether it was seen before.
-func (c *client) run(stopping *atomic.Bool) {
-	defer close(c.done)
-	var buf bytes.Buffer
-	for {
-		_, r, err := c.conn.NextReader()
-		if err != nil {
-			if stopping.Load() {
-				return
-			}
-			var ce *websocket.CloseError
-			if errors.As(err, &ce) {
-				c.closeCode = ce.Code
-			}
-			c.readErr = err
-			return
-		}
-		buf.Reset()
-		if _, err := buf.ReadFrom(r); err != nil {
-			if !stopping.Load() {
-				c.readErr = err
-			}
-			return
-		}
-		c.handleFrame(buf.Bytes(), clock())
-	}
 }
 
 // handleFrame handles the messages of one frame, received at now.
