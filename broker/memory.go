@@ -210,11 +210,11 @@ func (m *Memory) Publish(ctx context.Context, msgs ...Message) error {
 		for _, ch := range msg.Channels {
 			pub := Publication{Channel: ch, EventID: msg.EventID, Data: msg.Data, Time: t}
 			subs := m.subs[ch]
-			// A channel that has never had a subscriber nor been asked
-			// for its History keeps none: no client can hold a position
-			// in it, and most record channels are never watched.
-			if !msg.NoHistory && m.cfg.HistorySize > 0 && (len(subs) > 0 || m.channels[ch] != nil) {
-				c := m.channelLocked(ch, now)
+			var c *memChannel
+			if !msg.NoHistory && m.cfg.HistorySize > 0 {
+				c = m.channelLocked(ch, now, len(subs) > 0)
+			}
+			if c != nil {
 				if msg.EventID != "" && c.has(msg.EventID) {
 					continue
 				}
@@ -230,15 +230,21 @@ func (m *Memory) Publish(ctx context.Context, msgs ...Message) error {
 	return nil
 }
 
-// channelLocked returns the channel's history, creating it (with a new
-// epoch) when it has none, marks it as just used, and drops its
-// publications older than HistoryTTL.
-func (m *Memory) channelLocked(ch string, now time.Time) *memChannel {
+// channelLocked returns the channel's history, marks it as just used
+// and drops its publications older than HistoryTTL. A channel without
+// history gets one (with a new epoch) when create is set, and nil
+// otherwise: a channel that has never had a subscriber nor been asked
+// for its History keeps none, since no client can hold a position in it
+// (most record channels are never watched).
+func (m *Memory) channelLocked(ch string, now time.Time, create bool) *memChannel {
 	if c := m.channels[ch]; c != nil {
 		c.last = now
 		m.lru.MoveToFront(c.elem)
 		c.trim(now.Add(-m.cfg.HistoryTTL))
 		return c
+	}
+	if !create {
+		return nil
 	}
 	for len(m.channels) >= m.cfg.MaxChannels {
 		m.forgetLocked(m.lru.Back().Value.(*memChannel))
@@ -291,7 +297,7 @@ func (m *Memory) History(ctx context.Context, channel string, since *Position) (
 		return HistoryResult{}, ErrClosed
 	}
 	m.trimLocked(now)
-	c := m.channelLocked(channel, now)
+	c := m.channelLocked(channel, now, true)
 	res := HistoryResult{Position: Position{Epoch: c.epoch, Offset: c.offset}}
 	if since == nil {
 		res.Recovered = true
