@@ -66,6 +66,7 @@ for c = 0, #KEYS / 3 - 1 do
     local off = redis.call('HINCRBY', meta, 'o', 1)
     redis.call('XADD', stream, 'MAXLEN', size, '*', 'o', off, 'i', ARGV[1], 't', ARGV[2], 'd', ARGV[3])
     local renew = renewed == nil or renewed <= nowms - ttl / 4
+    local tidy = renew or off % 32 == 0
     local expireAt = nowms + ttl + math.floor(ttl / 4)
     if renew then
       redis.call('HSET', meta, 'x', nowms)
@@ -74,7 +75,7 @@ for c = 0, #KEYS / 3 - 1 do
     end
     if dedupe then
       redis.call('ZADD', ids, off, ARGV[1])
-      if renew or off % 32 == 0 then
+      if tidy then
         redis.call('ZREMRANGEBYSCORE', ids, '-inf', off - size)
       end
       if not hasIds then
@@ -82,7 +83,7 @@ for c = 0, #KEYS / 3 - 1 do
         redis.call('PEXPIREAT', ids, expireAt)
       end
     end
-    if renew or off % 32 == 0 then
+    if tidy then
       redis.call('XTRIM', stream, 'MINID', '~', nowms - ttl)
     end
     if renew then
