@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"runtime"
-	"sync"
 	"sync/atomic"
 	"syscall"
 
@@ -24,48 +23,56 @@ import (
 // which the measured latency would count. The handshake is done already
 // (by gorilla/websocket); from then on the readers parse frames
 // themselves: text and continuation frames, pings (answered with a
-// masked pong) and close frames.
+// masked pong) and close frames. They read the socket, not gorilla's
+// buffer, so the server must have sent nothing past the handshake's
+// last reply when they take over: a hub sends nothing after
+// "subscribed" until the first publication, which the bench makes only
+// once every client is read here. A stream joined mid-frame would show
+// as errors and disconnected clients in the report, not as silent loss.
 //
 // stop ends the readers and closes the clients' done channels; the caller
 // closes the connections after it.
 func startReaders(clients []*client, stopping *atomic.Bool) (stop func(), err error) {
 	n := min(runtime.GOMAXPROCS(0), 4, max(len(clients), 1))
 	readers := make([]*epollReader, 0, n)
-	stopAll := func() {
+	// fail undoes the setup; the readers have not started yet.
+	fail := func(err error) (func(), error) {
 		for _, r := range readers {
-			r.quit.Store(true)
+			_ = syscall.Close(r.epfd)
 		}
-		for _, r := range readers {
-			<-r.done
-		}
+		return nil, err
 	}
 	for i := 0; i < n; i++ {
 		epfd, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
 		if err != nil {
-			stopAll()
-			return nil, fmt.Errorf("epoll: %w", err)
+			return fail(fmt.Errorf("epoll: %w", err))
 		}
 		readers = append(readers, &epollReader{epfd: epfd, stopping: stopping, conns: make(map[int32]*rawConn), done: make(chan struct{})})
 	}
 	for i, c := range clients {
 		fd, err := socketFD(c.conn)
 		if err != nil {
-			stopAll()
-			return nil, err
+			return fail(err)
 		}
 		r := readers[i%n]
 		rc := &rawConn{c: c, fd: fd}
 		r.conns[int32(fd)] = rc
 		ev := syscall.EpollEvent{Events: syscall.EPOLLIN | syscall.EPOLLRDHUP, Fd: int32(fd)}
 		if err := syscall.EpollCtl(r.epfd, syscall.EPOLL_CTL_ADD, fd, &ev); err != nil {
-			stopAll()
-			return nil, fmt.Errorf("epoll add: %w", err)
+			return fail(fmt.Errorf("epoll add: %w", err))
 		}
 	}
 	for _, r := range readers {
 		go r.run()
 	}
-	return stopAll, nil
+	return func() {
+		for _, r := range readers {
+			r.quit.Store(true)
+		}
+		for _, r := range readers {
+			<-r.done
+		}
+	}, nil
 }
 
 // socketFD returns the file descriptor of a client's TCP connection.
@@ -103,15 +110,10 @@ type rawConn struct {
 	ended   bool
 }
 
-// readPool holds the readers' read buffers.
-var readPool = sync.Pool{New: func() any { b := make([]byte, 64<<10); return &b }}
-
 func (r *epollReader) run() {
 	defer close(r.done)
 	defer syscall.Close(r.epfd)
-	bufp := readPool.Get().(*[]byte)
-	defer readPool.Put(bufp)
-	buf := *bufp
+	buf := make([]byte, 64<<10)
 	events := make([]syscall.EpollEvent, 256)
 	for !r.quit.Load() {
 		n, err := syscall.EpollWait(r.epfd, events, 20)

@@ -26,6 +26,12 @@ func TestReaders(t *testing.T) {
 		}
 		defer ws.Close()
 		ws.SetPongHandler(func(s string) error { pong <- s; return nil })
+		// Like a hub, the server sends nothing until the client speaks:
+		// here, once its readers have taken the connection over.
+		if _, _, err := ws.ReadMessage(); err != nil {
+			t.Errorf("read: %v", err)
+			return
+		}
 		go func() {
 			for {
 				if _, _, err := ws.NextReader(); err != nil {
@@ -70,6 +76,9 @@ func TestReaders(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer stop()
+	if err := conn.WriteMessage(websocket.TextMessage, []byte("ready")); err != nil {
+		t.Fatal(err)
+	}
 	select {
 	case <-c.done:
 	case <-time.After(10 * time.Second):
