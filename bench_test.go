@@ -38,6 +38,20 @@ func openBench(b *testing.B, withPlugin bool, seedRows int) *gorm.DB {
 	if !withPlugin {
 		return db
 	}
+	p := telegraphy.New(telegraphy.Config{Broker: drainedMemory(b)})
+	if err := p.Register(Order{}, events.Options{}); err != nil {
+		b.Fatal(err)
+	}
+	if err := db.Use(p); err != nil {
+		b.Fatal(err)
+	}
+	return db
+}
+
+// drainedMemory returns a memory broker with one subscriber that drains
+// the model channel, both closed when b ends (after what b registers
+// later).
+func drainedMemory(b *testing.B) *broker.Memory {
 	ctx := context.Background()
 	mem := broker.NewMemory()
 	sub, err := mem.Subscribe(ctx)
@@ -59,14 +73,7 @@ func openBench(b *testing.B, withPlugin bool, seedRows int) *gorm.DB {
 		wg.Wait()
 		mem.Close(ctx)
 	})
-	p := telegraphy.New(telegraphy.Config{Broker: mem})
-	if err := p.Register(Order{}, events.Options{}); err != nil {
-		b.Fatal(err)
-	}
-	if err := db.Use(p); err != nil {
-		b.Fatal(err)
-	}
-	return db
+	return mem
 }
 
 // compare runs op on a database without the plugin (the baseline) and on

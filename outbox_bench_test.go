@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"sync"
 	"testing"
 	"time"
 
@@ -35,23 +34,7 @@ func openOutboxBench(b *testing.B, dl gorm.Dialector, outbox bool) *gorm.DB {
 	if !outbox {
 		return db
 	}
-	ctx := context.Background()
-	mem := broker.NewMemory()
-	sub, err := mem.Subscribe(ctx)
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := sub.Add(ctx, "telegraphy_test.Order"); err != nil {
-		b.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for range sub.C() {
-		}
-	}()
-	p := telegraphy.New(telegraphy.Config{Broker: mem, Outbox: telegraphy.OutboxConfig{Enabled: true}})
+	p := telegraphy.New(telegraphy.Config{Broker: drainedMemory(b), Outbox: telegraphy.OutboxConfig{Enabled: true}})
 	if err := p.Register(Order{}, events.Options{}); err != nil {
 		b.Fatal(err)
 	}
@@ -59,12 +42,9 @@ func openOutboxBench(b *testing.B, dl gorm.Dialector, outbox bool) *gorm.DB {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		_ = p.Close(ctx)
-		sub.Close()
-		wg.Wait()
-		mem.Close(ctx)
 	})
 	return db
 }
