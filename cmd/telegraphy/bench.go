@@ -62,6 +62,13 @@ Memory per idle connection (in-process): idle clients are connected from a
 child process, so only the hub's side is counted: the growth of heap and
 stack in use after a GC, divided by the clients. With --mode url it comes
 from the hub's /metrics (no forced GC: an estimate).
+
+Machine floor: before the run, one event's frame is written to a loopback
+TCP connection and read back, alone, a thousand times; the best mean costs
+give the least time one event takes to reach every client of a channel
+with all cores at work, and the CPU the run's deliveries would take with
+each event in a frame of its own. When that nears the cores there are,
+no hub can send each event alone: events share frames, and wait.
 `)
 		fmt.Fprintln(stderr, "\nflags:")
 		fs.PrintDefaults()

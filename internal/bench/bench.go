@@ -147,6 +147,9 @@ func (c *Config) setDefaults() error {
 type Report struct {
 	Hub      *Result `json:"hub"`
 	Baseline *Result `json:"baseline,omitempty"`
+	// Floor is the least that any hub could do with this load on this
+	// machine, from the cost of loopback writes and reads.
+	Floor *Floor `json:"floor,omitempty"`
 	// Ratios compare the hub with the baseline: deliveries per second
 	// (hub / baseline, higher is better) and latency (hub / baseline,
 	// lower is better).
@@ -232,6 +235,12 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if err := raiseFileLimit(2*cfg.Clients + 256); err != nil {
 		return nil, err
 	}
+	// The floor is measured first, while nothing else of the run is
+	// busy. A channel name as long as the run's gives the frame its size.
+	floor, err := measureFloor(eventFrameBytes("bench.00000000.0"))
+	if err != nil {
+		return nil, err
+	}
 	t, err := newTarget(ctx, cfg)
 	if err != nil {
 		return nil, err
@@ -241,7 +250,8 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		return nil, err
 	}
 	cfg.CPUProfile = ""
-	rep := &Report{Hub: res}
+	floor.apply((cfg.Clients+cfg.Channels-1)/cfg.Channels, res.DeliveriesPerSec)
+	rep := &Report{Hub: res, Floor: floor}
 	if !cfg.Baseline {
 		return rep, nil
 	}
@@ -742,6 +752,12 @@ func Print(w io.Writer, rep *Report) {
 	if rep.Baseline != nil {
 		fmt.Fprintln(w)
 		printResult(w, rep.Baseline)
+	}
+	if f := rep.Floor; f != nil {
+		fmt.Fprintf(w, "\nmachine floor: a loopback write of a %d-byte frame costs %.1f µs and its read %.1f µs here (measured alone);\n",
+			f.FrameBytes, f.WriteUS, f.ReadUS)
+		fmt.Fprintf(w, "  one event to %d clients takes at least %.2f ms of all %d cores; an event per frame at %.0f deliveries/s would take %.2f of %d cores\n",
+			f.ClientsPerChannel, f.FanoutMS, f.Cores, rep.Hub.DeliveriesPerSec, f.UnbatchedCores, f.Cores)
 	}
 	if rep.Ratios != nil {
 		fmt.Fprintf(w, "\nhub / baseline: deliveries/s %.2f×, deliveries/CPU-s %.2f×, latency p50 %.2f×, p99 %.2f×\n",

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
 	"os"
 	"runtime"
 	"strings"
@@ -117,8 +118,58 @@ func TestInProcessHub(t *testing.T) {
 	if rep.Ratios == nil || rep.Ratios.DeliveriesPerSec <= 0 {
 		t.Errorf("ratios = %+v", rep.Ratios)
 	}
+	checkFloor(t, rep)
 	if log.Len() > 0 {
 		t.Logf("hub log:\n%s", log.String())
+	}
+}
+
+// checkFloor checks the machine floor of a run of small(): ten clients on
+// each channel.
+func checkFloor(t *testing.T, rep *Report) {
+	t.Helper()
+	f := rep.Floor
+	if f == nil {
+		t.Fatal("no machine floor in the report")
+	}
+	if f.WriteUS <= 0 || f.ReadUS <= 0 || f.FrameBytes < 100 {
+		t.Errorf("floor = %+v, want positive costs of a frame of an event's size", f)
+	}
+	if f.Cores != runtime.GOMAXPROCS(0) || f.ClientsPerChannel != 10 {
+		t.Errorf("floor for %d clients per channel on %d cores, want 10 on %d", f.ClientsPerChannel, f.Cores, runtime.GOMAXPROCS(0))
+	}
+	perDelivery := (f.WriteUS + f.ReadUS) / 1e6
+	if want := perDelivery * 1e3 * 10 / float64(f.Cores); !near(f.FanoutMS, want) {
+		t.Errorf("fan-out floor %.4f ms, want %.4f", f.FanoutMS, want)
+	}
+	if want := perDelivery * rep.Hub.DeliveriesPerSec; !near(f.UnbatchedCores, want) {
+		t.Errorf("unbatched cores %.4f, want %.4f", f.UnbatchedCores, want)
+	}
+	var out bytes.Buffer
+	Print(&out, rep)
+	if !strings.Contains(out.String(), "machine floor: a loopback write of a") || !strings.Contains(out.String(), "one event to 10 clients takes at least") {
+		t.Errorf("summary lacks the machine floor:\n%s", out.String())
+	}
+}
+
+func near(a, b float64) bool { return math.Abs(a-b) <= 1e-9*math.Max(1, math.Abs(b)) }
+
+func TestLoopbackCost(t *testing.T) {
+	for _, size := range []int{0, floorMaxFrame + 1} {
+		if _, _, err := loopbackCost(size); err == nil || !strings.Contains(err.Error(), "frame size") {
+			t.Errorf("loopbackCost(%d) = %v, want an error naming the frame size", size, err)
+		}
+	}
+	w, r, err := loopbackCost(floorMaxFrame)
+	if err != nil {
+		t.Fatal(err)
+	}
+	small, _, err := loopbackCost(256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w <= 0 || r <= 0 || small <= 0 {
+		t.Errorf("costs write %v, read %v, small write %v; want positive", w, r, small)
 	}
 }
 
