@@ -85,6 +85,10 @@ type Config struct {
 	// Baseline runs the same load again against the bare broadcaster and
 	// reports the ratios.
 	Baseline bool
+	// Direct runs the same load again against the direct writer, the
+	// least a Go hub can do per delivery on this machine (see
+	// directWriter), and reports its figures.
+	Direct bool
 	// SkipMemory skips the idle-connection memory measurement (which
 	// starts a child process holding Clients idle connections).
 	SkipMemory bool
@@ -147,6 +151,8 @@ func (c *Config) setDefaults() error {
 type Report struct {
 	Hub      *Result `json:"hub"`
 	Baseline *Result `json:"baseline,omitempty"`
+	// Direct is the direct writer's run, with Config.Direct.
+	Direct *Result `json:"direct,omitempty"`
 	// Floor is the least that any hub could do with this load on this
 	// machine, from the cost of loopback writes and reads.
 	Floor *Floor `json:"floor,omitempty"`
@@ -252,6 +258,15 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	cfg.CPUProfile = ""
 	floor.apply((cfg.Clients+cfg.Channels-1)/cfg.Channels, res.DeliveriesPerSec)
 	rep := &Report{Hub: res, Floor: floor}
+	if cfg.Direct {
+		dt, err := newDirectTarget()
+		if err != nil {
+			return nil, err
+		}
+		if rep.Direct, err = runTarget(ctx, cfg, dt); err != nil {
+			return nil, fmt.Errorf("direct writer: %w", err)
+		}
+	}
 	if !cfg.Baseline {
 		return rep, nil
 	}
@@ -749,6 +764,10 @@ func encodeEvent(e event) (id string, encoded []byte) {
 // Print writes a human-readable summary of rep.
 func Print(w io.Writer, rep *Report) {
 	printResult(w, rep.Hub)
+	if rep.Direct != nil {
+		fmt.Fprintln(w)
+		printResult(w, rep.Direct)
+	}
 	if rep.Baseline != nil {
 		fmt.Fprintln(w)
 		printResult(w, rep.Baseline)

@@ -107,6 +107,7 @@ func TestBaseline(t *testing.T) {
 func TestInProcessHub(t *testing.T) {
 	cfg := small()
 	cfg.Baseline = true
+	cfg.Direct = true
 	var log bytes.Buffer
 	cfg.Log = &log
 	rep, err := Run(context.Background(), cfg)
@@ -115,6 +116,12 @@ func TestInProcessHub(t *testing.T) {
 	}
 	checkResult(t, rep.Hub)
 	checkResult(t, rep.Baseline)
+	checkResult(t, rep.Direct)
+	var out bytes.Buffer
+	Print(&out, rep)
+	if !strings.Contains(out.String(), "direct writer (each event's frame") {
+		t.Errorf("summary lacks the direct writer's run:\n%s", out.String())
+	}
 	if rep.Ratios == nil || rep.Ratios.DeliveriesPerSec <= 0 {
 		t.Errorf("ratios = %+v", rep.Ratios)
 	}

@@ -6,7 +6,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"strconv"
 	"time"
 )
 
@@ -89,17 +88,8 @@ func (t *baselineTarget) endpoint(i int, channel string) (endpoint, error) {
 }
 
 func (t *baselineTarget) publish(ctx context.Context, e event) error {
-	_, data := encodeEvent(e)
 	// The same envelope a hub sends, built once and shared by every client.
-	msg := make([]byte, 0, len(data)+len(e.Channel)+64)
-	msg = append(msg, `{"type":"event","channel":`...)
-	msg = strconv.AppendQuote(msg, e.Channel)
-	msg = append(msg, `,"offset":`...)
-	msg = strconv.AppendInt(msg, e.Seq+1, 10)
-	msg = append(msg, `,"event":`...)
-	msg = append(msg, data...)
-	msg = append(msg, '}')
-	t.b.publish(e.Channel, msg)
+	t.b.publish(e.Channel, eventMessage(e))
 	return nil
 }
 
