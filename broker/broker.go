@@ -15,6 +15,28 @@ var (
 	ErrEmptyChannel = errors.New("broker: empty channel name")
 )
 
+// CheckChannels returns ErrEmptyChannel when one of channels is empty: the
+// check every Broker makes on Subscription.Add.
+func CheckChannels(channels ...string) error {
+	for _, ch := range channels {
+		if ch == "" {
+			return ErrEmptyChannel
+		}
+	}
+	return nil
+}
+
+// CheckMessages returns ErrEmptyChannel when one of msgs names an empty
+// channel: the check every Broker makes before Publish sends anything.
+func CheckMessages(msgs ...Message) error {
+	for _, m := range msgs {
+		if err := CheckChannels(m.Channels...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // Message is one encoded event handed to Publish. The same Data is
 // published to every channel in Channels: it is encoded once.
 type Message struct {

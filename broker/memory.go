@@ -188,12 +188,8 @@ func (m *Memory) newEpochLocked() string {
 // Publish implements Broker. It never waits (a full subscription drops
 // the publication) and does not use ctx.
 func (m *Memory) Publish(ctx context.Context, msgs ...Message) error {
-	for _, msg := range msgs {
-		for _, ch := range msg.Channels {
-			if ch == "" {
-				return ErrEmptyChannel
-			}
-		}
+	if err := CheckMessages(msgs...); err != nil {
+		return err
 	}
 	now := time.Now()
 	m.mu.Lock()
@@ -381,10 +377,8 @@ func (s *memSub) C() <-chan Publication { return s.ch }
 func (s *memSub) Dropped() uint64       { return s.dropped.Load() }
 
 func (s *memSub) Add(ctx context.Context, channels ...string) error {
-	for _, ch := range channels {
-		if ch == "" {
-			return ErrEmptyChannel
-		}
+	if err := CheckChannels(channels...); err != nil {
+		return err
 	}
 	s.m.mu.Lock()
 	defer s.m.mu.Unlock()

@@ -2,6 +2,7 @@ package broker_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"testing"
 
@@ -87,5 +88,48 @@ func TestMemoryEpochs(t *testing.T) {
 			seen[res.Position.Epoch] = true
 		}
 		m.Close(ctx)
+	}
+}
+
+// TestMemoryEmptyChannel: an empty channel name is refused everywhere, and
+// a Publish naming one publishes none of its messages.
+func TestMemoryEmptyChannel(t *testing.T) {
+	ctx := context.Background()
+	m := broker.NewMemory()
+	defer m.Close(ctx)
+	sub, err := m.Subscribe(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sub.Add(ctx, "c"); err != nil {
+		t.Fatal(err)
+	}
+	err = m.Publish(ctx,
+		broker.Message{EventID: "1", Channels: []string{"c"}, Data: []byte(`1`)},
+		broker.Message{EventID: "2", Channels: []string{"c", ""}, Data: []byte(`2`)})
+	if !errors.Is(err, broker.ErrEmptyChannel) {
+		t.Errorf("Publish with an empty channel: %v, want ErrEmptyChannel", err)
+	}
+	if h := history(t, m, "c", nil); h.Position.Offset != 0 {
+		t.Errorf("channel c is at offset %d after the refused Publish, want 0", h.Position.Offset)
+	}
+	select {
+	case p := <-sub.C():
+		t.Errorf("the refused Publish delivered %s", p.Data)
+	default:
+	}
+	if _, err := m.History(ctx, "", nil); !errors.Is(err, broker.ErrEmptyChannel) {
+		t.Errorf("History of an empty channel: %v, want ErrEmptyChannel", err)
+	}
+	if err := sub.Add(ctx, "d", ""); !errors.Is(err, broker.ErrEmptyChannel) {
+		t.Errorf("Add of an empty channel: %v, want ErrEmptyChannel", err)
+	}
+	if err := m.Publish(ctx, broker.Message{EventID: "3", Channels: []string{"d"}, Data: []byte(`3`)}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case p := <-sub.C():
+		t.Errorf("the refused Add subscribed to d: received %s", p.Data)
+	default:
 	}
 }

@@ -183,12 +183,8 @@ func (b *Broker) Stats() Stats {
 // wrapping ErrQueueFull. The Broker keeps each Message's Data until it is
 // sent: callers must not modify it.
 func (b *Broker) Publish(ctx context.Context, msgs ...broker.Message) error {
-	for _, m := range msgs {
-		for _, ch := range m.Channels {
-			if ch == "" {
-				return broker.ErrEmptyChannel
-			}
-		}
+	if err := broker.CheckMessages(msgs...); err != nil {
+		return err
 	}
 	now := time.Now()
 	b.mu.RLock()

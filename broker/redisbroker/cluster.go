@@ -64,10 +64,8 @@ func (s *clusterSub) Dropped() uint64              { return s.dropped.Load() }
 // Add implements broker.Subscription. It returns once each channel's node
 // has confirmed the subscription.
 func (s *clusterSub) Add(ctx context.Context, channels ...string) error {
-	for _, ch := range channels {
-		if ch == "" {
-			return broker.ErrEmptyChannel
-		}
+	if err := broker.CheckChannels(channels...); err != nil {
+		return err
 	}
 	for _, ch := range channels {
 		if err := s.add(ctx, ch); err != nil {

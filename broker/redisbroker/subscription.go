@@ -77,10 +77,8 @@ func (s *subscription) Dropped() uint64              { return s.dropped.Load() }
 // Add implements broker.Subscription. It returns once Redis has confirmed
 // the subscriptions, so a publication made after Add returns is delivered.
 func (s *subscription) Add(ctx context.Context, channels ...string) error {
-	for _, ch := range channels {
-		if ch == "" {
-			return broker.ErrEmptyChannel
-		}
+	if err := broker.CheckChannels(channels...); err != nil {
+		return err
 	}
 	s.mu.Lock()
 	if s.closed {
