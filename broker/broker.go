@@ -58,7 +58,8 @@ type Message struct {
 
 // Position is a place in a channel's stream. Offsets grow by one per
 // publication within a channel; the epoch changes whenever the channel's
-// history is lost, which makes older positions unrecoverable.
+// history is lost, or may have lost its last publications, which makes
+// older positions unrecoverable.
 type Position struct {
 	Epoch  string `json:"epoch"`
 	Offset uint64 `json:"offset"`

@@ -771,7 +771,10 @@ func startProxy(t *testing.T, target string) *freezingProxy {
 			if err != nil {
 				return
 			}
-			b, err := net.Dial("tcp", target)
+			p.mu.Lock()
+			to := p.target
+			p.mu.Unlock()
+			b, err := net.Dial("tcp", to)
 			if err != nil {
 				a.Close()
 				continue
@@ -811,6 +814,19 @@ func startProxy(t *testing.T, target string) *freezingProxy {
 		p.wg.Wait()
 	})
 	return p
+}
+
+// retarget sends new connections to target and closes the current ones,
+// as a failover does to the clients of the failed server.
+func (p *freezingProxy) retarget(target string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.target = target
+	for _, pair := range p.pairs {
+		pair.a.Close()
+		pair.b.Close()
+	}
+	p.pairs = nil
 }
 
 func (p *freezingProxy) freeze() {

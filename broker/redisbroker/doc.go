@@ -34,7 +34,8 @@
 //
 // Per channel, the script atomically starts a new epoch when the channel's
 // history is missing (first use, expiry, or a Redis restarted without
-// persistence), skips an event id it has already kept, assigns the next
+// persistence) or may have lost its last publications (a failover to a
+// replica, told by the replication id kept with the channel), skips an event id it has already kept, assigns the next
 // offset, appends to the channel's stream trimmed to HistorySize entries
 // and HistoryTTL of age, and publishes. Live delivery is Redis pub/sub: at
 // most once. A hub that loses its connection reconnects and resubscribes by

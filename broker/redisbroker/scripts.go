@@ -7,7 +7,8 @@ import "github.com/redis/go-redis/v9"
 // slot and one script may touch them together:
 //
 //	<prefix>:{<channel>}:meta        hash: e = epoch, o = newest offset,
-//	                                 x = last expiry renewal (unix ms), d = ids exists
+//	                                 x = last expiry renewal (unix ms), d = ids exists,
+//	                                 r = replication id of the primary that wrote it
 //	<prefix>:{<channel>}:stream      stream: o, i (event id), t (unix ns), d (data)
 //	<prefix>:{<channel>}:ids         sorted set: event id -> offset, for the
 //	                                 ids still in the stream
@@ -16,10 +17,28 @@ import "github.com/redis/go-redis/v9"
 //
 // A channel's keys expire together, between HistoryTTL and 1.25 HistoryTTL
 // after its last publication (see publishScript).
+//
+// A channel's epoch also changes when its history was written by the
+// primary that the server the scripts run on replaced in a failover:
+// Redis replicates asynchronously, so a promoted replica may lack the last
+// publications, and would hand their offsets out again to new events,
+// which clients that saw the lost ones would skip as already seen. Field
+// r holds the replication id of the server that last wrote the channel
+// (INFO replication, master_replid); a promoted replica keeps its former
+// primary's id as master_replid2. When r equals the running server's
+// master_replid2, the scripts start a new epoch, as when the history is
+// missing: every failover does this to the channels it finds, even one
+// that lost nothing, and their clients get recovered=false once. Any
+// other r (a server restarted from its own AOF or RDB, which takes a new
+// replication id; a channel written before field r existed) keeps the
+// epoch and takes the running server's id. Not detected: a channel left
+// untouched through two failovers in a row, and writes lost by a restart
+// (AOF with appendfsync everysec can lose the last second); and nothing
+// is detected where ACLs refuse INFO to the broker's user (r stays empty).
 
 // publishScript appends one message to each of its channels. Per channel,
-// atomically: it starts a new epoch when the channel's history is missing,
-// skips an event id it has already kept, assigns the next offset, appends
+// atomically: it starts a new epoch when the channel's history is missing
+// or was written by a primary that failed over (see above), skips an event id it has already kept, assigns the next offset, appends
 // to the stream trimmed to the history size, and publishes. It returns
 // each channel's offset, 0 for a duplicate.
 //
@@ -44,16 +63,27 @@ local dedupe = ARGV[6] == '1'
 local now = redis.call('TIME')
 local nowms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
 local tail = '\n' .. ARGV[1] .. '\n' .. ARGV[2] .. '\n' .. ARGV[3]
+local info = redis.pcall('INFO', 'replication')
+local rid, rid2 = '', ''
+if type(info) == 'string' then
+  rid = string.match(info, 'master_replid:(%w+)') or ''
+  rid2 = string.match(info, 'master_replid2:(%w+)') or ''
+end
 local res = {}
 for c = 0, #KEYS / 3 - 1 do
   local meta, stream, ids = KEYS[c*3+1], KEYS[c*3+2], KEYS[c*3+3]
-  local m = redis.call('HMGET', meta, 'e', 'o', 'x', 'd')
+  local m = redis.call('HMGET', meta, 'e', 'o', 'x', 'd', 'r')
   local epoch, last, renewed, hasIds = m[1], tonumber(m[2]) or 0, tonumber(m[3]), m[4]
+  if epoch and m[5] and m[5] ~= rid and m[5] == rid2 then
+    epoch = nil
+  end
   if not epoch then
     epoch = ARGV[7]
-    redis.call('DEL', stream, ids)
-    redis.call('HSET', meta, 'e', epoch, 'o', 0)
+    redis.call('DEL', meta, stream, ids)
+    redis.call('HSET', meta, 'e', epoch, 'o', 0, 'r', rid)
     last, renewed, hasIds = 0, nil, nil
+  elseif m[5] ~= rid then
+    redis.call('HSET', meta, 'r', rid)
   end
   local dup = false
   if dedupe then
@@ -101,19 +131,33 @@ return res
 // historyScript reads a channel's position and, when the asked-for
 // position can be served, the publications after it (newest first). Like
 // broker.Memory it creates the channel, with a new epoch, when it has no
-// history, so that the position it answers stays valid. A publication
+// history, so that the position it answers stays valid; so it does when
+// the history was written by a primary that failed over, as
+// publishScript does. A publication
 // older than HistoryTTL is not served (publishScript trims the stream by
 // age only now and then).
 //
 // KEYS: meta, stream, ids. ARGV: candidate epoch, TTL (ms), since epoch, since
 // offset ("" when none).
 var historyScript = redis.NewScript(`
-local epoch = redis.call('HGET', KEYS[1], 'e')
+local info = redis.pcall('INFO', 'replication')
+local rid, rid2 = '', ''
+if type(info) == 'string' then
+  rid = string.match(info, 'master_replid:(%w+)') or ''
+  rid2 = string.match(info, 'master_replid2:(%w+)') or ''
+end
+local m = redis.call('HMGET', KEYS[1], 'e', 'r')
+local epoch = m[1]
+if epoch and m[2] and m[2] ~= rid and m[2] == rid2 then
+  epoch = nil
+end
 if not epoch then
   epoch = ARGV[1]
-  redis.call('DEL', KEYS[2], KEYS[3])
-  redis.call('HSET', KEYS[1], 'e', epoch, 'o', 0)
+  redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
+  redis.call('HSET', KEYS[1], 'e', epoch, 'o', 0, 'r', rid)
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
+elseif m[2] ~= rid then
+  redis.call('HSET', KEYS[1], 'r', rid)
 end
 local off = tonumber(redis.call('HGET', KEYS[1], 'o'))
 if ARGV[4] == '' or ARGV[3] ~= epoch then
