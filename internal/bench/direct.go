@@ -18,8 +18,9 @@ import (
 // WebSocket handshake it keeps nothing but each client's socket, and for
 // each event one goroutine per core writes the event's frame, built once,
 // straight to its share of the channel's sockets. No queue, no protocol,
-// no goroutine per connection, no slow-client handling: it is a yardstick
-// for this machine, not a design.
+// no writer per connection (each has only an idle reader, which notices
+// when it closes), no slow-client handling: it is a yardstick for this
+// machine, not a design.
 type directWriter struct {
 	upgrader websocket.Upgrader
 
@@ -133,21 +134,20 @@ func (d *directWriter) publish(channel string, msg []byte) {
 	}
 }
 
-// close stops the workers, disconnects every client and waits for the
-// readers.
+// close stops the workers and disconnects every client (which also ends
+// a write blocked on a client that stopped reading), then waits for the
+// workers and readers.
 func (d *directWriter) close() {
 	d.mu.Lock()
 	d.closed = true
 	for _, ch := range d.work {
 		close(ch)
 	}
-	d.mu.Unlock()
-	d.wg.Wait()
-	d.mu.Lock()
 	for _, c := range d.ws {
 		c.Close()
 	}
 	d.mu.Unlock()
+	d.wg.Wait()
 	d.readers.Wait()
 }
 
