@@ -38,9 +38,10 @@ import "github.com/redis/go-redis/v9"
 
 // publishScript appends one message to each of its channels. Per channel,
 // atomically: it starts a new epoch when the channel's history is missing
-// or was written by a primary that failed over (see above), skips an event id it has already kept, assigns the next offset, appends
-// to the stream trimmed to the history size, and publishes. It returns
-// each channel's offset, 0 for a duplicate.
+// or was written by a primary that failed over (see above), skips an
+// event id it has already kept, assigns the next offset, appends to the
+// stream trimmed to the history size, and publishes. It returns each
+// channel's offset, 0 for a duplicate.
 //
 // The hot path is six commands a channel. The rest is done only every
 // 32nd offset or when the keys' expiry is due for renewal: trimming the
@@ -131,11 +132,10 @@ return res
 // historyScript reads a channel's position and, when the asked-for
 // position can be served, the publications after it (newest first). Like
 // broker.Memory it creates the channel, with a new epoch, when it has no
-// history, so that the position it answers stays valid; so it does when
-// the history was written by a primary that failed over, as
-// publishScript does. A publication
-// older than HistoryTTL is not served (publishScript trims the stream by
-// age only now and then).
+// history, so that the position it answers stays valid, and when the
+// history was written by a primary that failed over, as publishScript
+// does. A publication older than HistoryTTL is not served (publishScript
+// trims the stream by age only now and then).
 //
 // KEYS: meta, stream, ids. ARGV: candidate epoch, TTL (ms), since epoch, since
 // offset ("" when none).
