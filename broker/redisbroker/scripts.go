@@ -36,6 +36,18 @@ import "github.com/redis/go-redis/v9"
 // (AOF with appendfsync everysec can lose the last second); and nothing
 // is detected where ACLs refuse INFO to the broker's user (r stays empty).
 
+// replicationIDs starts both scripts: rid and rid2 are the running
+// server's master_replid and master_replid2, or empty where INFO is
+// refused.
+const replicationIDs = `
+local info = redis.pcall('INFO', 'replication')
+local rid, rid2 = '', ''
+if type(info) == 'string' then
+  rid = string.match(info, 'master_replid:(%w+)') or ''
+  rid2 = string.match(info, 'master_replid2:(%w+)') or ''
+end
+`
+
 // publishScript appends one message to each of its channels. Per channel,
 // atomically: it starts a new epoch when the channel's history is missing
 // or was written by a primary that failed over (see above), skips an
@@ -57,19 +69,13 @@ import "github.com/redis/go-redis/v9"
 // a call for one channel is valid on Redis Cluster). ARGV: event
 // id, time (unix ns), data, history size, TTL (ms), dedupe ("1" or "0"),
 // candidate epoch, then the channels' pub/sub channels.
-var publishScript = redis.NewScript(`
+var publishScript = redis.NewScript(replicationIDs + `
 local size = tonumber(ARGV[4])
 local ttl = tonumber(ARGV[5])
 local dedupe = ARGV[6] == '1'
 local now = redis.call('TIME')
 local nowms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
 local tail = '\n' .. ARGV[1] .. '\n' .. ARGV[2] .. '\n' .. ARGV[3]
-local info = redis.pcall('INFO', 'replication')
-local rid, rid2 = '', ''
-if type(info) == 'string' then
-  rid = string.match(info, 'master_replid:(%w+)') or ''
-  rid2 = string.match(info, 'master_replid2:(%w+)') or ''
-end
 local res = {}
 for c = 0, #KEYS / 3 - 1 do
   local meta, stream, ids = KEYS[c*3+1], KEYS[c*3+2], KEYS[c*3+3]
@@ -139,13 +145,7 @@ return res
 //
 // KEYS: meta, stream, ids. ARGV: candidate epoch, TTL (ms), since epoch, since
 // offset ("" when none).
-var historyScript = redis.NewScript(`
-local info = redis.pcall('INFO', 'replication')
-local rid, rid2 = '', ''
-if type(info) == 'string' then
-  rid = string.match(info, 'master_replid:(%w+)') or ''
-  rid2 = string.match(info, 'master_replid2:(%w+)') or ''
-end
+var historyScript = redis.NewScript(replicationIDs + `
 local m = redis.call('HMGET', KEYS[1], 'e', 'r')
 local epoch = m[1]
 if epoch and m[2] and m[2] ~= rid and m[2] == rid2 then
