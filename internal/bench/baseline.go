@@ -39,13 +39,8 @@ func newBroadcaster() *broadcaster {
 }
 
 func (b *broadcaster) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	channel := r.URL.Query().Get("channel")
-	if channel == "" {
-		http.Error(w, "channel missing", http.StatusBadRequest)
-		return
-	}
-	conn, err := b.upgrader.Upgrade(w, r, nil)
-	if err != nil {
+	conn, channel, ok := upgrade(&b.upgrader, w, r)
+	if !ok {
 		return
 	}
 	p := &peer{conn: conn, send: make(chan []byte, peerQueue)}

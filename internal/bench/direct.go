@@ -1,14 +1,11 @@
 package bench
 
 import (
-	"context"
 	"encoding/binary"
 	"net"
 	"net/http"
-	"net/url"
 	"runtime"
 	"slices"
-	"strconv"
 	"sync"
 
 	"github.com/gorilla/websocket"
@@ -68,13 +65,8 @@ func (d *directWriter) worker(jobs <-chan directJob) {
 }
 
 func (d *directWriter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	channel := r.URL.Query().Get("channel")
-	if channel == "" {
-		http.Error(w, "channel missing", http.StatusBadRequest)
-		return
-	}
-	conn, err := d.upgrader.Upgrade(w, r, nil)
-	if err != nil {
+	conn, channel, ok := upgrade(&d.upgrader, w, r)
+	if !ok {
 		return
 	}
 	d.mu.Lock()
@@ -149,54 +141,4 @@ func (d *directWriter) close() {
 	d.mu.Unlock()
 	d.wg.Wait()
 	d.readers.Wait()
-}
-
-// directTarget is the direct writer on a loopback port.
-type directTarget struct {
-	d   *directWriter
-	srv *server
-}
-
-func newDirectTarget() (*directTarget, error) {
-	d := newDirectWriter()
-	srv, err := serve(d)
-	if err != nil {
-		d.close()
-		return nil, err
-	}
-	return &directTarget{d: d, srv: srv}, nil
-}
-
-func (t *directTarget) name() string {
-	return "direct writer (each event's frame written straight to every socket, a goroutine per core)"
-}
-func (t *directTarget) inProcess() bool { return true }
-
-func (t *directTarget) endpoint(i int, channel string) (endpoint, error) {
-	return endpoint{URL: "ws://" + t.srv.addr + "/ws?channel=" + url.QueryEscape(channel), Channel: channel}, nil
-}
-
-func (t *directTarget) publish(ctx context.Context, e event) error {
-	t.d.publish(e.Channel, eventMessage(e))
-	return nil
-}
-
-func (t *directTarget) close(ctx context.Context) error {
-	err := t.srv.close(ctx)
-	t.d.close()
-	return err
-}
-
-// eventMessage is the message a hub sends for e: the event in the hub's
-// envelope.
-func eventMessage(e event) []byte {
-	_, data := encodeEvent(e)
-	msg := make([]byte, 0, len(data)+len(e.Channel)+64)
-	msg = append(msg, `{"type":"event","channel":`...)
-	msg = strconv.AppendQuote(msg, e.Channel)
-	msg = append(msg, `,"offset":`...)
-	msg = strconv.AppendInt(msg, e.Seq+1, 10)
-	msg = append(msg, `,"event":`...)
-	msg = append(msg, data...)
-	return append(msg, '}')
 }

@@ -29,9 +29,9 @@ func TestDirectWriterFrames(t *testing.T) {
 	// The connection is registered when the upgrade returns; wait for it.
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		dt.d.mu.Lock()
-		n := len(dt.d.subs["c"])
-		dt.d.mu.Unlock()
+		dt.s.(*directWriter).mu.Lock()
+		n := len(dt.s.(*directWriter).subs["c"])
+		dt.s.(*directWriter).mu.Unlock()
 		if n == 1 {
 			break
 		}
@@ -43,8 +43,8 @@ func TestDirectWriterFrames(t *testing.T) {
 	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
 	for _, size := range []int{0, 125, 126, 65535, 65536, 200_000} {
 		msg := bytes.Repeat([]byte{'x'}, size)
-		dt.d.publish("c", msg)
-		dt.d.publish("other", []byte("not for this client"))
+		dt.s.(*directWriter).publish("c", msg)
+		dt.s.(*directWriter).publish("other", []byte("not for this client"))
 		typ, got, err := conn.ReadMessage()
 		if err != nil {
 			t.Fatalf("%d bytes: %v", size, err)

@@ -6,7 +6,10 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"time"
+
+	"github.com/gorilla/websocket"
 )
 
 // target is what the load runs against: it hands out client endpoints and
@@ -65,36 +68,86 @@ func (s *server) close(ctx context.Context) error {
 	return err
 }
 
-// baselineTarget is the bare broadcaster on a loopback port.
-type baselineTarget struct {
-	b   *broadcaster
-	srv *server
+// bareServer is a server without the Telegraphy protocol: the bare
+// broadcaster or the direct writer. A client names its channel in the URL
+// (?channel=...) and gets every message published to it.
+type bareServer interface {
+	http.Handler
+	publish(channel string, msg []byte)
+	close()
 }
 
-func newBaselineTarget() (*baselineTarget, error) {
-	b := newBroadcaster()
-	srv, err := serve(b)
+// bareTarget is a bareServer on a loopback port.
+type bareTarget struct {
+	desc string
+	s    bareServer
+	srv  *server
+}
+
+func newBareTarget(desc string, s bareServer) (*bareTarget, error) {
+	srv, err := serve(s)
 	if err != nil {
+		s.close()
 		return nil, err
 	}
-	return &baselineTarget{b: b, srv: srv}, nil
+	return &bareTarget{desc: desc, s: s, srv: srv}, nil
 }
 
-func (t *baselineTarget) name() string    { return "baseline (bare gorilla/websocket broadcaster)" }
-func (t *baselineTarget) inProcess() bool { return true }
+// newBaselineTarget is the bare broadcaster on a loopback port.
+func newBaselineTarget() (*bareTarget, error) {
+	return newBareTarget("baseline (bare gorilla/websocket broadcaster)", newBroadcaster())
+}
 
-func (t *baselineTarget) endpoint(i int, channel string) (endpoint, error) {
+// newDirectTarget is the direct writer on a loopback port.
+func newDirectTarget() (*bareTarget, error) {
+	return newBareTarget("direct writer (each event's frame written straight to every socket, a goroutine per core)", newDirectWriter())
+}
+
+func (t *bareTarget) name() string    { return t.desc }
+func (t *bareTarget) inProcess() bool { return true }
+
+func (t *bareTarget) endpoint(i int, channel string) (endpoint, error) {
 	return endpoint{URL: "ws://" + t.srv.addr + "/ws?channel=" + url.QueryEscape(channel), Channel: channel}, nil
 }
 
-func (t *baselineTarget) publish(ctx context.Context, e event) error {
+func (t *bareTarget) publish(ctx context.Context, e event) error {
 	// The same envelope a hub sends, built once and shared by every client.
-	t.b.publish(e.Channel, eventMessage(e))
+	t.s.publish(e.Channel, eventMessage(e))
 	return nil
 }
 
-func (t *baselineTarget) close(ctx context.Context) error {
+func (t *bareTarget) close(ctx context.Context) error {
 	err := t.srv.close(ctx)
-	t.b.close()
+	t.s.close()
 	return err
+}
+
+// upgrade answers a bare server's WebSocket request: it returns the
+// connection and the channel the client named, or false once it has
+// answered the request with an error.
+func upgrade(u *websocket.Upgrader, w http.ResponseWriter, r *http.Request) (*websocket.Conn, string, bool) {
+	channel := r.URL.Query().Get("channel")
+	if channel == "" {
+		http.Error(w, "channel missing", http.StatusBadRequest)
+		return nil, "", false
+	}
+	conn, err := u.Upgrade(w, r, nil)
+	if err != nil {
+		return nil, "", false
+	}
+	return conn, channel, true
+}
+
+// eventMessage is the message a hub sends for e: the event in the hub's
+// envelope.
+func eventMessage(e event) []byte {
+	_, data := encodeEvent(e)
+	msg := make([]byte, 0, len(data)+len(e.Channel)+64)
+	msg = append(msg, `{"type":"event","channel":`...)
+	msg = strconv.AppendQuote(msg, e.Channel)
+	msg = append(msg, `,"offset":`...)
+	msg = strconv.AppendInt(msg, e.Seq+1, 10)
+	msg = append(msg, `,"event":`...)
+	msg = append(msg, data...)
+	return append(msg, '}')
 }
