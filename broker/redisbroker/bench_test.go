@@ -20,7 +20,9 @@ var benchData = []byte(`{"name":"shop.Order","meta":{"event_type":"update","verb
 // record channel, through the Broker (script: offset, stream, dedupe,
 // publish) and waits until Redis has them all. The baseline is the same
 // number of bare PUBLISH commands, pipelined in batches of the same size,
-// in the same run: the ratio is the price of history and offsets.
+// in the same run: the ratio is the price of history and offsets. The
+// same messages then go to channels nobody watches, which keep no
+// history (unwatched-msgs/s).
 func BenchmarkPublishThroughput(b *testing.B) {
 	url := testenv.StartRedis(b).URL
 	opt, _ := redis.ParseURL(url)
@@ -29,9 +31,17 @@ func BenchmarkPublishThroughput(b *testing.B) {
 	bk := newBroker(b, url, Config{QueueSize: 1 << 20})
 	ctx := context.Background()
 	msgs := make([]broker.Message, b.N)
+	cold := make([]broker.Message, b.N)
 	for i := range msgs {
 		id := "e" + strconv.Itoa(i)
 		msgs[i] = broker.Message{EventID: id, Channels: []string{"shop.Order", "shop.Order:" + strconv.Itoa(i%1000)}, Data: benchData}
+		cold[i] = broker.Message{EventID: id, Channels: []string{"cold.Order", "cold.Order:" + strconv.Itoa(i%1000)}, Data: benchData}
+	}
+	// The shop channels are watched, as hubs' clients would: they keep
+	// history. Nobody watches the cold ones.
+	watch(b, bk, "shop.Order")
+	for i := range min(b.N, 1000) {
+		watch(b, bk, "shop.Order:"+strconv.Itoa(i))
 	}
 	b.ResetTimer()
 
@@ -59,9 +69,24 @@ func BenchmarkPublishThroughput(b *testing.B) {
 		time.Sleep(100 * time.Microsecond)
 	}
 	brokerTime := time.Since(start)
+
+	start = time.Now()
+	for _, m := range cold {
+		if err := bk.Publish(ctx, m); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for bk.Stats().Published < uint64(4*b.N) {
+		time.Sleep(100 * time.Microsecond)
+	}
+	coldTime := time.Since(start)
 	b.StopTimer()
+	if st := bk.Stats(); st.Unwatched != uint64(2*b.N) || st.Duplicates != 0 {
+		b.Fatalf("stats %+v, want %d unwatched", st, 2*b.N)
+	}
 
 	b.ReportMetric(float64(b.N)/brokerTime.Seconds(), "msgs/s")
+	b.ReportMetric(float64(b.N)/coldTime.Seconds(), "unwatched-msgs/s")
 	b.ReportMetric(float64(b.N)/rawTime.Seconds(), "raw-msgs/s")
 	b.ReportMetric(brokerTime.Seconds()/rawTime.Seconds(), "x-raw")
 }

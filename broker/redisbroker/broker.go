@@ -65,6 +65,7 @@ type Broker struct {
 	subs   map[io.Closer]struct{} // open subscriptions
 
 	published  atomic.Uint64
+	unwatched  atomic.Uint64
 	duplicates atomic.Uint64
 	dropped    atomic.Uint64
 	retries    atomic.Uint64
@@ -76,6 +77,10 @@ type Stats struct {
 	Queued int
 	// Published counts (message, channel) pairs written to Redis.
 	Published uint64
+	// Unwatched counts the Published pairs that went out without history
+	// because nobody watched their channel: it had no history and no
+	// subscriber (see History).
+	Unwatched uint64
 	// Duplicates counts (message, channel) pairs skipped because their
 	// event id was already in the channel's history.
 	Duplicates uint64
@@ -170,6 +175,7 @@ func (b *Broker) Stats() Stats {
 	return Stats{
 		Queued:     len(b.queue),
 		Published:  b.published.Load(),
+		Unwatched:  b.unwatched.Load(),
 		Duplicates: b.duplicates.Load(),
 		Dropped:    b.dropped.Load(),
 		Retries:    b.retries.Load(),
@@ -228,6 +234,10 @@ func newEpoch() string {
 // History implements broker.Broker. It answers Recovered exactly as
 // broker.Memory does: true when since is nil, or when since has the
 // channel's epoch and the history still holds every publication after it.
+// As in broker.Memory, a channel's history starts with its first History
+// call or its first publication while a hub is subscribed to it: before,
+// no client can hold a position in it, and its publications go out
+// without one and are not kept.
 func (b *Broker) History(ctx context.Context, channel string, since *broker.Position) (broker.HistoryResult, error) {
 	if channel == "" {
 		return broker.HistoryResult{}, broker.ErrEmptyChannel

@@ -138,6 +138,17 @@ func history(t testing.TB, b broker.Broker, ch string, want uint64) broker.Histo
 	}
 }
 
+// watch asks for the channels' positions, as a hub does when a client
+// subscribes: from then on they keep history, even with no subscriber.
+func watch(t testing.TB, b broker.Broker, channels ...string) {
+	t.Helper()
+	for _, ch := range channels {
+		if _, err := b.History(context.Background(), ch, nil); err != nil {
+			t.Fatalf("History: %v", err)
+		}
+	}
+}
+
 // startRedisWithArgs starts a redis-server with extra arguments, for the
 // cases testenv.StartRedis does not cover (a password).
 func startRedisWithArgs(t *testing.T, args ...string) int {
@@ -384,6 +395,7 @@ func TestHistoryTTL(t *testing.T) {
 	t.Parallel()
 	url := testenv.StartRedis(t).URL
 	b := newBroker(t, url, Config{HistoryTTL: time.Second})
+	watch(t, b, "ch")
 	publish(t, b, msg("e1", "ch"))
 	res := history(t, b, "ch", 1)
 	time.Sleep(2 * time.Second)
@@ -522,7 +534,11 @@ func TestRedisRestart(t *testing.T) {
 	t.Parallel()
 	r := testenv.StartRedis(t)
 	var errs errorLog
-	app := newBroker(t, r.URL, Config{ErrorHandler: errs.handle, MaxRetryDelay: 200 * time.Millisecond})
+	// The app reaches Redis through a proxy, which keeps it away from the
+	// restarted Redis until the hub has resubscribed: only then is the
+	// channel watched there, and keeps history.
+	front := startProxy(t, "127.0.0.1:"+strconv.Itoa(r.Port))
+	app := newBroker(t, "redis://"+front.ln.Addr().String()+"/0", Config{ErrorHandler: errs.handle, MaxRetryDelay: 200 * time.Millisecond})
 	hub := newBroker(t, r.URL, Config{})
 	sub := subscribe(t, hub, "ch")
 	for i := 1; i <= 3; i++ {
@@ -537,12 +553,15 @@ func TestRedisRestart(t *testing.T) {
 	}
 
 	r.Stop()
+	front.retarget(unreachable)
 	publish(t, app, msg("during1", "ch"), msg("during2", "ch")) // queued while Redis is down
 	time.Sleep(300 * time.Millisecond)
 	if err := hub.Ping(context.Background()); err == nil {
 		t.Error("Ping succeeded while Redis is down")
 	}
 	r.Start()
+	waitSubscribers(t, r, hub.pubChannel("ch"))
+	front.retarget("127.0.0.1:" + strconv.Itoa(r.Port))
 
 	// The messages queued during the outage reach the new Redis, in order,
 	// under a new epoch.
@@ -593,8 +612,9 @@ func TestQueueFull(t *testing.T) {
 	r := testenv.StartRedis(t)
 	var errs errorLog
 	const queue, batch, total = 5, 2, 30
-	app := newBroker(t, r.URL, Config{QueueSize: queue, BatchSize: batch, ErrorHandler: errs.handle, MaxRetryDelay: 100 * time.Millisecond})
-	r.Stop()
+	front := startProxy(t, "127.0.0.1:"+strconv.Itoa(r.Port))
+	app := newBroker(t, "redis://"+front.ln.Addr().String()+"/0", Config{QueueSize: queue, BatchSize: batch, ErrorHandler: errs.handle, MaxRetryDelay: 100 * time.Millisecond})
+	front.retarget(unreachable) // Redis is out of the app's reach
 	full := 0
 	for i := range total {
 		err := app.Publish(context.Background(), msg(strconv.Itoa(i), "ch"))
@@ -616,8 +636,9 @@ func TestQueueFull(t *testing.T) {
 	if st := app.Stats(); st.Dropped != uint64(full) {
 		t.Errorf("Stats.Dropped = %d, want %d", st.Dropped, full)
 	}
-	r.Start()
 	// What was accepted arrives, in order, once Redis is back.
+	watch(t, newBroker(t, r.URL, Config{}), "ch")
+	front.retarget("127.0.0.1:" + strconv.Itoa(r.Port))
 	res := history(t, app, "ch", uint64(total-full))
 	for i, p := range res.Publications {
 		if i > 0 {
@@ -829,6 +850,22 @@ func (p *freezingProxy) retarget(target string) {
 	p.pairs = nil
 }
 
+// unreachable is an address that refuses connections, to retarget a
+// proxy to while its clients must not reach Redis.
+const unreachable = "127.0.0.1:1"
+
+// waitSubscribers waits until Redis r has a subscriber to the pub/sub
+// channel pub.
+func waitSubscribers(t *testing.T, r *testenv.Redis, pub string) {
+	t.Helper()
+	rc := redis.NewClient(&redis.Options{Addr: "127.0.0.1:" + strconv.Itoa(r.Port)})
+	defer rc.Close()
+	waitFor(t, "a subscriber to "+pub, func() bool {
+		n, err := rc.PubSubNumSub(context.Background(), pub).Result()
+		return err == nil && n[pub] > 0
+	})
+}
+
 func (p *freezingProxy) freeze() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -873,4 +910,57 @@ func TestSilentConnectionReplaced(t *testing.T) {
 // TestMain fails the run when goroutines started by the tests outlive them.
 func TestMain(m *testing.M) {
 	os.Exit(testenv.RunCheckingLeaks(m, "redisbroker.", "go-redis"))
+}
+
+// TestHistoryStartsWhenWatched: as in broker.Memory, a channel keeps
+// history once it has had a subscriber or been asked for its position,
+// and not before; an unwatched one costs Redis no keys.
+func TestHistoryStartsWhenWatched(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	r := testenv.StartRedis(t)
+	app := newBroker(t, r.URL, Config{})
+	hub := newBroker(t, r.URL, Config{})
+	rc := redis.NewClient(&redis.Options{Addr: "127.0.0.1:" + strconv.Itoa(r.Port)})
+	defer rc.Close()
+
+	publish(t, app, msg("u1", "unwatched"), msg("u2", "unwatched"))
+	waitFor(t, "the unwatched publications", func() bool { return app.Stats().Published == 2 })
+	if st := app.Stats(); st.Unwatched != 2 || st.Duplicates != 0 {
+		t.Errorf("stats %+v, want 2 published unwatched", st)
+	}
+	if n, err := rc.Exists(ctx, app.metaKey("unwatched"), app.streamKey("unwatched"), app.idsKey("unwatched")).Result(); err != nil || n != 0 {
+		t.Errorf("an unwatched channel has %d keys (%v), want none", n, err)
+	}
+
+	sub := subscribe(t, hub, "subscribed")
+	publish(t, app, msg("s1", "subscribed"))
+	if p := receive(t, sub, 5*time.Second); p.Offset != 1 || p.Epoch == "" {
+		t.Fatalf("first publication with a subscriber: %+v, want offset 1 in an epoch", p)
+	}
+	if err := sub.Close(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the subscriber to leave", func() bool {
+		n, err := rc.PubSubNumSub(ctx, hub.pubChannel("subscribed")).Result()
+		return err == nil && n[hub.pubChannel("subscribed")] == 0
+	})
+	// Once watched, a channel keeps history with no subscriber left.
+	publish(t, app, msg("s2", "subscribed"))
+	if res := history(t, hub, "subscribed", 2); len(res.Publications) != 2 || res.Publications[1].EventID != "s2" {
+		t.Errorf("subscribed: %+v, want s1 and s2", res.Publications)
+	}
+
+	top, err := hub.History(ctx, "asked", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	publish(t, app, msg("a1", "asked"))
+	history(t, hub, "asked", 1)
+	if res, err := hub.History(ctx, "asked", &top.Position); err != nil || !res.Recovered || len(res.Publications) != 1 || res.Publications[0].EventID != "a1" {
+		t.Errorf("asked: %+v, %v; want a1 recovered", res, err)
+	}
+	if st := app.Stats(); st.Unwatched != 2 || st.Published != 5 {
+		t.Errorf("stats %+v, want 5 published, 2 of them unwatched", st)
+	}
 }

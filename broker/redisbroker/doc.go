@@ -35,9 +35,12 @@
 // Per channel, the script atomically starts a new epoch when the channel's
 // history is missing (first use, expiry, or a Redis restarted without
 // persistence) or may have lost its last publications (a failover to a
-// replica, told by the replication id kept with the channel), skips an event id it has already kept, assigns the next
-// offset, appends to the channel's stream trimmed to HistorySize entries
-// and HistoryTTL of age, and publishes. Live delivery is Redis pub/sub: at
+// replica, told by the replication id kept with the channel), skips an
+// event id it has already kept, assigns the next offset, appends to the
+// channel's stream trimmed to HistorySize entries and HistoryTTL of age,
+// and publishes. A channel with no history and no subscriber is only
+// published to, without an offset: as in broker.Memory, its history starts
+// with its first subscriber or History call. Live delivery is Redis pub/sub: at
 // most once. A hub that loses its connection reconnects and resubscribes by
 // itself; what was published meanwhile is not delivered live, and shows as
 // a jump in offsets (or a new epoch) that History recovers or reports as

@@ -126,6 +126,7 @@ func TestEpochKeptWithoutFailover(t *testing.T) {
 	_, rest, _ := strings.Cut(info, "master_replid:")
 	running, _, _ := strings.Cut(rest, "\r\n")
 
+	watch(t, b, "ch")
 	publish(t, b, msg("1", "ch"))
 	epoch := history(t, b, "ch", 1).Position.Epoch
 	for i, alter := range []func() error{

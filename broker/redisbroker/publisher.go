@@ -195,7 +195,8 @@ func (b *Broker) write(jobs []job) (retry []job, noScript bool, first error) {
 }
 
 // count adds a written message's results to the Stats: the script answers
-// each channel's offset, 0 for a duplicate; a PUBLISH is one channel.
+// each channel's offset, 0 for a duplicate and -1 for a channel published
+// to without history; a PUBLISH is one channel.
 func (b *Broker) count(cmds []redis.Cmder) {
 	for _, cmd := range cmds {
 		c, ok := cmd.(*redis.Cmd)
@@ -205,9 +206,13 @@ func (b *Broker) count(cmds []redis.Cmder) {
 		}
 		offsets, _ := c.Int64Slice()
 		for _, off := range offsets {
-			if off == 0 {
+			switch off {
+			case 0:
 				b.duplicates.Add(1)
-			} else {
+			case -1:
+				b.unwatched.Add(1)
+				b.published.Add(1)
+			default:
 				b.published.Add(1)
 			}
 		}

@@ -55,6 +55,14 @@ end
 // stream trimmed to the history size, and publishes. It returns each
 // channel's offset, 0 for a duplicate.
 //
+// A channel nobody watches gets no history, as in broker.Memory: when it
+// has no meta hash (History, which hubs call when a client subscribes and
+// pages call to render a position, creates one) and no pub/sub subscriber
+// on this server, the message is published without a position (epoch "",
+// offset 0) and nothing is written; the script returns -1 for it. Most
+// record channels are never watched, and cost Redis neither the commands
+// nor the memory of a history.
+//
 // The hot path is six commands a channel. The rest is done only every
 // 32nd offset or when the keys' expiry is due for renewal: trimming the
 // stream by age (History checks the age of what it serves, so entries
@@ -76,60 +84,67 @@ local dedupe = ARGV[6] == '1'
 local now = redis.call('TIME')
 local nowms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
 local tail = '\n' .. ARGV[1] .. '\n' .. ARGV[2] .. '\n' .. ARGV[3]
+local numsub = ARGV[8] == 'SPUBLISH' and 'SHARDNUMSUB' or 'NUMSUB'
 local res = {}
 for c = 0, #KEYS / 3 - 1 do
   local meta, stream, ids = KEYS[c*3+1], KEYS[c*3+2], KEYS[c*3+3]
+  local pub = ARGV[9+c]
   local m = redis.call('HMGET', meta, 'e', 'o', 'x', 'd', 'r')
-  local epoch, last, renewed, hasIds = m[1], tonumber(m[2]) or 0, tonumber(m[3]), m[4]
-  if epoch and m[5] and m[5] ~= rid and m[5] == rid2 then
-    epoch = nil
-  end
-  if not epoch then
-    epoch = ARGV[7]
-    redis.call('DEL', meta, stream, ids)
-    redis.call('HSET', meta, 'e', epoch, 'o', 0, 'r', rid)
-    last, renewed, hasIds = 0, nil, nil
-  elseif m[5] ~= rid then
-    redis.call('HSET', meta, 'r', rid)
-  end
-  local dup = false
-  if dedupe then
-    local s = redis.call('ZSCORE', ids, ARGV[1])
-    dup = s ~= false and s ~= nil and tonumber(s) > last - size
-  end
-  if dup then
-    res[c+1] = 0
+  if not m[1] and redis.call('PUBSUB', numsub, pub)[2] == 0 then
+    redis.call(ARGV[8], pub, '1\n\n0' .. tail)
+    res[c+1] = -1
   else
-    local off = redis.call('HINCRBY', meta, 'o', 1)
-    redis.call('XADD', stream, 'MAXLEN', size, '*', 'o', off, 'i', ARGV[1], 't', ARGV[2], 'd', ARGV[3])
-    local renew = renewed == nil or renewed <= nowms - ttl / 4
-    local tidy = renew or off % 32 == 0
-    local expireAt = nowms + ttl + math.floor(ttl / 4)
-    if renew then
-      redis.call('HSET', meta, 'x', nowms)
-    else
-      expireAt = renewed + ttl + math.floor(ttl / 4)
+    local epoch, last, renewed, hasIds = m[1], tonumber(m[2]) or 0, tonumber(m[3]), m[4]
+    if epoch and m[5] and m[5] ~= rid and m[5] == rid2 then
+      epoch = nil
     end
+    if not epoch then
+      epoch = ARGV[7]
+      redis.call('DEL', meta, stream, ids)
+      redis.call('HSET', meta, 'e', epoch, 'o', 0, 'r', rid)
+      last, renewed, hasIds = 0, nil, nil
+    elseif m[5] ~= rid then
+      redis.call('HSET', meta, 'r', rid)
+    end
+    local dup = false
     if dedupe then
-      redis.call('ZADD', ids, off, ARGV[1])
-      if tidy then
-        redis.call('ZREMRANGEBYSCORE', ids, '-inf', off - size)
+      local s = redis.call('ZSCORE', ids, ARGV[1])
+      dup = s ~= false and s ~= nil and tonumber(s) > last - size
+    end
+    if dup then
+      res[c+1] = 0
+    else
+      local off = redis.call('HINCRBY', meta, 'o', 1)
+      redis.call('XADD', stream, 'MAXLEN', size, '*', 'o', off, 'i', ARGV[1], 't', ARGV[2], 'd', ARGV[3])
+      local renew = renewed == nil or renewed <= nowms - ttl / 4
+      local tidy = renew or off % 32 == 0
+      local expireAt = nowms + ttl + math.floor(ttl / 4)
+      if renew then
+        redis.call('HSET', meta, 'x', nowms)
+      else
+        expireAt = renewed + ttl + math.floor(ttl / 4)
       end
-      if not hasIds then
-        redis.call('HSET', meta, 'd', 1)
+      if dedupe then
+        redis.call('ZADD', ids, off, ARGV[1])
+        if tidy then
+          redis.call('ZREMRANGEBYSCORE', ids, '-inf', off - size)
+        end
+        if not hasIds then
+          redis.call('HSET', meta, 'd', 1)
+          redis.call('PEXPIREAT', ids, expireAt)
+        end
+      end
+      if tidy then
+        redis.call('XTRIM', stream, 'MINID', '~', nowms - ttl)
+      end
+      if renew then
+        redis.call('PEXPIREAT', meta, expireAt)
+        redis.call('PEXPIREAT', stream, expireAt)
         redis.call('PEXPIREAT', ids, expireAt)
       end
+      redis.call(ARGV[8], pub, '1\n' .. epoch .. '\n' .. off .. tail)
+      res[c+1] = off
     end
-    if tidy then
-      redis.call('XTRIM', stream, 'MINID', '~', nowms - ttl)
-    end
-    if renew then
-      redis.call('PEXPIREAT', meta, expireAt)
-      redis.call('PEXPIREAT', stream, expireAt)
-      redis.call('PEXPIREAT', ids, expireAt)
-    end
-    redis.call(ARGV[8], ARGV[9+c], '1\n' .. epoch .. '\n' .. off .. tail)
-    res[c+1] = off
   end
 end
 return res
