@@ -58,7 +58,7 @@ func TestBenchCommandBadFlags(t *testing.T) {
 		{[]string{"--mode", "cloud"}, "unknown mode"},
 		{[]string{"--mode", "url"}, "url mode needs the hub's WebSocket URL"},
 		{[]string{"--clients", "x"}, "invalid value"},
-		{[]string{"extra"}, "unexpected arguments"},
+		{[]string{"extra"}, `unexpected argument "extra"`},
 	} {
 		var stdout, stderr bytes.Buffer
 		code := run(context.Background(), append([]string{"bench"}, tc.args...), &stdout, &stderr)

@@ -80,14 +80,8 @@ func runHub(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 			fmt.Fprintln(stderr)
 		})
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
+	if ok, err := parseArgs(fs, args); !ok {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
 	if err := flagsFromEnv(fs, hubEnv); err != nil {
 		return err
