@@ -13,10 +13,6 @@ type rawWriter = any
 
 func newRawWriter(net.Conn) rawWriter { return nil }
 
-type rawWrite struct{}
-
-func newRawWrite() *rawWrite { return &rawWrite{} }
-
-func (c *conn) writeNow(*rawWrite, []byte) (int, error) {
+func (c *conn) writeNow([]byte) (int, error) {
 	return 0, errors.New("hub: no raw writes on this platform")
 }
