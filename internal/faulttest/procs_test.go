@@ -374,8 +374,18 @@ func (c *client) waitCount(n int, timeout time.Duration) {
 		case <-deadline:
 			c.mu.Lock()
 			errs := c.errs
+			seen := make(map[int]bool, len(c.seqs))
+			for _, s := range c.seqs {
+				seen[s] = true
+			}
+			var missing []int
+			for s := 1; s <= n && len(missing) < 20; s++ {
+				if !seen[s] {
+					missing = append(missing, s)
+				}
+			}
 			c.mu.Unlock()
-			c.t.Fatalf("client received %d events within %s, want %d (connection errors: %v)", got, timeout, n, errs)
+			c.t.Fatalf("client received %d events within %s, want %d; missing seqs %v (connection errors: %v)", got, timeout, n, missing, errs)
 		}
 	}
 }
