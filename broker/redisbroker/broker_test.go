@@ -318,11 +318,9 @@ func TestHistoryLikeMemory(t *testing.T) {
 	const size = 5
 	mem := broker.NewMemoryWith(broker.MemoryConfig{HistorySize: size})
 	rb := newBroker(t, url, Config{HistorySize: size})
-	// broker.Memory keeps a channel's history from the first time it is
-	// asked for it; the Redis broker from the first publication.
-	if _, err := mem.History(context.Background(), "ch", nil); err != nil {
-		t.Fatal(err)
-	}
+	// Both keep a channel's history from the first time it is watched.
+	watch(t, mem, "ch")
+	watch(t, rb, "ch")
 	for i := 1; i <= 8; i++ {
 		m := msg("e"+strconv.Itoa(i), "ch")
 		publish(t, mem, m)
@@ -457,9 +455,8 @@ func TestDuplicateOutsideHistory(t *testing.T) {
 	mem := broker.NewMemoryWith(broker.MemoryConfig{HistorySize: size})
 	rb := newBroker(t, url, Config{HistorySize: size})
 	ctx := context.Background()
-	if _, err := mem.History(ctx, "ch", nil); err != nil {
-		t.Fatal(err)
-	}
+	watch(t, mem, "ch")
+	watch(t, rb, "ch")
 	for _, id := range []string{"a", "b", "c", "b", "d", "a", "a"} {
 		publish(t, mem, msg(id, "ch"))
 		publish(t, rb, msg(id, "ch"))
