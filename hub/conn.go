@@ -27,9 +27,11 @@ const closeGrace = time.Second
 var newline = []byte{'\n'}
 
 // conn is one WebSocket connection. Its reader goroutine lives as long as
-// the connection and owns the fields marked so; a writer goroutine runs
-// while there is something to write and parks for one to two seconds
-// after (see park), so an idle connection costs one goroutine.
+// the connection and owns the fields marked so. Its queue is written by
+// the hub's write pool, or by a writer goroutine of its own when there is
+// a ping, pong or close frame to write or the socket is full; that writer
+// parks for one to two seconds after (see park), so an idle connection
+// costs one goroutine.
 type conn struct {
 	h       *Hub
 	ws      *websocket.Conn
@@ -53,6 +55,22 @@ type conn struct {
 	closeText string
 	closeSent bool // the writer is done; the reader may drop the TCP connection
 
+	// pooled is set while the connection waits in, or is written by, the
+	// hub's write pool; its writer goroutine does not write meanwhile, and
+	// a kick waits for the pool (afterPool).
+	pooled    bool
+	afterPool bool
+	// rest is the end of a frame the pool could write only in part; the
+	// writer goroutine writes it before anything else.
+	rest []byte
+	// pongDue and pongData: a ping from the client to answer.
+	pongDue  bool
+	pongData []byte
+	// raw writes to the socket without blocking, for the pool; nil where
+	// the platform or the connection has none (then the writer goroutine
+	// writes everything).
+	raw rawWriter
+
 	// wake tells a parked writer there is work.
 	wake chan struct{}
 	// writeStart is when the frame being written began (Unix ns), 0
@@ -72,7 +90,11 @@ type outMsg struct {
 }
 
 func newConn(h *Hub, ws *websocket.Conn) *conn {
-	return &conn{h: h, ws: ws, session: newSessionID(), wake: make(chan struct{}, 1)}
+	c := &conn{h: h, ws: ws, session: newSessionID(), wake: make(chan struct{}, 1)}
+	if h.pool != nil {
+		c.raw = newRawWriter(ws.NetConn())
+	}
+	return c
 }
 
 // enqueue queues m for the writer. Over SendQueueBytes the connection is
@@ -92,9 +114,31 @@ func (c *conn) enqueue(m outMsg) bool {
 	}
 	c.queue = append(c.queue, m)
 	c.queued += len(m.data)
-	c.kickLocked()
+	c.scheduleLocked()
 	c.mu.Unlock()
 	return true
+}
+
+// scheduleLocked gets the queue written: by the writer goroutine when it
+// is at work, or else by the hub's write pool, unless the writer has
+// something only it writes.
+func (c *conn) scheduleLocked() {
+	switch {
+	case c.pooled, c.writing && !c.parked:
+		// The pool or the writer will find the new message.
+	case c.raw == nil || c.needsWriterLocked():
+		c.kickLocked()
+	case c.h.pool.push(c):
+		c.pooled = true
+	default:
+		c.kickLocked() // the pool has stopped
+	}
+}
+
+// needsWriterLocked reports whether the writer goroutine has work that
+// the pool does not do: a close, a ping or pong, or the rest of a frame.
+func (c *conn) needsWriterLocked() bool {
+	return c.closing || c.pingDue || c.pongDue || c.rest != nil || c.afterPool
 }
 
 // send queues a reply.
@@ -131,8 +175,13 @@ func (c *conn) closeLocked(code int, text string, flush bool) {
 }
 
 // kickLocked gets the writer going: it starts one, or wakes the parked
-// one.
+// one. While the pool holds the connection, the pool does it when done.
 func (c *conn) kickLocked() {
+	if c.pooled {
+		c.afterPool = true
+		return
+	}
+	c.afterPool = false
 	switch {
 	case !c.writing:
 		c.writing = true
@@ -186,12 +235,22 @@ func (c *conn) park() bool {
 }
 
 // writeLoop writes queued messages, several to a frame, until the queue is
-// empty, or writes the close frame once the connection is closing.
+// empty, or writes the close frame once the connection is closing. It
+// first finishes a frame the pool wrote in part.
 func (c *conn) writeLoop() {
 	defer c.h.wg.Done()
 	var batch []outMsg
 	for {
 		c.mu.Lock()
+		if rest := c.rest; rest != nil {
+			c.rest = nil
+			c.mu.Unlock()
+			if err := c.writeRest(rest); err != nil {
+				c.writeFailed(err)
+				return
+			}
+			continue
+		}
 		if c.closing && (!c.flush || len(c.queue) == 0) {
 			code, text := c.closeCode, c.closeText
 			c.queue, c.queued = nil, 0
@@ -201,12 +260,13 @@ func (c *conn) writeLoop() {
 		}
 		ping := c.pingDue
 		c.pingDue = false
-		n, size := 0, 0
-		for n < len(c.queue) && (n == 0 || size+len(c.queue[n].data)+1 <= maxFrameBytes) {
-			size += len(c.queue[n].data) + 1
-			n++
+		var pong []byte
+		if c.pongDue {
+			pong = append(pong, c.pongData...)
+			c.pongDue = false
 		}
-		if n == 0 && !ping {
+		batch = c.takeLocked(batch[:0])
+		if len(batch) == 0 && !ping && pong == nil {
 			c.parked = true
 			c.mu.Unlock()
 			if !c.park() {
@@ -214,16 +274,9 @@ func (c *conn) writeLoop() {
 			}
 			continue
 		}
-		batch = append(batch[:0], c.queue[:n]...)
-		clear(c.queue[:n])
-		c.queue = c.queue[n:]
-		if len(c.queue) == 0 {
-			c.queue = nil // an idle connection keeps no queue
-		}
-		c.queued -= size - n
 		c.mu.Unlock()
 
-		if err := c.writeBatch(batch, ping); err != nil {
+		if err := c.writeBatch(batch, ping, pong); err != nil {
 			c.writeFailed(err)
 			return
 		}
@@ -231,15 +284,46 @@ func (c *conn) writeLoop() {
 	}
 }
 
-func (c *conn) writeBatch(batch []outMsg, ping bool) error {
+// takeLocked moves the messages that fit in one frame from the queue to
+// batch.
+func (c *conn) takeLocked(batch []outMsg) []outMsg {
+	n, size := 0, 0
+	for n < len(c.queue) && (n == 0 || size+len(c.queue[n].data)+1 <= maxFrameBytes) {
+		size += len(c.queue[n].data) + 1
+		n++
+	}
+	batch = append(batch, c.queue[:n]...)
+	clear(c.queue[:n])
+	c.queue = c.queue[n:]
+	if len(c.queue) == 0 {
+		c.queue = nil // an idle connection keeps no queue
+	}
+	c.queued -= size - n
+	return batch
+}
+
+// writeRest writes the end of a frame the pool wrote in part.
+func (c *conn) writeRest(rest []byte) error {
+	c.writeStart.Store(time.Now().UnixNano())
+	defer c.writeStart.Store(0)
+	_, err := c.ws.NetConn().Write(rest)
+	return err
+}
+
+func (c *conn) writeBatch(batch []outMsg, ping bool, pong []byte) error {
 	// Frames are written without a deadline on the connection: setting
 	// one per frame updates a runtime timer under a lock that every
 	// writer shares. The hub's ticker enforces WriteTimeout instead.
 	start := time.Now()
 	c.writeStart.Store(start.UnixNano())
 	defer c.writeStart.Store(0)
+	deadline := start.Add(c.h.cfg.WriteTimeout)
+	if pong != nil {
+		if err := c.ws.WriteControl(websocket.PongMessage, pong, deadline); err != nil {
+			return err
+		}
+	}
 	if ping {
-		deadline := start.Add(c.h.cfg.WriteTimeout)
 		if err := c.ws.WriteControl(websocket.PingMessage, nil, deadline); err != nil {
 			return err
 		}
@@ -260,7 +344,12 @@ func (c *conn) writeBatch(batch []outMsg, ping bool) error {
 	if err := w.Close(); err != nil {
 		return err
 	}
-	now := time.Now().UnixNano()
+	c.delivered(batch, time.Now().UnixNano())
+	return nil
+}
+
+// delivered counts the events of a batch just written, and their latency.
+func (c *conn) delivered(batch []outMsg, now int64) {
 	events := 0
 	for _, m := range batch {
 		events += m.events
@@ -271,7 +360,6 @@ func (c *conn) writeBatch(batch []outMsg, ping bool) error {
 	if events > 0 {
 		c.h.metrics.delivered.Add(float64(events))
 	}
-	return nil
 }
 
 // writeClose sends the close frame, then lets the reader drain the
@@ -327,6 +415,21 @@ func (c *conn) readLoop() {
 	_ = c.ws.SetReadDeadline(time.Now().Add(h.cfg.HelloTimeout))
 	c.ws.SetPongHandler(func(string) error {
 		c.extendDeadline()
+		return nil
+	})
+	// A ping is answered by the writer goroutine, in order with the
+	// frames: gorilla/websocket's own handler would write from here, and
+	// could cut into a frame the pool wrote in part. Pings that come
+	// before the writer answers get one pong, for the latest, as RFC 6455
+	// allows.
+	c.ws.SetPingHandler(func(data string) error {
+		c.mu.Lock()
+		if !c.closing {
+			c.pongData = append(c.pongData[:0], data...)
+			c.pongDue = true
+			c.kickLocked()
+		}
+		c.mu.Unlock()
 		return nil
 	})
 	for {

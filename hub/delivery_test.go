@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -410,5 +411,66 @@ func TestWriteTimeout(t *testing.T) {
 	}
 	if got := e.metric("telegraphy_hub_slow_consumer_closes_total"); got != 0 {
 		t.Fatalf("slow consumer closes: %v, want 0 (the write timeout dropped it)", got)
+	}
+}
+
+// TestPartialWrites: a client that stops reading while far more than the
+// socket buffers hold is sent, then reads again, receives every event
+// intact and in order. The hub's write pool never waits on a socket: the
+// frames it can write only in part are finished by the connection's
+// writer goroutine, and nothing comes between.
+func TestPartialWrites(t *testing.T) {
+	e := newEnv(t, func(c *hub.Config, _ *broker.MemoryConfig) {
+		c.SendQueueBytes = 256 << 20
+		c.WriteTimeout = 30 * time.Second
+	})
+	c := e.connect("reader", "a")
+	c.subscribe(1, "a", nil)
+	var ids []string
+	for i := 0; i < 24; i++ {
+		ids = append(ids, publishTo(t, e.broker, "a", 32, 32<<10)...)
+	}
+	time.Sleep(200 * time.Millisecond) // the hub fills the socket buffers
+	c.expectEvents("a", 0, ids)
+	if got := e.metric("telegraphy_hub_connections"); got != 1 {
+		t.Errorf("connections: %v, want 1", got)
+	}
+}
+
+// TestPingAnsweredInOrder: a client's WebSocket pings are answered, in
+// order with the frames, while events stream, and the events arrive
+// intact.
+func TestPingAnsweredInOrder(t *testing.T) {
+	e := newEnv(t, func(c *hub.Config, _ *broker.MemoryConfig) {
+		c.SendQueueBytes = 256 << 20
+	})
+	c := e.connect("pinger", "a")
+	c.subscribe(1, "a", nil)
+	var pongs []string
+	c.ws.SetPongHandler(func(data string) error {
+		pongs = append(pongs, data)
+		return nil
+	})
+	const n = 8
+	var ids []string
+	for i := range n {
+		ids = append(ids, publishTo(t, e.broker, "a", 64, 4<<10)...)
+		if err := c.ws.WriteControl(websocket.PingMessage, []byte(fmt.Sprint(i)), time.Now().Add(time.Second)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.expectEvents("a", 0, ids)
+	// The hub reads the pings before this message, and answers them
+	// before its reply.
+	c.alive(2)
+	// Pings not yet answered when another comes may be answered by one
+	// pong, for the latest (RFC 6455, 5.5.3).
+	if len(pongs) == 0 || pongs[len(pongs)-1] != fmt.Sprint(n-1) {
+		t.Fatalf("pongs %q, want the last for ping %d", pongs, n-1)
+	}
+	for i := 1; i < len(pongs); i++ {
+		if pongs[i] <= pongs[i-1] {
+			t.Fatalf("pongs %q, want them in the pings' order", pongs)
+		}
 	}
 }

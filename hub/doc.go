@@ -22,10 +22,17 @@
 // local subscriber arrives and removed when its last one leaves. One
 // dispatcher goroutine reads the subscription, encodes each publication
 // once per channel and queues the shared bytes to every subscribed
-// connection. Each connection has one reader goroutine for its whole life
-// and a writer goroutine while it has something to write and for one to two
-// seconds after, so that steady traffic does not start one per message;
-// pings come from one hub-wide ticker. Close stops them all and waits.
+// connection. Each connection has one reader goroutine for its whole life.
+// Its queued messages are written, several to a frame, by a hub-wide pool
+// of one goroutine per CPU that takes connections in the order their
+// messages arrived and never waits on a socket, so that a fan-out to
+// thousands of connections wakes no goroutine per connection. A
+// connection's own writer goroutine writes what the pool does not: the
+// end of a frame the socket could take only in part (it then writes the
+// connection's queue until it is empty, waiting on the socket as long as
+// WriteTimeout allows), pings, pongs and the close frame; it stays one to
+// two seconds after its last write. Pings come from one hub-wide ticker.
+// Close stops them all and waits.
 //
 // # Delivery
 //
@@ -57,6 +64,6 @@
 // An idle authenticated connection with one subscription costs the hub
 // about 8 to 10 KiB: one goroutine stack, the WebSocket and TCP state and a
 // 512-byte read buffer; write buffers are pooled and held only while
-// writing, and the writer goroutine leaves after one to two idle seconds
+// writing, and a writer goroutine leaves after one to two idle seconds
 // (BenchmarkIdleConnectionMemory measures it).
 package hub

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -54,6 +55,10 @@ type Hub struct {
 	conns    map[*conn]struct{}            // every upgraded connection
 	subjects map[string]map[*conn]struct{} // authenticated connections by subject
 	channels map[string]*channel           // channels with local subscribers
+
+	// pool writes the queued messages of connections whose writer
+	// goroutine is idle (see writePool).
+	pool *writePool
 
 	wg         sync.WaitGroup // connection goroutines
 	loops      sync.WaitGroup // dispatcher and ticker
@@ -135,6 +140,7 @@ func New(cfg Config) (*Hub, error) {
 
 	idle := make(chan struct{})
 	h.idleTick.Store(&idle)
+	h.pool = newWritePool(runtime.GOMAXPROCS(0))
 	h.loops.Add(2)
 	go h.dispatch()
 	go h.tick()
@@ -311,6 +317,9 @@ func (h *Hub) Close(ctx context.Context) error {
 		}
 		close(h.stopTicker)
 		h.cancel() // abort broker calls made for clients
+		// The pool hands the connections it holds back to their writers,
+		// which write the close frames.
+		h.pool.stop()
 		go func() {
 			h.wg.Wait()
 			_ = h.sub.Close()

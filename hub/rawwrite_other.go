@@ -1,0 +1,18 @@
+//go:build !unix
+
+package hub
+
+import (
+	"errors"
+	"net"
+)
+
+// rawWriter is not available here: every connection is written by its
+// writer goroutine.
+type rawWriter = any
+
+func newRawWriter(net.Conn) rawWriter { return nil }
+
+func (c *conn) writeNow([]byte) (int, error) {
+	return 0, errors.New("hub: no raw writes on this platform")
+}
