@@ -260,9 +260,9 @@ func (c *conn) writeLoop() {
 		}
 		ping := c.pingDue
 		c.pingDue = false
-		var pong []byte
+		var pong []byte // nil: no pong; a ping's payload may be empty
 		if c.pongDue {
-			pong = append(pong, c.pongData...)
+			pong = append([]byte{}, c.pongData...)
 			c.pongDue = false
 		}
 		batch = c.takeLocked(batch[:0])

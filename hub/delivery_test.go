@@ -473,4 +473,12 @@ func TestPingAnsweredInOrder(t *testing.T) {
 			t.Fatalf("pongs %q, want them in the pings' order", pongs)
 		}
 	}
+	// A ping without payload is answered too.
+	if err := c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	c.alive(3)
+	if got := len(pongs); got < 2 || pongs[got-1] != "" || pongs[got-2] != fmt.Sprint(n-1) {
+		t.Fatalf("pongs %q, want an empty one after the ping without payload", pongs)
+	}
 }
