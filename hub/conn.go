@@ -294,13 +294,23 @@ func (c *conn) takeLocked(batch []outMsg) []outMsg {
 	}
 	batch = append(batch, c.queue[:n]...)
 	clear(c.queue[:n])
-	c.queue = c.queue[n:]
-	if len(c.queue) == 0 {
-		c.queue = nil // an idle connection keeps no queue
+	switch {
+	case n < len(c.queue):
+		c.queue = c.queue[n:]
+	case cap(c.queue) <= keepQueue:
+		// Emptied, the queue keeps a small array: the next message
+		// reuses it instead of allocating one.
+		c.queue = c.queue[:0]
+	default:
+		c.queue = nil // a burst's large array is not kept
 	}
 	c.queued -= size - n
 	return batch
 }
+
+// keepQueue is the largest queue array, in messages, that a connection
+// keeps once its queue is empty.
+const keepQueue = 4
 
 // writeRest writes the end of a frame the pool wrote in part.
 func (c *conn) writeRest(rest []byte) error {

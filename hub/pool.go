@@ -99,6 +99,7 @@ func (p *writePool) work() {
 	defer p.wg.Done()
 	var batch []outMsg
 	var frame []byte
+	w := newRawWrite()
 	for {
 		c := p.pop()
 		if c == nil {
@@ -120,7 +121,7 @@ func (p *writePool) work() {
 		c.mu.Unlock()
 
 		frame = appendFrame(frame[:0], batch)
-		n, err := c.writeNow(frame)
+		n, err := c.writeNow(w, frame)
 		c.mu.Lock()
 		c.pooled = false
 		switch {

@@ -13,6 +13,10 @@ type rawWriter = any
 
 func newRawWriter(net.Conn) rawWriter { return nil }
 
-func (c *conn) writeNow([]byte) (int, error) {
+type rawWrite struct{}
+
+func newRawWrite() *rawWrite { return &rawWrite{} }
+
+func (c *conn) writeNow(*rawWrite, []byte) (int, error) {
 	return 0, errors.New("hub: no raw writes on this platform")
 }

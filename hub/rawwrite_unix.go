@@ -24,34 +24,52 @@ func newRawWriter(nc net.Conn) rawWriter {
 	return raw
 }
 
+// rawWrite is a pool worker's state for writes that do not wait. Its fn
+// is made once, so that a write allocates nothing.
+type rawWrite struct {
+	b   []byte
+	n   int
+	err error
+	fn  func(fd uintptr) bool
+}
+
+func newRawWrite() *rawWrite {
+	w := &rawWrite{}
+	w.fn = w.write
+	return w
+}
+
+// write writes as much of w.b as the socket takes at once.
+func (w *rawWrite) write(fd uintptr) bool {
+	for w.n < len(w.b) {
+		m, err := syscall.Write(int(fd), w.b[w.n:])
+		if m > 0 {
+			w.n += m
+		}
+		switch {
+		case errors.Is(err, syscall.EINTR):
+			continue
+		case errors.Is(err, syscall.EAGAIN):
+			return true // full: the writer goroutine waits for the rest
+		case err != nil:
+			w.err = err
+			return true
+		case m <= 0:
+			return true
+		}
+	}
+	return true
+}
+
 // writeNow writes as much of b as the socket takes at once, and reports
 // how much. It holds the descriptor's write lock, so it never cuts into a
 // write of gorilla/websocket's, nor one into it.
-func (c *conn) writeNow(b []byte) (int, error) {
-	n := 0
-	var werr error
-	err := c.raw.Write(func(fd uintptr) bool {
-		for n < len(b) {
-			m, err := syscall.Write(int(fd), b[n:])
-			if m > 0 {
-				n += m
-			}
-			switch {
-			case errors.Is(err, syscall.EINTR):
-				continue
-			case errors.Is(err, syscall.EAGAIN):
-				return true // full: the writer goroutine waits for the rest
-			case err != nil:
-				werr = err
-				return true
-			case m <= 0:
-				return true
-			}
-		}
-		return true
-	})
+func (c *conn) writeNow(w *rawWrite, b []byte) (int, error) {
+	w.b, w.n, w.err = b, 0, nil
+	err := c.raw.Write(w.fn)
+	w.b = nil
 	if err == nil {
-		err = werr
+		err = w.err
 	}
-	return n, err
+	return w.n, err
 }
