@@ -217,6 +217,15 @@ func (c *conn) park() bool {
 	for {
 		select {
 		case <-c.wake:
+			c.mu.Lock()
+			stale := c.parked
+			c.mu.Unlock()
+			if stale {
+				// Sent by a kick that the tick below already saw: the
+				// writer must stay parked, for the pool may hold the
+				// connection now.
+				continue
+			}
 			return true
 		case <-c.h.writerIdleTick():
 			if ticks++; ticks < 2 {
@@ -324,17 +333,17 @@ func (c *conn) writeBatch(batch []outMsg, ping bool, pong []byte) error {
 	// Frames are written without a deadline on the connection: setting
 	// one per frame updates a runtime timer under a lock that every
 	// writer shares. The hub's ticker enforces WriteTimeout instead.
-	start := time.Now()
-	c.writeStart.Store(start.UnixNano())
+	// Control frames too: WriteControl leaves its deadline on the
+	// socket, where the pool's raw writes would meet it once it passed.
+	c.writeStart.Store(time.Now().UnixNano())
 	defer c.writeStart.Store(0)
-	deadline := start.Add(c.h.cfg.WriteTimeout)
 	if pong != nil {
-		if err := c.ws.WriteControl(websocket.PongMessage, pong, deadline); err != nil {
+		if err := c.ws.WriteControl(websocket.PongMessage, pong, time.Time{}); err != nil {
 			return err
 		}
 	}
 	if ping {
-		if err := c.ws.WriteControl(websocket.PingMessage, nil, deadline); err != nil {
+		if err := c.ws.WriteControl(websocket.PingMessage, nil, time.Time{}); err != nil {
 			return err
 		}
 	}

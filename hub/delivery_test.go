@@ -482,3 +482,55 @@ func TestPingAnsweredInOrder(t *testing.T) {
 		t.Fatalf("pongs %q, want an empty one after the ping without payload", pongs)
 	}
 }
+
+// TestWriteAfterPing: a message written by the write pool after a ping
+// reaches the client though WriteTimeout has passed since the ping.
+// gorilla/websocket's WriteControl leaves its deadline on the socket,
+// which the pool's writes would meet.
+func TestWriteAfterPing(t *testing.T) {
+	e := newEnv(t, func(c *hub.Config, _ *broker.MemoryConfig) {
+		c.WriteTimeout = 100 * time.Millisecond
+		c.PingInterval = 600 * time.Millisecond
+	})
+	c := e.connect("1", "a")
+	c.subscribe(1, "a", nil)
+	var pinged atomic.Bool
+	c.ws.SetPingHandler(func(data string) error {
+		pinged.Store(true)
+		return c.ws.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(time.Second))
+	})
+	for id := 2; !pinged.Load(); id++ {
+		if id > 100 {
+			t.Fatal("no ping from the hub")
+		}
+		c.alive(id)
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(300 * time.Millisecond) // past WriteTimeout, before the next ping
+	c.expectEvents("a", 0, e.publish("a", 3))
+	c.alive(200)
+}
+
+// TestStaleWake: a writer goroutine woken by a wake left over from an
+// earlier kick stays parked while the write pool holds its connection,
+// so the connection's frames are never written by both at once, out of
+// order.
+func TestStaleWake(t *testing.T) {
+	e := newEnv(t)
+	c := e.connect("1")
+	// A WebSocket ping from the client starts the writer (for the pong),
+	// which then parks for one to two seconds.
+	if err := c.ws.WriteControl(websocket.PingMessage, []byte("x"), time.Now().Add(time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	c.alive(1)
+	parked, untouched := hub.HoldAgainstStaleWake(e.hub, "1", []byte(`{"type":"pong","id":2}`), 100*time.Millisecond)
+	if !parked || !untouched {
+		t.Fatalf("writer parked %v, message left to the pool %v; want both", parked, untouched)
+	}
+	m := c.expect("pong")
+	if m.ID == nil || *m.ID != 2 {
+		t.Fatalf("got %s, want the pong with id 2", m)
+	}
+	c.alive(3)
+}
