@@ -35,7 +35,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.IntVar(&cfg.Hubs, "hubs", 1, "in-process hubs sharing Redis, clients split across them")
 	fs.StringVar(&cfg.DB, "db", "", "sqlite: publish by creating rows through GORM with the plugin")
 	fs.BoolVar(&cfg.Baseline, "baseline", false, "also run the load against a bare gorilla/websocket broadcaster and print the ratios")
-	fs.BoolVar(&cfg.Direct, "direct", false, "also run the load against the direct writer: each event's frame written straight to every socket, the least a Go hub can do here")
+	fs.BoolVar(&cfg.Direct, "direct", false, "also run the load against the direct writer: each socket written in turn, in one frame, every event since its last write; the least a Go hub can do here")
 	fs.BoolVar(&cfg.SkipMemory, "no-memory", false, "skip the idle-connection memory measurement")
 	fs.StringVar(&cfg.CPUProfile, "cpuprofile", "", "write a CPU profile of the hub run's publishing phase to this file")
 	fs.BoolVar(&asJSON, "json", false, "also print the summary as JSON")
@@ -57,9 +57,10 @@ GORM creates through the plugin (latency from the publish after commit);
 --mode url drives an external "telegraphy hub" at --url, publishing through
 --redis with tokens signed by TELEGRAPHY_SECRET. --baseline repeats the load
 against a bare gorilla/websocket broadcaster in this process; --direct
-repeats it against a direct writer, which writes each event's frame
-straight to every client's socket from one goroutine per core, with no
-queue and no protocol: the least a Go hub can do per delivery here.
+repeats it against a direct writer: one goroutine per core goes round its
+share of the sockets and writes each, in one frame, every event published
+since its last write, with no queue per connection and no protocol: the
+least a Go hub can do per delivery here.
 
 Memory per idle connection (in-process): idle clients are connected from a
 child process, so only the hub's side is counted: the growth of heap and

@@ -119,7 +119,7 @@ func TestInProcessHub(t *testing.T) {
 	checkResult(t, rep.Direct)
 	var out bytes.Buffer
 	Print(&out, rep)
-	if !strings.Contains(out.String(), "direct writer (each event's frame") {
+	if !strings.Contains(out.String(), "direct writer (each socket written in turn") {
 		t.Errorf("summary lacks the direct writer's run:\n%s", out.String())
 	}
 	if rep.Ratios == nil || rep.Ratios.DeliveriesPerSec <= 0 {

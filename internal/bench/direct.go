@@ -5,63 +5,167 @@ import (
 	"net"
 	"net/http"
 	"runtime"
-	"slices"
 	"sync"
+	"sync/atomic"
 
 	"github.com/gorilla/websocket"
 )
 
 // directWriter is the least a Go hub can do per delivery: after the
-// WebSocket handshake it keeps nothing but each client's socket, and for
-// each event one goroutine per core writes the event's frame, built once,
-// straight to its share of the channel's sockets. No queue, no protocol,
+// WebSocket handshake it keeps nothing but each client's socket and a
+// ring of each channel's recent events. One goroutine per core goes round
+// its share of the sockets, and writes to each, in one frame, every event
+// published to its channel since its last write: an event waits at most
+// one round for its client's turn, and a round costs one write per socket
+// however many events it carries. No queue per connection, no protocol,
 // no writer per connection (each has only an idle reader, which notices
 // when it closes), no slow-client handling: it is a yardstick for this
 // machine, not a design.
 type directWriter struct {
 	upgrader websocket.Upgrader
 
-	mu     sync.Mutex
-	subs   map[string][]net.Conn
-	ws     []*websocket.Conn
-	closed bool
+	mu      sync.Mutex
+	logs    map[string]*directLog
+	ws      []*websocket.Conn
+	workers []*directWorker
+	next    int // the worker the next socket goes to
+	closed  bool
 
-	work    []chan directJob
+	quit    chan struct{}
 	wg      sync.WaitGroup // workers
 	readers sync.WaitGroup
 }
 
-// directJob is one frame for one worker's share of a channel's sockets.
-type directJob struct {
-	frame []byte
-	conns []net.Conn
+// directRing is how many of a channel's latest events the direct writer
+// keeps; a socket further behind than that loses the older ones.
+const directRing = 1 << 14
+
+// directLog is a channel's latest events, as messages.
+type directLog struct {
+	mu   sync.Mutex
+	ring [directRing][]byte
+	head int64 // events published; the latest is ring[(head-1)%directRing]
 }
 
-// directQueue is how many frames a worker may have waiting; a publisher
-// that finds it full waits.
-const directQueue = 4096
+// appendFrame appends one final text frame holding the events from (a
+// count of events published) to the head, a line each, and returns it
+// with the head; from is moved up past events the ring no longer holds.
+func (l *directLog) appendFrame(dst []byte, from int64) ([]byte, int64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	from = max(from, l.head-directRing)
+	if from >= l.head {
+		return dst, l.head
+	}
+	size := int(l.head-from) - 1
+	for i := from; i < l.head; i++ {
+		size += len(l.ring[i%directRing])
+	}
+	dst = appendFrameHeader(dst, size)
+	for i := from; i < l.head; i++ {
+		if i > from {
+			dst = append(dst, '\n')
+		}
+		dst = append(dst, l.ring[i%directRing]...)
+	}
+	return dst, l.head
+}
+
+// appendFrameHeader appends the header of an unmasked final text frame of
+// size payload bytes.
+func appendFrameHeader(dst []byte, size int) []byte {
+	dst = append(dst, 0x81)
+	switch {
+	case size <= 125:
+		return append(dst, byte(size))
+	case size <= 0xffff:
+		dst = append(dst, 126)
+		return binary.BigEndian.AppendUint16(dst, uint16(size))
+	default:
+		dst = append(dst, 127)
+		return binary.BigEndian.AppendUint64(dst, uint64(size))
+	}
+}
+
+// directSocket is one client: its socket, its channel's log, and how many
+// of the channel's events it has been written (owned by its worker).
+type directSocket struct {
+	conn   net.Conn
+	log    *directLog
+	cursor int64
+	dead   atomic.Bool
+}
+
+// directWorker goes round its sockets.
+type directWorker struct {
+	mu      sync.Mutex
+	sockets []*directSocket // appended to under mu
+	wake    chan struct{}
+}
 
 func newDirectWriter() *directWriter {
 	d := &directWriter{
 		upgrader: websocket.Upgrader{ReadBufferSize: 1024, WriteBufferSize: 1024},
-		subs:     make(map[string][]net.Conn),
+		logs:     make(map[string]*directLog),
+		quit:     make(chan struct{}),
 	}
 	for range runtime.GOMAXPROCS(0) {
-		ch := make(chan directJob, directQueue)
-		d.work = append(d.work, ch)
+		w := &directWorker{wake: make(chan struct{}, 1)}
+		d.workers = append(d.workers, w)
 		d.wg.Add(1)
-		go d.worker(ch)
+		go d.work(w)
 	}
 	return d
 }
 
-func (d *directWriter) worker(jobs <-chan directJob) {
+// work writes each of w's sockets, in turn, the events it has not been
+// written, and waits for a publication when a round found none.
+func (d *directWriter) work(w *directWorker) {
 	defer d.wg.Done()
-	for j := range jobs {
-		for _, c := range j.conns {
-			_, _ = c.Write(j.frame) // a failed client shows as lost events
+	var frame []byte
+	// frame holds the events of built from from up to to, for the
+	// sockets at the same point of the same channel.
+	var built *directLog
+	var from, to int64
+	for {
+		w.mu.Lock()
+		sockets := w.sockets
+		w.mu.Unlock()
+		wrote := false
+		for _, s := range sockets {
+			if s.dead.Load() {
+				continue
+			}
+			head := s.log.headNow()
+			if head <= s.cursor {
+				continue
+			}
+			if built != s.log || from != s.cursor || to != head {
+				built, from = s.log, s.cursor
+				frame, to = s.log.appendFrame(frame[:0], s.cursor)
+			}
+			if _, err := s.conn.Write(frame); err != nil {
+				s.dead.Store(true) // a failed client shows as lost events
+			}
+			s.cursor = to
+			wrote = true
+		}
+		if wrote {
+			continue
+		}
+		select {
+		case <-w.wake:
+		case <-d.quit:
+			return
 		}
 	}
+}
+
+// headNow returns how many events the log has had.
+func (l *directLog) headNow() int64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.head
 }
 
 func (d *directWriter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -75,53 +179,64 @@ func (d *directWriter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		conn.Close()
 		return
 	}
+	l := d.logLocked(channel)
+	s := &directSocket{conn: conn.NetConn(), log: l, cursor: l.headNow()}
+	wk := d.workers[d.next%len(d.workers)]
+	d.next++
+	wk.mu.Lock()
+	wk.sockets = append(wk.sockets, s)
+	wk.mu.Unlock()
 	d.ws = append(d.ws, conn)
-	d.subs[channel] = append(d.subs[channel], conn.NetConn())
 	d.readers.Add(1)
 	d.mu.Unlock()
-	go d.read(channel, conn)
+	go d.read(s, conn)
 }
 
-// read drains the client until its connection ends, then forgets it.
-func (d *directWriter) read(channel string, conn *websocket.Conn) {
+// sockets returns how many clients are registered.
+func (d *directWriter) sockets() int {
+	n := 0
+	for _, w := range d.workers {
+		w.mu.Lock()
+		n += len(w.sockets)
+		w.mu.Unlock()
+	}
+	return n
+}
+
+func (d *directWriter) logLocked(channel string) *directLog {
+	l := d.logs[channel]
+	if l == nil {
+		l = &directLog{}
+		d.logs[channel] = l
+	}
+	return l
+}
+
+// read drains the client until its connection ends, then marks it dead.
+func (d *directWriter) read(s *directSocket, conn *websocket.Conn) {
 	defer d.readers.Done()
 	discard(conn)
+	s.dead.Store(true)
 	conn.Close()
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	// A new slice: the workers may still hold the old one.
-	d.subs[channel] = slices.DeleteFunc(slices.Clone(d.subs[channel]), func(c net.Conn) bool { return c == conn.NetConn() })
-	d.ws = slices.DeleteFunc(d.ws, func(c *websocket.Conn) bool { return c == conn })
 }
 
-// publish queues msg, in one frame, for every client of channel. The
-// workers' queues are sent to under mu, which close takes to close them.
+// publish appends msg to the channel's log and wakes the workers.
 func (d *directWriter) publish(channel string, msg []byte) {
-	frame := make([]byte, 0, len(msg)+10)
-	frame = append(frame, 0x81) // final text frame
-	switch n := len(msg); {
-	case n <= 125:
-		frame = append(frame, byte(n))
-	case n <= 0xffff:
-		frame = append(frame, 126)
-		frame = binary.BigEndian.AppendUint16(frame, uint16(n))
-	default:
-		frame = append(frame, 127)
-		frame = binary.BigEndian.AppendUint64(frame, uint64(n))
-	}
-	frame = append(frame, msg...)
-
 	d.mu.Lock()
-	defer d.mu.Unlock()
 	if d.closed {
+		d.mu.Unlock()
 		return
 	}
-	conns := d.subs[channel]
-	share := (len(conns) + len(d.work) - 1) / len(d.work)
-	for i, ch := range d.work {
-		lo, hi := min(i*share, len(conns)), min((i+1)*share, len(conns))
-		if lo < hi {
-			ch <- directJob{frame: frame, conns: conns[lo:hi]}
+	l := d.logLocked(channel)
+	d.mu.Unlock()
+	l.mu.Lock()
+	l.ring[l.head%directRing] = msg
+	l.head++
+	l.mu.Unlock()
+	for _, w := range d.workers {
+		select {
+		case w.wake <- struct{}{}:
+		default:
 		}
 	}
 }
@@ -132,9 +247,7 @@ func (d *directWriter) publish(channel string, msg []byte) {
 func (d *directWriter) close() {
 	d.mu.Lock()
 	d.closed = true
-	for _, ch := range d.work {
-		close(ch)
-	}
+	close(d.quit)
 	for _, c := range d.ws {
 		c.Close()
 	}

@@ -100,7 +100,7 @@ func newBaselineTarget() (*bareTarget, error) {
 
 // newDirectTarget is the direct writer on a loopback port.
 func newDirectTarget() (*bareTarget, error) {
-	return newBareTarget("direct writer (each event's frame written straight to every socket, a goroutine per core)", newDirectWriter())
+	return newBareTarget("direct writer (each socket written in turn, in one frame, every event since its last write; a goroutine per core)", newDirectWriter())
 }
 
 func (t *bareTarget) name() string    { return t.desc }
