@@ -8,6 +8,8 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -533,4 +535,27 @@ func TestStaleWake(t *testing.T) {
 		t.Fatalf("got %s, want the pong with id 2", m)
 	}
 	c.alive(3)
+}
+
+// TestTLS: over wss://, where the hub's write pool cannot write to the
+// socket itself and every frame goes through the connection's writer
+// goroutine, events arrive whole and in order, with pings answered.
+func TestTLS(t *testing.T) {
+	b := broker.NewMemory()
+	withBroker(t, b)
+	e := newEnvOn(t, hub.Config{Broker: b, Secret: testSecret, Logger: discardLogger(), SendQueueBytes: 64 << 20}, b, httptest.NewTLSServer)
+	if !strings.HasPrefix(e.url, "wss://") {
+		t.Fatalf("url %s, want wss://", e.url)
+	}
+	c := e.connect("1", "a")
+	c.subscribe(1, "a", nil)
+	var ids []string
+	for i := range 8 {
+		ids = append(ids, publishTo(t, e.broker, "a", 50, 4<<10)...)
+		if err := c.ws.WriteControl(websocket.PingMessage, []byte(strconv.Itoa(i)), time.Now().Add(time.Second)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.expectEvents("a", 0, ids)
+	c.alive(2)
 }

@@ -76,7 +76,7 @@ type env struct {
 	hub    *hub.Hub
 	srv    *httptest.Server
 	issuer *tokens.Issuer
-	url    string // ws://.../telegraphy/ws
+	url    string // ws://.../telegraphy/ws, or wss://
 	base   string // http://.../telegraphy
 }
 
@@ -110,13 +110,20 @@ func withBroker(t testing.TB, b *broker.Memory) {
 
 func newEnvWith(t testing.TB, cfg hub.Config, b *broker.Memory) *env {
 	t.Helper()
+	return newEnvOn(t, cfg, b, httptest.NewServer)
+}
+
+// newEnvOn is newEnvWith on a server that serve starts: httptest.NewServer,
+// or httptest.NewTLSServer for wss://.
+func newEnvOn(t testing.TB, cfg hub.Config, b *broker.Memory, serve func(http.Handler) *httptest.Server) *env {
+	t.Helper()
 	h, err := hub.New(cfg)
 	if err != nil {
 		t.Fatalf("hub.New: %v", err)
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/telegraphy/", http.StripPrefix("/telegraphy", h))
-	srv := httptest.NewServer(mux)
+	srv := serve(mux)
 	iss, err := tokens.NewIssuer(tokens.IssuerConfig{Secret: testSecret})
 	if err != nil {
 		t.Fatal(err)
@@ -179,6 +186,9 @@ type client struct {
 
 func (e *env) dial(hdr http.Header) (*client, *http.Response, error) {
 	d := websocket.Dialer{HandshakeTimeout: 5 * time.Second}
+	if e.srv.TLS != nil {
+		d.TLSClientConfig = e.srv.Client().Transport.(*http.Transport).TLSClientConfig
+	}
 	ws, resp, err := d.Dial(e.url, hdr)
 	if err != nil {
 		return nil, resp, err
