@@ -36,15 +36,23 @@ import "github.com/redis/go-redis/v9"
 // (AOF with appendfsync everysec can lose the last second); and nothing
 // is detected where ACLs refuse INFO to the broker's user (r stays empty).
 
-// replicationIDs starts both scripts: rid and rid2 are the running
-// server's master_replid and master_replid2, or empty where INFO is
-// refused.
+// replicationIDs starts both scripts: replIDs() returns the running
+// server's master_replid and master_replid2, or empty strings where INFO
+// is refused. It asks INFO once per call, and only when a channel with a
+// history is touched: a publication to a channel nobody watches needs
+// neither.
 const replicationIDs = `
-local info = redis.pcall('INFO', 'replication')
-local rid, rid2 = '', ''
-if type(info) == 'string' then
-  rid = string.match(info, 'master_replid:(%w+)') or ''
-  rid2 = string.match(info, 'master_replid2:(%w+)') or ''
+local rid, rid2
+local function replIDs()
+  if rid == nil then
+    rid, rid2 = '', ''
+    local info = redis.pcall('INFO', 'replication')
+    if type(info) == 'string' then
+      rid = string.match(info, 'master_replid:(%w+)') or ''
+      rid2 = string.match(info, 'master_replid2:(%w+)') or ''
+    end
+  end
+  return rid, rid2
 end
 `
 
@@ -95,6 +103,7 @@ for c = 0, #KEYS / 3 - 1 do
     res[c+1] = -1
   else
     local epoch, last, renewed, hasIds = m[1], tonumber(m[2]) or 0, tonumber(m[3]), m[4]
+    replIDs()
     if epoch and m[5] and m[5] ~= rid and m[5] == rid2 then
       epoch = nil
     end
@@ -163,6 +172,7 @@ return res
 var historyScript = redis.NewScript(replicationIDs + `
 local m = redis.call('HMGET', KEYS[1], 'e', 'r')
 local epoch = m[1]
+replIDs()
 if epoch and m[2] and m[2] ~= rid and m[2] == rid2 then
   epoch = nil
 end
