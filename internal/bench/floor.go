@@ -6,7 +6,6 @@ import (
 	"io"
 	"net"
 	"runtime"
-	"strconv"
 	"time"
 )
 
@@ -132,11 +131,6 @@ func loopbackCost(frameBytes int) (write, read time.Duration, err error) {
 // on channel: the hub's event message around the encoded event, and a
 // WebSocket header.
 func eventFrameBytes(channel string) int {
-	_, encoded := encodeEvent(event{Seq: 1_000_000, Channel: channel, SentNS: int64(100 * time.Second)})
-	msg := `{"type":"event","channel":` + strconv.Quote(channel) + `,"offset":1000000,"event":` + string(encoded) + `}`
-	header := 2
-	if len(msg) > 125 {
-		header = 4
-	}
-	return len(msg) + header
+	msg := eventMessage(event{Seq: 1_000_000, Channel: channel, SentNS: int64(100 * time.Second)})
+	return len(appendFrameHeader(nil, len(msg))) + len(msg)
 }
