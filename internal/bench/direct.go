@@ -42,8 +42,9 @@ const directRing = 1 << 14
 
 // directLog is a channel's latest events, as messages.
 type directLog struct {
-	mu   sync.Mutex
-	ring [directRing][]byte
+	mu sync.Mutex
+	// ring grows to directRing messages, then is overwritten in place.
+	ring [][]byte
 	head int64 // events published; the latest is ring[(head-1)%directRing]
 }
 
@@ -69,6 +70,17 @@ func (l *directLog) appendFrame(dst []byte, from int64) ([]byte, int64) {
 		dst = append(dst, l.ring[i%directRing]...)
 	}
 	return dst, l.head
+}
+
+// appendRing adds msg, the head-th event, to ring: appended until the
+// ring holds directRing events, then in place of the oldest.
+func appendRing(ring [][]byte, head int64, msg []byte) ([][]byte, int64) {
+	if len(ring) < directRing {
+		ring = append(ring, msg)
+	} else {
+		ring[head%directRing] = msg
+	}
+	return ring, head + 1
 }
 
 // appendFrameHeader appends the header of an unmasked final text frame of
@@ -230,8 +242,7 @@ func (d *directWriter) publish(channel string, msg []byte) {
 	l := d.logLocked(channel)
 	d.mu.Unlock()
 	l.mu.Lock()
-	l.ring[l.head%directRing] = msg
-	l.head++
+	l.ring, l.head = appendRing(l.ring, l.head, msg)
 	l.mu.Unlock()
 	for _, w := range d.workers {
 		select {

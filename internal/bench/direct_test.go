@@ -2,6 +2,7 @@ package bench
 
 import (
 	"bytes"
+	"encoding/binary"
 	"context"
 	"strconv"
 	"strings"
@@ -71,5 +72,29 @@ func TestDirectWriterFrames(t *testing.T) {
 	}
 	if frames == burst {
 		t.Errorf("burst: %d events came in as many frames, want several to a frame", burst)
+	}
+}
+
+// TestDirectLogRing: a channel's ring grows to directRing events, then
+// keeps the latest; a socket further behind gets those, in order.
+func TestDirectLogRing(t *testing.T) {
+	var l directLog
+	for i := range directRing + 10 {
+		l.ring, l.head = appendRing(l.ring, l.head, []byte(strconv.Itoa(i)))
+	}
+	if len(l.ring) != directRing {
+		t.Fatalf("ring of %d messages, want %d", len(l.ring), directRing)
+	}
+	frame, head := l.appendFrame(nil, 0)
+	if head != directRing+10 {
+		t.Fatalf("head %d, want %d", head, directRing+10)
+	}
+	// Over 64 KiB of events: the header's length is 8 bytes.
+	if frame[0] != 0x81 || frame[1] != 127 || binary.BigEndian.Uint64(frame[2:10]) != uint64(len(frame)-10) {
+		t.Fatalf("frame header % x for %d bytes", frame[:10], len(frame))
+	}
+	lines := strings.Split(string(frame[10:]), "\n")
+	if len(lines) != directRing || lines[0] != "10" || lines[len(lines)-1] != strconv.Itoa(directRing+9) {
+		t.Fatalf("frame holds %d events from %q to %q, want %d from 10 to %d", len(lines), lines[0], lines[len(lines)-1], directRing, directRing+9)
 	}
 }
