@@ -126,6 +126,26 @@ type Subscription interface {
 	Close() error
 }
 
+// HistoryLimit bounds what one history read may return. A zero field
+// means no bound.
+type HistoryLimit struct {
+	// Publications is the most publications the read may return.
+	Publications int
+	// Bytes is the most bytes of publication Data the read may return.
+	Bytes int
+}
+
+// BoundedHistory is implemented by brokers that can refuse a recovery
+// that would exceed a limit before they read it: HistoryWithin answers as
+// History does, except that when more than limit.Publications follow
+// since, or their Data exceeds limit.Bytes, it returns the channel's
+// Position with Recovered=false and no Publications, having read at most
+// about limit.Bytes. Hubs use it so that a client asking for a position
+// far behind costs the broker the position only.
+type BoundedHistory interface {
+	HistoryWithin(ctx context.Context, channel string, since *Position, limit HistoryLimit) (HistoryResult, error)
+}
+
 // Pinger is implemented by brokers that depend on a remote service; hubs
 // report its result in their health check and metrics.
 type Pinger interface {

@@ -237,8 +237,20 @@ func newEpoch() string {
 // As in broker.Memory, a channel's history starts with its first History
 // call or its first publication while a hub is subscribed to it: before,
 // no client can hold a position in it, and its publications go out
-// without one and are not kept.
+// without one and are not kept. A channel that History made and that was
+// never published to is forgotten Config.UnwatchedTTL after the last
+// subscription watching it is removed (see releaseScript), else
+// HistoryTTL after the last History call.
 func (b *Broker) History(ctx context.Context, channel string, since *broker.Position) (broker.HistoryResult, error) {
+	return b.HistoryWithin(ctx, channel, since, broker.HistoryLimit{})
+}
+
+var _ broker.BoundedHistory = (*Broker)(nil)
+
+// HistoryWithin implements broker.BoundedHistory: the script compares the
+// number of publications asked for with limit before it reads any, and
+// stops reading once their data exceeds limit.Bytes.
+func (b *Broker) HistoryWithin(ctx context.Context, channel string, since *broker.Position, limit broker.HistoryLimit) (broker.HistoryResult, error) {
 	if channel == "" {
 		return broker.HistoryResult{}, broker.ErrEmptyChannel
 	}
@@ -250,7 +262,7 @@ func (b *Broker) History(ctx context.Context, channel string, since *broker.Posi
 		sinceEpoch, sinceOffset = since.Epoch, strconv.FormatUint(since.Offset, 10)
 	}
 	v, err := historyScript.Run(ctx, b.client, []string{b.metaKey(channel), b.streamKey(channel), b.idsKey(channel)},
-		newEpoch(), b.cfg.HistoryTTL.Milliseconds(), sinceEpoch, sinceOffset).Slice()
+		newEpoch(), b.cfg.HistoryTTL.Milliseconds(), sinceEpoch, sinceOffset, max(limit.Publications, 0), max(limit.Bytes, 0)).Slice()
 	if err != nil {
 		return broker.HistoryResult{}, fmt.Errorf("redisbroker: history of %q: %w", channel, err)
 	}

@@ -50,6 +50,12 @@ type Config struct {
 	// A channel with nothing newer is forgotten entirely, and its epoch
 	// changes when it is used again. Zero value means 10 minutes.
 	HistoryTTL time.Duration
+	// UnwatchedTTL is how long a channel that has never been published to
+	// keeps its position once no subscription watches it: long enough for
+	// a client that lost its connection to come back and recover from the
+	// position it was given, short enough that subscribing to name after
+	// name costs Redis nothing for long. Zero value means 30 seconds.
+	UnwatchedTTL time.Duration
 	// SubscriberBuffer is the number of publications a subscription may
 	// hold before new ones are dropped for it. Zero value means 1024.
 	SubscriberBuffer int
@@ -88,6 +94,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.HistoryTTL <= 0 {
 		c.HistoryTTL = 10 * time.Minute
+	}
+	if c.UnwatchedTTL <= 0 {
+		c.UnwatchedTTL = 30 * time.Second
 	}
 	if c.SubscriberBuffer <= 0 {
 		c.SubscriberBuffer = 1024

@@ -40,7 +40,10 @@
 // channel's stream trimmed to HistorySize entries and HistoryTTL of age,
 // and publishes. A channel with no history and no subscriber is only
 // published to, without an offset: as in broker.Memory, its history starts
-// with its first subscriber or History call. Live delivery is Redis pub/sub: at
+// with its first subscriber or History call. A channel that was only looked
+// at (History, never a publication) is forgotten Config.UnwatchedTTL after
+// no subscription watches it, so subscribing to name after name costs
+// Redis nothing for long. Live delivery is Redis pub/sub: at
 // most once. A hub that loses its connection reconnects and resubscribes by
 // itself; what was published meanwhile is not delivered live, and shows as
 // a jump in offsets (or a new epoch) that History recovers or reports as

@@ -162,13 +162,21 @@ return res
 // historyScript reads a channel's position and, when the asked-for
 // position can be served, the publications after it (newest first). Like
 // broker.Memory it creates the channel, with a new epoch, when it has no
-// history, so that the position it answers stays valid, and when the
+// history, so that the position it answers stays valid (for HistoryTTL
+// from the last look, while nothing is published), and when the
 // history was written by a primary that failed over, as publishScript
 // does. A publication older than HistoryTTL is not served (publishScript
 // trims the stream by age only now and then).
 //
+// The number of publications asked for is known from the offsets before
+// any is read: over the most publications allowed, the script answers the
+// position alone. It reads the stream in steps, adding up the size of the
+// data, and answers the position alone as soon as that is over the most
+// bytes allowed: a request for a position far behind costs Redis little
+// more than the limit.
+//
 // KEYS: meta, stream, ids. ARGV: candidate epoch, TTL (ms), since epoch, since
-// offset ("" when none).
+// offset ("" when none), most publications, most bytes (0: no limit).
 var historyScript = redis.NewScript(replicationIDs + `
 local m = redis.call('HMGET', KEYS[1], 'e', 'r')
 local epoch = m[1]
@@ -185,6 +193,10 @@ elseif m[2] ~= rid then
   redis.call('HSET', KEYS[1], 'r', rid)
 end
 local off = tonumber(redis.call('HGET', KEYS[1], 'o'))
+if off == 0 then
+  -- Looked at again: the full TTL, which releaseScript may have cut.
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
 if ARGV[4] == '' or ARGV[3] ~= epoch then
   return {epoch, off}
 end
@@ -193,10 +205,36 @@ if since >= off then
   return {epoch, off}
 end
 local n = off - since
+local maxn, maxb = tonumber(ARGV[5]), tonumber(ARGV[6])
+if maxn > 0 and n > maxn then
+  return {epoch, off}
+end
 if redis.call('XLEN', KEYS[2]) < n then
   return {epoch, off}
 end
-local entries = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', n)
+local entries = {}
+local from, left, size = '+', n, 0
+local step = maxb > 0 and 64 or n
+while left > 0 do
+  local chunk = redis.call('XREVRANGE', KEYS[2], from, '-', 'COUNT', math.min(left, step))
+  if #chunk == 0 then
+    break
+  end
+  for i = 1, #chunk do
+    local f = chunk[i][2]
+    for j = 1, #f - 1, 2 do
+      if f[j] == 'd' then
+        size = size + #f[j+1]
+      end
+    end
+    entries[#entries+1] = chunk[i]
+  end
+  if maxb > 0 and size > maxb then
+    return {epoch, off}
+  end
+  left = left - #chunk
+  from = '(' .. chunk[#chunk][1]
+end
 local now = redis.call('TIME')
 local cutoff = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) - tonumber(ARGV[2])
 local oldest = #entries > 0 and tonumber(string.match(entries[#entries][1], '^(%d+)'))
@@ -204,6 +242,29 @@ if not oldest or oldest < cutoff then
   return {epoch, off}
 end
 return {epoch, off, entries}
+`)
+
+// releaseScript shortens the life of a channel that was only looked at:
+// its meta hash, made by historyScript, when no publication ever followed
+// (offset 0) and no subscriber on this server watches its pub/sub channel,
+// then expires UnwatchedTTL from now rather than HistoryTTL after the
+// look. Subscriptions run it once Redis has confirmed their unsubscribe,
+// so that subscribing to name after name leaves nothing behind for long.
+//
+// KEYS: meta. ARGV: "NUMSUB" or "SHARDNUMSUB", the pub/sub channel,
+// UnwatchedTTL (ms).
+var releaseScript = redis.NewScript(`
+if redis.call('HGET', KEYS[1], 'o') ~= '0' then
+  return 0
+end
+if redis.call('PUBSUB', ARGV[1], ARGV[2])[2] ~= 0 then
+  return 0
+end
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl < 0 or ttl > tonumber(ARGV[3]) then
+  redis.call('PEXPIRE', KEYS[1], ARGV[3])
+end
+return 1
 `)
 
 func (b *Broker) metaKey(ch string) string   { return b.cfg.Prefix + ":{" + ch + "}:meta" }
