@@ -3,6 +3,7 @@ package hub
 import (
 	"context"
 	"errors"
+	"hash/maphash"
 	"io"
 	"net"
 	"strconv"
@@ -42,6 +43,15 @@ type conn struct {
 	subject string
 	grants  []string
 	subs    map[string]*member
+	// The request token bucket: tokens left at bucketAt; refused counts
+	// the requests refused in a row.
+	tokens   float64
+	bucketAt time.Time
+	refused  int
+	// touched holds the channels subscribed to since minuteStart (by
+	// hash), for MaxChannelsPerMinute.
+	touched     map[uint64]struct{}
+	minuteStart time.Time
 
 	mu        sync.Mutex
 	queue     []outMsg
@@ -106,10 +116,11 @@ func (c *conn) enqueue(m outMsg) bool {
 		return false
 	}
 	if c.queued+len(m.data) > c.h.cfg.SendQueueBytes {
+		queued := c.queued
 		c.closeLocked(closeSlowConsumer, "slow consumer", false)
 		c.mu.Unlock()
 		c.h.metrics.slowConsumers.Inc()
-		c.h.log.Info("hub: slow consumer closed", "session", c.session, "queued_bytes", c.queued)
+		c.h.log.Info("hub: slow consumer closed", "session", c.session, "queued_bytes", queued)
 		return false
 	}
 	c.queue = append(c.queue, m)
@@ -564,6 +575,19 @@ func (c *conn) handle(line []byte) bool {
 		}
 		return c.hello(req)
 	}
+	if !c.takeToken(time.Now()) {
+		if c.refused++; c.refused > c.h.cfg.RequestBurst {
+			c.h.metrics.limited.WithLabelValues("rate_close").Inc()
+			c.sendError(&protoError{code: codeLimit, message: "too many requests"})
+			c.closeWith(closePolicy, "rate limit", true)
+			return false
+		}
+		c.h.metrics.limited.WithLabelValues("rate").Inc()
+		c.sendError(&protoError{id: req.ID, code: codeLimit, message: "too many requests: at most " +
+			strconv.FormatFloat(c.h.cfg.RequestRate, 'g', -1, 64) + " per second"})
+		return true
+	}
+	c.refused = 0
 	if perr != nil {
 		c.sendError(perr)
 		return true
@@ -580,6 +604,40 @@ func (c *conn) handle(line []byte) bool {
 	}
 	return true
 }
+
+// takeToken takes one request from the connection's token bucket, and
+// reports false when it is empty.
+func (c *conn) takeToken(now time.Time) bool {
+	cfg := &c.h.cfg
+	c.tokens = min(float64(cfg.RequestBurst), c.tokens+now.Sub(c.bucketAt).Seconds()*cfg.RequestRate)
+	c.bucketAt = now
+	if c.tokens < 1 {
+		return false
+	}
+	c.tokens--
+	return true
+}
+
+// touch counts name among the distinct channels subscribed to this
+// minute, and reports false when that would exceed MaxChannelsPerMinute.
+func (c *conn) touch(name string, now time.Time) bool {
+	if c.touched == nil || now.Sub(c.minuteStart) >= time.Minute {
+		c.touched = make(map[uint64]struct{})
+		c.minuteStart = now
+	}
+	k := maphash.String(channelSeed, name)
+	if _, ok := c.touched[k]; ok {
+		return true
+	}
+	if len(c.touched) >= c.h.cfg.MaxChannelsPerMinute {
+		return false
+	}
+	c.touched[k] = struct{}{}
+	return true
+}
+
+// channelSeed hashes channel names for conn.touched.
+var channelSeed = maphash.MakeSeed()
 
 // refuse answers a failed hello and closes with 4001.
 func (c *conn) refuse(reason, message string) bool {
@@ -609,10 +667,17 @@ func (c *conn) hello(req request) bool {
 		}
 		c.subject, c.grants = claims.Subject, claims.Channels
 	}
-	c.authed = true
 	h.mu.Lock()
 	if c.subject != "" {
 		set := h.subjects[c.subject]
+		if len(set) >= h.cfg.MaxConnectionsPerSubject {
+			h.mu.Unlock()
+			h.metrics.limited.WithLabelValues("subject_connections").Inc()
+			h.log.Info("hub: connection refused: too many for the subject", "session", c.session, "subject", c.subject)
+			c.sendError(&protoError{code: codeLimit, message: "at most " + strconv.Itoa(h.cfg.MaxConnectionsPerSubject) + " connections per subject"})
+			c.closeWith(closePolicy, "too many connections", true)
+			return false
+		}
 		if set == nil {
 			set = make(map[*conn]struct{}, 1)
 			h.subjects[c.subject] = set
@@ -620,6 +685,8 @@ func (c *conn) hello(req request) bool {
 		set[c] = struct{}{}
 	}
 	h.mu.Unlock()
+	c.authed = true
+	c.tokens, c.bucketAt = float64(h.cfg.RequestBurst), time.Now()
 	h.log.Debug("hub: authenticated", "session", c.session, "subject", c.subject)
 	return c.send(encode(welcomeMsg{Type: typeWelcome, Session: c.session, Subject: c.subject}))
 }
@@ -652,6 +719,11 @@ func (c *conn) subscribe(req request) {
 		fail(codeLimit, "at most "+strconv.Itoa(h.cfg.MaxChannels)+" channels per connection")
 		return
 	}
+	if !c.touch(name, time.Now()) {
+		h.metrics.limited.WithLabelValues("channels_per_minute").Inc()
+		fail(codeLimit, "at most "+strconv.Itoa(h.cfg.MaxChannelsPerMinute)+" distinct channels per minute")
+		return
+	}
 	ctx, cancel := context.WithTimeout(h.ctx, brokerTimeout)
 	defer cancel()
 	ch, m, err := h.join(ctx, c, name)
@@ -660,7 +732,7 @@ func (c *conn) subscribe(req request) {
 		fail(codeInternal, "could not subscribe")
 		return
 	}
-	res, err := h.cfg.Broker.History(ctx, name, req.Since)
+	res, err := h.history(ctx, name, req.Since)
 	if err != nil {
 		h.leave(ctx, c, name)
 		h.log.Warn("hub: broker history failed", "session", c.session, "channel", name, "err", err)

@@ -231,7 +231,7 @@ func TestRevokeAcrossHubs(t *testing.T) {
 	b := broker.NewMemory()
 	withBroker(t, b)
 	cfg := func() hub.Config {
-		return hub.Config{Broker: b, Secret: testSecret, Logger: discardLogger()}
+		return hub.Config{Broker: b, Secret: testSecret, Logger: discardLogger(), ServeMetrics: true}
 	}
 	a := newEnvWith(t, cfg(), b)
 	other := newEnvWith(t, cfg(), b)
@@ -543,7 +543,7 @@ func TestStaleWake(t *testing.T) {
 func TestTLS(t *testing.T) {
 	b := broker.NewMemory()
 	withBroker(t, b)
-	e := newEnvOn(t, hub.Config{Broker: b, Secret: testSecret, Logger: discardLogger(), SendQueueBytes: 64 << 20}, b, httptest.NewTLSServer)
+	e := newEnvOn(t, hub.Config{Broker: b, Secret: testSecret, Logger: discardLogger(), SendQueueBytes: 64 << 20, ServeMetrics: true}, b, httptest.NewTLSServer)
 	if !strings.HasPrefix(e.url, "wss://") {
 		t.Fatalf("url %s, want wss://", e.url)
 	}
