@@ -388,3 +388,40 @@ func TestMetricsOptIn(t *testing.T) {
 		t.Errorf("MetricsHandler: %d %q", resp.StatusCode, body)
 	}
 }
+
+// TestInvalidUTF8: a text frame that is not UTF-8 closes the connection
+// with 1007 (RFC 6455 8.1), rather than being read with the bad bytes
+// replaced.
+func TestInvalidUTF8(t *testing.T) {
+	e := newEnv(t)
+	c := e.connect("1", "a")
+	c.send("{\"type\":\"ping\",\"id\":1,\"x\":\"\xff\xfe\"}")
+	if m := c.expect("error"); m.Code != "bad_request" {
+		t.Fatalf("got %s, want error bad_request", m)
+	}
+	c.expectClose(1007)
+}
+
+// TestSharedReplayStoreByDefault: two hubs given Redis brokers on one
+// Redis, with no ReplayStore configured, accept a token once between
+// them.
+func TestSharedReplayStoreByDefault(t *testing.T) {
+	a, bus := newRedisEnv(t)
+	other, err := redisbroker.New(redisbroker.Config{URL: "redis://" + bus.Client().(*redis.Client).Options().Addr + "/0", Logger: quietLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = other.Close(context.Background()) })
+	b := newEnvWith(t, hub.Config{Secret: testSecret, Broker: other, Logger: quietLogger()}, nil)
+
+	tok := a.token("17", "x")
+	c := a.mustDial()
+	c.send(`{"type":"hello","token":"` + tok + `"}`)
+	c.expect("welcome")
+	again := b.mustDial()
+	again.send(`{"type":"hello","token":"` + tok + `"}`)
+	if m := again.expect("error"); m.Code != "unauthorized" {
+		t.Fatalf("the token again, on the other hub: %s, want unauthorized", m)
+	}
+	again.expectClose(4001)
+}

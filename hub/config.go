@@ -68,8 +68,9 @@ type Config struct {
 	// anonymous and hellos that carry a token are refused.
 	Secret []byte
 	// ReplayStore remembers used token ids, so each token connects once.
-	// Share one (e.g. the Redis broker's) between hubs behind a load
-	// balancer. Zero value means an in-memory store local to this hub.
+	// Hubs behind a load balancer must share one. Zero value means the
+	// broker's shared store when it has one (ReplayStoreSharer: the Redis
+	// broker's, in Redis), else an in-memory store local to this hub.
 	ReplayStore tokens.ReplayStore
 	// TokenLeeway is the clock skew allowed when checking token times.
 	// Zero value means the tokens package default (5 seconds); a negative
@@ -173,6 +174,14 @@ type Config struct {
 	Logger *slog.Logger
 }
 
+// ReplayStoreSharer is implemented by brokers whose service can hold the
+// used-token marks of every hub that shares it (redisbroker.Broker). New
+// uses its store when Config.ReplayStore is nil, so that two hubs on one
+// Redis never both accept a token.
+type ReplayStoreSharer interface {
+	SharedReplayStore() tokens.ReplayStore
+}
+
 // withDefaults validates c and fills in its zero fields.
 func (c Config) withDefaults() (Config, error) {
 	if c.Broker == nil {
@@ -265,6 +274,11 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
+	}
+	if c.ReplayStore == nil {
+		if s, ok := c.Broker.(ReplayStoreSharer); ok {
+			c.ReplayStore = s.SharedReplayStore()
+		}
 	}
 	return c, nil
 }

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gorilla/websocket"
 
@@ -472,6 +473,14 @@ func (c *conn) readLoop() {
 		if mt != websocket.TextMessage {
 			c.sendError(&protoError{code: codeBadRequest, message: "binary frames are not part of the protocol"})
 			c.closeWith(closePolicy, "text frames only", true)
+			return
+		}
+		if !utf8.Valid(frame) {
+			// RFC 6455 8.1: a text frame that is not UTF-8 fails the
+			// connection with 1007. encoding/json would have read it,
+			// replacing the bad bytes.
+			c.sendError(&protoError{code: codeBadRequest, message: "text frame is not valid UTF-8"})
+			c.closeWith(closeInvalidData, "invalid UTF-8", true)
 			return
 		}
 		keep := true
