@@ -363,8 +363,8 @@ func (m *Memory) History(ctx context.Context, channel string, since *Position) (
 // HistoryWithin implements BoundedHistory: it counts the publications and
 // their bytes before it copies any.
 func (m *Memory) HistoryWithin(ctx context.Context, channel string, since *Position, limit HistoryLimit) (HistoryResult, error) {
-	if channel == "" {
-		return HistoryResult{}, ErrEmptyChannel
+	if err := CheckChannels(channel); err != nil {
+		return HistoryResult{}, err
 	}
 	now := time.Now()
 	m.mu.Lock()

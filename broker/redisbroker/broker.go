@@ -96,6 +96,9 @@ type Stats struct {
 // server or refused credentials stopped it.
 func New(cfg Config) (*Broker, error) {
 	cfg.setDefaults()
+	if strings.ContainsAny(cfg.Prefix, "{}") {
+		return nil, fmt.Errorf("redisbroker: Config.Prefix %q holds \"{\" or \"}\", which would change the keys' hash tags", cfg.Prefix)
+	}
 	b := &Broker{cfg: cfg, client: cfg.Client, idleCheck: idleCheck}
 	if b.client == nil {
 		if cfg.URL == "" {
@@ -251,8 +254,8 @@ var _ broker.BoundedHistory = (*Broker)(nil)
 // number of publications asked for with limit before it reads any, and
 // stops reading once their data exceeds limit.Bytes.
 func (b *Broker) HistoryWithin(ctx context.Context, channel string, since *broker.Position, limit broker.HistoryLimit) (broker.HistoryResult, error) {
-	if channel == "" {
-		return broker.HistoryResult{}, broker.ErrEmptyChannel
+	if err := broker.CheckChannels(channel); err != nil {
+		return broker.HistoryResult{}, err
 	}
 	if b.isClosed() {
 		return broker.HistoryResult{}, broker.ErrClosed

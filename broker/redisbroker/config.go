@@ -25,8 +25,9 @@ type Config struct {
 	// from URL and closed by Close.
 	Client redis.UniversalClient
 	// Prefix starts every Redis key and pub/sub channel the Broker uses, so
-	// several deployments can share one server. Zero value means
-	// "telegraphy".
+	// several deployments can share one server. It may not hold "{" or
+	// "}", which would change the keys' Redis Cluster hash tags. Zero
+	// value means "telegraphy".
 	Prefix string
 	// QueueSize bounds the publish queue, in messages. When it is full,
 	// Publish drops the messages that do not fit, reports each through

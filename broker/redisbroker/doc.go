@@ -68,7 +68,9 @@
 //
 // Every key and pub/sub channel starts with Config.Prefix and carries the
 // broker channel as a hash tag, "<prefix>:{<channel>}:meta|stream|ids|pub",
-// so a channel's keys share one Redis Cluster slot. A channel's keys expire
+// so a channel's keys share one Redis Cluster slot. A channel name holding
+// "}" (which would end the tag early, or leave it empty) gets a hash of
+// the name as its tag instead: "<prefix>:{#<16 hex digits>}:<channel>:meta". A channel's keys expire
 // together, between HistoryTTL and 1.25 HistoryTTL after its last
 // publication; History never serves a publication older than HistoryTTL. Used tokens are
 // "<prefix>:jti:<jti>", expiring with the token.

@@ -1,10 +1,17 @@
 package redisbroker
 
-import "github.com/redis/go-redis/v9"
+import (
+	"encoding/hex"
+	"hash/fnv"
+	"strings"
+
+	"github.com/redis/go-redis/v9"
+)
 
 // Key layout. Every key of a channel carries the channel name as its hash
-// tag ({channel}), so all of a channel's keys live in one Redis Cluster
-// slot and one script may touch them together:
+// tag ({channel}; for a name holding a "}", a hash of it, see tagged), so
+// all of a channel's keys live in one Redis Cluster slot and one script may
+// touch them together:
 //
 //	<prefix>:{<channel>}:meta        hash: e = epoch, o = newest offset,
 //	                                 x = last expiry renewal (unix ms), d = ids exists,
@@ -267,19 +274,52 @@ end
 return 1
 `)
 
-func (b *Broker) metaKey(ch string) string   { return b.cfg.Prefix + ":{" + ch + "}:meta" }
-func (b *Broker) streamKey(ch string) string { return b.cfg.Prefix + ":{" + ch + "}:stream" }
-func (b *Broker) idsKey(ch string) string    { return b.cfg.Prefix + ":{" + ch + "}:ids" }
-func (b *Broker) pubChannel(ch string) string {
-	return b.cfg.Prefix + ":{" + ch + "}:pub"
+// tagged returns the start of every key of channel ch: the prefix and the
+// hash tag. Redis Cluster hashes the text between a key's first "{" and
+// the first "}" after it, or the whole key when that text is empty. A name
+// without "}" is its own tag, "<prefix>:{<ch>}". A name with a "}" would
+// end the tag early, or leave it empty (a name starting with "}") so that
+// the channel's keys land in different slots: such a name gets the tag
+// "#" and 16 hex digits of its FNV-1a hash, followed by the name,
+// "<prefix>:{#<hash>}:<ch>". Either way the tag is never empty, and is
+// the same for all of a channel's keys.
+func (b *Broker) tagged(ch string) string {
+	if !strings.Contains(ch, "}") {
+		return b.cfg.Prefix + ":{" + ch + "}"
+	}
+	return b.cfg.Prefix + ":{" + hashTag(ch) + "}:" + ch
 }
-func (b *Broker) jtiKey(jti string) string { return b.cfg.Prefix + ":jti:" + jti }
+
+// hashTag is the hash tag of a channel name that holds a "}".
+func hashTag(ch string) string {
+	h := fnv.New64a()
+	_, _ = h.Write([]byte(ch))
+	var sum [8]byte
+	return "#" + hex.EncodeToString(h.Sum(sum[:0]))
+}
+
+func (b *Broker) metaKey(ch string) string    { return b.tagged(ch) + ":meta" }
+func (b *Broker) streamKey(ch string) string  { return b.tagged(ch) + ":stream" }
+func (b *Broker) idsKey(ch string) string     { return b.tagged(ch) + ":ids" }
+func (b *Broker) pubChannel(ch string) string { return b.tagged(ch) + ":pub" }
+func (b *Broker) jtiKey(jti string) string    { return b.cfg.Prefix + ":jti:" + jti }
 
 // channelOf turns a pub/sub channel name back into the broker channel.
 func (b *Broker) channelOf(pub string) (string, bool) {
-	head, tail := b.cfg.Prefix+":{", "}:pub"
-	if len(pub) < len(head)+len(tail) || pub[:len(head)] != head || pub[len(pub)-len(tail):] != tail {
+	head, tail := b.cfg.Prefix+":{", ":pub"
+	if !strings.HasPrefix(pub, head) || !strings.HasSuffix(pub, tail) || len(pub) < len(head)+len(tail)+2 {
 		return "", false
 	}
-	return pub[len(head) : len(pub)-len(tail)], true
+	body := pub[len(head) : len(pub)-len(tail)]
+	end := strings.IndexByte(body, '}')
+	switch {
+	case end == len(body)-1 && end > 0:
+		return body[:end], true // "<ch>}"
+	case end > 0 && strings.HasPrefix(body[end:], "}:"):
+		ch := body[end+2:]
+		if ch != "" && body[:end] == hashTag(ch) {
+			return ch, true // "#<hash>}:<ch>"
+		}
+	}
+	return "", false
 }
