@@ -25,6 +25,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -269,7 +270,43 @@ func (a *App) Handler() http.Handler {
 	// stopped; the hub serves the same file at /telegraphy/telegraphy.js.
 	mux.Handle("GET /telegraphy/telegraphy.js", jsclient.Handler())
 	mux.Handle("/telegraphy/", http.StripPrefix("/telegraphy", http.HandlerFunc(a.serveHub)))
-	return mux
+	return guard(mux)
+}
+
+// guard refuses requests that a page on another site could make the
+// browser send: any request whose Host is a domain name other than
+// localhost (DNS rebinding: a name the attacker controls, pointed at the
+// demo's address), and a POST whose Origin is not the demo's own (a form
+// or fetch from another site, which could stop the hub or write tasks).
+// Requests without Origin come from non-browser clients and are let
+// through.
+func guard(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !localHost(r.Host) {
+			http.Error(w, "forbidden host: open the demo at localhost or an IP address", http.StatusForbidden)
+			return
+		}
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			if o := r.Header.Get("Origin"); o != "" {
+				u, err := url.Parse(o)
+				if err != nil || !strings.EqualFold(u.Host, r.Host) {
+					http.Error(w, "forbidden: cross-origin request", http.StatusForbidden)
+					return
+				}
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// localHost reports whether a Host header names localhost or an IP
+// address, which no DNS rebinding can stand for.
+func localHost(host string) bool {
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+	return strings.EqualFold(host, "localhost") || net.ParseIP(host) != nil
 }
 
 func (a *App) serveHub(w http.ResponseWriter, r *http.Request) {
@@ -459,7 +496,17 @@ func Run(ctx context.Context, cfg Config) error {
 	base := "http://" + l.Addr().String()
 	fmt.Fprintf(cfg.Stdout, "Telegraphy demo: a task board on SQLite (%s) with the in-process hub.\n", a.dbPath)
 	fmt.Fprintf(cfg.Stdout, "Open %s/?user=alice and, in another window, %s/?user=bob\n", base, base)
-	srv := &http.Server{Handler: a.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	// Every timeout is set, so that idle keep-alive connections and slow
+	// requests do not hold a goroutine each; WebSockets are hijacked, and
+	// the hub keeps its own deadlines.
+	srv := &http.Server{
+		Handler:           a.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       60 * time.Second,
+		MaxHeaderBytes:    16 << 10,
+	}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(l) }()
 	select {
