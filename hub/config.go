@@ -30,7 +30,7 @@ const (
 	DefaultRequestBurst             = 200
 	DefaultMaxChannelsPerMinute     = 256
 	DefaultMaxConnectionsPerSubject = 64
-	DefaultMaxConnections           = 10_000
+	DefaultMaxConnections           = 50_000
 )
 
 // MaxChannelLength is the longest channel name, in bytes, a client may
@@ -123,7 +123,8 @@ type Config struct {
 	MaxConnectionsPerSubject int
 	// MaxConnections is how many WebSocket connections this hub serves at
 	// once; beyond it the upgrade is refused with HTTP 503 and a
-	// Retry-After header. Zero value means 10,000.
+	// Retry-After header. Size it to the process's file-descriptor limit
+	// and memory (see docs/scaling.md). Zero value means 50,000.
 	MaxConnections int
 	// HelloTimeout is how long a new connection has to authenticate with
 	// hello; after it the connection is closed with 4001. Zero value means
