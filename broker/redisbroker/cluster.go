@@ -155,19 +155,25 @@ func (s *clusterSub) Remove(ctx context.Context, channels ...string) error {
 		s.leaving[name] = w
 		s.mu.Unlock()
 		err := n.ps.SUnsubscribe(ctx, name)
-		confirmed := err == nil && awaitAll(ctx, []chan struct{}{w}, s.quit)
-		s.mu.Lock()
-		delete(s.leaving, name)
-		s.mu.Unlock()
-		if empty {
-			_ = n.ps.Close()
-		}
 		if err != nil && !errors.Is(err, redis.ErrClosed) && firstErr == nil {
 			firstErr = fmt.Errorf("redisbroker: unsubscribe: %w", err)
 		}
-		if confirmed {
-			s.b.release(ctx, ch)
-		}
+		// The rest waits for the confirmation in the background, so that
+		// Remove costs the caller no round trip.
+		s.readers.Add(1)
+		go func() {
+			defer s.readers.Done()
+			confirmed := err == nil && awaitAll([]chan struct{}{w}, s.quit)
+			s.mu.Lock()
+			delete(s.leaving, name)
+			s.mu.Unlock()
+			if empty {
+				_ = n.ps.Close()
+			}
+			if confirmed {
+				s.b.release(ch)
+			}
+		}()
 	}
 	return firstErr
 }

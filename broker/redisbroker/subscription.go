@@ -68,7 +68,8 @@ type subscription struct {
 	closed   bool
 
 	closeOnce sync.Once
-	wake      chan struct{} // poked by Add when run waits for a first channel
+	releases  sync.WaitGroup // Remove's background releases
+	wake      chan struct{}  // poked by Add when run waits for a first channel
 	quit      chan struct{}
 	done      chan struct{} // closed when run has exited and closed ch
 }
@@ -167,17 +168,24 @@ func (s *subscription) Remove(ctx context.Context, channels ...string) error {
 		}
 		return fmt.Errorf("redisbroker: unsubscribe: %w", err)
 	}
-	confirmed := awaitAll(ctx, waits, s.quit)
-	s.forgetLeaving(names)
-	if confirmed {
-		s.b.release(ctx, removed...)
-	}
+	// The release waits for the confirmation in the background, so that
+	// Remove costs the caller no round trip.
+	s.releases.Add(1)
+	go func() {
+		defer s.releases.Done()
+		if awaitAll(waits, s.quit) {
+			s.b.release(removed...)
+		}
+		s.forgetLeaving(names)
+	}()
 	return nil
 }
 
 // release runs releaseScript for each channel. A failure only leaves the
 // channel's meta hash to expire after HistoryTTL: it is logged.
-func (b *Broker) release(ctx context.Context, channels ...string) {
+func (b *Broker) release(channels ...string) {
+	ctx, cancel := context.WithTimeout(context.Background(), unsubscribeWait)
+	defer cancel()
 	numsub := "NUMSUB"
 	if b.cluster {
 		numsub = "SHARDNUMSUB"
@@ -199,22 +207,20 @@ func (s *subscription) forgetLeaving(names []string) {
 	s.mu.Unlock()
 }
 
-// unsubscribeWait bounds how long Remove waits for Redis to confirm an
-// unsubscribe before it gives up forgetting the channels: a channel left
-// behind then expires after HistoryTTL.
+// unsubscribeWait bounds how long a release waits for Redis to confirm an
+// unsubscribe before it gives up (a channel left behind then expires after
+// HistoryTTL), and then how long its script may take.
 const unsubscribeWait = 2 * time.Second
 
 // awaitAll reports whether every channel in waits was closed within
-// unsubscribeWait, before ctx or quit ended.
-func awaitAll(ctx context.Context, waits []chan struct{}, quit <-chan struct{}) bool {
+// unsubscribeWait, before quit was.
+func awaitAll(waits []chan struct{}, quit <-chan struct{}) bool {
 	t := time.NewTimer(unsubscribeWait)
 	defer t.Stop()
 	for _, w := range waits {
 		select {
 		case <-w:
 		case <-t.C:
-			return false
-		case <-ctx.Done():
 			return false
 		case <-quit:
 			return false
@@ -232,6 +238,7 @@ func (s *subscription) Close() error {
 		s.mu.Unlock()
 		close(s.quit)
 		_ = ps.Close()
+		s.releases.Wait()
 		s.b.subsMu.Lock()
 		delete(s.b.subs, s)
 		s.b.subsMu.Unlock()
