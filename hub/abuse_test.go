@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gorilla/websocket"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/telegraphy-go/telegraphy/broker"
@@ -424,4 +425,19 @@ func TestSharedReplayStoreByDefault(t *testing.T) {
 		t.Fatalf("the token again, on the other hub: %s, want unauthorized", m)
 	}
 	again.expectClose(4001)
+}
+
+// TestPingFrameRate: WebSocket ping frames count toward the request rate:
+// a client that floods them is closed with 1008.
+func TestPingFrameRate(t *testing.T) {
+	e := newEnv(t, func(c *hub.Config, _ *broker.MemoryConfig) {
+		c.RequestRate, c.RequestBurst = 0.01, 5
+	})
+	c := e.connect("1", "a")
+	for i := 0; i < 20; i++ {
+		if err := c.ws.WriteControl(websocket.PingMessage, []byte("x"), time.Now().Add(5*time.Second)); err != nil {
+			break // the hub has closed
+		}
+	}
+	c.expectClose(1008)
 }

@@ -100,7 +100,8 @@ type Config struct {
 	// would take more than half of SendQueueBytes. Zero value means 500.
 	MaxRecoveredEvents int
 	// RequestRate is how many requests (subscribe, unsubscribe, ping: every
-	// message after hello) per second a connection may send on average,
+	// message after hello; and WebSocket ping frames, which beyond it are
+	// not answered) per second a connection may send on average,
 	// and RequestBurst how many it may send at once: a token bucket per
 	// connection. A request beyond it is answered with error "limit"
 	// unprocessed; a client that goes on sending, RequestBurst refused

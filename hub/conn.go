@@ -454,6 +454,14 @@ func (c *conn) readLoop() {
 	// before the writer answers get one pong, for the latest, as RFC 6455
 	// allows.
 	c.ws.SetPingHandler(func(data string) error {
+		// Ping frames count toward the request rate, as ping messages do.
+		if !c.takeToken(time.Now()) {
+			if c.refused++; c.refused > h.cfg.RequestBurst {
+				h.metrics.limited.WithLabelValues("rate_close").Inc()
+				c.closeWith(closePolicy, "rate limit", false)
+			}
+			return nil
+		}
 		c.mu.Lock()
 		if !c.closing {
 			c.pongData = append(c.pongData[:0], data...)
