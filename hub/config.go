@@ -142,8 +142,9 @@ type Config struct {
 	// value of net.ipv4.tcp_wmem), so that a client that never reads
 	// would hold that much before being closed with 4008. A client's
 	// memory on the hub is then at most SendQueueBytes plus about twice
-	// SendBufferBytes (Linux doubles the value set). Zero value means
-	// 64 KiB; a negative value leaves the system's size.
+	// SendBufferBytes (Linux doubles the value set) and a TCP segment in
+	// flight. Zero value means 64 KiB; a negative value leaves the
+	// system's size.
 	SendBufferBytes int
 	// WriteTimeout bounds each write to a client: a connection whose
 	// write has not completed after WriteTimeout (checked every second)
