@@ -99,12 +99,15 @@ type publishItem struct {
 	Data     json.RawMessage `json:"data"`
 	ID       string          `json:"id"`
 	EventID  string          `json:"eventID"`
+	PK       json.RawMessage `json:"pk"`
+	Version  json.RawMessage `json:"version"`
 }
 
 // control is the HTTP API the node tests drive the Go side with. The
 // query parameter hub picks the hub ("main" when absent).
 func control(t *testing.T, hubs map[string]*hubServer, issuer *tokens.Issuer) http.Handler {
 	mux := http.NewServeMux()
+	mux.Handle("/stale/", newCardApps(t, hubs["main"].broker).handler(t))
 	pick := func(r *http.Request) *hubServer {
 		if name := r.URL.Query().Get("hub"); name != "" {
 			return hubs[name]
@@ -175,6 +178,12 @@ func control(t *testing.T, hubs map[string]*hubServer, issuer *tokens.Issuer) ht
 			e := events.Event{Name: "test.Item", Meta: events.Meta{
 				EventType: it.Type, Timestamp: events.Timestamp(time.Now()), ID: it.ID,
 			}, Data: it.Data}
+			if it.PK != nil {
+				e.Meta.PK = it.PK
+			}
+			if it.Version != nil {
+				e.Meta.Version = it.Version
+			}
 			if e.Meta.ID == "" {
 				e.Meta.ID = events.NewID()
 			}
