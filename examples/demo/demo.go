@@ -18,6 +18,7 @@ import (
 	"context"
 	"crypto/rand"
 	"embed"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"html/template"
@@ -51,6 +52,10 @@ type Task struct {
 	Title    string `json:"title" gorm:"not null"`
 	Status   string `json:"status" gorm:"not null;default:todo"` // todo, doing or done
 	Assignee string `json:"assignee"`                            // a user, or empty
+	// UpdatedAt, set by GORM on every write, is the version each event
+	// of the task carries (events.Options.Version): the page's list
+	// drops an event older than the task it shows.
+	UpdatedAt time.Time `json:"updated_at"`
 }
 
 // Users are the demo's users.
@@ -134,6 +139,7 @@ func New(cfg Config) (a *App, err error) {
 	err = a.events.Register(Task{}, events.Options{
 		Name:        "demo.Task",
 		VerboseName: "Task",
+		Version:     "UpdatedAt",
 		// Besides "demo.Task" and "demo.Task:<id>", a task's events go to
 		// its assignee's private channel.
 		Channels: func(model any) []string {
@@ -255,6 +261,7 @@ func (a *App) Handler() http.Handler {
 	mux.HandleFunc("GET /{$}", a.serveBoard)
 	// Reconnecting pages ask here for a fresh token (each connects once).
 	mux.Handle("/token", tokens.Handler(tokens.HandlerConfig{Issuer: a.issuer, Authorize: authorize}))
+	mux.HandleFunc("GET /tasks", a.listTasks)
 	mux.HandleFunc("POST /tasks", a.createTask)
 	mux.HandleFunc("POST /tasks/{id}", a.updateTask)
 	mux.HandleFunc("POST /tasks/{id}/delete", a.deleteTask)
@@ -316,6 +323,29 @@ func (a *App) serveBoard(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store") // the page holds a single-use token
 	_, _ = io.WriteString(w, buf.String())
+}
+
+// listTasks answers the board as the page's list refetches it: the
+// channel's position, then the tasks, read in that order for the reason
+// given at board.
+func (a *App) listTasks(w http.ResponseWriter, r *http.Request) {
+	if _, _, err := authorize(r); err != nil {
+		http.Error(w, "log in with ?user=", http.StatusUnauthorized)
+		return
+	}
+	h, err := a.bus.History(r.Context(), "demo.Task", nil)
+	if err != nil {
+		a.respond(w, err)
+		return
+	}
+	tasks, err := board{db: a.db.WithContext(r.Context())}.Tasks()
+	if err != nil {
+		a.respond(w, err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	_ = json.NewEncoder(w).Encode(map[string]any{"position": h.Position, "rows": tasks})
 }
 
 // errBadInput is answered with 400 and its message.
