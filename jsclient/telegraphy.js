@@ -433,26 +433,25 @@ export class Collection extends Emitter {
     clearTimeout(this._retry);
     Promise.resolve()
       .then(() => this._o.refetch())
-      .then(
-        (r) => {
-          if (g != this._g) return;
-          const q = this._q;
-          this._q = null;
-          this._n = 0;
-          if (r?.position) this._pos = r.position;
-          const seen = new Set();
-          for (const row of (Array.isArray(r) ? r : r?.rows) || []) seen.add(this._put(row));
-          for (const k of [...this._m.keys()]) if (!seen.has(k)) this._drop(k);
-          for (const x of q) this._event(...x);
-          this._flush();
-        },
-        (err) => {
-          if (g != this._g) return;
-          this._emit("error", new TelegraphyError("refetch", "telegraphy: refetch: " + (err?.message || err), { cause: err, channel: this.channel }));
-          const { minDelay: lo, maxDelay: hi } = this._c._o;
-          this._retry = setTimeout(() => this.refetch(), Math.min(hi, lo * 2 ** Math.min(++this._n, 30)));
-        },
-      );
+      .then((r) => {
+        if (g != this._g) return;
+        const rows = Array.isArray(r) ? r : r?.rows;
+        if (!Array.isArray(rows)) throw new TypeError("no rows in the answer");
+        const q = this._q, seen = new Set();
+        this._q = null;
+        this._n = 0;
+        if (r.position) this._pos = r.position;
+        for (const row of rows) seen.add(this._put(row));
+        for (const k of [...this._m.keys()]) if (!seen.has(k)) this._drop(k);
+        for (const x of q) this._event(...x);
+        this._flush();
+      })
+      .catch((err) => {
+        if (g != this._g) return;
+        this._emit("error", new TelegraphyError("refetch", "telegraphy: refetch: " + (err?.message || err), { cause: err, channel: this.channel }));
+        const { minDelay: lo, maxDelay: hi } = this._c._o;
+        this._retry = setTimeout(() => this.refetch(), Math.min(hi, lo * 2 ** Math.min(++this._n, 30)));
+      });
   }
 
   /** Stops following the channel. */
@@ -464,12 +463,12 @@ export class Collection extends Emitter {
     this._h.clear();
   }
 
-  // Holds row under its key, with its version; returns the key.
+  // Holds row under its key; returns the key. A row without a version
+  // keeps the version held: it is at least that new.
   _put(row, k = keyOf(this._key(row)), v = this._ver(row)) {
     if (!this._d.has(k)) this._d.set(k, this._m.get(k));
     this._m.set(k, row);
     if (v != null) this._v.set(k, v);
-    else this._v.delete(k);
     return k;
   }
 
@@ -487,11 +486,11 @@ export class Collection extends Emitter {
     if (p && offset > 0 && p.epoch == epoch && offset <= p.offset) return;
     if (t == "bulk_update" || t == "bulk_delete") return this.refetch();
     if (m.pk == null) return;
-    const k = keyOf(m.pk), v = m.version ?? this._ver(ev.data), has = this._m.has(k);
-    const held = has ? this._v.get(k) : this._dead.get(k);
+    const k = keyOf(m.pk), v = m.version ?? (ev.data && this._ver(ev.data)), has = this._m.has(k);
+    const held = has ? this._v.get(k) : this._dead.get(k), c = v != null && held != null ? compare(v, held) : NaN;
     // Older than the row held, or not newer than its delete: an event that
     // another process published late.
-    if (v != null && held != null && (has ? compare(v, held) < 0 : !(compare(v, held) > 0))) return;
+    if (has ? c < 0 : c <= 0) return;
     if (t == "create" || t == "update" || t == "enter") this._put(ev.data, k, v);
     else if (t == "delete" || t == "leave") {
       if (has) this._drop(k);

@@ -151,12 +151,13 @@ test("a position the hub cannot serve is lost: the collection refetches, and ret
     position: { epoch: "an-epoch-long-gone", offset: 7 },
     refetch: async () => {
       if (++n == 1) throw new Error("app down");
+      if (n == 2) return { error: "not rows" };
       return [{ id: 2, title: "fresh" }];
     },
   }));
   await until(() => coll.changes.length == 1, 10000, "refetched");
-  assert.equal(n, 2);
-  assert.deepEqual(coll.errors.map((e) => [e.code, e.cause.message]), [["refetch", "app down"]]);
+  assert.equal(n, 3);
+  assert.deepEqual(coll.errors.map((e) => [e.code, e.cause.message]), [["refetch", "app down"], ["refetch", "no rows in the answer"]]);
   assert.deepEqual(coll.changes[0], { added: [{ id: 2, title: "fresh" }], updated: [], removed: [{ id: 1, title: "stale" }] });
   // Live events continue after the refetch.
   await publish(row("update", ch, 2, "fresher"));
@@ -270,6 +271,24 @@ test("with versions, an event older than the row held is dropped", async (t) => 
   now = await step(row("update", ch, 2, "no version"));
   assert.equal(now[2], "no version");
   assert.deepEqual(coll.errors, []);
+});
+
+test("a refetched row without a version keeps the version held", async (t) => {
+  const ch = chan();
+  const c = await client([ch]);
+  t.after(() => c.close());
+  const pos = await position(ch);
+  const { calls, refetch } = manualRefetch();
+  const coll = watch(c.collection(ch, { rows: [], position: pos, refetch }));
+  await publish(row("create", ch, 1, "v5", 5));
+  await until(() => coll.get(1), 5000, "create");
+  await publish({ channels: [ch], type: "bulk_update", data: null });
+  await until(() => calls.length == 1, 5000, "refetch");
+  calls[0].resolve([{ id: 1, title: "as read" }]);
+  await until(() => coll.get(1).title == "as read", 5000, "refetched");
+  await publish(row("update", ch, 1, "v4, late", 4), row("create", ch, 2, "marker"));
+  await until(() => coll.get(2), 5000, "marker");
+  assert.equal(coll.get(1).title, "as read");
 });
 
 // The two-process rule, with the plugin: two app instances (each its own
