@@ -65,41 +65,75 @@ func (b *heldBroker) Publish(ctx context.Context, msgs ...broker.Message) error 
 	return b.Broker.Publish(ctx, msgs...)
 }
 
-// cardApps is two app instances, each with its own plugin and database
-// handle, writing to one SQLite database and publishing to one broker, as
-// two processes of an app without the outbox do. The first one's
-// publications can be held back.
+// cardApps is two app instances, A and B, each with its own plugin and
+// database handle, writing to one SQLite database and publishing to one
+// broker, as two processes of an app without the outbox do. A's
+// publications can be held back. B runs in this process (newCardApps) or
+// in a process of its own (newCardProcesses).
 type cardApps struct {
 	bus  broker.Broker
-	a, b *gorm.DB
+	a    *gorm.DB
 	held *heldBroker
+	// writeB has B rename the card, or delete it, and returns once B's
+	// event is in the broker.
+	writeB func(ctx context.Context, id uint, del bool) error
 }
 
 const cardChannel = "stale.Card"
 
+// openCards opens the card database at path with a plugin publishing to b.
+func openCards(path string, b broker.Broker) (*gorm.DB, error) {
+	p := telegraphy.New(telegraphy.Config{Broker: b, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err := p.Register(Card{}, events.Options{Name: cardChannel, Version: "UpdatedAt"}); err != nil {
+		return nil, err
+	}
+	db, err := gorm.Open(sqlite.Open("file:"+path+"?_busy_timeout=5000&_journal_mode=WAL"), &gorm.Config{Logger: logger.Discard})
+	if err != nil {
+		return nil, err
+	}
+	if err := db.Use(p); err != nil {
+		return nil, err
+	}
+	return db, nil
+}
+
+// writeCard is B's write: the card renamed "written by B", or deleted.
+func writeCard(ctx context.Context, db *gorm.DB, id uint, del bool) error {
+	if del {
+		return db.WithContext(ctx).Delete(&Card{ID: id}).Error
+	}
+	return db.WithContext(ctx).Model(&Card{ID: id}).Update("title", "written by B").Error
+}
+
+func closeDB(t *testing.T, db *gorm.DB) {
+	t.Cleanup(func() {
+		if sqlDB, err := db.DB(); err == nil {
+			_ = sqlDB.Close()
+		}
+	})
+}
+
+// newCardApps runs A and B in this process, over bus.
 func newCardApps(t *testing.T, bus broker.Broker) *cardApps {
 	path := filepath.Join(t.TempDir(), "cards.db")
-	apps := &cardApps{bus: bus, held: &heldBroker{Broker: bus}}
-	open := func(b broker.Broker) *gorm.DB {
-		p := telegraphy.New(telegraphy.Config{Broker: b, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-		if err := p.Register(Card{}, events.Options{Name: cardChannel, Version: "UpdatedAt"}); err != nil {
-			t.Fatal(err)
-		}
-		db, err := gorm.Open(sqlite.Open("file:"+path+"?_busy_timeout=5000&_journal_mode=WAL"), &gorm.Config{Logger: logger.Discard})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := db.Use(p); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			if sqlDB, err := db.DB(); err == nil {
-				_ = sqlDB.Close()
-			}
-		})
-		return db
+	apps := newCardA(t, bus, path)
+	b, err := openCards(path, bus)
+	if err != nil {
+		t.Fatal(err)
 	}
-	apps.a, apps.b = open(apps.held), open(bus)
+	closeDB(t, b)
+	apps.writeB = func(ctx context.Context, id uint, del bool) error { return writeCard(ctx, b, id, del) }
+	return apps
+}
+
+// newCardA opens A, in this process, and the database at path.
+func newCardA(t *testing.T, bus broker.Broker, path string) *cardApps {
+	apps := &cardApps{bus: bus, held: &heldBroker{Broker: bus}}
+	var err error
+	if apps.a, err = openCards(path, apps.held); err != nil {
+		t.Fatal(err)
+	}
+	closeDB(t, apps.a)
 	if err := apps.a.AutoMigrate(&Card{}); err != nil {
 		t.Fatal(err)
 	}
@@ -113,7 +147,7 @@ func (c *cardApps) rows(ctx context.Context) (map[string]any, error) {
 		return nil, err
 	}
 	var cards []Card
-	if err := c.b.WithContext(ctx).Order("id").Find(&cards).Error; err != nil {
+	if err := c.a.WithContext(ctx).Order("id").Find(&cards).Error; err != nil {
 		return nil, err
 	}
 	return map[string]any{"position": h.Position, "rows": cards}, nil
@@ -136,12 +170,7 @@ func (c *cardApps) race(ctx context.Context, id uint, del bool) error {
 	}
 	// B's UpdatedAt is then after A's even on a coarse clock.
 	time.Sleep(time.Millisecond)
-	var err error
-	if del {
-		err = c.b.WithContext(ctx).Delete(&Card{ID: id}).Error
-	} else {
-		err = c.b.WithContext(ctx).Model(&Card{ID: id}).Update("title", "written by B").Error
-	}
+	err := c.writeB(ctx, id, del)
 	release()
 	return errors.Join(err, <-done)
 }
@@ -163,7 +192,7 @@ func (c *cardApps) handler(t *testing.T) http.Handler {
 	})
 	mux.HandleFunc("POST /stale/create", func(w http.ResponseWriter, r *http.Request) {
 		card := Card{Title: r.URL.Query().Get("title")}
-		err := c.b.WithContext(r.Context()).Create(&card).Error
+		err := c.a.WithContext(r.Context()).Create(&card).Error
 		reply(w, card, err)
 	})
 	mux.HandleFunc("POST /stale/race", func(w http.ResponseWriter, r *http.Request) {

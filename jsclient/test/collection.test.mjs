@@ -1,7 +1,8 @@
 // Live collections of telegraphy.js (t.collection) against a real hub; run
 // by go test ./jsclient, one file at a time (a test here stops the hub).
 import { test } from "node:test";
-import { control, assert, chan, client, position, publish, publishTo, startHub, stopHub, until } from "./helpers.mjs";
+import { staleCase } from "./stale.mjs";
+import { assert, chan, client, position, publish, publishTo, startHub, stopHub, until } from "./helpers.mjs";
 
 // A model event of the row {id, title}; version is its meta.version.
 const row = (type, ch, id, title, version) => ({
@@ -291,44 +292,7 @@ test("a refetched row without a version keeps the version held", async (t) => {
   assert.equal(coll.get(1).title, "as read");
 });
 
-// The two-process rule, with the plugin: two app instances (each its own
-// plugin and database handle, as two processes of an app without the
-// outbox) write one row to one SQLite database; A commits first, but its
-// event reaches the broker after B's. The model's UpdatedAt is its
-// version, so the page keeps B's row, as the database does.
-test("two app instances publishing out of order: the collection keeps the newest, as the database does", async (t) => {
-  const ch = "stale.Card";
-  const c = await client([ch]);
-  t.after(() => c.close());
-  const call = async (path, method = "GET") => {
-    const res = await fetch(control + path, { method });
-    if (!res.ok) throw new Error(path + ": " + (await res.text()));
-    return res.json();
-  };
-  await call("/stale/create?title=first", "POST");
-  await call("/stale/create?title=second", "POST");
-  const page = await call("/stale/rows"); // as the page renders: position, then rows
-  const [first, second] = page.rows;
-  const coll = watch(c.collection(ch, {
-    rows: page.rows,
-    position: page.position,
-    version: "updated_at",
-    refetch: async () => call("/stale/rows"),
-  }));
-  const all = [];
-  c.subscribe(ch).on("*", (ev) => all.push(ev));
-
-  await call(`/stale/race?id=${first.id}`, "POST");
-  await call(`/stale/race?id=${second.id}&delete=1`, "POST");
-  await until(() => all.length == 4, 5000, "four events");
-  // B's event came first, A's older one after it.
-  assert.deepEqual(all.map((e) => [e.meta.event_type, e.meta.pk, e.data.title]), [
-    ["update", first.id, "written by B"], ["update", first.id, "written by A"],
-    ["delete", second.id, "written by A"], ["update", second.id, "written by A"],
-  ]);
-  assert.ok(all[1].meta.version < all[0].meta.version, "A's version is the older");
-  await new Promise((r) => setTimeout(r, 50));
-  const db = await call("/stale/rows");
-  assert.deepEqual(db.rows.map((r) => [r.id, r.title]), [[first.id, "written by B"]]);
-  assert.deepEqual(coll.rows.map((r) => [r.id, r.title]), [[first.id, "written by B"]]);
-});
+// Two app instances of one process, each with its own plugin and
+// database handle; TestNodeTwoProcesses runs the same case with two
+// processes and Redis (stale.processes.mjs).
+staleCase("two app instances publishing out of order: the collection keeps the newest, as the database does");
