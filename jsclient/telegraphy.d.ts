@@ -140,7 +140,8 @@ export interface CollectionOptions<T = any> {
    * The version of a row (its field, or a function), for rows the page
    * rendered or refetch returned and events without meta.version; it must
    * compare as meta.version does (a number, or an RFC 3339 time). Default
-   * none: a held row's version comes from its last event.
+   * none: a row's version comes from its events. A row given without a
+   * version keeps the version held, as a lower bound.
    */
   version?: string | ((row: T) => number | string | undefined);
   /** How many deleted keys' versions are remembered to drop late events. Default 1000. */
