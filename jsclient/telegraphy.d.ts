@@ -106,7 +106,7 @@ export class Subscription {
   readonly position: Position | null;
   on(type: "subscribed" | "lost", fn: (info: SubscribedInfo) => void): this;
   on(type: "error", fn: (err: TelegraphyError) => void): this;
-  /** An event type ("create", "update", "delete", "bulk_update", "bulk_delete", a custom one), or "*" for every event. */
+  /** An event type ("create", "update", "delete", "enter", "leave", "bulk_update", "bulk_delete", a custom one), or "*" for every event. */
   on<T = any>(type: string, fn: EventHandler<T>): this;
   off(type: string, fn: (...args: any[]) => void): this;
   /** Stops delivery to this subscription; the last one on a channel leaves it on the hub. */
