@@ -59,7 +59,12 @@ type Options struct {
 	// digits, so a client can drop an event older than the row it holds,
 	// whatever order the events of several processes arrive in. The
 	// version must grow with every write of a key, across a delete and a
-	// re-create of the same key too. Zero value sends no meta.version.
+	// re-create of the same key too. A time has the precision the
+	// database keeps (updates are read back): two writes of one row
+	// within it (a millisecond in MySQL's default datetime(3)) carry
+	// equal versions, and a client applies both in the order they came;
+	// an integer version has no such limit. Zero value sends no
+	// meta.version.
 	// Register fails with ErrUnknownField when the field does not exist,
 	// and with ErrVersionType when it is of another type.
 	Version string
