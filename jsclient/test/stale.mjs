@@ -37,8 +37,11 @@ export const staleCase = (title) => test(title, async (t) => {
     version: "updated_at",
     refetch: async () => call("/stale/rows"),
   }));
+  // The writes of the races. (With Redis the creates may reach the broker
+  // after the position was taken: the collection then receives them too,
+  // and puts the rows it already holds.)
   const all = [];
-  c.subscribe(ch).on("*", (ev) => all.push(ev));
+  c.subscribe(ch).on("*", (ev) => ev.meta.event_type != "create" && all.push(ev));
 
   await call(`/stale/race?id=${first.id}`, "POST");
   await call(`/stale/race?id=${second.id}&delete=1`, "POST");
