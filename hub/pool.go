@@ -1,9 +1,10 @@
 package hub
 
 import (
-	"encoding/binary"
 	"sync"
 	"time"
+
+	"github.com/telegraphy-go/telegraphy/internal/wsframe"
 )
 
 // writePool writes the queued messages of connections whose own writer
@@ -162,17 +163,7 @@ func appendFrame(dst []byte, batch []outMsg) []byte {
 	for _, m := range batch {
 		size += len(m.data)
 	}
-	dst = append(dst, 0x81)
-	switch {
-	case size <= 125:
-		dst = append(dst, byte(size))
-	case size <= 0xffff:
-		dst = append(dst, 126)
-		dst = binary.BigEndian.AppendUint16(dst, uint16(size))
-	default:
-		dst = append(dst, 127)
-		dst = binary.BigEndian.AppendUint64(dst, uint64(size))
-	}
+	dst = wsframe.AppendHeader(dst, wsframe.OpText, size)
 	for i, m := range batch {
 		if i > 0 {
 			dst = append(dst, '\n')
