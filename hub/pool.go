@@ -14,12 +14,13 @@ import (
 // at the same point of every round, so none waits through two rounds.
 //
 // Its writes never block: a frame the socket cannot take at once is
-// finished by the connection's writer goroutine (see conn.rest), which
+// finished by the connection's writer goroutine (see conn.inPart), which
 // also writes every ping, pong and close frame, and holds the connection
 // from then until it parks. A connection is written by its writer or by
-// the pool, never both (conn.pooled). The one write from elsewhere is
-// gorilla/websocket's answer to a client's close frame, which may cut
-// into a frame written in part: the client has closed by then.
+// the pool, never both (conn.pooled). The one write from elsewhere is a
+// close frame gorilla/websocket writes from the reader goroutine; the
+// socket writes the end of a frame written in part before it (see
+// socket).
 type writePool struct {
 	mu      sync.Mutex
 	cond    sync.Cond
@@ -122,13 +123,13 @@ func (p *writePool) work() {
 		c.mu.Unlock()
 
 		frame = appendFrame(frame[:0], batch)
-		n, err := c.writeNow(w, frame)
+		inPart, err := c.writeNow(w, frame)
 		c.mu.Lock()
 		c.pooled = false
 		switch {
 		case err != nil:
-		case n < len(frame):
-			c.rest = append([]byte(nil), frame[n:]...)
+		case inPart:
+			c.inPart = true
 			c.kickLocked()
 		case c.needsWriterLocked():
 			c.kickLocked()
