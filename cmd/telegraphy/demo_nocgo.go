@@ -6,7 +6,6 @@ import (
 	"context"
 	"errors"
 	"flag"
-	"fmt"
 	"io"
 )
 
@@ -28,13 +27,9 @@ func runDemo(_ context.Context, args []string, _, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	fs.String("addr", "127.0.0.1:8080", "address to serve the demo on")
 	fs.String("dir", "", "directory for the SQLite database, kept between runs (default: a temporary one)")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: telegraphy demo [--addr 127.0.0.1:8080] [--dir DIR]")
-		fmt.Fprintln(stderr, "\nServes a shared task board on SQLite. This binary was built without")
-		fmt.Fprintln(stderr, "cgo, which the demo's SQLite driver needs (a C compiler, CGO_ENABLED=1).")
-		fmt.Fprintln(stderr, "\nflags:")
-		fs.PrintDefaults()
-	}
+	setUsage(fs, stderr, "telegraphy demo [--addr 127.0.0.1:8080] [--dir DIR]", `
+Serves a shared task board on SQLite. This binary was built without
+cgo, which the demo's SQLite driver needs (a C compiler, CGO_ENABLED=1).`, nil)
 	if ok, err := parseArgs(fs, args); !ok {
 		return err
 	}
