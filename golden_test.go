@@ -116,7 +116,9 @@ func TestGoldenEvents(t *testing.T) {
 		run  func(db *gorm.DB) error
 	}{
 		{"create", func(db *gorm.DB) error { return db.Create(&k).Error }},
-		{"update", func(db *gorm.DB) error { return db.Model(&k).Updates(map[string]any{"text": "paid", "ok": false}).Error }},
+		{"update", func(db *gorm.DB) error {
+			return db.Model(&k).Updates(map[string]any{"text": "paid", "ok": false}).Error
+		}},
 		{"delete", func(db *gorm.DB) error { return db.Delete(&k).Error }},
 		{"composite_key_create", func(db *gorm.DB) error { return db.Create(&GoldenPair{OrderID: 7, Line: 2, Sku: "A-1"}).Error }},
 		{"soft_delete", func(db *gorm.DB) error {
