@@ -107,8 +107,17 @@ var files embed.FS
 
 // New opens the database, wires the plugin, the broker and the hub, and
 // adds a few tasks to an empty board.
-func New(cfg Config) (a *App, err error) {
-	a = &App{log: cfg.Logger, secret: cfg.Secret}
+func New(cfg Config) (*App, error) {
+	a := &App{log: cfg.Logger, secret: cfg.Secret}
+	if err := a.open(cfg); err != nil {
+		_ = a.Close(context.Background())
+		return nil, fmt.Errorf("demo: %w", err)
+	}
+	return a, nil
+}
+
+// open does New's work; on error, New closes what it opened.
+func (a *App) open(cfg Config) (err error) {
 	if a.log == nil {
 		a.log = slog.Default()
 	}
@@ -119,17 +128,14 @@ func New(cfg Config) (a *App, err error) {
 	dir := cfg.Dir
 	if dir == "" {
 		if dir, err = os.MkdirTemp("", "telegraphy-demo-"); err != nil {
-			return nil, err
+			return err
 		}
 		a.tmpDir = dir
+	} else if err = os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("database directory: %w", err)
 	}
-	defer func() {
-		if err != nil {
-			_ = a.Close(context.Background())
-		}
-	}()
 	if a.issuer, err = tokens.NewIssuer(tokens.IssuerConfig{Secret: a.secret}); err != nil {
-		return nil, err
+		return err
 	}
 
 	// The broker carries events from the plugin to the hub and keeps each
@@ -150,27 +156,27 @@ func New(cfg Config) (a *App, err error) {
 		},
 	})
 	if err != nil {
-		return nil, err
+		return err
 	}
 
 	a.dbPath = filepath.Join(dir, "demo.db")
 	a.db, err = gorm.Open(sqlite.Open("file:"+a.dbPath+"?_busy_timeout=5000&_journal_mode=WAL"),
 		&gorm.Config{Logger: logger.Discard})
 	if err != nil {
-		return nil, err
+		return fmt.Errorf("open %s: %w", a.dbPath, err)
 	}
 	if sqlDB, err := a.db.DB(); err == nil {
 		sqlDB.SetMaxOpenConns(1) // SQLite has one writer
 	}
 	if err = a.db.Use(a.events); err != nil {
-		return nil, err
+		return err
 	}
 	if err = a.db.AutoMigrate(&Task{}); err != nil {
-		return nil, err
+		return fmt.Errorf("create the tasks table in %s: %w", a.dbPath, err)
 	}
 	var n int64
 	if err = a.db.Model(&Task{}).Count(&n).Error; err != nil {
-		return nil, err
+		return err
 	}
 	if n == 0 {
 		err = a.db.Create([]*Task{
@@ -179,7 +185,7 @@ func New(cfg Config) (a *App, err error) {
 			{Title: "Stop the hub, make changes, start it again", Status: "todo"},
 		}).Error
 		if err != nil {
-			return nil, err
+			return err
 		}
 	}
 
@@ -191,9 +197,9 @@ func New(cfg Config) (a *App, err error) {
 	}
 	a.page, err = template.New("page.html").Funcs(jsclient.FuncMap(helper)).ParseFS(files, "page.html")
 	if err != nil {
-		return nil, err
+		return err
 	}
-	return a, a.StartHub()
+	return a.StartHub()
 }
 
 // authorize is the demo's login: the user named by ?user=.
