@@ -257,7 +257,8 @@ func (h *Hub) serveWS(w http.ResponseWriter, r *http.Request) {
 	h.wg.Add(1) // released by the connection's reader, or below
 	h.mu.Unlock()
 
-	ws, err := h.upgrader.Upgrade(w, r, nil)
+	hw := &hijacker{ResponseWriter: w}
+	ws, err := h.upgrader.Upgrade(hw, r, nil)
 	if err != nil {
 		// The upgrader has answered (403 for a refused origin).
 		h.log.Debug("hub: upgrade refused", "err", err, "origin", r.Header.Get("Origin"))
@@ -268,9 +269,9 @@ func (h *Hub) serveWS(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if h.cfg.SendBufferBytes > 0 {
-		setSendBuffer(ws.NetConn(), h.cfg.SendBufferBytes)
+		setSendBuffer(hw.sock.Conn, h.cfg.SendBufferBytes)
 	}
-	c := newConn(h, ws)
+	c := newConn(h, ws, hw.sock)
 	h.mu.Lock()
 	h.upgrading--
 	closed := h.closed
