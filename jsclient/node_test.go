@@ -226,6 +226,7 @@ func nodeCommand(t *testing.T) (string, []string) {
 // TestNode runs the node tests of telegraphy.js (test/*.test.mjs) against a
 // real hub and memory broker on 127.0.0.1.
 func TestNode(t *testing.T) {
+	testenv.SkipIfShort(t, "runs the node test suite")
 	node, flags := nodeCommand(t)
 	issuer, err := tokens.NewIssuer(tokens.IssuerConfig{Secret: testSecret})
 	if err != nil {

@@ -257,11 +257,36 @@ func (s *summary) report() {
 			}
 			sort.Strings(pkgs)
 			for _, p := range pkgs {
-				fmt.Fprintf(s.out, "    %s: %s\n", p, strings.Join(byPkg[p], " "))
+				fmt.Fprintf(s.out, "    %s: %s\n", p, strings.Join(compact(byPkg[p]), " "))
 			}
 		}
 	}
 	fmt.Fprintf(s.out, "tests and subtests: %d passed, %d failed, %d skipped\n", s.passed, s.failed, n)
+}
+
+// compact lists more than two skipped subtests of one parent as the
+// parent's name and their number.
+func compact(tests []string) []string {
+	n := make(map[string]int)
+	for _, t := range tests {
+		if i := strings.LastIndex(t, "/"); i >= 0 {
+			n[t[:i]]++
+		}
+	}
+	var out []string
+	seen := make(map[string]bool)
+	for _, t := range tests {
+		i := strings.LastIndex(t, "/")
+		if i < 0 || n[t[:i]] <= 2 {
+			out = append(out, t)
+			continue
+		}
+		if parent := t[:i]; !seen[parent] {
+			seen[parent] = true
+			out = append(out, fmt.Sprintf("%s/ (%d subtests)", parent, n[parent]))
+		}
+	}
+	return out
 }
 
 // short returns pkg relative to the module: "." for its root.
