@@ -175,22 +175,35 @@ func (s *summary) handle(e event) {
 func (s *summary) packageEvent(e event) {
 	switch e.Action {
 	case "output":
+		if strings.HasPrefix(e.Output, "FAIL") {
+			s.flush(e.Package)
+		}
 		// go test without -v does not print a passing package's PASS.
 		if e.Output != "PASS\n" {
 			io.WriteString(s.out, e.Output)
 		}
 	case "fail":
-		// Tests still running when the test binary ended (a panic, a
-		// timeout): their output says why.
-		for name, t := range s.tests[e.Package] {
-			t.failed[name] = true
-			s.failed++
-			s.print(t)
-		}
-		delete(s.tests, e.Package)
+		s.flush(e.Package)
 	case "pass":
 		delete(s.tests, e.Package)
 	}
+}
+
+// flush prints the output of the package's tests still running when its
+// test binary ended (a panic, a timeout): it says why.
+func (s *summary) flush(pkg string) {
+	names := make([]string, 0, len(s.tests[pkg]))
+	for name := range s.tests[pkg] {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		t := s.tests[pkg][name]
+		t.failed[name] = true
+		s.failed++
+		s.print(t)
+	}
+	delete(s.tests, pkg)
 }
 
 // print writes the output of a failed test and of its failed subtests, as
