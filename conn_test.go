@@ -1,6 +1,19 @@
 package telegraphy
 
-import "testing"
+import (
+	"context"
+	"database/sql/driver"
+	"fmt"
+	"path/filepath"
+	"reflect"
+	"testing"
+	"unsafe"
+
+	"github.com/mattn/go-sqlite3"
+	"gorm.io/driver/sqlite"
+	"gorm.io/gorm"
+	"gorm.io/gorm/logger"
+)
 
 func TestSavepointOp(t *testing.T) {
 	cases := []struct {
@@ -27,5 +40,73 @@ func TestSavepointOp(t *testing.T) {
 		if op, name := savepointOp(c.q); op != c.op || name != c.name {
 			t.Errorf("savepointOp(%q) = %v %q, want %v %q", c.q, op, name, c.op, c.name)
 		}
+	}
+}
+
+// TestFollowDB checks the one place that writes an unexported field of
+// database/sql: the connector of a *sql.DB. It fails when database/sql
+// changes that field, and shows what users keep: the *sql.DB, its driver,
+// its settings, Close.
+func TestFollowDB(t *testing.T) {
+	gdb, err := gorm.Open(sqlite.Open(filepath.Join(t.TempDir(), "f.db")), &gorm.Config{Logger: logger.Discard})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sqlDB, err := gdb.DB()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sqlDB.Close()
+	sqlDB.SetMaxOpenConns(3)
+	drv := sqlDB.Driver()
+	if sqlDB.Stats().Idle != 1 {
+		t.Fatalf("idle connections before: %d, want the one gorm.Open pinged", sqlDB.Stats().Idle)
+	}
+	if err := followDB(sqlDB); err != nil {
+		t.Fatal(err)
+	}
+	if err := followDB(sqlDB); err != nil {
+		t.Fatal(err)
+	}
+	f := reflect.ValueOf(sqlDB).Elem().FieldByName("connector")
+	c, ok := (*(*driver.Connector)(unsafe.Pointer(f.UnsafeAddr()))).(*connector)
+	if !ok {
+		t.Fatalf("connector is %s", f.Elem().Type())
+	}
+	if _, twice := c.Connector.(*connector); twice {
+		t.Fatal("connector installed twice")
+	}
+	if s := sqlDB.Stats(); s.Idle != 0 || s.OpenConnections != 0 || s.MaxOpenConnections != 3 {
+		t.Fatalf("stats after: %+v, want the old connection closed and the settings kept", s)
+	}
+	if sqlDB.Driver() != drv {
+		t.Fatalf("Driver() changed to %T", sqlDB.Driver())
+	}
+	conn, err := sqlDB.Conn(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = conn.Raw(func(dc any) error {
+		u, ok := dc.(interface{ Unwrap() driver.Conn })
+		if !ok {
+			return fmt.Errorf("driver connection %T is not wrapped", dc)
+		}
+		if _, ok := u.Unwrap().(*sqlite3.SQLiteConn); !ok {
+			return fmt.Errorf("Unwrap() = %T", u.Unwrap())
+		}
+		return nil
+	})
+	conn.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !isFollowed(sqlDB) {
+		t.Fatal("not recorded")
+	}
+	if err := sqlDB.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := sqlDB.Ping(); err == nil {
+		t.Fatal("Ping after Close succeeded")
 	}
 }

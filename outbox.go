@@ -21,6 +21,12 @@ import (
 // both gone.
 var ErrOutbox = errors.New("telegraphy: write to outbox failed, transaction rolled back")
 
+// ErrOutboxResolver is returned by Initialize in outbox mode on a DB that
+// uses gorm.io/plugin/dbresolver (registered before or after the plugin):
+// the relay's queries would be routed to the replicas, and with several
+// sources the outbox rows would be spread over them.
+var ErrOutboxResolver = errors.New("telegraphy: outbox mode does not support gorm.io/plugin/dbresolver")
+
 // DefaultOutboxTable is the name of the outbox table when
 // OutboxConfig.Table is empty.
 const DefaultOutboxTable = "telegraphy_outbox"
@@ -136,9 +142,8 @@ type outbox struct {
 	metrics *outboxMetrics
 }
 
-// initOutbox prepares outbox mode on db, the first DB the plugin is
-// initialized on: it creates the tables and starts the relay. Further
-// Initialize calls (dbresolver sources) reuse it.
+// initOutbox prepares outbox mode on db, the one DB the plugin is
+// initialized on: it creates the tables and starts the relay.
 func (p *Plugin) initOutbox(db *gorm.DB) error {
 	if !p.cfg.Outbox.Enabled || p.outbox != nil {
 		return nil

@@ -107,12 +107,17 @@ func (p *Plugin) Initialize(db *gorm.DB) error {
 	if db.Callback().Create().Get("telegraphy:before_create") != nil {
 		return fmt.Errorf("telegraphy: a telegraphy plugin is already initialized on this DB")
 	}
+	r, resolver := db.Plugins[resolverName].(interface {
+		Call(func(gorm.ConnPool) error) error
+	})
+	if p.cfg.Outbox.Enabled && (resolver || p.outbox != nil) {
+		// A second Initialize is dbresolver opening a source.
+		return ErrOutboxResolver
+	}
 	if err := p.follow(db.ConnPool); err != nil {
 		return err
 	}
-	if r, ok := db.Plugins[resolverName].(interface {
-		Call(func(gorm.ConnPool) error) error
-	}); ok {
+	if resolver {
 		// dbresolver was registered first: its sources and replicas were
 		// opened without the plugin.
 		if err := r.Call(p.follow); err != nil {
