@@ -6,7 +6,6 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
-	"hash/maphash"
 	"io"
 	"reflect"
 	"slices"
@@ -477,11 +476,21 @@ const stripeCount = 1024
 // transactions never wait for each other's stripes), and the second's
 // events follow the first's.
 type stripes struct {
-	seed maphash.Seed
-	mu   [stripeCount]sync.Mutex
+	mu [stripeCount]sync.Mutex
 }
 
-var commitStripes = &stripes{seed: maphash.MakeSeed()}
+var commitStripes = new(stripes)
+
+// stripeOf returns the stripe of a record channel: FNV-1a, so that it is
+// the same in every run.
+func stripeOf(key string) int {
+	h := uint64(14695981039346656037)
+	for i := 0; i < len(key); i++ {
+		h ^= uint64(key[i])
+		h *= 1099511628211
+	}
+	return int(h % stripeCount)
+}
 
 // lock takes the stripes of the keyed messages and returns them.
 func (s *stripes) lock(pending []pendingMsg) []int {
@@ -490,7 +499,7 @@ func (s *stripes) lock(pending []pendingMsg) []int {
 		if pm.key == "" {
 			continue
 		}
-		i := int(maphash.String(s.seed, pm.key) % stripeCount)
+		i := stripeOf(pm.key)
 		if !slices.Contains(held, i) {
 			held = append(held, i)
 		}
@@ -518,58 +527,55 @@ var followed struct {
 // has changed shape so that the connector cannot be installed.
 var errDatabaseSQL = errors.New("telegraphy: cannot install the connector on this Go version's database/sql.DB")
 
-// followDB installs the plugin's connector on sqlDB, once, and closes the
-// idle connections sqlDB opened before (their transactions could not be
-// followed). The *sql.DB keeps its identity, pool settings and driver.
+// followDB installs the plugin's connector on sqlDB, once, and wraps the
+// idle connections it opened before, which keep their session state
+// (SQLite's PRAGMAs, a private :memory: database, SET variables). The
+// *sql.DB keeps its identity, pool settings and driver.
 //
 // database/sql has no API to wrap the connections of an open *sql.DB, so
-// this writes its unexported connector field, checked by name and type
-// (TestFollowDB fails when database/sql changes it). It must run before
-// the DB is used by other goroutines, as db.Use must anyway.
+// this writes unexported fields: the DB's connector, and under the DB's
+// mutex the driver connection of each idle connection. They are checked
+// by name and type before anything is written (TestFollowDB fails when
+// database/sql changes them). A connection in use while this runs stays
+// unwrapped: a transaction on it fails with ErrUntracked. It must run
+// before the DB is used by other goroutines, as db.Use must anyway.
 func followDB(sqlDB *sql.DB) error {
 	followed.Lock()
 	defer followed.Unlock()
 	if _, ok := followed.dbs[sqlDB]; ok {
 		return nil
 	}
-	f := reflect.ValueOf(sqlDB).Elem().FieldByName("connector")
-	if !f.IsValid() || f.Type() != reflect.TypeFor[driver.Connector]() {
+	v := reflect.ValueOf(sqlDB).Elem()
+	connectorField := v.FieldByName("connector")
+	muField := v.FieldByName("mu")
+	freeField := v.FieldByName("freeConn")
+	connType := reflect.TypeFor[driver.Conn]()
+	if !connectorField.IsValid() || connectorField.Type() != reflect.TypeFor[driver.Connector]() ||
+		!muField.IsValid() || muField.Type() != reflect.TypeFor[sync.Mutex]() ||
+		!freeField.IsValid() || freeField.Kind() != reflect.Slice || freeField.Type().Elem().Kind() != reflect.Pointer {
 		return errDatabaseSQL
 	}
-	field := (*driver.Connector)(unsafe.Pointer(f.UnsafeAddr()))
-	if _, ok := (*field).(*connector); !ok {
-		*field = &connector{Connector: *field}
+	if ci, ok := freeField.Type().Elem().Elem().FieldByName("ci"); !ok || ci.Type != connType {
+		return errDatabaseSQL
 	}
+	mu := (*sync.Mutex)(unsafe.Pointer(muField.UnsafeAddr()))
+	mu.Lock()
+	c := (*driver.Connector)(unsafe.Pointer(connectorField.UnsafeAddr()))
+	if _, ok := (*c).(*connector); !ok {
+		*c = &connector{Connector: *c}
+	}
+	for i := 0; i < freeField.Len(); i++ {
+		ci := (*driver.Conn)(unsafe.Pointer(freeField.Index(i).Elem().FieldByName("ci").UnsafeAddr()))
+		if _, ok := (*ci).(*conn); !ok && *ci != nil {
+			*ci = &conn{Conn: *ci}
+		}
+	}
+	mu.Unlock()
 	if followed.dbs == nil {
 		followed.dbs = make(map[*sql.DB]struct{})
 	}
 	followed.dbs[sqlDB] = struct{}{}
-	discardIdle(sqlDB)
 	return nil
-}
-
-// discardIdle closes the idle connections of sqlDB that are not wrapped:
-// a (*sql.Conn).Raw callback returning driver.ErrBadConn makes
-// database/sql close the connection.
-func discardIdle(sqlDB *sql.DB) {
-	ctx := context.Background()
-	for n := sqlDB.Stats().Idle; n > 0; n-- {
-		c, err := sqlDB.Conn(ctx)
-		if err != nil {
-			return
-		}
-		wrapped := false
-		_ = c.Raw(func(dc any) error {
-			if _, wrapped = dc.(*conn); wrapped {
-				return nil
-			}
-			return driver.ErrBadConn
-		})
-		_ = c.Close()
-		if wrapped {
-			return
-		}
-	}
 }
 
 func isFollowed(sqlDB *sql.DB) bool {

@@ -76,8 +76,8 @@ func TestFollowDB(t *testing.T) {
 	if _, twice := c.Connector.(*connector); twice {
 		t.Fatal("connector installed twice")
 	}
-	if s := sqlDB.Stats(); s.Idle != 0 || s.OpenConnections != 0 || s.MaxOpenConnections != 3 {
-		t.Fatalf("stats after: %+v, want the old connection closed and the settings kept", s)
+	if s := sqlDB.Stats(); s.Idle != 1 || s.OpenConnections != 1 || s.MaxOpenConnections != 3 {
+		t.Fatalf("stats after: %+v, want the old connection kept and the settings too", s)
 	}
 	if sqlDB.Driver() != drv {
 		t.Fatalf("Driver() changed to %T", sqlDB.Driver())
@@ -85,6 +85,9 @@ func TestFollowDB(t *testing.T) {
 	conn, err := sqlDB.Conn(context.Background())
 	if err != nil {
 		t.Fatal(err)
+	}
+	if s := sqlDB.Stats(); s.OpenConnections != 1 {
+		t.Fatalf("stats: %+v, want the idle connection reused", s)
 	}
 	err = conn.Raw(func(dc any) error {
 		u, ok := dc.(interface{ Unwrap() driver.Conn })

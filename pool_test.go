@@ -12,6 +12,7 @@ import (
 	"github.com/telegraphy-go/telegraphy"
 	"github.com/telegraphy-go/telegraphy/broker"
 	"github.com/telegraphy-go/telegraphy/events"
+	"gorm.io/driver/sqlite"
 	"gorm.io/gorm"
 	"gorm.io/gorm/logger"
 )
@@ -260,4 +261,31 @@ func TestUntracked(t *testing.T) {
 			t.Fatalf("Emit = %v, want ErrNotInitialized", err)
 		}
 	})
+}
+
+// TestSessionStateKept: the connections a DB opened before db.Use keep
+// serving it, with their session state: a private SQLite :memory:
+// database and a PRAGMA set on the connection.
+func TestSessionStateKept(t *testing.T) {
+	db, err := gorm.Open(sqlite.Open(":memory:"), &gorm.Config{Logger: logger.Discard})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sqlDB, _ := db.DB()
+	defer sqlDB.Close()
+	if err := db.AutoMigrate(&Order{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Exec("PRAGMA foreign_keys = ON").Error; err != nil {
+		t.Fatal(err)
+	}
+	_, rec := use(t, db)
+	if err := db.Create(&Order{Status: "a", Total: 1}).Error; err != nil {
+		t.Fatalf("Create in the :memory: database migrated before db.Use: %v", err)
+	}
+	expect(t, rec, created(1, "a", 1))
+	var fk int
+	if err := db.Raw("PRAGMA foreign_keys").Scan(&fk).Error; err != nil || fk != 1 {
+		t.Fatalf("PRAGMA foreign_keys = %d, %v after db.Use; want 1", fk, err)
+	}
 }
