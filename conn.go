@@ -7,10 +7,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"reflect"
 	"slices"
 	"strings"
 	"sync"
+	"time"
 	"unicode"
 	"unicode/utf8"
 	"unsafe"
@@ -375,7 +377,7 @@ func (t *txn) Commit() error {
 	var held []int
 	for _, g := range groups {
 		if g.p.outbox == nil {
-			held = commitStripes.lock(pending)
+			held = commitStripes.lock(pending, g.p.cfg.PublishTimeout, g.p.cfg.Logger)
 			break
 		}
 	}
@@ -475,11 +477,25 @@ const stripeCount = 1024
 // are handed to the broker, in increasing stripe order (so two
 // transactions never wait for each other's stripes), and the second's
 // events follow the first's.
+//
+// A stripe is a channel of capacity one, so that the wait for it is
+// bounded: a COMMIT can itself wait for another open transaction
+// (PostgreSQL's deferrable constraints, checked at commit), which may be
+// waiting for a stripe the first holds. After the bound the transaction
+// goes on without that stripe, unordered, and says so in the log.
 type stripes struct {
-	mu [stripeCount]sync.Mutex
+	ch [stripeCount]chan struct{}
 }
 
-var commitStripes = new(stripes)
+var commitStripes = newStripes()
+
+func newStripes() *stripes {
+	s := new(stripes)
+	for i := range s.ch {
+		s.ch[i] = make(chan struct{}, 1)
+	}
+	return s
+}
 
 // stripeOf returns the stripe of a record channel: FNV-1a, so that it is
 // the same in every run.
@@ -492,28 +508,47 @@ func stripeOf(key string) int {
 	return int(h % stripeCount)
 }
 
-// lock takes the stripes of the keyed messages and returns them.
-func (s *stripes) lock(pending []pendingMsg) []int {
-	var held []int
+// lock takes the stripes of the keyed messages, waiting at most wait for
+// each, and returns those it holds.
+func (s *stripes) lock(pending []pendingMsg, wait time.Duration, log *slog.Logger) []int {
+	var want []int
 	for _, pm := range pending {
 		if pm.key == "" {
 			continue
 		}
-		i := stripeOf(pm.key)
-		if !slices.Contains(held, i) {
-			held = append(held, i)
+		if i := stripeOf(pm.key); !slices.Contains(want, i) {
+			want = append(want, i)
 		}
 	}
-	slices.Sort(held)
-	for _, i := range held {
-		s.mu[i].Lock()
+	slices.Sort(want)
+	held := want[:0]
+	var timer *time.Timer
+	for _, i := range want {
+		select {
+		case s.ch[i] <- struct{}{}:
+			held = append(held, i)
+			continue
+		default:
+		}
+		if timer == nil {
+			timer = time.NewTimer(wait)
+			defer timer.Stop()
+		}
+		select {
+		case s.ch[i] <- struct{}{}:
+			held = append(held, i)
+		case <-timer.C:
+			log.Warn("telegraphy: an earlier transaction on the same records has not published; committing without waiting for it, its events may arrive after this one's",
+				"waited", wait)
+			return held
+		}
 	}
 	return held
 }
 
 func (s *stripes) unlock(held []int) {
 	for _, i := range held {
-		s.mu[i].Unlock()
+		<-s.ch[i]
 	}
 }
 

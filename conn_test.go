@@ -4,9 +4,11 @@ import (
 	"context"
 	"database/sql/driver"
 	"fmt"
+	"log/slog"
 	"path/filepath"
 	"reflect"
 	"testing"
+	"time"
 	"unsafe"
 
 	"github.com/mattn/go-sqlite3"
@@ -112,4 +114,25 @@ func TestFollowDB(t *testing.T) {
 	if err := sqlDB.Ping(); err == nil {
 		t.Fatal("Ping after Close succeeded")
 	}
+}
+
+// TestStripeWaitBounded: a transaction waits for a record's stripe at most
+// the given time, then commits without it instead of waiting forever (a
+// COMMIT may itself wait for the transaction that waits for the stripe).
+func TestStripeWaitBounded(t *testing.T) {
+	s := newStripes()
+	first := s.lock([]pendingMsg{{key: "a:1"}, {key: "a:2"}, {key: "a:1"}}, time.Second, slog.Default())
+	if len(first) != 2 {
+		t.Fatalf("held %v, want the two stripes of a:1 and a:2", first)
+	}
+	second := s.lock([]pendingMsg{{key: "a:2"}, {}}, 10*time.Millisecond, slog.New(slog.DiscardHandler))
+	if len(second) != 0 {
+		t.Fatalf("held %v while another transaction holds it", second)
+	}
+	s.unlock(first)
+	third := s.lock([]pendingMsg{{key: "a:2"}}, time.Second, slog.Default())
+	if len(third) != 1 || third[0] != stripeOf("a:2") {
+		t.Fatalf("held %v after the first let go", third)
+	}
+	s.unlock(third)
 }
