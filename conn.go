@@ -100,7 +100,8 @@ func (c *conn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, e
 		if opts.ReadOnly {
 			return nil, errors.New("sql: driver does not support read-only transactions")
 		}
-		inner, err = c.Conn.Begin() //nolint:staticcheck // the driver has nothing newer
+		//lint:ignore SA1019 database/sql does the same for a driver without ConnBeginTx
+		inner, err = c.Conn.Begin()
 		if err == nil && ctx.Err() != nil {
 			_ = inner.Rollback()
 			return nil, ctx.Err()
@@ -142,7 +143,8 @@ func (c *conn) exec(ctx context.Context, query string, args []driver.NamedValue)
 	if e, ok := c.Conn.(driver.ExecerContext); ok {
 		return e.ExecContext(ctx, query, args)
 	}
-	if e, ok := c.Conn.(driver.Execer); ok { //nolint:staticcheck // older drivers
+	//lint:ignore SA1019 database/sql does the same for older drivers
+	if e, ok := c.Conn.(driver.Execer); ok {
 		dargs, err := namedValueToValue(args)
 		if err != nil {
 			return nil, err
@@ -160,7 +162,8 @@ func (c *conn) QueryContext(ctx context.Context, query string, args []driver.Nam
 	if q, ok := c.Conn.(driver.QueryerContext); ok {
 		return q.QueryContext(ctx, query, args)
 	}
-	if q, ok := c.Conn.(driver.Queryer); ok { //nolint:staticcheck // older drivers
+	//lint:ignore SA1019 database/sql does the same for older drivers
+	if q, ok := c.Conn.(driver.Queryer); ok {
 		dargs, err := namedValueToValue(args)
 		if err != nil {
 			return nil, err
@@ -276,7 +279,8 @@ func (s *savepointStmt) ExecContext(ctx context.Context, args []driver.NamedValu
 	} else {
 		var dargs []driver.Value
 		if dargs, err = namedValueToValue(args); err == nil {
-			res, err = s.Stmt.Exec(dargs) //nolint:staticcheck // older drivers
+			//lint:ignore SA1019 database/sql does the same for older drivers
+			res, err = s.Stmt.Exec(dargs)
 		}
 	}
 	if err == nil && s.c.tx != nil {
@@ -438,7 +442,8 @@ func (t *txn) exec(ctx context.Context, query string, args ...any) error {
 	if err != nil {
 		return err
 	}
-	_, err = si.Exec(dargs) //nolint:staticcheck // older drivers
+	//lint:ignore SA1019 database/sql does the same for older drivers
+	_, err = si.Exec(dargs)
 	return err
 }
 
