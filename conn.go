@@ -61,8 +61,50 @@ func (c *connector) Connect(ctx context.Context) (driver.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &conn{Conn: ci}, nil
+	return wrapConn(ci), nil
 }
+
+// wrapConn wraps a driver connection. The wrapper implements
+// driver.SessionResetter and driver.Validator only where ci does: database/sql
+// keeps a connection after a rollback on a cancelled context only when it
+// has both.
+func wrapConn(ci driver.Conn) driver.Conn {
+	c := &conn{Conn: ci}
+	_, r := ci.(driver.SessionResetter)
+	_, v := ci.(driver.Validator)
+	switch {
+	case r && v:
+		return connRV{c}
+	case r:
+		return connR{c}
+	case v:
+		return connV{c}
+	}
+	return c
+}
+
+// wrapped is implemented by every wrapper of wrapConn.
+type wrapped interface{ wrapped() *conn }
+
+func (c *conn) wrapped() *conn { return c }
+
+type connR struct{ *conn }
+
+func (c connR) ResetSession(ctx context.Context) error {
+	return c.Conn.(driver.SessionResetter).ResetSession(ctx)
+}
+
+type connV struct{ *conn }
+
+func (c connV) IsValid() bool { return c.Conn.(driver.Validator).IsValid() }
+
+type connRV struct{ *conn }
+
+func (c connRV) ResetSession(ctx context.Context) error {
+	return c.Conn.(driver.SessionResetter).ResetSession(ctx)
+}
+
+func (c connRV) IsValid() bool { return c.Conn.(driver.Validator).IsValid() }
 
 // Close implements io.Closer, which sql.DB.Close calls on its connector.
 func (c *connector) Close() error {
@@ -209,22 +251,6 @@ func (c *conn) Ping(ctx context.Context) error {
 		return p.Ping(ctx)
 	}
 	return nil
-}
-
-// ResetSession implements driver.SessionResetter.
-func (c *conn) ResetSession(ctx context.Context) error {
-	if r, ok := c.Conn.(driver.SessionResetter); ok {
-		return r.ResetSession(ctx)
-	}
-	return nil
-}
-
-// IsValid implements driver.Validator.
-func (c *conn) IsValid() bool {
-	if v, ok := c.Conn.(driver.Validator); ok {
-		return v.IsValid()
-	}
-	return true
 }
 
 // CheckNamedValue implements driver.NamedValueChecker; driver.ErrSkip
@@ -606,8 +632,8 @@ func followDB(sqlDB *sql.DB) error {
 	}
 	for i := 0; i < freeField.Len(); i++ {
 		ci := (*driver.Conn)(unsafe.Pointer(freeField.Index(i).Elem().FieldByName("ci").UnsafeAddr()))
-		if _, ok := (*ci).(*conn); !ok && *ci != nil {
-			*ci = &conn{Conn: *ci}
+		if _, ok := (*ci).(wrapped); !ok && *ci != nil {
+			*ci = wrapConn(*ci)
 		}
 	}
 	mu.Unlock()

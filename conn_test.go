@@ -136,3 +136,32 @@ func TestStripeWaitBounded(t *testing.T) {
 	}
 	s.unlock(third)
 }
+
+type bareConn struct{ driver.Conn }
+type resetConn struct{ driver.Conn }
+type validConn struct{ driver.Conn }
+type bothConn struct{ driver.Conn }
+
+func (resetConn) ResetSession(context.Context) error { return nil }
+func (validConn) IsValid() bool                      { return true }
+func (bothConn) ResetSession(context.Context) error  { return nil }
+func (bothConn) IsValid() bool                       { return true }
+
+// TestWrapConnInterfaces: the wrapper offers SessionResetter and Validator
+// exactly where the driver's connection does (database/sql decides by them
+// whether a connection survives a rollback on a cancelled context).
+func TestWrapConnInterfaces(t *testing.T) {
+	for _, ci := range []driver.Conn{bareConn{}, resetConn{}, validConn{}, bothConn{}} {
+		w := wrapConn(ci)
+		_, r := ci.(driver.SessionResetter)
+		_, v := ci.(driver.Validator)
+		_, wr := w.(driver.SessionResetter)
+		_, wv := w.(driver.Validator)
+		if r != wr || v != wv {
+			t.Errorf("%T: wrapper resetter %v validator %v, driver %v %v", ci, wr, wv, r, v)
+		}
+		if u, ok := w.(interface{ Unwrap() driver.Conn }); !ok || u.Unwrap() != ci {
+			t.Errorf("%T: Unwrap", ci)
+		}
+	}
+}
