@@ -328,6 +328,21 @@ type txn struct {
 	mu      sync.Mutex
 	pending []pendingMsg
 	marks   map[string]int
+	key     *sql.Tx // the *sql.Tx that runs the transaction, once a probe found it
+}
+
+// txnOf maps the *sql.Tx of an open transaction, once a probe found its
+// *txn, to it, so that further statements need no probe.
+var txnOf sync.Map
+
+// remember records that sqlTx runs t.
+func (t *txn) remember(sqlTx *sql.Tx) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.key == nil {
+		t.key = sqlTx
+		txnOf.Store(sqlTx, t)
+	}
 }
 
 // pendingMsg is one buffered event. key is the record channel that orders
@@ -378,11 +393,16 @@ func (t *txn) savepoint(op spOp, name string) {
 	}
 }
 
+// take ends the transaction's buffering and returns what it holds.
 func (t *txn) take() []pendingMsg {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	pending := t.pending
 	t.pending, t.marks = nil, nil
+	if t.key != nil {
+		txnOf.Delete(t.key)
+		t.key = nil
+	}
 	return pending
 }
 
@@ -698,6 +718,12 @@ func track(db *gorm.DB) (*txn, txState, error) {
 	if pool == nil {
 		return nil, untracked, fmt.Errorf("%w: no connection", ErrUntracked)
 	}
+	sqlTx, _ := pool.(*sql.Tx)
+	if sqlTx != nil {
+		if t, ok := txnOf.Load(sqlTx); ok {
+			return t.(*txn), inTx, nil
+		}
+	}
 	var pr probe
 	ctx := db.Statement.Context
 	if ctx == nil {
@@ -706,6 +732,9 @@ func track(db *gorm.DB) (*txn, txState, error) {
 	_, err := pool.ExecContext(context.WithValue(ctx, probeKey{}, &pr), probeQuery)
 	switch {
 	case pr.reached && pr.tx != nil:
+		if sqlTx != nil {
+			pr.tx.remember(sqlTx)
+		}
 		return pr.tx, inTx, nil
 	case pr.reached:
 		return nil, noTx, nil
