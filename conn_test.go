@@ -11,7 +11,6 @@ import (
 	"time"
 	"unsafe"
 
-	"github.com/mattn/go-sqlite3"
 	"gorm.io/driver/sqlite"
 	"gorm.io/gorm"
 	"gorm.io/gorm/logger"
@@ -96,7 +95,7 @@ func TestFollowDB(t *testing.T) {
 		if !ok {
 			return fmt.Errorf("driver connection %T is not wrapped", dc)
 		}
-		if _, ok := u.Unwrap().(*sqlite3.SQLiteConn); !ok {
+		if got := fmt.Sprintf("%T", u.Unwrap()); got != "*sqlite3.SQLiteConn" {
 			return fmt.Errorf("Unwrap() = %T", u.Unwrap())
 		}
 		return nil
