@@ -46,7 +46,9 @@
 //
 // What this changes for the program: a (*sql.Conn).Raw callback receives
 // the plugin's driver connection, whose Unwrap() driver.Conn method returns
-// the driver's own (pgx's *stdlib.Conn, for example). db.Use must run
+// the driver's own (pgx's *stdlib.Conn, for example). Code that uses the
+// same *sql.DB outside GORM gets the wrapped connections too (its
+// transactions carry no events). db.Use must run
 // before the DB is used by other goroutines (as for any GORM plugin); a
 // connection in use meanwhile stays unwrapped, and a write of a registered
 // model in a transaction on it fails with ErrUntracked before it runs, as
