@@ -289,3 +289,52 @@ func TestSessionStateKept(t *testing.T) {
 		t.Fatalf("PRAGMA foreign_keys = %d, %v after db.Use; want 1", fk, err)
 	}
 }
+
+// TestSQLTxFollowed: a transaction begun through database/sql on the DB's
+// *sql.DB, and raw SAVEPOINT statements in it, are followed like GORM's.
+func TestSQLTxFollowed(t *testing.T) {
+	for _, d := range allDialects {
+		t.Run(d.name, func(t *testing.T) {
+			e := setup(t, d, nil, telegraphy.Config{})
+			sqlDB, _ := e.db.DB()
+			for _, commit := range []bool{true, false} {
+				sqlTx, err := sqlDB.BeginTx(context.Background(), nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				s := e.db.WithContext(context.Background()) // a Statement of its own
+				s.Statement.ConnPool = sqlTx
+				if err := s.Create(&Order{Status: "a", Total: 1}).Error; err != nil {
+					t.Fatal(err)
+				}
+				if _, err := sqlTx.Exec("SAVEPOINT sp1"); err != nil {
+					t.Fatal(err)
+				}
+				if err := s.Model(&Order{}).Where("status = ?", "a").Update("total", 2).Error; err != nil {
+					t.Fatal(err)
+				}
+				if _, err := sqlTx.Exec("ROLLBACK TO SAVEPOINT sp1"); err != nil {
+					t.Fatal(err)
+				}
+				if e.rec.Len() != 0 {
+					t.Fatalf("published before commit: %s", e.rec)
+				}
+				if !commit {
+					if err := sqlTx.Rollback(); err != nil {
+						t.Fatal(err)
+					}
+					expect(t, e.rec)
+					continue
+				}
+				if err := sqlTx.Commit(); err != nil {
+					t.Fatal(err)
+				}
+				got := rows(t, e.db)
+				if len(got) != 1 || got[0].Total != 1 {
+					t.Fatalf("rows %+v", got)
+				}
+				expect(t, e.rec, created(got[0].ID, "a", 1))
+			}
+		})
+	}
+}
