@@ -103,8 +103,9 @@
 // mutexes, taken in increasing order) from just before its COMMIT until
 // the broker has its events, so a conflicting transaction's publication
 // waits; unrelated transactions share a stripe only by chance. Across
-// processes the default mode promises no order; outbox mode does (see
-// below). bulk_* events, custom events and creates run outside a
+// processes the default mode promises no order (a model registered with
+// events.Options.Version lets clients drop an older event that arrives
+// late); outbox mode does (see below). bulk_* events, custom events and creates run outside a
 // transaction (SkipDefaultTransaction) have no record channel and are not
 // ordered this way.
 //

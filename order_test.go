@@ -15,15 +15,15 @@ import (
 	"gorm.io/gorm/logger"
 )
 
-// Counter is one row many transactions increment.
-type Counter struct {
+// Tally is one row many transactions increment.
+type Tally struct {
 	ID uint `json:"id"`
 	N  int  `json:"n"`
 }
 
-// openCounters opens d with Counter rows 1..rows at 0 and, with a non-nil
+// openTallies opens d with Tally rows 1..rows at 0 and, with a non-nil
 // plugin, installs it.
-func openCounters(tb testing.TB, d dialect, rows int, p *telegraphy.Plugin) *gorm.DB {
+func openTallies(tb testing.TB, d dialect, rows int, p *telegraphy.Plugin) *gorm.DB {
 	tb.Helper()
 	db, err := gorm.Open(d.open(tb), &gorm.Config{Logger: logger.Discard})
 	if err != nil {
@@ -31,16 +31,16 @@ func openCounters(tb testing.TB, d dialect, rows int, p *telegraphy.Plugin) *gor
 	}
 	sqlDB, _ := db.DB()
 	tb.Cleanup(func() { sqlDB.Close() })
-	if err := db.AutoMigrate(&Counter{}); err != nil {
+	if err := db.AutoMigrate(&Tally{}); err != nil {
 		tb.Fatal(err)
 	}
 	for i := 1; i <= rows; i++ {
-		if err := db.Create(&Counter{ID: uint(i)}).Error; err != nil {
+		if err := db.Create(&Tally{ID: uint(i)}).Error; err != nil {
 			tb.Fatal(err)
 		}
 	}
 	if p != nil {
-		if err := p.Register(Counter{}, events.Options{}); err != nil {
+		if err := p.Register(Tally{}, events.Options{}); err != nil {
 			tb.Fatal(err)
 		}
 		if err := db.Use(p); err != nil {
@@ -71,14 +71,14 @@ func TestCommitOrderPerRecord(t *testing.T) {
 				ctx := context.Background()
 				mem := broker.NewMemoryWith(broker.MemoryConfig{SubscriberBuffer: 2 * workers * each})
 				p := telegraphy.New(telegraphy.Config{Broker: mem, Outbox: telegraphy.OutboxConfig{Enabled: outbox}})
-				db := openCounters(t, d, 1, p)
+				db := openTallies(t, d, 1, p)
 				t.Cleanup(func() { p.Close(ctx) })
 				sub, err := mem.Subscribe(ctx)
 				if err != nil {
 					t.Fatal(err)
 				}
 				defer sub.Close()
-				if err := sub.Add(ctx, "telegraphy_test.Counter:1"); err != nil {
+				if err := sub.Add(ctx, "telegraphy_test.Tally:1"); err != nil {
 					t.Fatal(err)
 				}
 				page := 0 // what a page applying the events shows
@@ -90,7 +90,7 @@ func TestCommitOrderPerRecord(t *testing.T) {
 						go func() {
 							defer wg.Done()
 							for i := 0; i < each; i++ {
-								if err := db.Model(&Counter{ID: 1}).Update("n", gorm.Expr("n + 1")).Error; err != nil {
+								if err := db.Model(&Tally{ID: 1}).Update("n", gorm.Expr("n + 1")).Error; err != nil {
 									errs <- err
 									return
 								}
@@ -109,7 +109,7 @@ func TestCommitOrderPerRecord(t *testing.T) {
 						case pub := <-sub.C():
 							var e struct {
 								Meta events.Meta
-								Data Counter
+								Data Tally
 							}
 							if err := json.Unmarshal(pub.Data, &e); err != nil {
 								t.Fatal(err)
@@ -128,7 +128,7 @@ func TestCommitOrderPerRecord(t *testing.T) {
 							t.Fatalf("run %d: %d of %d events after 2 minutes", run, i, workers*each)
 						}
 					}
-					var c Counter
+					var c Tally
 					if err := db.First(&c, 1).Error; err != nil {
 						t.Fatal(err)
 					}
@@ -151,19 +151,19 @@ func TestUnrelatedCommitsNotSerialised(t *testing.T) {
 	release := make(chan struct{})
 	blocked := make(chan struct{}, 1)
 	bus := &gateBroker{Recorder: broker.NewRecorder(nil), gate: func(msgs []broker.Message) {
-		if msgs[0].Channels[1] == "telegraphy_test.Counter:1" {
+		if msgs[0].Channels[1] == "telegraphy_test.Tally:1" {
 			blocked <- struct{}{}
 			<-release
 		}
 	}}
 	p := telegraphy.New(telegraphy.Config{Broker: bus})
-	db := openCounters(t, allDialects[1], 2, p)
+	db := openTallies(t, allDialects[1], 2, p)
 	done := make(chan error, 1)
-	go func() { done <- db.Model(&Counter{ID: 1}).Update("n", 1).Error }()
+	go func() { done <- db.Model(&Tally{ID: 1}).Update("n", 1).Error }()
 	<-blocked
-	// Counter 1's events are being published, its stripe held.
+	// Tally 1's events are being published, its stripe held.
 	other := make(chan error, 1)
-	go func() { other <- db.Model(&Counter{ID: 2}).Update("n", 2).Error }()
+	go func() { other <- db.Model(&Tally{ID: 2}).Update("n", 2).Error }()
 	select {
 	case err := <-other:
 		if err != nil {
@@ -171,11 +171,11 @@ func TestUnrelatedCommitsNotSerialised(t *testing.T) {
 		}
 	case <-time.After(time.Minute):
 		close(release)
-		t.Fatal("counter 2's update waited a minute for counter 1's publication")
+		t.Fatal("tally 2's update waited a minute for tally 1's publication")
 	}
 	got := bus.Events()
 	if len(got) != 1 || fmt.Sprint(got[0].Meta.PK) != "2" {
-		t.Fatalf("published while counter 1's publication waits: %s", describe(got))
+		t.Fatalf("published while tally 1's publication waits: %s", describe(got))
 	}
 	close(release)
 	if err := <-done; err != nil {
@@ -211,8 +211,8 @@ func BenchmarkConcurrentWriters(b *testing.B) {
 			name = "hot"
 		}
 		b.Run(name, func(b *testing.B) {
-			base := openCounters(b, allDialects[1], writers, nil)
-			with := openCounters(b, allDialects[1], writers, telegraphy.New(telegraphy.Config{Broker: drainedMemory(b)}))
+			base := openTallies(b, allDialects[1], writers, nil)
+			with := openTallies(b, allDialects[1], writers, telegraphy.New(telegraphy.Config{Broker: drainedMemory(b)}))
 			round := func(db *gorm.DB) time.Duration {
 				t0 := time.Now()
 				var wg sync.WaitGroup
@@ -225,7 +225,7 @@ func BenchmarkConcurrentWriters(b *testing.B) {
 							id = uint(w%4 + 1)
 						}
 						for i := 0; i < perWriter; i++ {
-							if err := db.Model(&Counter{ID: id}).Update("n", gorm.Expr("n + 1")).Error; err != nil {
+							if err := db.Model(&Tally{ID: id}).Update("n", gorm.Expr("n + 1")).Error; err != nil {
 								panic(fmt.Sprint("update: ", err))
 							}
 						}

@@ -60,12 +60,14 @@ type conn struct {
 	// a kick waits for the pool (afterPool).
 	pooled    bool
 	afterPool bool
-	// rest is the end of a frame the pool could write only in part; the
-	// writer goroutine writes it before anything else.
-	rest []byte
+	// inPart is set when the pool wrote a frame in part: the writer
+	// goroutine finishes it (sock.finish) before anything else.
+	inPart bool
 	// pongDue and pongData: a ping from the client to answer.
 	pongDue  bool
 	pongData []byte
+	// sock is the connection under ws.
+	sock *socket
 	// raw writes to the socket without blocking, for the pool; nil where
 	// the platform or the connection has none (then the writer goroutine
 	// writes everything).
@@ -89,10 +91,10 @@ type outMsg struct {
 	events int   // event messages inside: 1 for an event, len(missed) for subscribed
 }
 
-func newConn(h *Hub, ws *websocket.Conn) *conn {
-	c := &conn{h: h, ws: ws, session: newSessionID(), wake: make(chan struct{}, 1)}
+func newConn(h *Hub, ws *websocket.Conn, sock *socket) *conn {
+	c := &conn{h: h, ws: ws, sock: sock, session: newSessionID(), wake: make(chan struct{}, 1)}
 	if h.pool != nil {
-		c.raw = newRawWriter(ws.NetConn())
+		c.raw = newRawWriter(sock.Conn)
 	}
 	return c
 }
@@ -138,7 +140,7 @@ func (c *conn) scheduleLocked() {
 // needsWriterLocked reports whether the writer goroutine has work that
 // the pool does not do: a close, a ping or pong, or the rest of a frame.
 func (c *conn) needsWriterLocked() bool {
-	return c.closing || c.pingDue || c.pongDue || c.rest != nil || c.afterPool
+	return c.closing || c.pingDue || c.pongDue || c.inPart || c.afterPool
 }
 
 // send queues a reply.
@@ -251,10 +253,10 @@ func (c *conn) writeLoop() {
 	var batch []outMsg
 	for {
 		c.mu.Lock()
-		if rest := c.rest; rest != nil {
-			c.rest = nil
+		if c.inPart {
+			c.inPart = false
 			c.mu.Unlock()
-			if err := c.writeRest(rest); err != nil {
+			if err := c.finishFrame(); err != nil {
 				c.writeFailed(err)
 				return
 			}
@@ -321,12 +323,12 @@ func (c *conn) takeLocked(batch []outMsg) []outMsg {
 // keeps once its queue is empty.
 const keepQueue = 4
 
-// writeRest writes the end of a frame the pool wrote in part.
-func (c *conn) writeRest(rest []byte) error {
+// finishFrame writes the end of a frame the pool wrote in part, unless a
+// close frame from the reader goroutine has taken it along.
+func (c *conn) finishFrame() error {
 	c.writeStart.Store(time.Now().UnixNano())
 	defer c.writeStart.Store(0)
-	_, err := c.ws.NetConn().Write(rest)
-	return err
+	return c.sock.finish()
 }
 
 func (c *conn) writeBatch(batch []outMsg, ping bool, pong []byte) error {

@@ -19,6 +19,7 @@ import (
 
 	"github.com/telegraphy-go/telegraphy/broker"
 	"github.com/telegraphy-go/telegraphy/hub"
+	"github.com/telegraphy-go/telegraphy/internal/wsframe"
 )
 
 func TestSlowConsumer(t *testing.T) {
@@ -558,4 +559,35 @@ func TestTLS(t *testing.T) {
 	}
 	c.expectEvents("a", 0, ids)
 	c.alive(2)
+}
+
+// TestCloseAfterFrameInPart: when a client closes while the hub has
+// written a frame in part, the hub's answering close frame comes after
+// the whole frame, not inside it. gorilla/websocket writes that answer
+// from the connection's reader goroutine; the over-limit and protocol
+// error close frames take the same path.
+func TestCloseAfterFrameInPart(t *testing.T) {
+	e := newEnv(t)
+	c := e.connect("1")
+	c.alive(1)
+	payload := `{"type":"pong","id":2}`
+	frame := append(wsframe.AppendHeader(nil, wsframe.OpText, len(payload)), payload...)
+	held, err := hub.WriteInPart(e.hub, "1", frame, 7)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, "bye"), time.Now().Add(time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	held.WaitClosing() // gorilla/websocket has written its answer
+	held.Release()
+	_ = c.ws.SetReadDeadline(time.Now().Add(5 * time.Second))
+	mt, got, err := c.ws.ReadMessage()
+	if err != nil || mt != websocket.TextMessage || string(got) != payload {
+		t.Fatalf("read %d %q %v, want the whole frame %q", mt, got, err, payload)
+	}
+	_, _, err = c.ws.ReadMessage()
+	if !websocket.IsCloseError(err, websocket.CloseNormalClosure) {
+		t.Fatalf("read %v, want the hub's answering close frame (1000)", err)
+	}
 }

@@ -32,7 +32,10 @@
 // connection's queue until it is empty, waiting on the socket as long as
 // WriteTimeout allows), pings, pongs and the close frame; it stays one to
 // two seconds after its last write. Pings come from one hub-wide ticker.
-// Close stops them all and waits.
+// gorilla/websocket writes close frames from the reader goroutine (the
+// answer to a client's close, a message over the limit, a protocol error);
+// the socket under it writes the end of a frame written in part first, so
+// no frame lands inside another. Close stops them all and waits.
 //
 // # Delivery
 //

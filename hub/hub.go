@@ -234,14 +234,15 @@ func (h *Hub) serveWS(w http.ResponseWriter, r *http.Request) {
 	h.wg.Add(1) // released by the connection's reader, or below
 	h.mu.Unlock()
 
-	ws, err := h.upgrader.Upgrade(w, r, nil)
+	hw := &hijacker{ResponseWriter: w}
+	ws, err := h.upgrader.Upgrade(hw, r, nil)
 	if err != nil {
 		// The upgrader has answered (403 for a refused origin).
 		h.log.Debug("hub: upgrade refused", "err", err, "origin", r.Header.Get("Origin"))
 		h.wg.Done()
 		return
 	}
-	c := newConn(h, ws)
+	c := newConn(h, ws, hw.sock)
 	h.mu.Lock()
 	closed := h.closed
 	if !closed {

@@ -104,7 +104,7 @@ func New(cfg Config) (*Broker, error) {
 		if cfg.Cluster {
 			opt, err := redis.ParseClusterURL(cfg.URL)
 			if err != nil {
-				return nil, fmt.Errorf("redisbroker: bad Redis Cluster URL: %w", err)
+				return nil, fmt.Errorf("redisbroker: bad Redis Cluster URL: %w (want redis://host:port?addr=host2:port2, rediss:// for TLS)", err)
 			}
 			opt.MaintNotificationsConfig = &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
 			b.addr = strings.Join(opt.Addrs, ",")
@@ -112,7 +112,7 @@ func New(cfg Config) (*Broker, error) {
 		} else {
 			opt, err := redis.ParseURL(cfg.URL)
 			if err != nil {
-				return nil, fmt.Errorf("redisbroker: bad Redis URL: %w", err)
+				return nil, fmt.Errorf("redisbroker: bad Redis URL: %w (want redis://[user:password@]host:port/db, rediss:// for TLS, e.g. redis://127.0.0.1:6379/0)", err)
 			}
 			// The maintenance-notification handshake is for managed Redis
 			// offerings; against a plain server it only adds a round trip.
