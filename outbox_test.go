@@ -493,6 +493,95 @@ func TestOutboxRedisOutage(t *testing.T) {
 	}
 }
 
+// TestOutboxRecorderAroundRedis checks that a broker.Recorder wrapped
+// around the Redis broker, whose Publish only queues, does not make the
+// relay take a publication as delivered: while Redis is down the relay
+// hands at most one batch to the broker and deletes no row; once Redis is
+// back every event reaches the channel's history, in order, once each.
+func TestOutboxRecorderAroundRedis(t *testing.T) {
+	// Redis keeps its data in an append-only file across the outage.
+	srv := testenv.StartRedisWith(t, true)
+	bus, err := redisbroker.New(redisbroker.Config{URL: srv.URL, MaxRetryDelay: 200 * time.Millisecond,
+		ErrorHandler: func(error) {}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := broker.NewRecorder(bus)
+	t.Cleanup(func() {
+		// Close flushes what the broker queued until ctx is done: bounded,
+		// in case the test failed while Redis was down.
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = rec.Close(ctx)
+	})
+	if broker.PublishesSynchronously(rec) {
+		t.Fatal("a Recorder around the Redis broker reports a synchronous Publish")
+	}
+	const batch = 10
+	e := openOutbox(t, sqliteDialector(t), nil, telegraphy.Config{Broker: rec, ErrorHandler: func(error) {},
+		Logger: slog.New(slog.NewTextHandler(discard{}, nil)),
+		Outbox: telegraphy.OutboxConfig{Enabled: true, PollInterval: 20 * time.Millisecond, BatchSize: batch}})
+	if err := e.db.Create(&Order{Status: "before"}).Error; err != nil {
+		t.Fatal(err)
+	}
+	testenv.WaitFor(t, 30*time.Second, func() bool { return outboxRows(t, e.db) == 0 }, "first event relayed")
+	// The channel is watched from here on, as a hub does when a client
+	// subscribes, so it keeps history.
+	start, err := rec.History(context.Background(), "telegraphy_test.Order", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	orders := func() int {
+		n := 0
+		for _, ev := range rec.Events() {
+			if strings.HasPrefix(ev.Name, "telegraphy_test.Order") {
+				n++
+			}
+		}
+		return n
+	}
+	before := orders()
+	recorded := func() int { return orders() - before }
+	srv.Stop()
+	const n = 3 * batch
+	for i := 0; i < n; i++ {
+		if err := e.db.Create(&Order{Status: fmt.Sprintf("during-%d", i)}).Error; err != nil {
+			t.Fatal(err)
+		}
+	}
+	testenv.WaitFor(t, 30*time.Second, func() bool { return recorded() > 0 }, "the relay handing a batch to the broker")
+	// Let time pass on purpose: a relay that took the queued batch as
+	// delivered would, within a few rounds, delete its rows and hand the
+	// next batches over; nothing must happen while Redis is down.
+	time.Sleep(300 * time.Millisecond)
+	if got := outboxRows(t, e.db); got != n {
+		t.Fatalf("outbox holds %d rows while Redis is down, want %d: rows deleted before Redis had them", got, n)
+	}
+	if got := recorded(); got > batch {
+		t.Fatalf("relay handed %d events to the broker while Redis is down, want at most one batch (%d)", got, batch)
+	}
+	srv.Start()
+	testenv.WaitFor(t, 30*time.Second, func() bool { return outboxRows(t, e.db) == 0 }, "outbox drained after Redis came back")
+	hres, err := rec.History(context.Background(), "telegraphy_test.Order", &start.Position)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !hres.Recovered || len(hres.Publications) != n {
+		t.Fatalf("history after the outage: recovered=%v, %d publications, want %d", hres.Recovered, len(hres.Publications), n)
+	}
+	for i, pub := range hres.Publications {
+		var ev events.Event
+		if err := json.Unmarshal(pub.Data, &ev); err != nil {
+			t.Fatal(err)
+		}
+		var o Order
+		_ = json.Unmarshal(ev.Data, &o)
+		if want := fmt.Sprintf("during-%d", i); o.Status != want {
+			t.Fatalf("publication %d: status %q, want %q", i, o.Status, want)
+		}
+	}
+}
+
 type discard struct{}
 
 func (discard) Write(p []byte) (int, error) { return len(p), nil }

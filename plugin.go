@@ -201,11 +201,11 @@ func (p *Plugin) publish(ctx context.Context, msgs []broker.Message) {
 
 // publishBounded calls Broker.Publish with Config.PublishTimeout, on a
 // context that the caller's cancellation does not reach: the transaction
-// has committed. broker.Memory's Publish ignores its context and never
-// waits (it delivers under a mutex and drops for full subscribers), so it
-// is called without a deadline, which would cost a timer per commit.
+// has committed. A synchronous broker (broker.Synchronous, such as
+// broker.Memory) never waits, so it is called without a deadline, which
+// would cost a timer per commit.
 func (p *Plugin) publishBounded(ctx context.Context, msgs []broker.Message) error {
-	if _, ok := p.cfg.Broker.(*broker.Memory); ok {
+	if broker.PublishesSynchronously(p.cfg.Broker) {
 		return p.cfg.Broker.Publish(context.Background(), msgs...)
 	}
 	if ctx == nil {

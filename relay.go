@@ -14,22 +14,15 @@ import (
 	"gorm.io/gorm"
 )
 
-// flusher is implemented by brokers whose Publish only queues and that can
-// wait until everything queued before the call has been written.
-type flusher interface {
-	Flush(ctx context.Context) error
-}
-
 // confirmMode is how the relay learns that the broker really has a batch
 // before it deletes the rows.
 type confirmMode int
 
 const (
-	// confirmSync: Publish returning nil means delivered (broker.Memory,
-	// broker.Recorder).
+	// confirmSync: Publish returning nil means delivered (the broker
+	// implements broker.Synchronous and reports true, as broker.Memory
+	// does, and broker.Recorder when it wraps one).
 	confirmSync confirmMode = iota
-	// confirmFlush: the broker's Flush waits for its queue.
-	confirmFlush
 	// confirmMarker: the relay publishes a marker message after the batch
 	// on a channel of its own and waits until the marker is in that
 	// channel's history. Brokers write in order, so everything before the
@@ -100,13 +93,9 @@ func newRelay(o *outbox) *relay {
 	}
 	r.hard, r.cancel = context.WithCancel(context.Background())
 	r.markerCh = "telegraphy.outbox.relay:" + r.id
-	switch o.p.cfg.Broker.(type) {
-	case *broker.Memory, *broker.Recorder:
+	r.mode = confirmMarker
+	if broker.PublishesSynchronously(o.p.cfg.Broker) {
 		r.mode = confirmSync
-	case flusher:
-		r.mode = confirmFlush
-	default:
-		r.mode = confirmMarker
 	}
 	return r
 }
@@ -380,16 +369,7 @@ func (r *relay) publish(ctx context.Context, msgs []broker.Message) error {
 	b := r.o.p.cfg.Broker
 	pctx, cancel := context.WithTimeout(ctx, r.o.p.cfg.PublishTimeout)
 	defer cancel()
-	switch r.mode {
-	case confirmFlush:
-		if err := b.Publish(pctx, msgs...); err != nil {
-			return fmt.Errorf("publish: %w", err)
-		}
-		if err := b.(flusher).Flush(ctx); err != nil {
-			return fmt.Errorf("flush broker: %w", err)
-		}
-		return nil
-	case confirmMarker:
+	if r.mode == confirmMarker {
 		if !r.markerKnown {
 			res, err := b.History(pctx, r.markerCh, nil)
 			if err != nil {

@@ -189,3 +189,26 @@ type BoundedHistory interface {
 type Pinger interface {
 	Ping(ctx context.Context) error
 }
+
+// Synchronous is implemented by brokers that can say whether their Publish
+// is synchronous. When PublishSynchronous reports true, Publish returning
+// nil means every message is in its channels' history and has been handed
+// to (or counted dropped by) every subscriber, and Publish never waits on
+// a network, a disk or a subscriber, so it needs no deadline. A broker
+// whose Publish only queues (one that talks to a remote service) does not
+// implement it, or reports false. The telegraphy outbox relay deletes
+// outbox rows as soon as a synchronous Publish returns; for other brokers
+// it first waits until the broker confirms it has written them.
+//
+// A broker that wraps another (such as Recorder) reports the answer of the
+// one it wraps.
+type Synchronous interface {
+	PublishSynchronous() bool
+}
+
+// PublishesSynchronously reports whether b implements Synchronous and
+// reports true.
+func PublishesSynchronously(b Broker) bool {
+	s, ok := b.(Synchronous)
+	return ok && s.PublishSynchronous()
+}

@@ -19,4 +19,14 @@
 // other subscribers. A consumer that sees an offset jump recovers the gap
 // with History, which answers Recovered=false once the history no longer
 // reaches back (size or age limit passed, or the channel's epoch changed).
+//
+// # Optional interfaces
+//
+// What a broker can do beyond Broker it declares by implementing small
+// interfaces, which users of a Broker test for: BoundedHistory (a history
+// read that refuses a recovery over a limit before reading it), Pinger (a
+// health check of a remote service) and Synchronous (Publish returning nil
+// means delivered, and never waits). Memory implements BoundedHistory and
+// Synchronous; redisbroker implements BoundedHistory and Pinger; Recorder
+// reports the Synchronous answer of the broker it wraps.
 package broker

@@ -447,7 +447,17 @@ func (m *Memory) Close(ctx context.Context) error {
 	return nil
 }
 
-var _ BoundedHistory = (*Memory)(nil)
+var (
+	_ Broker         = (*Memory)(nil)
+	_ BoundedHistory = (*Memory)(nil)
+	_ Synchronous    = (*Memory)(nil)
+)
+
+// PublishSynchronous implements Synchronous: Publish delivers to every
+// subscriber (or counts the message dropped) and keeps it in history under
+// a mutex before it returns, and never waits for anything else. It reports
+// true.
+func (m *Memory) PublishSynchronous() bool { return true }
 
 type memSub struct {
 	m        *Memory

@@ -73,6 +73,16 @@ func (r *Recorder) History(ctx context.Context, channel string, since *Position)
 	return r.inner.History(ctx, channel, since)
 }
 
+// PublishSynchronous implements Synchronous with the answer of the inner
+// broker: a Recorder around broker.Memory is synchronous, one around a
+// broker whose Publish only queues (such as Redis) is not.
+func (r *Recorder) PublishSynchronous() bool { return PublishesSynchronously(r.inner) }
+
+var (
+	_ Broker      = (*Recorder)(nil)
+	_ Synchronous = (*Recorder)(nil)
+)
+
 // Close implements Broker by closing the inner broker.
 func (r *Recorder) Close(ctx context.Context) error { return r.inner.Close(ctx) }
 

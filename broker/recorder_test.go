@@ -92,3 +92,17 @@ func TestRecorder(t *testing.T) {
 		t.Fatal("a non-event message must be in Messages but not Events")
 	}
 }
+
+// TestRecorderForwardsSynchronous checks that a Recorder reports the
+// Publish of the broker it wraps: synchronous around Memory.
+func TestRecorderForwardsSynchronous(t *testing.T) {
+	if !broker.PublishesSynchronously(broker.NewMemory()) {
+		t.Fatal("Memory does not report a synchronous Publish")
+	}
+	if !broker.PublishesSynchronously(broker.NewRecorder(nil)) {
+		t.Fatal("a Recorder around Memory does not report a synchronous Publish")
+	}
+	if !broker.PublishesSynchronously(broker.NewRecorder(broker.NewRecorder(nil))) {
+		t.Fatal("a Recorder around a Recorder around Memory does not report a synchronous Publish")
+	}
+}

@@ -248,7 +248,11 @@ func (b *Broker) History(ctx context.Context, channel string, since *broker.Posi
 	return b.HistoryWithin(ctx, channel, since, broker.HistoryLimit{})
 }
 
-var _ broker.BoundedHistory = (*Broker)(nil)
+var (
+	_ broker.Broker         = (*Broker)(nil)
+	_ broker.BoundedHistory = (*Broker)(nil)
+	_ broker.Pinger         = (*Broker)(nil)
+)
 
 // HistoryWithin implements broker.BoundedHistory: the script compares the
 // number of publications asked for with limit before it reads any, and
