@@ -423,13 +423,7 @@ func metric(t testing.TB, reg *prometheus.Registry, name string) float64 {
 
 func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for: %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testenv.WaitFor(t, 30*time.Second, cond, what)
 }
 
 // TestOutboxRedisOutage publishes through the Redis broker, whose Publish

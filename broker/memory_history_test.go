@@ -168,6 +168,8 @@ func TestMemoryHistoryTTL(t *testing.T) {
 	old := history(t, m, "old", nil).Position
 	kept := history(t, m, "kept", nil).Position
 	start := broker.Position{Epoch: kept.Epoch, Offset: 0}
+	// Let time pass on purpose: the first three publications must be
+	// older than HistoryTTL (200 ms) when the fourth is published.
 	time.Sleep(600 * time.Millisecond)
 	publishN(t, m, "kept", 4, 4)
 	// The first three have expired: a position before them is lost, one
@@ -178,6 +180,8 @@ func TestMemoryHistoryTTL(t *testing.T) {
 	if res := history(t, m, "kept", &kept); !res.Recovered || len(res.Publications) != 1 {
 		t.Fatalf("kept: %+v, want the one new publication", res)
 	}
+	// Let time pass on purpose: the sweep of idle channels runs at most
+	// once a second, on a publication.
 	time.Sleep(1100 * time.Millisecond)
 	publishN(t, m, "kept", 5, 5) // runs the sweep
 	if res := history(t, m, "old", &old); res.Recovered || res.Position.Epoch == old.Epoch {

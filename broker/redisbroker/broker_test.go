@@ -165,14 +165,14 @@ func startRedisWithArgs(t *testing.T, args ...string) int {
 		t.Fatalf("start redis-server: %v", err)
 	}
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		if c, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(port)); err == nil {
+	testenv.WaitFor(t, 10*time.Second, func() bool {
+		c, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(port))
+		if err == nil {
 			c.Close()
-			return port
 		}
-	}
-	t.Fatalf("redis-server on %d did not start", port)
-	return 0
+		return err == nil
+	}, "redis-server on port "+strconv.Itoa(port)+" to accept connections")
+	return port
 }
 
 func TestNewErrors(t *testing.T) {
@@ -397,6 +397,8 @@ func TestHistoryTTL(t *testing.T) {
 	watch(t, b, "ch")
 	publish(t, b, msg("e1", "ch"))
 	res := history(t, b, "ch", 1)
+	// Let time pass on purpose: the channel's keys expire HistoryTTL (1 s)
+	// after its last publication; polling History instead could keep them.
 	time.Sleep(2 * time.Second)
 	after, err := b.History(context.Background(), "ch", &res.Position)
 	if err != nil {
@@ -423,6 +425,8 @@ func TestHistoryAge(t *testing.T) {
 	}
 	publish(t, b, msg("e1", "ch"))
 	history(t, b, "ch", 1)
+	// Let time pass on purpose: e2 is published a second after e1, so
+	// that the next sleep ages e1 past the TTL but not e2.
 	time.Sleep(time.Second)
 	publish(t, b, msg("e2", "ch"))
 	history(t, b, "ch", 2)
@@ -505,10 +509,7 @@ func TestSubscriberBufferDrops(t *testing.T) {
 	for i := range 10 {
 		publish(t, app, msg(strconv.Itoa(i), "ch"))
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for sub.Dropped() < 8 && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
+	testenv.WaitFor(t, 10*time.Second, func() bool { return sub.Dropped() >= 8 }, "8 publications dropped")
 	if d := sub.Dropped(); d != 8 {
 		t.Fatalf("Dropped = %d, want 8", d)
 	}
@@ -553,7 +554,7 @@ func TestRedisRestart(t *testing.T) {
 	r.Stop()
 	front.retarget(unreachable)
 	publish(t, app, msg("during1", "ch"), msg("during2", "ch")) // queued while Redis is down
-	time.Sleep(300 * time.Millisecond)
+	testenv.WaitFor(t, 10*time.Second, func() bool { return app.Stats().Retries > 0 }, "the publisher to retry while Redis is down")
 	if err := hub.Ping(context.Background()); err == nil {
 		t.Error("Ping succeeded while Redis is down")
 	}

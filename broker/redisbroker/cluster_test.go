@@ -53,19 +53,16 @@ func startCluster(t *testing.T) []string {
 	if err != nil {
 		t.Fatalf("redis-cli --cluster create: %v\n%s", err, out)
 	}
-	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(100 * time.Millisecond) {
-		ok := true
+	testenv.WaitFor(t, 20*time.Second, func() bool {
 		for _, a := range addrs {
 			info, _ := exec.Command(cli, "-h", "127.0.0.1", "-p", strings.Split(a, ":")[1], "cluster", "info").Output()
-			ok = ok && strings.Contains(string(info), "cluster_state:ok")
+			if !strings.Contains(string(info), "cluster_state:ok") {
+				return false
+			}
 		}
-		if ok {
-			return addrs
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("cluster not ok")
-		}
-	}
+		return true
+	}, "cluster_state:ok on every node")
+	return addrs
 }
 
 func portFree(port int) bool {
@@ -79,13 +76,13 @@ func portFree(port int) bool {
 
 func waitPort(t *testing.T, addr string) {
 	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		if c, err := net.Dial("tcp", addr); err == nil {
+	testenv.WaitFor(t, 10*time.Second, func() bool {
+		c, err := net.Dial("tcp", addr)
+		if err == nil {
 			c.Close()
-			return
 		}
-	}
-	t.Fatalf("%s did not start", addr)
+		return err == nil
+	}, addr+" to accept connections")
 }
 
 func newClusterBroker(t *testing.T, addrs []string) *Broker {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/telegraphy-go/telegraphy/internal/testenv"
 )
 
 // TestDirectWriterFrames checks the direct writer's frames against
@@ -32,13 +33,7 @@ func TestDirectWriterFrames(t *testing.T) {
 	defer conn.Close()
 	// The connection is registered when the upgrade returns; wait for it.
 	d := dt.s.(*directWriter)
-	deadline := time.Now().Add(5 * time.Second)
-	for d.sockets() != 1 {
-		if time.Now().After(deadline) {
-			t.Fatal("the direct writer never registered the client")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testenv.WaitFor(t, 5*time.Second, func() bool { return d.sockets() == 1 }, "the direct writer to register the client")
 	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
 	for _, size := range []int{0, 125, 126, 65535, 65536, 200_000} {
 		msg := bytes.Repeat([]byte{'x'}, size)

@@ -32,7 +32,9 @@ func TestReaders(t *testing.T) {
 			t.Errorf("read: %v", err)
 			return
 		}
+		readDone := make(chan struct{})
 		go func() {
+			defer close(readDone)
 			for {
 				if _, _, err := ws.NextReader(); err != nil {
 					return
@@ -60,7 +62,12 @@ func TestReaders(t *testing.T) {
 		send(msg(1, 70_000)) // a 64-bit payload length
 		send(msg(2, 10) + "\n" + msg(3, 10))
 		_ = ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(4008, "slow consumer"), time.Now().Add(time.Second))
-		time.Sleep(100 * time.Millisecond)
+		// Keep the connection open until the client has closed it, so
+		// that it reads the close frame rather than a reset.
+		select {
+		case <-readDone:
+		case <-time.After(10 * time.Second):
+		}
 	}))
 	defer srv.Close()
 

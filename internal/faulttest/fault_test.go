@@ -185,6 +185,9 @@ func TestRedisDown(t *testing.T) {
 	app.waitLine("committed 100", 60*time.Second)
 	r.Stop()
 	down := time.Now()
+	// Let time pass on purpose: the outage outlasts the default
+	// PublishTimeout (5 s) twice, so the relay keeps waiting for Redis past
+	// its publish deadline while the app commits a few hundred rows.
 	time.Sleep(10 * time.Second)
 	during := lastSeq(t, app.latest("committed ", 10*time.Second))
 	waiting := d.outboxRows(t)
