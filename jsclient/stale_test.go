@@ -168,7 +168,8 @@ func (c *cardApps) race(ctx context.Context, id uint, del bool) error {
 		release()
 		return fmt.Errorf("A's update published without being held: %v", err)
 	}
-	// B's UpdatedAt is then after A's even on a coarse clock.
+	// Let a millisecond pass on purpose: B's UpdatedAt is then after A's
+	// even on a coarse clock.
 	time.Sleep(time.Millisecond)
 	err := c.writeB(ctx, id, del)
 	release()
