@@ -120,6 +120,7 @@ func (p *Plugin) emit(db *gorm.DB, tx *txPool, msgs []broker.Message) {
 	if len(msgs) == 0 {
 		return
 	}
+	stampOrigin(db.Statement.Context, msgs)
 	if tx != nil {
 		tx.add(msgs)
 		return
