@@ -109,6 +109,7 @@ type publishItem struct {
 func control(t *testing.T, hubs map[string]*hubServer, issuer *tokens.Issuer, cards *cardApps) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/stale/", cards.handler(t))
+	mux.Handle("/app/", noteApp(t, hubs["main"].broker))
 	pick := func(r *http.Request) *hubServer {
 		if name := r.URL.Query().Get("hub"); name != "" {
 			return hubs[name]

@@ -193,6 +193,13 @@ export class Telegraphy {
   on(type: "error", fn: (err: TelegraphyError) => void): this;
   off(type: string, fn: (...args: any[]) => void): this;
   subscribe(name: string, options?: { since?: Position }): Subscription;
+  /**
+   * Headers to send with the app's own requests, e.g. fetch(url, { headers: t.headers() }):
+   * {"X-Telegraphy-Session": session} while connected, {} otherwise. The hub then does not
+   * send this connection the events of the writes the request makes (the app's server
+   * stamps them with telegraphy.OriginMiddleware); the user's other tabs still get them.
+   */
+  headers(): Record<string, string>;
   /** A live list of the channel's rows, starting from the rows the page rendered. */
   collection<T = any>(name: string, options: CollectionOptions<T>): Collection<T>;
   /** Closes the connection for good: no more events, reconnects or timers. */

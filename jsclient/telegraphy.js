@@ -125,6 +125,15 @@ export class Telegraphy extends Emitter {
     return s;
   }
 
+  /**
+   * Headers for the app's own requests (fetch(url, { headers: t.headers() })):
+   * the hub does not send this connection the events of the writes they make.
+   * Empty while not connected.
+   */
+  headers() {
+    return this.state == "connected" && this.session ? { "X-Telegraphy-Session": this.session } : {};
+  }
+
   /** A live list of the channel's rows: see Collection. */
   collection(name, options) {
     return new Collection(this, name, options);
