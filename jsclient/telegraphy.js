@@ -463,6 +463,19 @@ export class Collection extends Emitter {
       });
   }
 
+  /**
+   * Applies the page's own change at once, as its event would: row as the
+   * app answered it (held unless older than the row held), or remove(pk).
+   * With t.headers() on the request, that event does not come back.
+   */
+  put(row) {
+    this._event({ meta: { event_type: "update", pk: this._key(row) }, data: row }, 0);
+  }
+
+  remove(pk) {
+    this._event({ meta: { event_type: "delete", pk } }, 0);
+  }
+
   /** Stops following the channel. */
   close() {
     this.closed = true;
