@@ -49,3 +49,27 @@ test("the tab that makes a change gets no echo; the same user's other tab does; 
   a.close();
   assert.deepEqual(a.headers(), {}, "no session once closed");
 });
+
+test("Collection.put and remove apply the page's own change at once, and once", async (t) => {
+  const a = await tab("17"), b = await tab("17");
+  t.after(() => [a, b].forEach((x) => x.close()));
+  const ca = a.collection(ch, { refetch: async () => [] });
+  const cb = b.collection(ch, { refetch: async () => [] });
+  const changes = [];
+  ca.on("change", (c) => changes.push(c));
+  await Promise.all([a, b].map((x) => until(() => x.state == "connected", 10000, "connected")));
+  await until(() => a._ch.get(ch)?.state == 2 && b._ch.get(ch)?.state == 2, 10000, "subscribed");
+
+  const row = await write("put", "17", a.headers());
+  ca.put(row);
+  await until(() => changes.length == 1, 10000, "change");
+  assert.deepEqual(changes[0], { added: [row], updated: [], removed: [] });
+  assert.deepEqual(ca.get(row.id), row);
+  await until(() => cb.get(row.id), 10000, "the row in the other tab");
+  assert.deepEqual(cb.get(row.id), row);
+
+  ca.remove(row.id);
+  await until(() => changes.length == 2, 10000, "change");
+  assert.deepEqual(changes[1], { added: [], updated: [], removed: [row] });
+  assert.equal(ca.rows.length, 0);
+});
