@@ -138,6 +138,23 @@
 // with Outbox.Registerer the relay exports them as Prometheus gauges, and
 // it logs a warning when the oldest is older than Outbox.BacklogWarnAge.
 //
+// # The sender's own echo
+//
+// A page sends its hub connection's session id with its own requests
+// (telegraphy.js: fetch(url, {headers: t.headers()}), header
+// SessionHeader); OriginMiddleware, or WithOrigin, puts it into the
+// request's context with the subject (user) the application
+// authenticated. Writes made with that context (db.WithContext(ctx)) and
+// Emit given such a db stamp their events with it (broker.Message.Origin):
+// in plain mode and in outbox mode (the outbox row keeps it), through the
+// in-process broker and Redis. A hub then does not deliver those events to
+// the one connection whose session id it is and whose token subject is
+// that subject, neither live nor when it recovers missed events on the
+// same connection; every other connection, the same user's other tabs
+// included, gets them. A session id sent by another user hides nothing.
+// The stamp never appears in the event JSON. Emit(nil, ...) stamps
+// nothing.
+//
 // Neither mode changes what happens after the broker: a hub delivers live
 // events at most once per connection and recovers gaps and reconnects
 // from the broker's bounded history; beyond it clients get
