@@ -352,3 +352,52 @@ func TestOriginNeverReachesTheEvent(t *testing.T) {
 		}
 	}
 }
+
+// TestOriginSurvivesTheOutbox: on every database, the relay publishes an
+// event with the origin its write was made with, in a transaction or not,
+// Emit included; and none for a write without one.
+func TestOriginSurvivesTheOutbox(t *testing.T) {
+	for _, d := range allDialects {
+		t.Run(d.name, func(t *testing.T) {
+			rec := broker.NewRecorder(nil)
+			e := openOutbox(t, d.open(t), nil, telegraphy.Config{Broker: rec,
+				Outbox: telegraphy.OutboxConfig{Enabled: true, PollInterval: 20 * time.Millisecond}})
+			o := broker.Origin{Session: "0123456789abcdef", Subject: strings.Repeat("ü", 100)}
+			ctx := telegraphy.WithOrigin(context.Background(), o.Session, o.Subject)
+			db := e.db.WithContext(ctx)
+			if err := db.Create(&Order{Status: "a"}).Error; err != nil {
+				t.Fatal(err)
+			}
+			err := db.Transaction(func(tx *gorm.DB) error {
+				if err := tx.Model(&Order{}).Where("status = ?", "a").Update("note", "n").Error; err != nil {
+					return err
+				}
+				return e.p.Emit(tx, "custom", "note", 1)
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := e.p.Emit(db, "custom", "note", 2); err != nil {
+				t.Fatal(err)
+			}
+			if err := e.db.Create(&Order{Status: "plain"}).Error; err != nil {
+				t.Fatal(err)
+			}
+			waitFor(t, "five events relayed", func() bool { return rec.Len() == 5 })
+			var got []string
+			for _, m := range rec.Messages() {
+				switch {
+				case m.Origin == o:
+					got = append(got, "stamped")
+				case m.Origin.IsZero():
+					got = append(got, "none")
+				default:
+					got = append(got, fmt.Sprintf("%+v", m.Origin))
+				}
+			}
+			if want := "[stamped stamped stamped stamped none]"; fmt.Sprint(got) != want {
+				t.Fatalf("origins: %v, want %s", got, want)
+			}
+		})
+	}
+}
