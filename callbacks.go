@@ -33,6 +33,10 @@ type stmtState struct {
 	bulk     bool
 	keys     [][]any       // primary keys of the affected rows, in order
 	rows     reflect.Value // hard delete: the rows as read before
+
+	ret *returningPool // the rows the write returned (returning.go)
+
+	upsert *upsertState // creates from maps and with ON CONFLICT (upsert.go)
 }
 
 type stateKey struct{ stmt *gorm.Statement }
@@ -127,35 +131,38 @@ func (p *Plugin) emit(db *gorm.DB, tx *txPool, msgs []broker.Message) {
 	p.publish(db.Statement.Context, msgs)
 }
 
-// A create needs no state between its callbacks unless the plugin begins
-// a transaction for it (outbox mode): the after callback finds the model
-// and the transaction again, which costs less than keeping them.
+// A create from structs needs no state between its callbacks unless the
+// plugin begins a transaction for it (outbox mode): the after callback
+// finds the model and the transaction again, which costs less than
+// keeping them. Creates from maps and with ON CONFLICT read their rows
+// back (upsert.go).
 
 func (p *Plugin) beforeCreate(db *gorm.DB) {
+	var st *stmtState
 	if p.outbox != nil {
-		if p.begin(db, events.OpCreate) == nil {
+		if st = p.begin(db, events.OpCreate); st == nil {
 			return
 		}
 	} else if m, _, _ := p.target(db, events.OpCreate); m == nil {
 		return
 	}
-	v := reflect.Indirect(db.Statement.ReflectValue)
-	if v.Kind() == reflect.Map || ((v.Kind() == reflect.Slice || v.Kind() == reflect.Array) && v.Type().Elem().Kind() == reflect.Map) {
-		loadState(db)
-		_ = db.AddError(ErrMapCreate)
-	}
+	p.beginReadBack(db, st)
 }
 
 func (p *Plugin) afterCreate(db *gorm.DB) {
 	var m *events.Model
 	var tx *txPool
-	if p.outbox != nil {
-		st := loadState(db)
-		if st == nil {
+	if st := loadState(db); st != nil {
+		defer p.finish(db, st)
+		if st.upsert != nil {
+			if db.Error == nil && db.RowsAffected > 0 {
+				p.emitReadBack(db, st)
+			}
 			return
 		}
-		defer p.finish(db, st)
 		m, tx = st.m, st.tx
+	} else if p.outbox != nil {
+		return
 	} else if m, tx, _ = p.target(db, events.OpCreate); m == nil {
 		return
 	}
@@ -363,7 +370,7 @@ func (p *Plugin) beforeUpdate(db *gorm.DB) {
 	if len(where) == 0 && !stmt.AllowGlobalUpdate {
 		return // gorm:update refuses it with ErrMissingWhereClause
 	}
-	if st.bulk {
+	if st.bulk || p.watch(db, st, "UPDATE") {
 		return
 	}
 	p.selectAffected(db, st, where, true)
@@ -420,6 +427,7 @@ func (p *Plugin) afterUpdate(db *gorm.DB) {
 	if st == nil {
 		return
 	}
+	unwatch(db, st)
 	if st.addedSet {
 		delete(db.Statement.Clauses, "SET")
 	}
@@ -432,6 +440,17 @@ func (p *Plugin) afterUpdate(db *gorm.DB) {
 // emitRows emits one event per affected row, read back after the write
 // (or as read before it, for hard deletes), or one bulk event.
 func (p *Plugin) emitRows(db *gorm.DB, st *stmtState, bulkType string, meta events.Meta) {
+	if r := st.ret; r != nil {
+		if !r.done {
+			return
+		}
+		st.bulk = st.bulk || r.count > int64(p.bulkLimit(st.m))
+		st.rows = r.rows
+	} else if !st.bulk && int64(len(st.keys)) < db.RowsAffected {
+		// The locks of the read before did not cover every row the
+		// statement changed (MySQL below REPEATABLE READ): say how many.
+		st.bulk = true
+	}
 	if st.bulk {
 		meta.EventType, meta.Changed, meta.Count = bulkType, nil, db.RowsAffected
 		msg, err := newMessage(st.m.Name, meta, []byte("null"), []string{st.m.Name})
@@ -442,7 +461,7 @@ func (p *Plugin) emitRows(db *gorm.DB, st *stmtState, bulkType string, meta even
 		p.emit(db, st.tx, []broker.Message{msg})
 		return
 	}
-	if len(st.keys) == 0 {
+	if len(st.keys) == 0 && st.ret == nil {
 		return
 	}
 	rows := st.rows
@@ -488,6 +507,9 @@ func (p *Plugin) beforeDelete(db *gorm.DB) {
 		return // gorm:delete refuses it with ErrMissingWhereClause
 	}
 	st.soft = soft
+	if p.watch(db, st, "DELETE") {
+		return
+	}
 	// A hard delete reads the whole rows first: afterwards they are gone.
 	// A soft delete re-reads them like an update.
 	p.selectAffected(db, st, where, soft)
@@ -515,6 +537,7 @@ func (p *Plugin) afterDelete(db *gorm.DB) {
 	if st == nil {
 		return
 	}
+	unwatch(db, st)
 	if db.Error == nil && db.RowsAffected > 0 {
 		p.emitRows(db, st, events.TypeBulkDelete, events.Meta{EventType: events.TypeDelete, Soft: st.soft})
 	}
