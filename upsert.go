@@ -67,9 +67,10 @@ func (p *Plugin) beginReadBack(db *gorm.DB, st *stmtState) *stmtState {
 	if !conflict {
 		return st
 	}
-	if oc, ok := c.Expression.(clause.OnConflict); ok && len(oc.Columns) > 0 && db.Dialector.Name() != "mysql" {
+	if oc, ok := c.Expression.(clause.OnConflict); ok && len(oc.Columns) > 0 {
 		// MySQL's ON DUPLICATE KEY ignores the columns and answers to
-		// every unique key; the primary key is the one known there.
+		// every unique key: the rows are found by the key the caller
+		// named (see docs/delivery.md).
 		fields := make([]*schema.Field, 0, len(oc.Columns))
 		for _, col := range oc.Columns {
 			f := stmt.Schema.LookUpField(col.Name)
