@@ -2,9 +2,9 @@ package telegraphy_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"reflect"
-	"errors"
 	"testing"
 
 	"github.com/telegraphy-go/telegraphy"
