@@ -1,0 +1,162 @@
+package telegraphy_test
+
+import (
+	"fmt"
+	"reflect"
+	"testing"
+
+	"github.com/telegraphy-go/telegraphy"
+	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
+	"gorm.io/gorm/logger"
+)
+
+// Account refers to an order; updates and deletes of orders join it.
+type Account struct {
+	ID      uint
+	OrderID uint
+	Number  string `gorm:"size:16"`
+}
+
+// TestWriteClauses: updates and deletes with the clauses GORM supports on
+// each database run as without the plugin (the same error or none, rows
+// affected, the caller's RETURNING rows, the table afterwards) and emit an
+// event for each row they changed.
+func TestWriteClauses(t *testing.T) {
+	type result struct {
+		err      string
+		affected int64
+		dest     any
+		table    []Order
+	}
+	cases := []struct {
+		name string
+		run  func(db *gorm.DB) (*gorm.DB, any)
+		want func(d string) []ev // the events, given the table before (seeded 1..3)
+	}{
+		{"UPDATE ... FROM", func(db *gorm.DB) (*gorm.DB, any) {
+			return db.Model(&Order{}).Clauses(clause.From{Tables: []clause.Table{{Name: "accounts"}}}).
+				Where("accounts.order_id = orders.id AND accounts.number = ?", "n2").Update("status", "from"), nil
+		}, func(d string) []ev {
+			if d == "mysql" {
+				return nil // MySQL has no UPDATE ... FROM: GORM leaves the clause out and the statement fails
+			}
+			return []ev{{Type: "update", PK: 2, Data: order(2, "from", 2, note(2)), Changed: []string{"status"}}}
+		}},
+		{"UPDATE ... FROM, several rows, an expression", func(db *gorm.DB) (*gorm.DB, any) {
+			return db.Model(&Order{}).Clauses(clause.From{Tables: []clause.Table{{Name: "accounts"}}}).
+				Where("accounts.order_id = orders.id").Update("total", gorm.Expr("orders.total + 10")), nil
+		}, func(d string) []ev {
+			if d == "mysql" {
+				return nil
+			}
+			return []ev{{Type: "update", PK: 1, Data: order(1, "new", 11, note(1)), Changed: []string{"total"}},
+				{Type: "update", PK: 2, Data: order(2, "new", 12, note(2)), Changed: []string{"total"}}}
+		}},
+		{"update with a subquery join in the WHERE", func(db *gorm.DB) (*gorm.DB, any) {
+			sub := db.Session(&gorm.Session{NewDB: true}).Table("accounts").Select("order_id").Where("number = ?", "n1")
+			return db.Model(&Order{}).Where("id IN (?)", sub).Updates(map[string]any{"status": "sub", "note": "j"}), nil
+		}, func(string) []ev {
+			return []ev{{Type: "update", PK: 1, Data: order(1, "sub", 1, "j"), Changed: []string{"note", "status"}}}
+		}},
+		{"delete with a subquery join in the WHERE", func(db *gorm.DB) (*gorm.DB, any) {
+			sub := db.Session(&gorm.Session{NewDB: true}).Table("accounts").Select("order_id")
+			return db.Where("id IN (?)", sub).Delete(&Order{}), nil
+		}, func(string) []ev {
+			return []ev{{Type: "delete", PK: 1, Data: order(1, "new", 1, note(1))}, {Type: "delete", PK: 2, Data: order(2, "new", 2, note(2))}}
+		}},
+		{"update with the caller's RETURNING", func(db *gorm.DB) (*gorm.DB, any) {
+			var got []Order
+			tx := db.Model(&got).Clauses(clause.Returning{}).Where("total >= ?", 2).Update("status", "ret")
+			return tx, got
+		}, func(d string) []ev {
+			if d == "mysql" {
+				return nil // MariaDB has no UPDATE ... RETURNING: the statement fails
+			}
+			return []ev{{Type: "update", PK: 2, Data: order(2, "ret", 2, note(2)), Changed: []string{"status"}},
+				{Type: "update", PK: 3, Data: order(3, "ret", 3, note(3)), Changed: []string{"status"}}}
+		}},
+		{"update with the caller's RETURNING of some columns", func(db *gorm.DB) (*gorm.DB, any) {
+			var got []Order
+			tx := db.Model(&got).Clauses(clause.Returning{Columns: []clause.Column{{Name: "total"}}}).Where("total <= ?", 2).Update("note", "some")
+			return tx, got
+		}, func(d string) []ev {
+			if d == "mysql" {
+				return nil
+			}
+			return []ev{{Type: "update", PK: 1, Data: order(1, "new", 1, "some"), Changed: []string{"note"}},
+				{Type: "update", PK: 2, Data: order(2, "new", 2, "some"), Changed: []string{"note"}}}
+		}},
+		{"delete with the caller's RETURNING", func(db *gorm.DB) (*gorm.DB, any) {
+			var gone []Order
+			tx := db.Clauses(clause.Returning{}).Where("total < ?", 3).Delete(&gone)
+			return tx, gone
+		}, func(string) []ev {
+			return []ev{{Type: "delete", PK: 1, Data: order(1, "new", 1, note(1))}, {Type: "delete", PK: 2, Data: order(2, "new", 2, note(2))}}
+		}},
+		{"delete with ORDER BY and LIMIT", func(db *gorm.DB) (*gorm.DB, any) {
+			return db.Order("id DESC").Limit(2).Where("total > ?", 0).Delete(&Order{}), nil
+		}, func(d string) []ev {
+			if d == "mysql" { // MySQL deletes the two last rows; the others ignore ORDER BY and LIMIT
+				return []ev{{Type: "delete", PK: 2, Data: order(2, "new", 2, note(2))}, {Type: "delete", PK: 3, Data: order(3, "new", 3, note(3))}}
+			}
+			return []ev{{Type: "delete", PK: 1, Data: order(1, "new", 1, note(1))}, {Type: "delete", PK: 2, Data: order(2, "new", 2, note(2))},
+				{Type: "delete", PK: 3, Data: order(3, "new", 3, note(3))}}
+		}},
+		{"update with a table expression", func(db *gorm.DB) (*gorm.DB, any) {
+			return db.Model(&Order{}).Table("orders").Where("total = ?", 3).Update("note", "tbl"), nil
+		}, func(string) []ev {
+			return []ev{{Type: "update", PK: 3, Data: order(3, "new", 3, "tbl"), Changed: []string{"note"}}}
+		}},
+	}
+	for _, d := range allDialects {
+		for _, c := range cases {
+			t.Run(d.name+"/"+c.name, func(t *testing.T) {
+				prepare := func(db *gorm.DB) {
+					t.Helper()
+					if err := db.AutoMigrate(&Order{}, &Account{}); err != nil {
+						t.Fatal(err)
+					}
+					for i := 1; i <= 3; i++ {
+						if err := db.Session(&gorm.Session{NewDB: true}).Create(&Order{Status: "new", Total: i, Note: note(i)}).Error; err != nil {
+							t.Fatal(err)
+						}
+					}
+					if err := db.Session(&gorm.Session{NewDB: true}).Create([]Account{{OrderID: 1, Number: "n1"}, {OrderID: 2, Number: "n2"}}).Error; err != nil {
+						t.Fatal(err)
+					}
+				}
+				outcome := func(db *gorm.DB) result {
+					tx, dest := c.run(db)
+					r := result{affected: tx.RowsAffected, table: rows(t, db)}
+					if tx.Error != nil {
+						r.err = "failed"
+					}
+					if dest != nil {
+						r.dest = fmt.Sprint(dest)
+					}
+					return r
+				}
+
+				plain, err := gorm.Open(d.open(t), &gorm.Config{Logger: logger.Discard})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if sqlDB, err := plain.DB(); err == nil {
+					t.Cleanup(func() { sqlDB.Close() })
+				}
+				prepare(plain)
+				want := outcome(plain)
+
+				e := setup(t, d, nil, telegraphy.Config{})
+				prepare(e.db)
+				e.rec.Reset()
+				got := outcome(e.db)
+				if !reflect.DeepEqual(got, want) {
+					t.Fatalf("with the plugin %+v\nwithout it    %+v", got, want)
+				}
+				expect(t, e.rec, c.want(d.name)...)
+			})
+		}
+	}
+}
