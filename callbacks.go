@@ -407,9 +407,24 @@ func (p *Plugin) selectAffected(db *gorm.DB, st *stmtState, where []clause.Expre
 			}
 		}
 	}
+	if c, ok := stmt.Clauses["FROM"]; ok {
+		if from, ok := c.Expression.(clause.From); ok && (len(from.Tables) > 0 || len(from.Joins) > 0) {
+			// UPDATE ... FROM with the caller's RETURNING: the rows
+			// cannot be selected apart from the statement.
+			st.bulk = true
+			return
+		}
+	}
 	rows, err := preselect(db, where, limit, pkOnly)
 	if err != nil {
-		_ = db.AddError(err)
+		if db.Dialector.Name() == "postgres" {
+			// The failed read has aborted the transaction.
+			_ = db.AddError(err)
+			return
+		}
+		// The statement itself may still run (or fail with its own
+		// error): say how many rows it changed.
+		st.bulk = true
 		return
 	}
 	if rows.Elem().Len() > limit {

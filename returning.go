@@ -61,7 +61,8 @@ func (r returningResult) RowsAffected() (int64, error) { return r.n, nil }
 
 // ExecContext runs the statement's write with RETURNING.
 func (r *returningPool) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
-	if r.done {
+	if r.done || query != r.stmt.SQL.String() {
+		// Not the statement's write (another callback's statement).
 		return r.ConnPool.ExecContext(ctx, query, args...)
 	}
 	r.done = true
