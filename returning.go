@@ -32,7 +32,6 @@ import (
 type returningPool struct {
 	gorm.ConnPool
 	stmt   *gorm.Statement
-	scan   *gorm.DB // reads the returned rows into the model type
 	suffix string
 	limit  int
 	pg     bool
@@ -72,18 +71,48 @@ func (r *returningPool) ExecContext(ctx context.Context, query string, args ...a
 		return nil, err
 	}
 	defer rows.Close()
-	typ := r.stmt.Schema.ModelType
-	out := reflect.MakeSlice(reflect.SliceOf(typ), 0, 1)
+	s := r.stmt.Schema
+	cols, err := rows.Columns()
+	if err != nil {
+		return nil, err
+	}
+	// Each column goes to its field as GORM's Scan puts it there (NULLs,
+	// serializers, custom types), without GORM's per-query setup.
+	fields := make([]*schema.Field, len(cols))
+	for i, c := range cols {
+		if f := s.LookUpField(c); f != nil && f.Readable {
+			fields[i] = f
+		}
+	}
+	vals := make([]any, len(cols))
+	out := reflect.MakeSlice(reflect.SliceOf(s.ModelType), 0, 1)
 	for rows.Next() {
 		r.count++
 		if int(r.count) > r.limit+1 {
 			continue // counted only: the statement is a bulk one
 		}
-		v := reflect.New(typ)
-		if err := r.scan.ScanRows(rows, v.Interface()); err != nil {
+		for i, f := range fields {
+			if f != nil {
+				vals[i] = f.NewValuePool.Get()
+			} else {
+				vals[i] = new(any)
+			}
+		}
+		if err := rows.Scan(vals...); err != nil {
 			return nil, err
 		}
-		out = reflect.Append(out, v.Elem())
+		out = reflect.Append(out, reflect.Zero(s.ModelType))
+		v := out.Index(out.Len() - 1)
+		for i, f := range fields {
+			if f == nil {
+				continue
+			}
+			err := f.Set(ctx, v, vals[i])
+			f.NewValuePool.Put(vals[i])
+			if err != nil {
+				return nil, err
+			}
+		}
 	}
 	if err := rows.Err(); err != nil {
 		return nil, err
@@ -178,7 +207,6 @@ func (p *Plugin) watch(db *gorm.DB, st *stmtState, op string) bool {
 	r := &returningPool{
 		ConnPool: stmt.ConnPool,
 		stmt:     stmt,
-		scan:     reader(db),
 		suffix:   suffix,
 		limit:    p.bulkLimit(st.m),
 		pg:       db.Dialector.Name() == "postgres",
