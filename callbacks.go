@@ -522,7 +522,11 @@ func (p *Plugin) beforeDelete(db *gorm.DB) {
 		return // gorm:delete refuses it with ErrMissingWhereClause
 	}
 	st.soft = soft
-	if p.watch(db, st, "DELETE") {
+	op := "DELETE"
+	if soft {
+		op = "UPDATE" // what the soft-delete clause built
+	}
+	if p.watch(db, st, op) {
 		return
 	}
 	// A hard delete reads the whole rows first: afterwards they are gone.

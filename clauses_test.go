@@ -160,3 +160,32 @@ func TestWriteClauses(t *testing.T) {
 		}
 	}
 }
+
+// TestSoftDeleteByCondition: a soft delete by condition (an UPDATE that
+// GORM builds) emits a soft delete event per row it marked, with the
+// deleted_at the database holds, on every database.
+func TestSoftDeleteByCondition(t *testing.T) {
+	for _, d := range allDialects {
+		t.Run(d.name, func(t *testing.T) {
+			e := setup(t, d, nil, telegraphy.Config{})
+			if err := e.db.Create([]Doc{{Title: "a"}, {Title: "b"}, {Title: "c"}}).Error; err != nil {
+				t.Fatal(err)
+			}
+			e.rec.Reset()
+			if err := e.db.Where("title <> ?", "b").Delete(&Doc{}).Error; err != nil {
+				t.Fatal(err)
+			}
+			var docs []Doc
+			if err := e.db.Unscoped().Order("id").Find(&docs).Error; err != nil {
+				t.Fatal(err)
+			}
+			if !docs[0].DeletedAt.Valid || docs[1].DeletedAt.Valid || !docs[2].DeletedAt.Valid {
+				t.Fatalf("rows %+v", docs)
+			}
+			name := "telegraphy_test.Doc"
+			expect(t, e.rec,
+				ev{Name: name, Type: "delete", PK: 1, Soft: true, Data: map[string]any{"id": 1, "title": "a", "deleted_at": docs[0].DeletedAt}},
+				ev{Name: name, Type: "delete", PK: 3, Soft: true, Data: map[string]any{"id": 3, "title": "c", "deleted_at": docs[2].DeletedAt}})
+		})
+	}
+}
