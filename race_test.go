@@ -7,6 +7,8 @@ import (
 
 	"github.com/telegraphy-go/telegraphy"
 	"github.com/telegraphy-go/telegraphy/events"
+	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
 )
 
 // Job is written by concurrent inserters while another goroutine updates
@@ -169,5 +171,88 @@ func raceRound(t *testing.T, e env, op string, round int) {
 	if len(missing) > 0 || len(extra) > 0 {
 		t.Fatalf("round %d: rows %s without exactly one %s event (id:events): %v; events for rows not changed: %v",
 			round, op, op, missing, extra)
+	}
+}
+
+// TestUpsertRace: goroutines upsert the same rows at once, each
+// incrementing qty through its conflict clause. Every statement announces
+// its own increment for each existing row (the values announced for a row
+// are exactly start+1 ... start+n, once each), and each new key is
+// announced once as a create and afterwards only as updates.
+func TestUpsertRace(t *testing.T) {
+	rounds := 5
+	if testing.Short() {
+		rounds = 2
+	}
+	const workers, each = 4, 5
+	for _, d := range allDialects {
+		t.Run(d.name, func(t *testing.T) {
+			e := setup(t, d, nil, telegraphy.Config{})
+			setupThings(t, e)
+			inc := clause.OnConflict{Columns: []clause.Column{{Name: "id"}},
+				DoUpdates: clause.Assignments(map[string]any{"qty": gorm.Expr("things.qty + 1")})}
+			for round := 0; round < rounds; round++ {
+				e.rec.Reset()
+				before := map[uint]int{}
+				for _, th := range things(t, e.db) {
+					before[th.ID] = th.Qty
+				}
+				newID := uint(100 + round)
+				var wg sync.WaitGroup
+				errs := make(chan error, workers)
+				for w := 0; w < workers; w++ {
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						for i := 0; i < each; i++ {
+							rows := []Thing{{ID: 1, Code: "a", Qty: 1}, {ID: 2, Code: "b", Qty: 1}, {ID: newID, Code: fmt.Sprint("n", newID), Qty: 1}}
+							if err := e.db.Clauses(inc).Create(&rows).Error; err != nil {
+								errs <- err
+								return
+							}
+						}
+					}()
+				}
+				wg.Wait()
+				close(errs)
+				for err := range errs {
+					t.Fatalf("round %d: %v", round, err)
+				}
+				seen := map[uint]map[int]int{}
+				creates := map[uint]int{}
+				for _, ev := range e.rec.Events() {
+					var th Thing
+					if err := jsonUnmarshal(ev.Data, &th); err != nil {
+						t.Fatal(err)
+					}
+					if ev.Meta.EventType == "create" {
+						creates[th.ID]++
+						if th.ID != newID || th.Qty != 1 {
+							t.Fatalf("round %d: create %+v", round, th)
+						}
+					} else if ev.Meta.EventType != "update" {
+						t.Fatalf("round %d: event %s", round, describe([]events.Event{ev}))
+					}
+					if seen[th.ID] == nil {
+						seen[th.ID] = map[int]int{}
+					}
+					seen[th.ID][th.Qty]++
+				}
+				n := workers * each
+				for id, start := range map[uint]int{1: before[1], 2: before[2], newID: 0} {
+					for q := start + 1; q <= start+n; q++ {
+						if seen[id][q] != 1 {
+							t.Fatalf("round %d: row %d: qty %d announced %d times (announced: %v)", round, id, q, seen[id][q], seen[id])
+						}
+					}
+					if len(seen[id]) != n {
+						t.Fatalf("round %d: row %d: announced %v, want %d..%d once each", round, id, seen[id], start+1, start+n)
+					}
+				}
+				if creates[newID] != 1 {
+					t.Fatalf("round %d: new row announced as created %d times", round, creates[newID])
+				}
+			}
+		})
 	}
 }

@@ -2,7 +2,9 @@ package telegraphy
 
 import (
 	"fmt"
+	"hash/fnv"
 	"reflect"
+	"slices"
 	"strings"
 
 	"github.com/telegraphy-go/telegraphy/broker"
@@ -85,6 +87,10 @@ func (p *Plugin) beginReadBack(db *gorm.DB, st *stmtState) *stmtState {
 		}
 	}
 	keys, _ := createKeys(stmt, u.fields)
+	if err := lockForUpsert(db, keys); err != nil {
+		_ = db.AddError(err)
+		return st
+	}
 	rows, err := readByKey(db, u.fields, keys, db.Dialector.Name() != "sqlite")
 	if err != nil {
 		_ = db.AddError(err)
@@ -270,4 +276,67 @@ func readByKey(db *gorm.DB, fields []*schema.Field, keys [][]any, lock bool) (re
 		return reflect.Value{}, fmt.Errorf("telegraphy: read rows of %s created: %w", s.Table, err)
 	}
 	return rows.Elem(), nil
+}
+
+// lockForUpsert takes, before an upsert's read, the locks that keep its
+// keys from changing hands between the read and the statement.
+//
+// SQLite: the write lock, by a write that changes nothing. A transaction
+// that reads first and writes second fails with "database is locked" when
+// another writer commits in between; the statement alone would have waited
+// for the lock.
+//
+// PostgreSQL: a transaction-scoped advisory lock per key, so that no
+// other upsert through the plugin inserts a key this one read as absent
+// (FOR UPDATE locks only rows that exist). Taken in key order, so two
+// upserts never wait for each other's.
+func lockForUpsert(db *gorm.DB, keys [][]any) error {
+	stmt := db.Statement
+	switch db.Dialector.Name() {
+	case "sqlite":
+		q := "UPDATE " + stmt.Quote(stmt.Table) + " SET " + stmt.Quote(stmt.Schema.PrimaryFieldDBNames[0]) + " = " +
+			stmt.Quote(stmt.Schema.PrimaryFieldDBNames[0]) + " WHERE 0"
+		if _, err := stmt.ConnPool.ExecContext(stmt.Context, q); err != nil {
+			return fmt.Errorf("telegraphy: lock %s for an upsert: %w", stmt.Table, err)
+		}
+	case "postgres":
+		if len(keys) == 0 {
+			return nil
+		}
+		ids := make([]int64, len(keys))
+		for i, k := range keys {
+			h := fnv.New64a()
+			h.Write([]byte(stmt.Table))
+			h.Write([]byte{0})
+			h.Write([]byte(keyText(k)))
+			ids[i] = int64(h.Sum64())
+		}
+		slices.Sort(ids)
+		ids = slices.Compact(ids)
+		var sb strings.Builder
+		sb.WriteString("SELECT pg_advisory_xact_lock(k) FROM (VALUES ")
+		args := make([]any, len(ids))
+		for i, id := range ids {
+			if i > 0 {
+				sb.WriteString(", ")
+			}
+			fmt.Fprintf(&sb, "($%d::bigint)", i+1)
+			args[i] = id
+		}
+		sb.WriteString(") AS v(k) ORDER BY k")
+		rows, err := stmt.ConnPool.QueryContext(stmt.Context, sb.String(), args...)
+		if err != nil {
+			return fmt.Errorf("telegraphy: lock keys of %s for an upsert: %w", stmt.Table, err)
+		}
+		for rows.Next() {
+		}
+		err = rows.Err()
+		if cerr := rows.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return fmt.Errorf("telegraphy: lock keys of %s for an upsert: %w", stmt.Table, err)
+		}
+	}
+	return nil
 }
