@@ -415,6 +415,12 @@ func (p *Plugin) selectAffected(db *gorm.DB, st *stmtState, where []clause.Expre
 			return
 		}
 	}
+	if db.Dialector.Name() == "sqlite" {
+		if err := sqliteWriteLock(db); err != nil {
+			_ = db.AddError(err)
+			return
+		}
+	}
 	rows, err := preselect(db, where, limit, pkOnly)
 	if err != nil {
 		if db.Dialector.Name() == "postgres" {

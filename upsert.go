@@ -281,10 +281,7 @@ func readByKey(db *gorm.DB, fields []*schema.Field, keys [][]any, lock bool) (re
 // lockForUpsert takes, before an upsert's read, the locks that keep its
 // keys from changing hands between the read and the statement.
 //
-// SQLite: the write lock, by a write that changes nothing. A transaction
-// that reads first and writes second fails with "database is locked" when
-// another writer commits in between; the statement alone would have waited
-// for the lock.
+// SQLite: the write lock (sqliteWriteLock).
 //
 // PostgreSQL: a transaction-scoped advisory lock per key, so that no
 // other upsert through the plugin inserts a key this one read as absent
@@ -294,11 +291,7 @@ func lockForUpsert(db *gorm.DB, keys [][]any) error {
 	stmt := db.Statement
 	switch db.Dialector.Name() {
 	case "sqlite":
-		q := "UPDATE " + stmt.Quote(stmt.Table) + " SET " + stmt.Quote(stmt.Schema.PrimaryFieldDBNames[0]) + " = " +
-			stmt.Quote(stmt.Schema.PrimaryFieldDBNames[0]) + " WHERE 0"
-		if _, err := stmt.ConnPool.ExecContext(stmt.Context, q); err != nil {
-			return fmt.Errorf("telegraphy: lock %s for an upsert: %w", stmt.Table, err)
-		}
+		return sqliteWriteLock(db)
 	case "postgres":
 		if len(keys) == 0 {
 			return nil
@@ -337,6 +330,22 @@ func lockForUpsert(db *gorm.DB, keys [][]any) error {
 		if err != nil {
 			return fmt.Errorf("telegraphy: lock keys of %s for an upsert: %w", stmt.Table, err)
 		}
+	}
+	return nil
+}
+
+// sqliteWriteLock takes SQLite's write lock for the statement's
+// transaction by a write that changes nothing, so that a read before the
+// statement and the statement see one state: a transaction that reads
+// first and writes second fails with "database is locked" when another
+// writer commits in between, where the statement alone would have waited
+// for the lock.
+func sqliteWriteLock(db *gorm.DB) error {
+	stmt := db.Statement
+	pk := stmt.Quote(stmt.Schema.PrimaryFieldDBNames[0])
+	q := "UPDATE " + stmt.Quote(stmt.Table) + " SET " + pk + " = " + pk + " WHERE 0"
+	if _, err := stmt.ConnPool.ExecContext(stmt.Context, q); err != nil {
+		return fmt.Errorf("telegraphy: lock %s before reading it: %w", stmt.Table, err)
 	}
 	return nil
 }
