@@ -124,7 +124,8 @@ func (r *returningPool) ExecContext(ctx context.Context, query string, args ...a
 
 // returningSuffix returns the RETURNING clause the plugin appends to the
 // statement's op ("UPDATE" or "DELETE"), or "" when the database cannot
-// return the rows it changed.
+// return the rows it changed. It starts a line of its own, after any
+// "--" comment a clause may have left at the end.
 func (p *Plugin) returningSuffix(db *gorm.DB, op string) string {
 	stmt := db.Statement
 	switch db.Dialector.Name() {
@@ -132,18 +133,18 @@ func (p *Plugin) returningSuffix(db *gorm.DB, op string) string {
 		if stmt.TableExpr == nil && stmt.Table != "" {
 			// Qualified: an UPDATE ... FROM may name other tables
 			// with the same columns.
-			return " RETURNING " + stmt.Quote(stmt.Table) + ".*"
+			return "\nRETURNING " + stmt.Quote(stmt.Table) + ".*"
 		}
-		return " RETURNING *"
+		return "\nRETURNING *"
 	case "sqlite":
 		// SQLite has RETURNING since 3.35 (GORM's SQLite dialect uses it
 		// for every create); it may reference only the table written.
-		return " RETURNING *"
+		return "\nRETURNING *"
 	case "mysql":
 		// MariaDB has DELETE ... RETURNING since 10.5, for single-table
 		// deletes (the only ones GORM builds); UPDATE has none.
 		if op == "DELETE" && p.mariaDBReturning(db) {
-			return " RETURNING *"
+			return "\nRETURNING *"
 		}
 	}
 	return ""
