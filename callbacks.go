@@ -36,6 +36,9 @@ type stmtState struct {
 
 	ret *returningPool // the rows the write returned (returning.go)
 
+	stash   *stashPool // the keys an update with the caller's RETURNING recorded (stash.go)
+	stashed bool       // st.keys are those keys
+
 	upsert *upsertState // creates from maps and with ON CONFLICT (upsert.go)
 }
 
@@ -370,7 +373,7 @@ func (p *Plugin) beforeUpdate(db *gorm.DB) {
 	if len(where) == 0 && !stmt.AllowGlobalUpdate {
 		return // gorm:update refuses it with ErrMissingWhereClause
 	}
-	if st.bulk || p.watch(db, st, "UPDATE") {
+	if st.bulk || p.watch(db, st, "UPDATE") || p.stash(db, st) {
 		return
 	}
 	p.selectAffected(db, st, where, true)
@@ -449,6 +452,9 @@ func (p *Plugin) afterUpdate(db *gorm.DB) {
 		return
 	}
 	unwatch(db, st)
+	if st.stash != nil {
+		unstash(db, st)
+	}
 	if st.addedSet {
 		delete(db.Statement.Clauses, "SET")
 	}
@@ -461,19 +467,23 @@ func (p *Plugin) afterUpdate(db *gorm.DB) {
 // emitRows emits one event per affected row, read back after the write
 // (or as read before it, for hard deletes), or one bulk event.
 func (p *Plugin) emitRows(db *gorm.DB, st *stmtState, bulkType string, meta events.Meta) {
+	count := db.RowsAffected
 	if r := st.ret; r != nil {
 		if !r.done {
 			return
 		}
 		st.bulk = st.bulk || r.count > int64(p.bulkLimit(st.m))
 		st.rows = r.rows
+	} else if st.stashed {
+		count = int64(len(st.keys))
+		st.bulk = st.bulk || count > int64(p.bulkLimit(st.m))
 	} else if !st.bulk && int64(len(st.keys)) < db.RowsAffected {
 		// The locks of the read before did not cover every row the
 		// statement changed (MySQL below REPEATABLE READ): say how many.
 		st.bulk = true
 	}
 	if st.bulk {
-		meta.EventType, meta.Changed, meta.Count = bulkType, nil, db.RowsAffected
+		meta.EventType, meta.Changed, meta.Count = bulkType, nil, count
 		msg, err := newMessage(st.m.Name, meta, []byte("null"), []string{st.m.Name})
 		if err != nil {
 			_ = db.AddError(err)

@@ -87,6 +87,32 @@ func TestWriteClauses(t *testing.T) {
 			return []ev{{Type: "update", PK: 1, Data: order(1, "new", 1, "some"), Changed: []string{"note"}},
 				{Type: "update", PK: 2, Data: order(2, "new", 2, "some"), Changed: []string{"note"}}}
 		}},
+		{"UPDATE ... FROM with the caller's RETURNING", func(db *gorm.DB) (*gorm.DB, any) {
+			var got []Order
+			tx := db.Model(&got).Clauses(clause.From{Tables: []clause.Table{{Name: "accounts"}}}, clause.Returning{Columns: []clause.Column{{Table: "orders", Name: "id"}, {Table: "orders", Name: "status"}}}).
+				Where("accounts.order_id = orders.id").Update("status", "fr")
+			return tx, got
+		}, func(d string) []ev {
+			switch d {
+			case "mysql":
+				return nil // no UPDATE ... FROM, no UPDATE ... RETURNING
+			case "sqlite": // its rows cannot be read apart from the statement
+				return []ev{{Type: "bulk_update", Count: 2}}
+			}
+			return []ev{{Type: "update", PK: 1, Data: order(1, "fr", 1, note(1)), Changed: []string{"status"}},
+				{Type: "update", PK: 2, Data: order(2, "fr", 2, note(2)), Changed: []string{"status"}}}
+		}},
+		{"update of a struct with the caller's RETURNING", func(db *gorm.DB) (*gorm.DB, any) {
+			var got Order
+			tx := db.Model(&got).Clauses(clause.Returning{}).Where("total >= ?", 2).Update("note", "st")
+			return tx, got
+		}, func(d string) []ev {
+			if d == "mysql" {
+				return nil
+			}
+			return []ev{{Type: "update", PK: 2, Data: order(2, "new", 2, "st"), Changed: []string{"note"}},
+				{Type: "update", PK: 3, Data: order(3, "new", 3, "st"), Changed: []string{"note"}}}
+		}},
 		{"delete with the caller's RETURNING", func(db *gorm.DB) (*gorm.DB, any) {
 			var gone []Order
 			tx := db.Clauses(clause.Returning{}).Where("total < ?", 3).Delete(&gone)
