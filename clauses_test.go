@@ -53,6 +53,15 @@ func TestWriteClauses(t *testing.T) {
 			return []ev{{Type: "update", PK: 1, Data: order(1, "new", 11, note(1)), Changed: []string{"total"}},
 				{Type: "update", PK: 2, Data: order(2, "new", 12, note(2)), Changed: []string{"total"}}}
 		}},
+		{"UPDATE ... FROM through db.Table, aliased", func(db *gorm.DB) (*gorm.DB, any) {
+			return db.Model(&Order{}).Table("orders AS o").Clauses(clause.From{Tables: []clause.Table{{Name: "accounts"}}}).
+				Where("accounts.order_id = o.id AND accounts.number = ?", "n1").Update("note", "al"), nil
+		}, func(d string) []ev {
+			if d == "mysql" {
+				return nil
+			}
+			return []ev{{Type: "update", PK: 1, Data: order(1, "new", 1, "al"), Changed: []string{"note"}}}
+		}},
 		{"update with a subquery join in the WHERE", func(db *gorm.DB) (*gorm.DB, any) {
 			sub := db.Session(&gorm.Session{NewDB: true}).Table("accounts").Select("order_id").Where("number = ?", "n1")
 			return db.Model(&Order{}).Where("id IN (?)", sub).Updates(map[string]any{"status": "sub", "note": "j"}), nil

@@ -130,9 +130,10 @@ func (p *Plugin) returningSuffix(db *gorm.DB, op string) string {
 	stmt := db.Statement
 	switch db.Dialector.Name() {
 	case "postgres":
-		if stmt.TableExpr == nil && stmt.Table != "" {
+		if stmt.Table != "" {
 			// Qualified: an UPDATE ... FROM may name other tables
-			// with the same columns.
+			// with the same columns. stmt.Table is the alias when
+			// db.Table gave one.
 			return "\nRETURNING " + stmt.Quote(stmt.Table) + ".*"
 		}
 		return "\nRETURNING *"

@@ -58,11 +58,11 @@ func stashQuery(stmt *gorm.Statement, query string) string {
 }
 
 // stash makes an update with the caller's RETURNING record its keys;
-// false when it cannot (not PostgreSQL, a table expression, a statement
-// GORM does not scan into the model).
+// false when it cannot (not PostgreSQL, no table name to qualify the key
+// with, a statement GORM does not scan into the model).
 func (p *Plugin) stash(db *gorm.DB, st *stmtState) bool {
 	stmt := db.Statement
-	if _, ok := stmt.Clauses["RETURNING"]; !ok || db.Dialector.Name() != "postgres" || stmt.TableExpr != nil {
+	if _, ok := stmt.Clauses["RETURNING"]; !ok || db.Dialector.Name() != "postgres" || stmt.Table == "" {
 		return false
 	}
 	// GORM scans the rows into the model (stmt.ReflectValue); the extra
