@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/telegraphy-go/telegraphy/broker"
 	"github.com/telegraphy-go/telegraphy/events"
@@ -33,8 +34,10 @@ import (
 // before its statement.
 type upsertState struct {
 	conflict bool
-	fields   []*schema.Field          // the conflict key: ON CONFLICT's columns, else the primary key
-	before   map[string]reflect.Value // rows with the key before the statement, by keyText
+	// sets are the keys a row is found by: the primary key, and for ON
+	// CONFLICT its columns, or else every unique key of the model.
+	sets   [][]*schema.Field
+	before map[string]reflect.Value // rows before the statement, by primary keyText
 }
 
 // isMapCreate reports whether a create's values are a map or maps.
@@ -64,61 +67,108 @@ func (p *Plugin) beginReadBack(db *gorm.DB, st *stmtState) *stmtState {
 	if !p.beginOwnTx(db, st) {
 		return st
 	}
-	u := &upsertState{conflict: conflict, fields: stmt.Schema.PrimaryFields}
+	u := &upsertState{conflict: conflict, sets: [][]*schema.Field{stmt.Schema.PrimaryFields}}
 	st.upsert = u
 	if !conflict {
 		return st
 	}
-	if oc, ok := c.Expression.(clause.OnConflict); ok && len(oc.Columns) > 0 {
-		// MySQL's ON DUPLICATE KEY ignores the columns and answers to
-		// every unique key: the rows are found by the key the caller
-		// named (see docs/delivery.md).
-		fields := make([]*schema.Field, 0, len(oc.Columns))
-		for _, col := range oc.Columns {
-			f := stmt.Schema.LookUpField(col.Name)
-			if f == nil {
-				fields = nil
-				break
-			}
-			fields = append(fields, f)
-		}
-		if fields != nil {
-			u.fields = fields
-		}
-	}
-	keys, _ := createKeys(stmt, u.fields)
-	if err := lockForUpsert(db, keys); err != nil {
+	oc, _ := c.Expression.(clause.OnConflict)
+	u.sets = conflictKeys(db, oc)
+	u.before = map[string]reflect.Value{}
+	lock := db.Dialector.Name() != "sqlite"
+	if err := lockForUpsert(db, u.sets, inputKeys(stmt, u.sets)); err != nil {
 		_ = db.AddError(err)
 		return st
 	}
-	rows, err := readByKey(db, u.fields, keys, db.Dialector.Name() != "sqlite")
-	if err != nil {
-		_ = db.AddError(err)
-		return st
-	}
-	u.before = make(map[string]reflect.Value, rows.Len())
-	for i := 0; i < rows.Len(); i++ {
-		u.before[keyText(rowKey(stmt, u.fields, rows.Index(i)))] = rows.Index(i)
+	for i, keys := range distinctKeys(inputKeys(stmt, u.sets)) {
+		rows, err := readByKey(db, u.sets[i], keys, lock)
+		if err != nil {
+			_ = db.AddError(err)
+			return st
+		}
+		for j := 0; j < rows.Len(); j++ {
+			u.before[keyText(rowKey(stmt, stmt.Schema.PrimaryFields, rows.Index(j)))] = rows.Index(j)
+		}
 	}
 	return st
+}
+
+// conflictKeys returns the keys an upsert's rows are found by: the
+// primary key, and the columns ON CONFLICT names; without them (and
+// always on MySQL, whose ON DUPLICATE KEY answers to every unique key and
+// ignores the columns) each unique key the model declares.
+func conflictKeys(db *gorm.DB, oc clause.OnConflict) [][]*schema.Field {
+	s := db.Statement.Schema
+	sets := [][]*schema.Field{s.PrimaryFields}
+	var named []*schema.Field
+	for _, col := range oc.Columns {
+		f := s.LookUpField(col.Name)
+		if f == nil {
+			named = nil
+			break
+		}
+		named = append(named, f)
+	}
+	if named != nil {
+		sets = append(sets, named)
+	}
+	if named == nil || db.Dialector.Name() == "mysql" {
+		sets = append(sets, uniqueKeys(s)...)
+	}
+	return sets
+}
+
+var uniqueKeyCache sync.Map // *schema.Schema -> [][]*schema.Field
+
+// uniqueKeys returns the model's declared unique keys (unique fields and
+// unique indexes without a WHERE), the primary key aside.
+func uniqueKeys(s *schema.Schema) [][]*schema.Field {
+	if v, ok := uniqueKeyCache.Load(s); ok {
+		return v.([][]*schema.Field)
+	}
+	var sets [][]*schema.Field
+	for _, f := range s.Fields {
+		if f.Unique && !f.PrimaryKey && f.DBName != "" {
+			sets = append(sets, []*schema.Field{f})
+		}
+	}
+	for _, idx := range s.ParseIndexes() {
+		if idx.Class != "UNIQUE" || idx.Where != "" || len(idx.Fields) == 0 {
+			continue
+		}
+		var set []*schema.Field
+		for _, o := range idx.Fields {
+			if o.Field == nil || o.Expression != "" {
+				set = nil
+				break
+			}
+			set = append(set, o.Field)
+		}
+		if set != nil {
+			sets = append(sets, set)
+		}
+	}
+	uniqueKeyCache.Store(s, sets)
+	return sets
 }
 
 // emitReadBack emits the events of a create from maps or with ON
 // CONFLICT, reading its rows back by key.
 func (p *Plugin) emitReadBack(db *gorm.DB, st *stmtState) {
 	stmt, u := db.Statement, st.upsert
-	keys, order := createKeys(stmt, u.fields)
-	if len(keys) == 0 {
-		return
-	}
-	rows, err := readByKey(db, u.fields, keys, false)
-	if err != nil {
-		_ = db.AddError(err)
-		return
-	}
-	after := make(map[string]reflect.Value, rows.Len())
-	for i := 0; i < rows.Len(); i++ {
-		after[keyText(rowKey(stmt, u.fields, rows.Index(i)))] = rows.Index(i)
+	pk := stmt.Schema.PrimaryFields
+	input := inputKeys(stmt, u.sets)
+	after := make([]map[string]reflect.Value, len(u.sets))
+	for i, keys := range distinctKeys(input) {
+		rows, err := readByKey(db, u.sets[i], keys, false)
+		if err != nil {
+			_ = db.AddError(err)
+			return
+		}
+		after[i] = make(map[string]reflect.Value, rows.Len())
+		for j := 0; j < rows.Len(); j++ {
+			after[i][keyText(rowKey(stmt, u.sets[i], rows.Index(j)))] = rows.Index(j)
+		}
 	}
 	var changed []string
 	if c, ok := stmt.Clauses["ON CONFLICT"]; ok {
@@ -132,14 +182,30 @@ func (p *Plugin) emitReadBack(db *gorm.DB, st *stmtState) {
 			}
 		}
 	}
-	msgs := make([]broker.Message, 0, len(order))
-	for _, k := range order {
-		row, ok := after[k]
-		if !ok {
-			continue // not inserted: the conflict clause left another row alone
+	msgs := make([]broker.Message, 0, len(input))
+	done := map[string]bool{}
+	for _, keys := range input {
+		// The row now holding one of the input row's keys; none when
+		// the statement neither inserted it nor holds its key.
+		var row reflect.Value
+		for i, key := range keys {
+			if key != nil {
+				if r, ok := after[i][keyText(key)]; ok {
+					row = r
+					break
+				}
+			}
 		}
+		if !row.IsValid() {
+			continue
+		}
+		id := keyText(rowKey(stmt, pk, row))
+		if done[id] {
+			continue
+		}
+		done[id] = true
 		meta := events.Meta{EventType: events.TypeCreate}
-		if old, existed := u.before[k]; existed {
+		if old, existed := u.before[id]; existed {
 			if reflect.DeepEqual(old.Interface(), row.Interface()) {
 				continue // left alone, or written with the values it had
 			}
@@ -155,51 +221,76 @@ func (p *Plugin) emitReadBack(db *gorm.DB, st *stmtState) {
 	p.emit(db, st.tx, msgs)
 }
 
-// createKeys returns the distinct known keys (values of fields) of the
-// rows a create writes, and their keyTexts in the order of the rows. A
-// row's key is unknown while a column of it is left to the database (a
-// zero auto-increment key before the insert, or a key the database did
-// not report after it).
-func createKeys(stmt *gorm.Statement, fields []*schema.Field) (keys [][]any, order []string) {
-	seen := map[string]bool{}
-	add := func(key []any) {
-		if key == nil {
-			return
+// inputKeys returns, for each row a create writes (in order), its key
+// in each set, nil where unknown: while a column of it is left to the
+// database (a zero auto-increment key before the insert, or a key the
+// database did not report after it), or a map does not set it.
+func inputKeys(stmt *gorm.Statement, sets [][]*schema.Field) [][][]any {
+	var out [][][]any
+	fromMap := func(m map[string]any) {
+		keys := make([][]any, len(sets))
+		for i, set := range sets {
+			keys[i] = mapKey(m, set)
 		}
-		t := keyText(key)
-		if !seen[t] {
-			seen[t] = true
-			keys = append(keys, key)
-			order = append(order, t)
-		}
+		out = append(out, keys)
 	}
 	switch d := stmt.Dest.(type) {
 	case map[string]any:
-		add(mapKey(d, fields))
+		fromMap(d)
 	case *map[string]any:
-		add(mapKey(*d, fields))
+		fromMap(*d)
 	case []map[string]any:
 		for _, m := range d {
-			add(mapKey(m, fields))
+			fromMap(m)
 		}
 	case *[]map[string]any:
 		for _, m := range *d {
-			add(mapKey(m, fields))
+			fromMap(m)
 		}
 	default:
 		each(stmt.ReflectValue, func(v reflect.Value) {
-			key := make([]any, len(fields))
-			for i, f := range fields {
-				var zero bool
-				key[i], zero = f.ValueOf(stmt.Context, v)
-				if zero && f.HasDefaultValue && f.DefaultValueInterface == nil {
-					return
+			keys := make([][]any, len(sets))
+		set:
+			for i, set := range sets {
+				key := make([]any, len(set))
+				for j, f := range set {
+					var zero bool
+					key[j], zero = f.ValueOf(stmt.Context, v)
+					if zero && f.HasDefaultValue && f.DefaultValueInterface == nil {
+						continue set
+					}
 				}
+				keys[i] = key
 			}
-			add(key)
+			out = append(out, keys)
 		})
 	}
-	return keys, order
+	return out
+}
+
+// distinctKeys returns, for each key set, the distinct known keys of
+// input (as inputKeys gives them).
+func distinctKeys(input [][][]any) [][][]any {
+	if len(input) == 0 {
+		return nil
+	}
+	out := make([][][]any, len(input[0]))
+	seen := make([]map[string]bool, len(out))
+	for i := range seen {
+		seen[i] = map[string]bool{}
+	}
+	for _, keys := range input {
+		for i, key := range keys {
+			if key == nil {
+				continue
+			}
+			if t := keyText(key); !seen[i][t] {
+				seen[i][t] = true
+				out[i] = append(out[i], key)
+			}
+		}
+	}
+	return out
 }
 
 // mapKey returns the key a map sets (by column or field name), nil when
@@ -287,22 +378,28 @@ func readByKey(db *gorm.DB, fields []*schema.Field, keys [][]any, lock bool) (re
 // other upsert through the plugin inserts a key this one read as absent
 // (FOR UPDATE locks only rows that exist). Taken in key order, so two
 // upserts never wait for each other's.
-func lockForUpsert(db *gorm.DB, keys [][]any) error {
+func lockForUpsert(db *gorm.DB, sets [][]*schema.Field, input [][][]any) error {
 	stmt := db.Statement
 	switch db.Dialector.Name() {
 	case "sqlite":
 		return sqliteWriteLock(db)
 	case "postgres":
-		if len(keys) == 0 {
-			return nil
+		var ids []int64
+		for i, keys := range distinctKeys(input) {
+			for _, k := range keys {
+				h := fnv.New64a()
+				h.Write([]byte(stmt.Table))
+				for _, f := range sets[i] {
+					h.Write([]byte{0})
+					h.Write([]byte(f.DBName))
+				}
+				h.Write([]byte{0})
+				h.Write([]byte(keyText(k)))
+				ids = append(ids, int64(h.Sum64()))
+			}
 		}
-		ids := make([]int64, len(keys))
-		for i, k := range keys {
-			h := fnv.New64a()
-			h.Write([]byte(stmt.Table))
-			h.Write([]byte{0})
-			h.Write([]byte(keyText(k)))
-			ids[i] = int64(h.Sum64())
+		if len(ids) == 0 {
+			return nil
 		}
 		slices.Sort(ids)
 		ids = slices.Compact(ids)

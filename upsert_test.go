@@ -472,3 +472,51 @@ func expectLang(t *testing.T, e env, code string, data map[string]any) {
 		t.Fatalf("events %s, want the create of %s %v", describe(evs), code, data)
 	}
 }
+
+// TestUpsertOnAnotherUniqueKey: rows without their primary key conflict
+// on the unique code. Without OnConflict.Columns (MySQL's ON DUPLICATE
+// KEY ignores them anyway) the plugin finds the rows by the model's
+// unique keys: the row updated is announced as updated, the one inserted
+// as created, the one left alone not at all.
+func TestUpsertOnAnotherUniqueKey(t *testing.T) {
+	for _, d := range allDialects {
+		t.Run(d.name, func(t *testing.T) {
+			e := setup(t, d, nil, telegraphy.Config{})
+			setupThings(t, e)
+			if d.name == "postgres" {
+				e.db.Exec("SELECT setval('things_id_seq', 2)")
+			}
+			// DO NOTHING without a conflict target, on every database.
+			if err := e.db.Clauses(clause.OnConflict{DoNothing: true}).Create(&[]Thing{{Code: "a", Name: "lost"}, {Code: "n", Name: "n", Qty: 5}}).Error; err != nil {
+				t.Fatal(err)
+			}
+			var n Thing
+			if err := e.db.Where("code = ?", "n").First(&n).Error; err != nil {
+				t.Fatal(err)
+			}
+			expect(t, e.rec, ev{Name: "things", Type: "create", PK: n.ID, Data: thing(n.ID, "n", "n", 5)})
+
+			if d.name == "postgres" {
+				// DO UPDATE needs a conflict target there: GORM's error.
+				if err := e.db.Clauses(clause.OnConflict{DoUpdates: clause.AssignmentColumns([]string{"name"})}).Create(&Thing{Code: "b", Name: "x"}).Error; err == nil {
+					t.Fatal("ON CONFLICT DO UPDATE without a target accepted")
+				}
+				expect(t, e.rec)
+				return
+			}
+			if err := e.db.Clauses(clause.OnConflict{DoUpdates: clause.AssignmentColumns([]string{"name"})}).
+				Create(&[]Thing{{Code: "b", Name: "bb"}, {Code: "m", Name: "m", Qty: 6}}).Error; err != nil {
+				t.Fatal(err)
+			}
+			var m Thing
+			if err := e.db.Where("code = ?", "m").First(&m).Error; err != nil {
+				t.Fatal(err)
+			}
+			expect(t, e.rec, ev{Name: "things", Type: "update", PK: 2, Data: thing(2, "b", "bb", 2), Changed: []string{"name"}},
+				ev{Name: "things", Type: "create", PK: m.ID, Data: thing(m.ID, "m", "m", 6)})
+			if got := things(t, e.db); len(got) != 4 || got[1].Name != "bb" {
+				t.Fatalf("table %+v", got)
+			}
+		})
+	}
+}
