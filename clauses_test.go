@@ -138,6 +138,16 @@ func TestWriteClauses(t *testing.T) {
 			return []ev{{Type: "delete", PK: 1, Data: order(1, "new", 1, note(1))}, {Type: "delete", PK: 2, Data: order(2, "new", 2, note(2))},
 				{Type: "delete", PK: 3, Data: order(3, "new", 3, note(3))}}
 		}},
+		{"update with a hint and a trailing line comment", func(db *gorm.DB) (*gorm.DB, any) {
+			return db.Model(&Order{}).Clauses(hint{"UPDATE", "telegraphy"}, trailing{"WHERE"}).Where("total = ?", 1).Update("note", "h"), nil
+		}, func(string) []ev {
+			return []ev{{Type: "update", PK: 1, Data: order(1, "new", 1, "h"), Changed: []string{"note"}}}
+		}},
+		{"delete with a hint and a trailing line comment", func(db *gorm.DB) (*gorm.DB, any) {
+			return db.Clauses(hint{"DELETE", "telegraphy"}, trailing{"WHERE"}).Where("total > ?", 1).Delete(&Order{}), nil
+		}, func(string) []ev {
+			return []ev{{Type: "delete", PK: 2, Data: order(2, "new", 2, note(2))}, {Type: "delete", PK: 3, Data: order(3, "new", 3, note(3))}}
+		}},
 		{"update with a table expression", func(db *gorm.DB) (*gorm.DB, any) {
 			return db.Model(&Order{}).Table("orders").Where("total = ?", 3).Update("note", "tbl"), nil
 		}, func(string) []ev {
@@ -224,3 +234,26 @@ func TestSoftDeleteByCondition(t *testing.T) {
 		})
 	}
 }
+
+// hint puts a comment after a clause's keyword, as gorm.io/hints does
+// with optimizer hints.
+type hint struct{ clause, text string }
+
+func (h hint) ModifyStatement(stmt *gorm.Statement) {
+	c := stmt.Clauses[h.clause]
+	c.AfterNameExpression = clause.Expr{SQL: "/*+ " + h.text + " */"}
+	stmt.Clauses[h.clause] = c
+}
+
+func (h hint) Build(clause.Builder) {}
+
+// trailing ends a clause with a line comment.
+type trailing struct{ clause string }
+
+func (tr trailing) ModifyStatement(stmt *gorm.Statement) {
+	c := stmt.Clauses[tr.clause]
+	c.AfterExpression = clause.Expr{SQL: "-- trailing comment"}
+	stmt.Clauses[tr.clause] = c
+}
+
+func (tr trailing) Build(clause.Builder) {}
