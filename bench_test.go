@@ -12,6 +12,7 @@ import (
 	"github.com/telegraphy-go/telegraphy/events"
 	"gorm.io/driver/sqlite"
 	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
 	"gorm.io/gorm/logger"
 )
 
@@ -136,5 +137,15 @@ func BenchmarkUpdateByCondition(b *testing.B) {
 	compare(b, 100, func(db *gorm.DB, i int) error {
 		lo := i%90 + 1
 		return db.Model(&Order{}).Where("id BETWEEN ? AND ?", lo, lo+9).Update("total", i).Error
+	})
+}
+
+// BenchmarkUpsert compares a two-row upsert (one row updated by its
+// conflict clause, one inserted) with and without the plugin, which reads
+// the rows by key before and after the statement.
+func BenchmarkUpsert(b *testing.B) {
+	compare(b, 100, func(db *gorm.DB, i int) error {
+		return db.Clauses(clause.OnConflict{Columns: []clause.Column{{Name: "id"}}, DoUpdates: clause.AssignmentColumns([]string{"total"})}).
+			Create(&[]Order{{ID: uint(i%100 + 1), Status: "new", Total: i}, {Status: "new", Total: i}}).Error
 	})
 }

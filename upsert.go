@@ -109,11 +109,21 @@ func conflictKeys(db *gorm.DB, oc clause.OnConflict) [][]*schema.Field {
 		}
 		named = append(named, f)
 	}
+	add := func(set []*schema.Field) {
+		for _, have := range sets {
+			if slices.Equal(have, set) {
+				return
+			}
+		}
+		sets = append(sets, set)
+	}
 	if named != nil {
-		sets = append(sets, named)
+		add(named)
 	}
 	if named == nil || db.Dialector.Name() == "mysql" {
-		sets = append(sets, uniqueKeys(s)...)
+		for _, set := range uniqueKeys(s) {
+			add(set)
+		}
 	}
 	return sets
 }
