@@ -32,7 +32,7 @@ type stmtState struct {
 	changed  []string
 	bulk     bool
 	keys     [][]any       // primary keys of the affected rows, in order
-	rows     reflect.Value // hard delete: the rows as read before
+	rows     reflect.Value // the rows to announce: returned by the write, or (hard delete) read before it
 
 	ret *returningPool // the rows the write returned (returning.go)
 
@@ -464,8 +464,9 @@ func (p *Plugin) afterUpdate(db *gorm.DB) {
 	p.finish(db, st)
 }
 
-// emitRows emits one event per affected row, read back after the write
-// (or as read before it, for hard deletes), or one bulk event.
+// emitRows emits one event per affected row (as the write returned it,
+// read back after the write, or as read before it for hard deletes), or
+// one bulk event.
 func (p *Plugin) emitRows(db *gorm.DB, st *stmtState, bulkType string, meta events.Meta) {
 	count := db.RowsAffected
 	if r := st.ret; r != nil {
@@ -479,7 +480,9 @@ func (p *Plugin) emitRows(db *gorm.DB, st *stmtState, bulkType string, meta even
 		st.bulk = st.bulk || count > int64(p.bulkLimit(st.m))
 	} else if !st.bulk && int64(len(st.keys)) < db.RowsAffected {
 		// The locks of the read before did not cover every row the
-		// statement changed (MySQL below REPEATABLE READ): say how many.
+		// statement changed (MySQL below REPEATABLE READ, a PostgreSQL
+		// delete with the caller's RETURNING at READ COMMITTED): say
+		// how many.
 		st.bulk = true
 	}
 	if st.bulk {
