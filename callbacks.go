@@ -481,7 +481,7 @@ func (p *Plugin) emitRows(db *gorm.DB, st *stmtState, bulkType string, meta even
 	} else if !st.bulk && int64(len(st.keys)) < db.RowsAffected {
 		// The locks of the read before did not cover every row the
 		// statement changed (MySQL below REPEATABLE READ, a PostgreSQL
-		// delete with the caller's RETURNING at READ COMMITTED): say
+		// hard delete with the caller's RETURNING at READ COMMITTED): say
 		// how many.
 		st.bulk = true
 	}
@@ -545,7 +545,7 @@ func (p *Plugin) beforeDelete(db *gorm.DB) {
 	if soft {
 		op = "UPDATE" // what the soft-delete clause built
 	}
-	if p.watch(db, st, op) {
+	if p.watch(db, st, op) || (soft && p.stash(db, st)) {
 		return
 	}
 	// A hard delete reads the whole rows first: afterwards they are gone.
@@ -576,6 +576,9 @@ func (p *Plugin) afterDelete(db *gorm.DB) {
 		return
 	}
 	unwatch(db, st)
+	if st.stash != nil {
+		unstash(db, st)
+	}
 	if db.Error == nil && db.RowsAffected > 0 {
 		p.emitRows(db, st, events.TypeBulkDelete, events.Meta{EventType: events.TypeDelete, Soft: st.soft})
 	}

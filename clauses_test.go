@@ -231,6 +231,35 @@ func TestSoftDeleteByCondition(t *testing.T) {
 			expect(t, e.rec,
 				ev{Name: name, Type: "delete", PK: 1, Soft: true, Data: map[string]any{"id": 1, "title": "a", "deleted_at": docs[0].DeletedAt}},
 				ev{Name: name, Type: "delete", PK: 3, Soft: true, Data: map[string]any{"id": 3, "title": "c", "deleted_at": docs[2].DeletedAt}})
+
+			// With the caller's RETURNING, into a struct (GORM keeps the
+			// first row); MariaDB has no UPDATE ... RETURNING.
+			if err := e.db.Create([]Doc{{Title: "d"}, {Title: "e"}}).Error; err != nil {
+				t.Fatal(err)
+			}
+			e.rec.Reset()
+			var got Doc
+			err := e.db.Clauses(clause.Returning{}).Where("title IN ?", []string{"d", "e"}).Delete(&got).Error
+			if d.name == "mysql" {
+				if err == nil {
+					t.Fatal("MariaDB ran UPDATE ... RETURNING")
+				}
+				expect(t, e.rec)
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			docs = nil
+			if err := e.db.Unscoped().Where("title IN ?", []string{"d", "e"}).Order("id").Find(&docs).Error; err != nil {
+				t.Fatal(err)
+			}
+			if len(docs) != 2 || !docs[0].DeletedAt.Valid || !docs[1].DeletedAt.Valid || got.ID != docs[0].ID && got.ID != docs[1].ID {
+				t.Fatalf("rows %+v, caller's row %+v", docs, got)
+			}
+			expect(t, e.rec,
+				ev{Name: name, Type: "delete", PK: 4, Soft: true, Data: map[string]any{"id": 4, "title": "d", "deleted_at": docs[0].DeletedAt}},
+				ev{Name: name, Type: "delete", PK: 5, Soft: true, Data: map[string]any{"id": 5, "title": "e", "deleted_at": docs[1].DeletedAt}})
 		})
 	}
 }

@@ -11,7 +11,8 @@ import (
 	"gorm.io/gorm"
 )
 
-// An update that carries the caller's own clause.Returning is run by GORM
+// An update (or soft delete, which GORM runs as an update) that carries
+// the caller's own clause.Returning is run by GORM
 // as a query whose rows are the caller's, so the plugin cannot read them.
 // On PostgreSQL it wraps the statement in a data-modifying CTE that also
 // records the keys of the rows it returned in a transaction-local setting,
@@ -57,7 +58,8 @@ func stashQuery(stmt *gorm.Statement, query string) string {
 		"))::text, '[]'), true) FROM \"telegraphy_w\")\nSELECT \"telegraphy_w\".* FROM \"telegraphy_w\" CROSS JOIN \"telegraphy_s\""
 }
 
-// stash makes an update with the caller's RETURNING record its keys;
+// stash makes an update (or soft delete) with the caller's RETURNING
+// record its keys;
 // false when it cannot (not PostgreSQL, no table name to qualify the key
 // with, a statement GORM does not scan into the model).
 func (p *Plugin) stash(db *gorm.DB, st *stmtState) bool {
