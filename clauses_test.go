@@ -200,6 +200,12 @@ func TestWriteClauses(t *testing.T) {
 				if !reflect.DeepEqual(got, want) {
 					t.Fatalf("with the plugin %+v\nwithout it    %+v", got, want)
 				}
+				if want.err != "" {
+					// GORM (this dialect, or its version) cannot build
+					// the statement: no event.
+					expect(t, e.rec)
+					return
+				}
 				expect(t, e.rec, c.want(d.name)...)
 			})
 		}

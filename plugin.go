@@ -214,9 +214,8 @@ func (p *Plugin) publishBounded(ctx context.Context, msgs []broker.Message) erro
 	return p.cfg.Broker.Publish(ctx, msgs...)
 }
 
-// newMessage builds the encoded event for one event. pk/key come from
-// events.Model.PK; instance is a pointer to the model struct (for
-// Options.Channels) or nil.
+// newMessage encodes the event name with meta and data, giving it a fresh
+// meta.id and timestamp, as a message to channels.
 func newMessage(name string, meta events.Meta, data []byte, channels []string) (broker.Message, error) {
 	now := time.Now()
 	meta.ID = events.NewID()

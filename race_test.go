@@ -15,6 +15,7 @@ import (
 // or deletes by condition.
 type Job struct {
 	ID     uint   `json:"id"`
+	Tag    string `json:"tag" gorm:"size:32"` // unique: SQLite may reuse a deleted row's id
 	Status string `json:"status" gorm:"size:16"`
 	Round  int    `json:"round"`
 }
@@ -56,26 +57,26 @@ func raceRound(t *testing.T, e env, op string, round int) {
 	e.rec.Reset()
 	var (
 		mu       sync.Mutex
-		inserted = map[uint]bool{}
+		inserted = map[string]bool{}
 		wg       sync.WaitGroup
 		errs     = make(chan error, inserters+1)
 		done     = make(chan struct{})
 	)
 	for w := 0; w < inserters; w++ {
 		wg.Add(1)
-		go func() {
+		go func(w int) {
 			defer wg.Done()
 			for i := 0; i < each; i++ {
-				j := Job{Status: "queued", Round: round}
+				j := Job{Tag: fmt.Sprintf("r%d-w%d-%d", round, w, i), Status: "queued", Round: round}
 				if err := e.db.Create(&j).Error; err != nil {
 					errs <- err
 					return
 				}
 				mu.Lock()
-				inserted[j.ID] = true
+				inserted[j.Tag] = true
 				mu.Unlock()
 			}
-		}()
+		}(w)
 	}
 	write := func() error {
 		q := e.db.Where("status = ?", "queued")
@@ -118,6 +119,8 @@ func raceRound(t *testing.T, e env, op string, round int) {
 	}
 
 	// The database's word: every job of the round was changed, once.
+	// Jobs are told apart by tag: SQLite may give a new row the id of
+	// one deleted earlier in the round.
 	var left []Job
 	if err := e.db.Where("round = ?", round).Order("id").Find(&left).Error; err != nil {
 		t.Fatal(err)
@@ -127,14 +130,14 @@ func raceRound(t *testing.T, e env, op string, round int) {
 	}
 	for _, j := range left {
 		if j.Status != "done" {
-			t.Fatalf("round %d: job %d is %s", round, j.ID, j.Status)
+			t.Fatalf("round %d: job %s is %s", round, j.Tag, j.Status)
 		}
 	}
 	if len(inserted) != inserters*each {
 		t.Fatalf("round %d: %d jobs inserted", round, len(inserted))
 	}
 
-	created, changed := map[uint]int{}, map[uint]int{}
+	created, changed := map[string]int{}, map[string]int{}
 	for _, ev := range e.rec.Events() {
 		if ev.Name != "jobs" {
 			t.Fatalf("round %d: unexpected event %s", round, describe([]events.Event{ev}))
@@ -149,7 +152,7 @@ func raceRound(t *testing.T, e env, op string, round int) {
 		}
 		switch ev.Meta.EventType {
 		case "create":
-			created[j.ID]++
+			created[j.Tag]++
 			if j.Status != "queued" || j.Round != round {
 				t.Fatalf("round %d: create event %s", round, describe([]events.Event{ev}))
 			}
@@ -158,27 +161,27 @@ func raceRound(t *testing.T, e env, op string, round int) {
 		default:
 			t.Fatalf("round %d: event %s", round, describe([]events.Event{ev}))
 		}
-		changed[j.ID]++
-		want := Job{ID: j.ID, Status: "done", Round: round}
+		changed[j.Tag]++
+		want := Job{ID: j.ID, Tag: j.Tag, Status: "done", Round: round}
 		if op == "delete" {
 			want.Status = "queued" // the row as deleted
 		}
-		if j != want || !inserted[j.ID] {
+		if j != want || !inserted[j.Tag] {
 			t.Fatalf("round %d: %s event for %+v, want %+v (a row of this round)", round, evType, j, want)
 		}
 	}
 	var missing, extra []string
 	for id := range inserted {
 		if changed[id] != 1 {
-			missing = append(missing, fmt.Sprintf("%d:%d", id, changed[id]))
+			missing = append(missing, fmt.Sprintf("%s:%d", id, changed[id]))
 		}
 		if created[id] != 1 {
-			extra = append(extra, fmt.Sprintf("create %d:%d", id, created[id]))
+			extra = append(extra, fmt.Sprintf("create %s:%d", id, created[id]))
 		}
 	}
 	for id := range changed {
 		if !inserted[id] {
-			extra = append(extra, fmt.Sprint(id))
+			extra = append(extra, id)
 		}
 	}
 	if len(missing) > 0 || len(extra) > 0 {

@@ -39,7 +39,7 @@ const (
 
 // relay publishes outbox rows to the broker and deletes them. One
 // goroutine, started by Initialize and stopped by Plugin.Close, does all
-// the work; the fields below mu-free are owned by it.
+// the work; the fields from leader down are owned by it.
 type relay struct {
 	o     *outbox
 	id    string

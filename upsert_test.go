@@ -1,7 +1,6 @@
 package telegraphy_test
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"reflect"
@@ -264,6 +263,17 @@ func TestNestedUpsert(t *testing.T) {
 	}
 }
 
+// mapCreateCase is a create of Items and the events it must emit.
+type mapCreateCase struct {
+	name string
+	run  func(db *gorm.DB) error
+	want []ev
+}
+
+// genericsMapCreateCases are the cases of GORM's generics API (GORM
+// v1.30 and later; generics_test.go, built with -tags gorm_generics).
+var genericsMapCreateCases []mapCreateCase
+
 // Item has columns with database defaults, set or not by the maps it is
 // created from.
 type Item struct {
@@ -282,12 +292,7 @@ func item(id uint, name string, qty int, label string) map[string]any {
 // carrying the row as committed: the generated key and the database's
 // defaults included.
 func TestCreateFromMaps(t *testing.T) {
-	ctx := context.Background()
-	cases := []struct {
-		name string
-		run  func(db *gorm.DB) error
-		want []ev
-	}{
+	cases := append([]mapCreateCase{
 		{"map", func(db *gorm.DB) error {
 			return db.Model(&Item{}).Create(map[string]any{"name": "m"}).Error
 		}, []ev{{Type: "create", PK: 1, Data: item(1, "m", 7, "none")}}},
@@ -307,16 +312,10 @@ func TestCreateFromMaps(t *testing.T) {
 		{"table name and a map", func(db *gorm.DB) error {
 			return db.Table("items").Model(&Item{}).Create(map[string]any{"name": "t"}).Error
 		}, []ev{{Type: "create", PK: 1, Data: item(1, "t", 7, "none")}}},
-		{"generics Set().Create", func(db *gorm.DB) error {
-			return gorm.G[Item](db).Set(clause.Assignment{Column: clause.Column{Name: "name"}, Value: "g"}).Create(ctx)
-		}, []ev{{Type: "create", PK: 1, Data: item(1, "g", 7, "none")}}},
-		{"generics Create of a struct", func(db *gorm.DB) error {
-			return gorm.G[Item](db).Create(ctx, &Item{Name: "gs", Qty: 4})
-		}, []ev{{Type: "create", PK: 1, Data: item(1, "gs", 4, "none")}}},
 		{"map with ON CONFLICT, new row", func(db *gorm.DB) error {
 			return db.Model(&Item{}).Clauses(clause.OnConflict{DoNothing: true}).Create(map[string]any{"id": 8, "name": "c"}).Error
 		}, []ev{{Type: "create", PK: 8, Data: item(8, "c", 7, "none")}}},
-	}
+	}, genericsMapCreateCases...)
 	for _, d := range allDialects {
 		for _, c := range cases {
 			t.Run(d.name+"/"+c.name, func(t *testing.T) {
@@ -438,6 +437,17 @@ func TestAssociationMaps(t *testing.T) {
 			assoc := e.db.Model(&p).Association("Langs")
 			if err := assoc.Append(map[string]any{"code": "en", "name": "English"}); err != nil {
 				t.Fatal(err)
+			}
+			var n int64
+			if err := e.db.Model(&Lang{}).Count(&n).Error; err != nil {
+				t.Fatal(err)
+			}
+			if n == 0 {
+				// GORM before v1.31 takes no maps in associations: no
+				// row, no event.
+				expect(t, e.rec)
+				t.Log("this GORM creates no row from a map in Association.Append")
+				return
 			}
 			expectLang(t, e, "en", map[string]any{"code": "en", "name": "English", "rank": 3})
 			if err := assoc.Replace(map[string]any{"code": "fr", "name": "French", "rank": 1}); err != nil {

@@ -3,7 +3,9 @@ package broker
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
+	"unicode/utf8"
 )
 
 // Sentinel errors shared by every Broker implementation.
@@ -13,28 +15,64 @@ var (
 	// ErrEmptyChannel is returned when a message or subscription names an
 	// empty channel.
 	ErrEmptyChannel = errors.New("broker: empty channel name")
+	// ErrBadChannel is wrapped by the error returned when a message or
+	// subscription names a channel that is not valid UTF-8 or holds a
+	// control character.
+	ErrBadChannel = errors.New("broker: invalid channel name")
+	// ErrBadEventID is wrapped by the error returned when a message's
+	// EventID is longer than MaxEventIDLength or holds a control
+	// character (a newline would shift the Redis broker's framing).
+	ErrBadEventID = errors.New("broker: invalid event id")
 )
 
-// CheckChannels returns ErrEmptyChannel when one of channels is empty: the
-// check every Broker makes on Subscription.Add.
+// MaxEventIDLength is the longest Message.EventID, in bytes.
+const MaxEventIDLength = 255
+
+// CheckChannels returns ErrEmptyChannel when one of channels is empty, and
+// an error wrapping ErrBadChannel when one is not valid UTF-8 or holds a
+// control character: the check every Broker makes on Subscription.Add.
 func CheckChannels(channels ...string) error {
 	for _, ch := range channels {
 		if ch == "" {
 			return ErrEmptyChannel
 		}
+		if !utf8.ValidString(ch) {
+			return fmt.Errorf("%w: %q is not valid UTF-8", ErrBadChannel, ch)
+		}
+		if hasControl(ch) {
+			return fmt.Errorf("%w: %q holds a control character", ErrBadChannel, ch)
+		}
 	}
 	return nil
 }
 
-// CheckMessages returns ErrEmptyChannel when one of msgs names an empty
-// channel: the check every Broker makes before Publish sends anything.
+// CheckMessages returns the error of CheckChannels for the channels of
+// msgs, or one wrapping ErrBadEventID for a bad EventID: the check every
+// Broker makes before Publish sends anything.
 func CheckMessages(msgs ...Message) error {
 	for _, m := range msgs {
 		if err := CheckChannels(m.Channels...); err != nil {
 			return err
 		}
+		if len(m.EventID) > MaxEventIDLength {
+			return fmt.Errorf("%w: %d bytes, longer than %d", ErrBadEventID, len(m.EventID), MaxEventIDLength)
+		}
+		if hasControl(m.EventID) {
+			return fmt.Errorf("%w: %q holds a control character", ErrBadEventID, m.EventID)
+		}
 	}
 	return nil
+}
+
+// hasControl reports whether s holds an ASCII control character (newline
+// included) or DEL.
+func hasControl(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c == 0x7f {
+			return true
+		}
+	}
+	return false
 }
 
 // Message is one encoded event handed to Publish. The same Data is
@@ -124,6 +162,26 @@ type Subscription interface {
 	Dropped() uint64
 	// Close ends the subscription and closes C. It is idempotent.
 	Close() error
+}
+
+// HistoryLimit bounds what one history read may return. A zero field
+// means no bound.
+type HistoryLimit struct {
+	// Publications is the most publications the read may return.
+	Publications int
+	// Bytes is the most bytes of publication Data the read may return.
+	Bytes int
+}
+
+// BoundedHistory is implemented by brokers that can refuse a recovery
+// that would exceed a limit before they read it: HistoryWithin answers as
+// History does, except that when more than limit.Publications follow
+// since, or their Data exceeds limit.Bytes, it returns the channel's
+// Position with Recovered=false and no Publications, having read at most
+// about limit.Bytes. Hubs use it so that a client asking for a position
+// far behind costs the broker the position only.
+type BoundedHistory interface {
+	HistoryWithin(ctx context.Context, channel string, since *Position, limit HistoryLimit) (HistoryResult, error)
 }
 
 // Pinger is implemented by brokers that depend on a remote service; hubs

@@ -22,16 +22,30 @@ type MemoryConfig struct {
 	// is asked for its History (as a hub does when a client subscribes,
 	// and jsclient when it renders a position into a page); publications
 	// before that reach nobody, are not kept and take no offset, since no
-	// client can hold a position in the channel yet.
+	// client can hold a position in the channel yet. A channel that was
+	// never published to is forgotten UnwatchedTTL after its last
+	// subscriber leaves (see UnwatchedTTL).
 	HistorySize int
 	// HistoryTTL is how long a publication stays in a channel's history.
 	// A channel neither published to nor asked for its History for that
 	// long is forgotten entirely, and its epoch changes when it is used
 	// again. Zero value means 10 minutes.
 	HistoryTTL time.Duration
-	// MaxChannels bounds how many channels keep history at once; when a new
-	// channel would exceed it, the least recently used one is forgotten
-	// (in constant time). Zero value means 100,000.
+	// UnwatchedTTL is how long a channel that has never been published to
+	// keeps its position once its last subscriber has left: long enough
+	// for a client that lost its connection to come back and recover from
+	// the position it was given, short enough that subscribing to name
+	// after name costs nothing for long. A client that comes back later
+	// gets recovered=false, since a publication nobody watched may have
+	// gone unkept meanwhile. Zero value means 30 seconds.
+	UnwatchedTTL time.Duration
+	// MaxChannels bounds how many channels without subscribers keep
+	// history at once; when a new channel would exceed it, the least
+	// recently used channel without subscribers is forgotten (in constant
+	// time). A channel with subscribers is never forgotten, nor its
+	// history trimmed other than by HistorySize and HistoryTTL: a flood of
+	// other channel names cannot make its subscribers lose their
+	// position. Zero value means 100,000.
 	MaxChannels int
 }
 
@@ -47,6 +61,9 @@ func (c *MemoryConfig) setDefaults() {
 	}
 	if c.HistoryTTL <= 0 {
 		c.HistoryTTL = 10 * time.Minute
+	}
+	if c.UnwatchedTTL <= 0 {
+		c.UnwatchedTTL = 30 * time.Second
 	}
 	if c.MaxChannels <= 0 {
 		c.MaxChannels = 100_000
@@ -64,11 +81,16 @@ type Memory struct {
 	mu       sync.Mutex
 	closed   bool
 	channels map[string]*memChannel
-	// lru orders channels by last use, most recent at the front, so the
-	// age sweep and the MaxChannels eviction only look at the back.
-	lru      list.List
-	subs     map[string]map[*memSub]struct{}
-	lastTrim time.Time
+	// lru orders the channels without subscribers by last use, most
+	// recent at the front, so the age sweep and the MaxChannels eviction
+	// only look at the back. A channel with subscribers is not in it.
+	lru list.List
+	// unwatched holds the channels never published to whose last
+	// subscriber has left, oldest first: each is forgotten at its
+	// forgetAt, UnwatchedTTL after.
+	unwatched list.List
+	subs      map[string]map[*memSub]struct{}
+	lastTrim  time.Time
 
 	// Epochs are epochBase plus a count of the channels created, so each
 	// is new without reading the OS's random source per channel.
@@ -77,11 +99,13 @@ type Memory struct {
 }
 
 type memChannel struct {
-	name   string
-	elem   *list.Element // in Memory.lru
-	epoch  string
-	offset uint64
-	last   time.Time // last publish or History call; lru is in this order
+	name string
+	elem *list.Element // in Memory.lru, or in Memory.unwatched when forgetAt is set; nil while the channel has subscribers
+	// forgetAt is when a channel in Memory.unwatched is forgotten.
+	forgetAt time.Time
+	epoch    string
+	offset   uint64
+	last     time.Time // last publish or History call; lru is in this order
 	// ring holds the history, oldest first from head, n entries, in a
 	// circular buffer that grows by doubling up to HistorySize and is
 	// then overwritten in place: a publish allocates nothing.
@@ -235,7 +259,16 @@ func (m *Memory) Publish(ctx context.Context, msgs ...Message) error {
 func (m *Memory) channelLocked(ch string, now time.Time, create bool) *memChannel {
 	if c := m.channels[ch]; c != nil {
 		c.last = now
-		m.lru.MoveToFront(c.elem)
+		switch {
+		case c.elem == nil:
+		case !c.forgetAt.IsZero():
+			// Used again (a publication, or History as jsclient asks
+			// when it renders a position): an ordinary channel again.
+			m.unlinkLocked(c)
+			c.elem = m.lru.PushFront(c)
+		default:
+			m.lru.MoveToFront(c.elem)
+		}
 		c.trim(now.Add(-m.cfg.HistoryTTL))
 		return c
 	}
@@ -243,17 +276,57 @@ func (m *Memory) channelLocked(ch string, now time.Time, create bool) *memChanne
 		return nil
 	}
 	for len(m.channels) >= m.cfg.MaxChannels {
-		m.forgetLocked(m.lru.Back().Value.(*memChannel))
+		if e := m.unwatched.Front(); e != nil {
+			m.forgetLocked(e.Value.(*memChannel))
+		} else if e := m.lru.Back(); e != nil {
+			m.forgetLocked(e.Value.(*memChannel))
+		} else {
+			break // every channel has subscribers
+		}
 	}
 	c := &memChannel{name: ch, epoch: m.newEpochLocked(), last: now}
-	c.elem = m.lru.PushFront(c)
+	if len(m.subs[ch]) == 0 {
+		c.elem = m.lru.PushFront(c)
+	}
 	m.channels[ch] = c
 	return c
 }
 
 func (m *Memory) forgetLocked(c *memChannel) {
-	m.lru.Remove(c.elem)
+	m.unlinkLocked(c)
 	delete(m.channels, c.name)
+}
+
+// unlinkLocked takes c out of the list it is in, if any.
+func (m *Memory) unlinkLocked(c *memChannel) {
+	switch {
+	case c.elem == nil:
+	case !c.forgetAt.IsZero():
+		m.unwatched.Remove(c.elem)
+	default:
+		m.lru.Remove(c.elem)
+	}
+	c.elem, c.forgetAt = nil, time.Time{}
+}
+
+// Channels returns the number of channels keeping a history (or a
+// position), with or without subscribers, after forgetting those due.
+func (m *Memory) Channels() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.forgetUnwatchedLocked(time.Now())
+	return len(m.channels)
+}
+
+// forgetUnwatchedLocked forgets the unwatched channels whose time is up.
+func (m *Memory) forgetUnwatchedLocked(now time.Time) {
+	for e := m.unwatched.Front(); e != nil; e = m.unwatched.Front() {
+		c := e.Value.(*memChannel)
+		if c.forgetAt.After(now) {
+			return
+		}
+		m.forgetLocked(c)
+	}
 }
 
 // trim drops the publications older than cutoff.
@@ -271,6 +344,7 @@ func (m *Memory) trimLocked(now time.Time) {
 		return
 	}
 	m.lastTrim = now
+	m.forgetUnwatchedLocked(now)
 	cutoff := now.Add(-m.cfg.HistoryTTL)
 	for e := m.lru.Back(); e != nil; e = m.lru.Back() {
 		c := e.Value.(*memChannel)
@@ -283,8 +357,14 @@ func (m *Memory) trimLocked(now time.Time) {
 
 // History implements Broker.
 func (m *Memory) History(ctx context.Context, channel string, since *Position) (HistoryResult, error) {
-	if channel == "" {
-		return HistoryResult{}, ErrEmptyChannel
+	return m.HistoryWithin(ctx, channel, since, HistoryLimit{})
+}
+
+// HistoryWithin implements BoundedHistory: it counts the publications and
+// their bytes before it copies any.
+func (m *Memory) HistoryWithin(ctx context.Context, channel string, since *Position, limit HistoryLimit) (HistoryResult, error) {
+	if err := CheckChannels(channel); err != nil {
+		return HistoryResult{}, err
 	}
 	now := time.Now()
 	m.mu.Lock()
@@ -313,6 +393,17 @@ func (m *Memory) History(ctx context.Context, channel string, since *Position) (
 		return res, nil
 	}
 	start := int(since.Offset + 1 - first)
+	if limit.Publications > 0 && c.n-start > limit.Publications {
+		return res, nil
+	}
+	if limit.Bytes > 0 {
+		size := 0
+		for i := start; i < c.n; i++ {
+			if size += len(c.at(i).Data); size > limit.Bytes {
+				return res, nil
+			}
+		}
+	}
 	res.Publications = make([]Publication, 0, c.n-start)
 	for i := start; i < c.n; i++ {
 		res.Publications = append(res.Publications, *c.at(i))
@@ -356,6 +447,8 @@ func (m *Memory) Close(ctx context.Context) error {
 	return nil
 }
 
+var _ BoundedHistory = (*Memory)(nil)
+
 type memSub struct {
 	m        *Memory
 	ch       chan Publication
@@ -390,6 +483,11 @@ func (s *memSub) Add(ctx context.Context, channels ...string) error {
 		if set == nil {
 			set = make(map[*memSub]struct{})
 			s.m.subs[ch] = set
+			// Subscribed, the channel leaves the LRU list: it is
+			// neither aged out nor evicted while it has subscribers.
+			if c := s.m.channels[ch]; c != nil {
+				s.m.unlinkLocked(c)
+			}
 		}
 		set[s] = struct{}{}
 		s.channels[ch] = struct{}{}
@@ -414,9 +512,30 @@ func (s *memSub) removeLocked(ch string) {
 		delete(set, s)
 		if len(set) == 0 {
 			delete(s.m.subs, ch)
+			s.m.unsubscribedLocked(ch)
 		}
 	}
 	delete(s.channels, ch)
+}
+
+// unsubscribedLocked handles a channel's last subscriber leaving. A
+// channel never published to was only looked at: it is forgotten
+// UnwatchedTTL from now, so that subscribing to channel after channel
+// leaves nothing behind for long. Any other channel returns to the front
+// of the LRU list, to age out from now.
+func (m *Memory) unsubscribedLocked(ch string) {
+	c := m.channels[ch]
+	if c == nil || c.elem != nil {
+		return
+	}
+	now := time.Now()
+	c.last = now
+	if c.offset == 0 {
+		c.forgetAt = now.Add(m.cfg.UnwatchedTTL)
+		c.elem = m.unwatched.PushBack(c)
+		return
+	}
+	c.elem = m.lru.PushFront(c)
 }
 
 func (s *memSub) Close() error {

@@ -13,6 +13,11 @@
 // encoding/json. Associations are not columns and are never followed. A
 // model implementing DataProvider sends EventData() instead.
 //
+// Options.Version names a row's version field (an integer or a
+// time.Time); each event of the row then carries it in meta.version, so
+// a client can drop an event that reaches it after a newer one, as events
+// of several processes publishing after their own commits can.
+//
 // # Concurrency
 //
 // A Model is immutable once built; Registry and Model methods are safe for

@@ -19,6 +19,11 @@ const (
 	TypeBulkDelete = "bulk_delete"
 )
 
+// VersionTimeFormat is the layout of a time.Time version in
+// Meta.Version: UTC with exactly nine fractional digits, so versions
+// compare as text in the order of the times.
+const VersionTimeFormat = "2006-01-02T15:04:05.000000000Z"
+
 // TimestampFormat is the layout of Meta.Timestamp: RFC 3339 in UTC with
 // exactly six fractional digits.
 const TimestampFormat = "2006-01-02T15:04:05.000000Z"
@@ -52,6 +57,10 @@ type Meta struct {
 	// PK is the primary key: a scalar, or an object of JSON field name to
 	// value for composite keys. Absent on bulk and custom events.
 	PK any `json:"pk,omitempty"`
+	// Version is the row's version (Options.Version): a number, or a
+	// timestamp formatted with VersionTimeFormat. Absent when the model
+	// declares none, and on bulk and custom events.
+	Version any `json:"version,omitempty"`
 	// Changed lists the JSON names of the columns an update assigned.
 	Changed []string `json:"changed,omitempty"`
 	// Soft is true on a soft delete.
@@ -191,6 +200,16 @@ func (e *Event) Encode() ([]byte, error) {
 		if string(pk) != "null" {
 			b = append(b, `,"pk":`...)
 			b = append(b, pk...)
+		}
+	}
+	if m.Version != nil {
+		v, err := json.Marshal(m.Version)
+		if err != nil {
+			return nil, err
+		}
+		if string(v) != "null" {
+			b = append(b, `,"version":`...)
+			b = append(b, v...)
 		}
 	}
 	b = appendMetaTail(b, m)

@@ -34,6 +34,10 @@ var (
 	// ErrNoPrimaryKey is returned for a model without a primary key: its
 	// events could not name a record.
 	ErrNoPrimaryKey = errors.New("telegraphy: model has no primary key")
+	// ErrVersionType is returned when Options.Version names a field that
+	// is not an integer, a time.Time or a driver.Valuer. The error names
+	// the field.
+	ErrVersionType = errors.New("telegraphy: version field is not an integer or a time.Time")
 )
 
 // Eventer is implemented by models that register themselves: the first
@@ -54,6 +58,8 @@ var (
 	eventerType      = reflect.TypeFor[Eventer]()
 	dataProviderType = reflect.TypeFor[DataProvider]()
 	marshalerType    = reflect.TypeFor[json.Marshaler]()
+	valuerType       = reflect.TypeFor[driver.Valuer]()
+	timeType         = reflect.TypeFor[time.Time]()
 	emptyCtx         = context.Background()
 )
 
@@ -76,6 +82,7 @@ type Model struct {
 	schema   *schema.Schema
 	data     []*column // the columns sent in data, in schema order
 	pk       []*column
+	version  *column // Options.Version, or nil
 	byDBName map[string]*column
 	provider bool
 
@@ -171,6 +178,16 @@ func NewModel(model any, opts Options) (*Model, error) {
 	if err != nil {
 		return nil, err
 	}
+	if opts.Version != "" {
+		c, ok := byName[opts.Version]
+		if !ok {
+			return nil, fmt.Errorf("%w %q (Version) in %v", ErrUnknownField, opts.Version, t)
+		}
+		if !isVersionType(c.field.FieldType) {
+			return nil, fmt.Errorf("%w: %v.%s is %v", ErrVersionType, t, c.field.Name, c.field.FieldType)
+		}
+		m.version = c
+	}
 	for _, c := range cols {
 		if !c.sent {
 			continue
@@ -186,6 +203,67 @@ func NewModel(model any, opts Options) (*Model, error) {
 		m.data = append(m.data, c)
 	}
 	return m, nil
+}
+
+// isVersionType reports whether a field of type t can be a version: an
+// integer, a time.Time, a pointer to either, or a driver.Valuer.
+func isVersionType(t reflect.Type) bool {
+	if t.Implements(valuerType) || reflect.PointerTo(t).Implements(valuerType) {
+		return true
+	}
+	if t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch t.Kind() {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return true
+	}
+	return t == timeType
+}
+
+// appendVersion appends `,"version":<v>` for the version v: an integer as
+// a number, a time as VersionTimeFormat. A nil pointer, a null Valuer or a
+// Valuer giving another type appends nothing.
+func appendVersion(b []byte, v reflect.Value) []byte {
+	if v.Kind() == reflect.Pointer {
+		if v.IsNil() {
+			return b
+		}
+		if !v.Type().Implements(valuerType) {
+			v = v.Elem()
+		}
+	}
+	var x any
+	switch {
+	case v.Type() == timeType:
+		x = v.Interface()
+	case v.Type().Implements(valuerType) || v.CanAddr() && v.Addr().Type().Implements(valuerType):
+		if v.Kind() != reflect.Pointer && !v.Type().Implements(valuerType) {
+			v = v.Addr()
+		}
+		val, err := v.Interface().(driver.Valuer).Value()
+		if err != nil {
+			return b
+		}
+		x = val
+	case v.CanInt():
+		x = v.Int()
+	case v.CanUint():
+		x = v.Uint()
+	}
+	b = append(b, `,"version":`...)
+	switch x := x.(type) {
+	case time.Time:
+		b = append(b, '"')
+		b = x.UTC().AppendFormat(b, VersionTimeFormat)
+		return append(b, '"')
+	case int64:
+		return strconv.AppendInt(b, x, 10)
+	case uint64:
+		return strconv.AppendUint(b, x, 10)
+	}
+	return b[:len(b)-len(`,"version":`)]
 }
 
 // jsonName is the key encoding/json would use for f.
@@ -344,6 +422,9 @@ func (m *Model) Encode(v reflect.Value, meta Meta, now time.Time) (Encoded, erro
 	}
 	if string(b[pkStart:]) == "null" {
 		b = b[:pkStart-len(`,"pk":`)]
+	}
+	if m.version != nil {
+		b = appendVersion(b, m.version.field.ReflectValueOf(emptyCtx, v))
 	}
 	b = appendMetaTail(b, &meta)
 	if b, err = m.appendData(b, v); err != nil {

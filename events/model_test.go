@@ -7,6 +7,7 @@ import (
 	"errors"
 	"reflect"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -248,5 +249,111 @@ func TestIDAndTimestamp(t *testing.T) {
 			t.Fatalf("id %s time %v", id, ms)
 		}
 		prev = id
+	}
+}
+
+// Versioned has a version of each kind Options.Version accepts.
+type Versioned struct {
+	ID        int64         `json:"id"`
+	Rev       uint32        `json:"rev"`
+	UpdatedAt time.Time     `json:"updated_at"`
+	Seen      *time.Time    `json:"seen"`
+	Lock      sql.NullInt64 `json:"lock"`
+	Title     string        `json:"title"`
+}
+
+func TestVersion(t *testing.T) {
+	at := time.Date(2026, 3, 4, 5, 6, 7, 891234567, time.FixedZone("x", 3600))
+	row := Versioned{ID: 1, Rev: 7, UpdatedAt: at, Lock: sql.NullInt64{Int64: 9, Valid: true}, Title: "t"}
+	cases := []struct {
+		version string
+		row     Versioned
+		want    any // meta.version as decoded JSON; nil: absent
+	}{
+		{"Rev", row, float64(7)},
+		{"rev", row, float64(7)},
+		{"UpdatedAt", row, "2026-03-04T04:06:07.891234567Z"},
+		{"updated_at", Versioned{UpdatedAt: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}, "2026-01-02T03:04:05.000000000Z"},
+		{"Seen", row, nil},
+		{"Seen", Versioned{Seen: &at}, "2026-03-04T04:06:07.891234567Z"},
+		{"Lock", row, float64(9)},
+		{"Lock", Versioned{}, nil},
+		{"", row, nil},
+	}
+	for _, c := range cases {
+		m, err := events.NewModel(Versioned{}, events.Options{Version: c.version})
+		if err != nil {
+			t.Fatalf("%s: %v", c.version, err)
+		}
+		enc, err := m.Encode(reflect.ValueOf(&c.row), events.Meta{EventType: events.TypeUpdate}, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ev struct {
+			Meta map[string]any `json:"meta"`
+		}
+		if err := json.Unmarshal(enc.Data, &ev); err != nil {
+			t.Fatalf("%s: %v in %s", c.version, err, enc.Data)
+		}
+		got, ok := ev.Meta["version"]
+		if c.want == nil && ok || c.want != nil && got != c.want {
+			t.Errorf("Version %q of %+v: meta.version %v (present %v), want %v", c.version, c.row, got, ok, c.want)
+		}
+	}
+
+	// Later times give versions that sort later as text, whatever their
+	// zone and fractional digits.
+	m, _ := events.NewModel(Versioned{}, events.Options{Version: "UpdatedAt"})
+	var last string
+	for i, ts := range []time.Time{
+		time.Date(2026, 1, 1, 23, 59, 59, 999999999, time.UTC),
+		time.Date(2026, 1, 2, 1, 0, 0, 0, time.FixedZone("+1", 3600)).Add(time.Nanosecond),
+		time.Date(2026, 1, 2, 0, 0, 0, 10, time.UTC),
+		time.Date(2026, 1, 2, 0, 0, 0, 100, time.UTC),
+	} {
+		enc, err := m.Encode(reflect.ValueOf(&Versioned{UpdatedAt: ts}), events.Meta{EventType: events.TypeUpdate}, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ev struct {
+			Meta struct{ Version string } `json:"meta"`
+		}
+		_ = json.Unmarshal(enc.Data, &ev)
+		if ev.Meta.Version <= last {
+			t.Errorf("time %d: version %q does not sort after %q", i, ev.Meta.Version, last)
+		}
+		last = ev.Meta.Version
+	}
+
+	// Event.Encode writes meta.version as encoding/json does.
+	for _, e := range []events.Event{
+		{Name: "n", Meta: events.Meta{EventType: "update", PK: 1, Version: 3, Changed: []string{"a"}}, Data: json.RawMessage(`{}`)},
+		{Name: "n", Meta: events.Meta{EventType: "delete", Version: "2026-01-02T03:04:05.000000000Z"}, Data: json.RawMessage(`null`)},
+	} {
+		got, err := e.Encode()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want, _ := json.Marshal(&e); string(got) != string(want) {
+			t.Errorf("got %s\nwant %s", got, want)
+		}
+	}
+}
+
+func TestVersionRegistration(t *testing.T) {
+	cases := []struct {
+		version string
+		err     error
+		names   string
+	}{
+		{"Nope", events.ErrUnknownField, `"Nope"`},
+		{"Title", events.ErrVersionType, "Versioned.Title"},
+		{"title", events.ErrVersionType, "Versioned.Title"},
+	}
+	for _, c := range cases {
+		_, err := events.NewModel(Versioned{}, events.Options{Version: c.version})
+		if !errors.Is(err, c.err) || !strings.Contains(err.Error(), c.names) {
+			t.Errorf("Version %q: error %v, want %v naming %s", c.version, err, c.err, c.names)
+		}
 	}
 }

@@ -50,6 +50,24 @@ type Options struct {
 	// bulk_delete event is sent instead. Zero value means 1000; a negative
 	// value always sends the bulk event.
 	BulkLimit int
+	// Version names the field (Go name or JSON name) that holds the row's
+	// version: an integer the application increments on each write, or a
+	// time.Time such as UpdatedAt (pointers to either, and types
+	// implementing driver.Valuer whose value is an int64 or a time.Time,
+	// are accepted too). Each event of a row then carries it as
+	// meta.version, an integer or a UTC timestamp with nine fractional
+	// digits, so a client can drop an event older than the row it holds,
+	// whatever order the events of several processes arrive in. The
+	// version must grow with every write of a key, across a delete and a
+	// re-create of the same key too. A time has the precision the
+	// database keeps (updates are read back): two writes of one row
+	// within it (a millisecond in MySQL's default datetime(3)) carry
+	// equal versions, and a client applies both in the order they came;
+	// an integer version has no such limit. Zero value sends no
+	// meta.version.
+	// Register fails with ErrUnknownField when the field does not exist,
+	// and with ErrVersionType when it is of another type.
+	Version string
 }
 
 // DefaultBulkLimit is the BulkLimit used when Options.BulkLimit is zero.

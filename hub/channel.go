@@ -95,6 +95,25 @@ func (h *Hub) leave(ctx context.Context, c *conn, name string) {
 	}
 }
 
+// history reads the channel's position and, for since, the publications
+// after it, within the limits of one recovery (MaxRecoveredEvents, and
+// half of SendQueueBytes): a broker that can check them before reading
+// (broker.BoundedHistory) answers a position too far behind with
+// Recovered=false at the cost of the position alone.
+func (h *Hub) history(ctx context.Context, name string, since *broker.Position) (broker.HistoryResult, error) {
+	if since == nil {
+		return h.cfg.Broker.History(ctx, name, nil)
+	}
+	if bh, ok := h.cfg.Broker.(broker.BoundedHistory); ok {
+		return bh.HistoryWithin(ctx, name, since, broker.HistoryLimit{Publications: h.cfg.MaxRecoveredEvents, Bytes: h.cfg.SendQueueBytes / 2})
+	}
+	res, err := h.cfg.Broker.History(ctx, name, since)
+	if err == nil && len(res.Publications) > h.cfg.MaxRecoveredEvents {
+		res.Recovered, res.Publications = false, nil
+	}
+	return res, err
+}
+
 // completeSubscribe queues the subscribed reply, with the missed events
 // when the request had since, then the publications that arrived while the
 // history was read, each offset once and in order.

@@ -23,6 +23,14 @@ const (
 	DefaultWriteTimeout   = 10 * time.Second
 	DefaultPingInterval   = 25 * time.Second
 	DefaultPongTimeout    = 10 * time.Second
+
+	DefaultSendBufferBytes          = 64 << 10
+	DefaultMaxRecoveredEvents       = 500
+	DefaultRequestRate              = 20
+	DefaultRequestBurst             = 200
+	DefaultMaxChannelsPerMinute     = 256
+	DefaultMaxConnectionsPerSubject = 64
+	DefaultMaxConnections           = 50_000
 )
 
 // MaxChannelLength is the longest channel name, in bytes, a client may
@@ -60,8 +68,9 @@ type Config struct {
 	// anonymous and hellos that carry a token are refused.
 	Secret []byte
 	// ReplayStore remembers used token ids, so each token connects once.
-	// Share one (e.g. the Redis broker's) between hubs behind a load
-	// balancer. Zero value means an in-memory store local to this hub.
+	// Hubs behind a load balancer must share one. Zero value means the
+	// broker's shared store when it has one (ReplayStoreSharer: the Redis
+	// broker's, in Redis), else an in-memory store local to this hub.
 	ReplayStore tokens.ReplayStore
 	// TokenLeeway is the clock skew allowed when checking token times.
 	// Zero value means the tokens package default (5 seconds); a negative
@@ -84,6 +93,40 @@ type Config struct {
 	// MaxChannels is how many channels one connection may subscribe to;
 	// beyond it subscribe answers error "limit". Zero value means 128.
 	MaxChannels int
+	// MaxRecoveredEvents is the most missed events one subscribe with
+	// since may recover. The hub asks the broker for no more: a position
+	// further behind is answered recovered:false (the client refetches)
+	// without the history being read, and so is one whose missed events
+	// would take more than half of SendQueueBytes. Zero value means 500.
+	MaxRecoveredEvents int
+	// RequestRate is how many requests (subscribe, unsubscribe, ping: every
+	// message after hello; and WebSocket ping frames, which beyond it are
+	// not answered) per second a connection may send on average,
+	// and RequestBurst how many it may send at once: a token bucket per
+	// connection. A request beyond it is answered with error "limit"
+	// unprocessed; a client that goes on sending, RequestBurst refused
+	// requests in a row, is closed with 1008. Zero values mean 20 per
+	// second and a burst of 200 (enough to resubscribe MaxChannels after
+	// a reconnect).
+	RequestRate  float64
+	RequestBurst int
+	// MaxChannelsPerMinute is how many distinct channels one connection
+	// may subscribe to within a minute (counted from its first subscribe
+	// of the minute); beyond it subscribe answers error "limit" until the
+	// minute is over. Resubscribing to a channel already counted is free.
+	// Zero value means 256.
+	MaxChannelsPerMinute int
+	// MaxConnectionsPerSubject is how many connections the same subject
+	// (token sub) may hold on this hub at once; one more hello is answered
+	// with error "limit" and closed with 1008. Anonymous connections and
+	// tokens without sub count toward MaxConnections only. Zero value
+	// means 64.
+	MaxConnectionsPerSubject int
+	// MaxConnections is how many WebSocket connections this hub serves at
+	// once; beyond it the upgrade is refused with HTTP 503 and a
+	// Retry-After header. Size it to the process's file-descriptor limit
+	// and memory (see docs/scaling.md). Zero value means 50,000.
+	MaxConnections int
 	// HelloTimeout is how long a new connection has to authenticate with
 	// hello; after it the connection is closed with 4001. Zero value means
 	// 10 seconds.
@@ -92,6 +135,17 @@ type Config struct {
 	// whose queue would grow past it is closed with 4008 (slow consumer);
 	// nobody else waits for it. Zero value means 1 MiB.
 	SendQueueBytes int
+	// SendBufferBytes is the kernel send buffer (SO_SNDBUF) set on each
+	// client's socket. The kernel keeps what a client has not read there
+	// before anything counts toward SendQueueBytes; left to itself, it
+	// grows the buffer up to megabytes per socket (Linux: the third
+	// value of net.ipv4.tcp_wmem), so that a client that never reads
+	// would hold that much before being closed with 4008. A client's
+	// memory on the hub is then at most SendQueueBytes plus about twice
+	// SendBufferBytes (Linux doubles the value set) and a TCP segment in
+	// flight. Zero value means 64 KiB; a negative value leaves the
+	// system's size.
+	SendBufferBytes int
 	// WriteTimeout bounds each write to a client: a connection whose
 	// write has not completed after WriteTimeout (checked every second)
 	// is dropped. Zero value means 10 seconds.
@@ -104,16 +158,31 @@ type Config struct {
 	// arrived for PingInterval+PongTimeout is dropped. Zero value means 10
 	// seconds.
 	PongTimeout time.Duration
+	// ServeMetrics makes the hub's handler serve its Prometheus metrics at
+	// /metrics. Zero value means /metrics answers 404: metrics tell
+	// anyone who can read them how many users are connected and what the
+	// hub is doing, so mount MetricsHandler where only your monitoring
+	// reaches it (another port, or behind your authentication).
+	ServeMetrics bool
 	// Registerer receives the hub's Prometheus metrics. Zero value means a
 	// private registry, served at /metrics.
 	Registerer prometheus.Registerer
-	// Gatherer is what /metrics serves. Zero value means Registerer when it
-	// is also a Gatherer (a *prometheus.Registry), else the private
-	// registry; /metrics answers 404 when there is nothing to serve.
+	// Gatherer is what MetricsHandler (and /metrics, with ServeMetrics)
+	// serves. Zero value means Registerer when it is also a Gatherer (a
+	// *prometheus.Registry), else the private registry; the handler
+	// answers 404 when there is nothing to serve.
 	Gatherer prometheus.Gatherer
 	// Logger receives the hub's logs; connection logs carry the session
 	// id. Zero value means slog.Default().
 	Logger *slog.Logger
+}
+
+// ReplayStoreSharer is implemented by brokers whose service can hold the
+// used-token marks of every hub that shares it (redisbroker.Broker). New
+// uses its store when Config.ReplayStore is nil, so that two hubs on one
+// Redis never both accept a token.
+type ReplayStoreSharer interface {
+	SharedReplayStore() tokens.ReplayStore
 }
 
 // withDefaults validates c and fills in its zero fields.
@@ -146,6 +215,11 @@ func (c Config) withDefaults() (Config, error) {
 	}{
 		{"MaxMessageSize", c.MaxMessageSize},
 		{"MaxChannels", int64(c.MaxChannels)},
+		{"MaxRecoveredEvents", int64(c.MaxRecoveredEvents)},
+		{"RequestBurst", int64(c.RequestBurst)},
+		{"MaxChannelsPerMinute", int64(c.MaxChannelsPerMinute)},
+		{"MaxConnectionsPerSubject", int64(c.MaxConnectionsPerSubject)},
+		{"MaxConnections", int64(c.MaxConnections)},
 		{"HelloTimeout", int64(c.HelloTimeout)},
 		{"SendQueueBytes", int64(c.SendQueueBytes)},
 		{"WriteTimeout", int64(c.WriteTimeout)},
@@ -156,11 +230,35 @@ func (c Config) withDefaults() (Config, error) {
 			return c, err
 		}
 	}
+	if c.RequestRate < 0 {
+		return c, fmt.Errorf("%w: RequestRate must not be negative (zero means the default)", ErrBadConfig)
+	}
 	if c.MaxMessageSize == 0 {
 		c.MaxMessageSize = DefaultMaxMessageSize
 	}
 	if c.MaxChannels == 0 {
 		c.MaxChannels = DefaultMaxChannels
+	}
+	if c.MaxRecoveredEvents == 0 {
+		c.MaxRecoveredEvents = DefaultMaxRecoveredEvents
+	}
+	if c.SendBufferBytes == 0 {
+		c.SendBufferBytes = DefaultSendBufferBytes
+	}
+	if c.RequestRate == 0 {
+		c.RequestRate = DefaultRequestRate
+	}
+	if c.RequestBurst == 0 {
+		c.RequestBurst = DefaultRequestBurst
+	}
+	if c.MaxChannelsPerMinute == 0 {
+		c.MaxChannelsPerMinute = DefaultMaxChannelsPerMinute
+	}
+	if c.MaxConnectionsPerSubject == 0 {
+		c.MaxConnectionsPerSubject = DefaultMaxConnectionsPerSubject
+	}
+	if c.MaxConnections == 0 {
+		c.MaxConnections = DefaultMaxConnections
 	}
 	if c.HelloTimeout == 0 {
 		c.HelloTimeout = DefaultHelloTimeout
@@ -179,6 +277,11 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
+	}
+	if c.ReplayStore == nil {
+		if s, ok := c.Broker.(ReplayStoreSharer); ok {
+			c.ReplayStore = s.SharedReplayStore()
+		}
 	}
 	return c, nil
 }

@@ -3,6 +3,7 @@ package hub
 import (
 	"context"
 	"errors"
+	"hash/maphash"
 	"io"
 	"net"
 	"strconv"
@@ -10,6 +11,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gorilla/websocket"
 
@@ -42,6 +44,15 @@ type conn struct {
 	subject string
 	grants  []string
 	subs    map[string]*member
+	// The request token bucket: tokens left at bucketAt; refused counts
+	// the requests refused in a row.
+	tokens   float64
+	bucketAt time.Time
+	refused  int
+	// touched holds the channels subscribed to since minuteStart (by
+	// hash), for MaxChannelsPerMinute.
+	touched     map[uint64]struct{}
+	minuteStart time.Time
 
 	mu        sync.Mutex
 	queue     []outMsg
@@ -60,12 +71,14 @@ type conn struct {
 	// a kick waits for the pool (afterPool).
 	pooled    bool
 	afterPool bool
-	// rest is the end of a frame the pool could write only in part; the
-	// writer goroutine writes it before anything else.
-	rest []byte
+	// inPart is set when the pool wrote a frame in part: the writer
+	// goroutine finishes it (sock.finish) before anything else.
+	inPart bool
 	// pongDue and pongData: a ping from the client to answer.
 	pongDue  bool
 	pongData []byte
+	// sock is the connection under ws.
+	sock *socket
 	// raw writes to the socket without blocking, for the pool; nil where
 	// the platform or the connection has none (then the writer goroutine
 	// writes everything).
@@ -89,10 +102,10 @@ type outMsg struct {
 	events int   // event messages inside: 1 for an event, len(missed) for subscribed
 }
 
-func newConn(h *Hub, ws *websocket.Conn) *conn {
-	c := &conn{h: h, ws: ws, session: newSessionID(), wake: make(chan struct{}, 1)}
+func newConn(h *Hub, ws *websocket.Conn, sock *socket) *conn {
+	c := &conn{h: h, ws: ws, sock: sock, session: newSessionID(), wake: make(chan struct{}, 1)}
 	if h.pool != nil {
-		c.raw = newRawWriter(ws.NetConn())
+		c.raw = newRawWriter(sock.Conn)
 	}
 	return c
 }
@@ -106,10 +119,11 @@ func (c *conn) enqueue(m outMsg) bool {
 		return false
 	}
 	if c.queued+len(m.data) > c.h.cfg.SendQueueBytes {
+		queued := c.queued
 		c.closeLocked(closeSlowConsumer, "slow consumer", false)
 		c.mu.Unlock()
 		c.h.metrics.slowConsumers.Inc()
-		c.h.log.Info("hub: slow consumer closed", "session", c.session, "queued_bytes", c.queued)
+		c.h.log.Info("hub: slow consumer closed", "session", c.session, "queued_bytes", queued)
 		return false
 	}
 	c.queue = append(c.queue, m)
@@ -138,7 +152,7 @@ func (c *conn) scheduleLocked() {
 // needsWriterLocked reports whether the writer goroutine has work that
 // the pool does not do: a close, a ping or pong, or the rest of a frame.
 func (c *conn) needsWriterLocked() bool {
-	return c.closing || c.pingDue || c.pongDue || c.rest != nil || c.afterPool
+	return c.closing || c.pingDue || c.pongDue || c.inPart || c.afterPool
 }
 
 // send queues a reply.
@@ -251,10 +265,10 @@ func (c *conn) writeLoop() {
 	var batch []outMsg
 	for {
 		c.mu.Lock()
-		if rest := c.rest; rest != nil {
-			c.rest = nil
+		if c.inPart {
+			c.inPart = false
 			c.mu.Unlock()
-			if err := c.writeRest(rest); err != nil {
+			if err := c.finishFrame(); err != nil {
 				c.writeFailed(err)
 				return
 			}
@@ -321,12 +335,12 @@ func (c *conn) takeLocked(batch []outMsg) []outMsg {
 // keeps once its queue is empty.
 const keepQueue = 4
 
-// writeRest writes the end of a frame the pool wrote in part.
-func (c *conn) writeRest(rest []byte) error {
+// finishFrame writes the end of a frame the pool wrote in part, unless a
+// close frame from the reader goroutine has taken it along.
+func (c *conn) finishFrame() error {
 	c.writeStart.Store(time.Now().UnixNano())
 	defer c.writeStart.Store(0)
-	_, err := c.ws.NetConn().Write(rest)
-	return err
+	return c.sock.finish()
 }
 
 func (c *conn) writeBatch(batch []outMsg, ping bool, pong []byte) error {
@@ -442,6 +456,14 @@ func (c *conn) readLoop() {
 	// before the writer answers get one pong, for the latest, as RFC 6455
 	// allows.
 	c.ws.SetPingHandler(func(data string) error {
+		// Ping frames count toward the request rate, as ping messages do.
+		if !c.takeToken(time.Now()) {
+			if c.refused++; c.refused > h.cfg.RequestBurst {
+				h.metrics.limited.WithLabelValues("rate_close").Inc()
+				c.closeWith(closePolicy, "rate limit", false)
+			}
+			return nil
+		}
 		c.mu.Lock()
 		if !c.closing {
 			c.pongData = append(c.pongData[:0], data...)
@@ -461,6 +483,14 @@ func (c *conn) readLoop() {
 		if mt != websocket.TextMessage {
 			c.sendError(&protoError{code: codeBadRequest, message: "binary frames are not part of the protocol"})
 			c.closeWith(closePolicy, "text frames only", true)
+			return
+		}
+		if !utf8.Valid(frame) {
+			// RFC 6455 8.1: a text frame that is not UTF-8 fails the
+			// connection with 1007. encoding/json would have read it,
+			// replacing the bad bytes.
+			c.sendError(&protoError{code: codeBadRequest, message: "text frame is not valid UTF-8"})
+			c.closeWith(closeInvalidData, "invalid UTF-8", true)
 			return
 		}
 		keep := true
@@ -564,6 +594,19 @@ func (c *conn) handle(line []byte) bool {
 		}
 		return c.hello(req)
 	}
+	if !c.takeToken(time.Now()) {
+		if c.refused++; c.refused > c.h.cfg.RequestBurst {
+			c.h.metrics.limited.WithLabelValues("rate_close").Inc()
+			c.sendError(&protoError{code: codeLimit, message: "too many requests"})
+			c.closeWith(closePolicy, "rate limit", true)
+			return false
+		}
+		c.h.metrics.limited.WithLabelValues("rate").Inc()
+		c.sendError(&protoError{id: req.ID, code: codeLimit, message: "too many requests: at most " +
+			strconv.FormatFloat(c.h.cfg.RequestRate, 'g', -1, 64) + " per second"})
+		return true
+	}
+	c.refused = 0
 	if perr != nil {
 		c.sendError(perr)
 		return true
@@ -580,6 +623,40 @@ func (c *conn) handle(line []byte) bool {
 	}
 	return true
 }
+
+// takeToken takes one request from the connection's token bucket, and
+// reports false when it is empty.
+func (c *conn) takeToken(now time.Time) bool {
+	cfg := &c.h.cfg
+	c.tokens = min(float64(cfg.RequestBurst), c.tokens+now.Sub(c.bucketAt).Seconds()*cfg.RequestRate)
+	c.bucketAt = now
+	if c.tokens < 1 {
+		return false
+	}
+	c.tokens--
+	return true
+}
+
+// touch counts name among the distinct channels subscribed to this
+// minute, and reports false when that would exceed MaxChannelsPerMinute.
+func (c *conn) touch(name string, now time.Time) bool {
+	if c.touched == nil || now.Sub(c.minuteStart) >= time.Minute {
+		c.touched = make(map[uint64]struct{})
+		c.minuteStart = now
+	}
+	k := maphash.String(channelSeed, name)
+	if _, ok := c.touched[k]; ok {
+		return true
+	}
+	if len(c.touched) >= c.h.cfg.MaxChannelsPerMinute {
+		return false
+	}
+	c.touched[k] = struct{}{}
+	return true
+}
+
+// channelSeed hashes channel names for conn.touched.
+var channelSeed = maphash.MakeSeed()
 
 // refuse answers a failed hello and closes with 4001.
 func (c *conn) refuse(reason, message string) bool {
@@ -609,10 +686,17 @@ func (c *conn) hello(req request) bool {
 		}
 		c.subject, c.grants = claims.Subject, claims.Channels
 	}
-	c.authed = true
 	h.mu.Lock()
 	if c.subject != "" {
 		set := h.subjects[c.subject]
+		if len(set) >= h.cfg.MaxConnectionsPerSubject {
+			h.mu.Unlock()
+			h.metrics.limited.WithLabelValues("subject_connections").Inc()
+			h.log.Info("hub: connection refused: too many for the subject", "session", c.session, "subject", c.subject)
+			c.sendError(&protoError{code: codeLimit, message: "at most " + strconv.Itoa(h.cfg.MaxConnectionsPerSubject) + " connections per subject"})
+			c.closeWith(closePolicy, "too many connections", true)
+			return false
+		}
 		if set == nil {
 			set = make(map[*conn]struct{}, 1)
 			h.subjects[c.subject] = set
@@ -620,6 +704,8 @@ func (c *conn) hello(req request) bool {
 		set[c] = struct{}{}
 	}
 	h.mu.Unlock()
+	c.authed = true
+	c.tokens, c.bucketAt = float64(h.cfg.RequestBurst), time.Now()
 	h.log.Debug("hub: authenticated", "session", c.session, "subject", c.subject)
 	return c.send(encode(welcomeMsg{Type: typeWelcome, Session: c.session, Subject: c.subject}))
 }
@@ -652,6 +738,11 @@ func (c *conn) subscribe(req request) {
 		fail(codeLimit, "at most "+strconv.Itoa(h.cfg.MaxChannels)+" channels per connection")
 		return
 	}
+	if !c.touch(name, time.Now()) {
+		h.metrics.limited.WithLabelValues("channels_per_minute").Inc()
+		fail(codeLimit, "at most "+strconv.Itoa(h.cfg.MaxChannelsPerMinute)+" distinct channels per minute")
+		return
+	}
 	ctx, cancel := context.WithTimeout(h.ctx, brokerTimeout)
 	defer cancel()
 	ch, m, err := h.join(ctx, c, name)
@@ -660,7 +751,7 @@ func (c *conn) subscribe(req request) {
 		fail(codeInternal, "could not subscribe")
 		return
 	}
-	res, err := h.cfg.Broker.History(ctx, name, req.Since)
+	res, err := h.history(ctx, name, req.Since)
 	if err != nil {
 		h.leave(ctx, c, name)
 		h.log.Warn("hub: broker history failed", "session", c.session, "channel", name, "err", err)

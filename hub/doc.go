@@ -32,7 +32,10 @@
 // connection's queue until it is empty, waiting on the socket as long as
 // WriteTimeout allows), pings, pongs and the close frame; it stays one to
 // two seconds after its last write. Pings come from one hub-wide ticker.
-// Close stops them all and waits.
+// gorilla/websocket writes close frames from the reader goroutine (the
+// answer to a client's close, a message over the limit, a protocol error);
+// the socket under it writes the end of a frame written in part first, so
+// no frame lands inside another. Close stops them all and waits.
 //
 // # Delivery
 //
@@ -55,11 +58,24 @@
 // # Limits
 //
 // Every limit has a Config field; the zero value means the default:
-// frames from clients up to 64 KiB (1009 beyond), 128 channels per
-// connection (error "limit"), hello within 10 s (4001), 1 MiB send queue
-// per connection (4008), 10 s per write, a ping every 25 s and 10 s more
-// for any sign of life. Channel names are at most 256 bytes. Frames the
-// hub writes join queued messages up to 32 KiB.
+// frames from clients up to 64 KiB (1009 beyond), text frames in UTF-8
+// (1007), 128 channels per connection and 256 distinct channels per
+// connection per minute (error "limit"), 20 requests per second with
+// bursts of 200 per connection (error "limit", then 1008), 64 connections
+// per subject (error "limit" and 1008), 50,000 connections per hub (HTTP
+// 503), at most 500 missed events per recovery (recovered:false, decided
+// before the history is read), hello within 10 s (4001), 1 MiB send queue
+// per connection (4008) over a 64 KiB kernel send buffer, 10 s per write,
+// a ping every 25 s and 10 s more for any sign of life. Channel names are
+// at most 256 bytes. Frames the hub writes join queued messages up to
+// 32 KiB. docs/protocol.md, "Limits and abuse", lists them with what a
+// client sees and how to size them.
+//
+// The hub serves /metrics only with Config.ServeMetrics; MetricsHandler
+// serves them wherever the application mounts it. The application's
+// http.Server should set ReadHeaderTimeout, ReadTimeout, WriteTimeout and
+// IdleTimeout: WebSocket connections are hijacked and keep the hub's own
+// deadlines.
 //
 // An idle authenticated connection with one subscription costs the hub
 // about 8 to 10 KiB: one goroutine stack, the WebSocket and TCP state and a

@@ -87,7 +87,7 @@ type envOption func(*hub.Config, *broker.MemoryConfig)
 func newEnv(t testing.TB, opts ...envOption) *env {
 	t.Helper()
 	var bcfg broker.MemoryConfig
-	cfg := hub.Config{Secret: testSecret, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	cfg := hub.Config{Secret: testSecret, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), ServeMetrics: true}
 	for _, o := range opts {
 		o(&cfg, &bcfg)
 	}

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
 	"runtime"
@@ -49,12 +50,13 @@ type Hub struct {
 	// Remove calls; it is taken before mu.
 	subMu sync.Mutex
 
-	mu       sync.Mutex
-	closed   bool
-	subEnded bool                          // the broker closed our subscription
-	conns    map[*conn]struct{}            // every upgraded connection
-	subjects map[string]map[*conn]struct{} // authenticated connections by subject
-	channels map[string]*channel           // channels with local subscribers
+	mu        sync.Mutex
+	closed    bool
+	subEnded  bool                          // the broker closed our subscription
+	conns     map[*conn]struct{}            // every upgraded connection
+	upgrading int                           // upgrades in progress, counted toward MaxConnections
+	subjects  map[string]map[*conn]struct{} // authenticated connections by subject
+	channels  map[string]*channel           // channels with local subscribers
 
 	// pool writes the queued messages of connections whose writer
 	// goroutine is idle (see writePool).
@@ -155,11 +157,11 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case "/healthz", "healthz":
 		h.serveHealth(w, r)
 	case "/metrics", "metrics":
-		if h.metricsH == nil {
+		if !h.cfg.ServeMetrics {
 			http.NotFound(w, r)
 			return
 		}
-		h.metricsH.ServeHTTP(w, r)
+		h.MetricsHandler().ServeHTTP(w, r)
 	case "/telegraphy.js", "telegraphy.js", "/telegraphy.d.ts", "telegraphy.d.ts":
 		h.jsH.ServeHTTP(w, r)
 	default:
@@ -167,12 +169,25 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// MetricsHandler returns the handler of the hub's Prometheus metrics
+// (Config.Gatherer), to mount where only monitoring reaches it; it
+// answers 404 when there is nothing to serve.
+func (h *Hub) MetricsHandler() http.Handler {
+	if h.metricsH == nil {
+		return http.NotFoundHandler()
+	}
+	return h.metricsH
+}
+
+// serveHealth answers "ok", or 503 "unavailable": the reason goes to the
+// log, not to whoever asks (it may name the broker's address).
 func (h *Hub) serveHealth(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
 	if err := h.health(r.Context()); err != nil {
+		h.log.Warn("hub: health check failed", "err", err)
 		w.WriteHeader(http.StatusServiceUnavailable)
-		fmt.Fprintln(w, err.Error())
+		fmt.Fprintln(w, "unavailable")
 		return
 	}
 	fmt.Fprintln(w, "ok")
@@ -231,18 +246,34 @@ func (h *Hub) serveWS(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "hub: shutting down", http.StatusServiceUnavailable)
 		return
 	}
+	if len(h.conns)+h.upgrading >= h.cfg.MaxConnections {
+		h.mu.Unlock()
+		h.metrics.limited.WithLabelValues("connections").Inc()
+		w.Header().Set("Retry-After", "5")
+		http.Error(w, "hub: too many connections", http.StatusServiceUnavailable)
+		return
+	}
+	h.upgrading++
 	h.wg.Add(1) // released by the connection's reader, or below
 	h.mu.Unlock()
 
-	ws, err := h.upgrader.Upgrade(w, r, nil)
+	hw := &hijacker{ResponseWriter: w}
+	ws, err := h.upgrader.Upgrade(hw, r, nil)
 	if err != nil {
 		// The upgrader has answered (403 for a refused origin).
 		h.log.Debug("hub: upgrade refused", "err", err, "origin", r.Header.Get("Origin"))
+		h.mu.Lock()
+		h.upgrading--
+		h.mu.Unlock()
 		h.wg.Done()
 		return
 	}
-	c := newConn(h, ws)
+	if h.cfg.SendBufferBytes > 0 {
+		setSendBuffer(hw.sock.Conn, h.cfg.SendBufferBytes)
+	}
+	c := newConn(h, ws, hw.sock)
 	h.mu.Lock()
+	h.upgrading--
 	closed := h.closed
 	if !closed {
 		h.conns[c] = struct{}{}
@@ -256,6 +287,17 @@ func (h *Hub) serveWS(w http.ResponseWriter, r *http.Request) {
 	// A fresh goroutine, so that the HTTP server's goroutine (and its
 	// larger stack and buffers) is released now.
 	go c.readLoop()
+}
+
+// setSendBuffer sets the kernel send buffer of nc's socket (under TLS,
+// of the connection beneath), where it has one.
+func setSendBuffer(nc net.Conn, n int) {
+	if tc, ok := nc.(interface{ NetConn() net.Conn }); ok {
+		nc = tc.NetConn()
+	}
+	if sc, ok := nc.(interface{ SetWriteBuffer(int) error }); ok {
+		_ = sc.SetWriteBuffer(n)
+	}
 }
 
 // Revoke closes the connections authenticated as subject with 4010, on

@@ -18,6 +18,7 @@ type metrics struct {
 	slowConsumers   prometheus.Counter
 	closes          *prometheus.CounterVec
 	authFailures    *prometheus.CounterVec
+	limited         *prometheus.CounterVec
 	deliveryLatency prometheus.Histogram
 	brokerUp        prometheus.Gauge
 }
@@ -64,6 +65,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "telegraphy_hub_auth_failures_total",
 			Help: "Refused hellos, by reason (the tokens package's reasons, \"anonymous\", \"no_hello\").",
 		}, []string{"reason"}),
+		limited: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "telegraphy_hub_limited_total",
+			Help: "Requests or connections refused by a limit, by limit (\"rate\", \"rate_close\", \"channels_per_minute\", \"subject_connections\", \"connections\").",
+		}, []string{"limit"}),
 		deliveryLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "telegraphy_hub_delivery_latency_seconds",
 			Help:    "Time from an event's publication to its write to a client.",
@@ -76,7 +81,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	}
 	for _, c := range []prometheus.Collector{
 		m.connections, m.subscriptions, m.channels, m.received, m.delivered,
-		m.brokerDrops, m.gaps, m.slowConsumers, m.closes, m.authFailures,
+		m.brokerDrops, m.gaps, m.slowConsumers, m.closes, m.authFailures, m.limited,
 		m.deliveryLatency, m.brokerUp,
 	} {
 		if err := reg.Register(c); err != nil {

@@ -1,9 +1,10 @@
 package hub
 
 import (
-	"encoding/binary"
 	"sync"
 	"time"
+
+	"github.com/telegraphy-go/telegraphy/internal/wsframe"
 )
 
 // writePool writes the queued messages of connections whose own writer
@@ -13,12 +14,13 @@ import (
 // at the same point of every round, so none waits through two rounds.
 //
 // Its writes never block: a frame the socket cannot take at once is
-// finished by the connection's writer goroutine (see conn.rest), which
+// finished by the connection's writer goroutine (see conn.inPart), which
 // also writes every ping, pong and close frame, and holds the connection
 // from then until it parks. A connection is written by its writer or by
-// the pool, never both (conn.pooled). The one write from elsewhere is
-// gorilla/websocket's answer to a client's close frame, which may cut
-// into a frame written in part: the client has closed by then.
+// the pool, never both (conn.pooled). The one write from elsewhere is a
+// close frame gorilla/websocket writes from the reader goroutine; the
+// socket writes the end of a frame written in part before it (see
+// socket).
 type writePool struct {
 	mu      sync.Mutex
 	cond    sync.Cond
@@ -121,13 +123,13 @@ func (p *writePool) work() {
 		c.mu.Unlock()
 
 		frame = appendFrame(frame[:0], batch)
-		n, err := c.writeNow(w, frame)
+		inPart, err := c.writeNow(w, frame)
 		c.mu.Lock()
 		c.pooled = false
 		switch {
 		case err != nil:
-		case n < len(frame):
-			c.rest = append([]byte(nil), frame[n:]...)
+		case inPart:
+			c.inPart = true
 			c.kickLocked()
 		case c.needsWriterLocked():
 			c.kickLocked()
@@ -162,17 +164,7 @@ func appendFrame(dst []byte, batch []outMsg) []byte {
 	for _, m := range batch {
 		size += len(m.data)
 	}
-	dst = append(dst, 0x81)
-	switch {
-	case size <= 125:
-		dst = append(dst, byte(size))
-	case size <= 0xffff:
-		dst = append(dst, 126)
-		dst = binary.BigEndian.AppendUint16(dst, uint16(size))
-	default:
-		dst = append(dst, 127)
-		dst = binary.BigEndian.AppendUint64(dst, uint64(size))
-	}
+	dst = wsframe.AppendHeader(dst, wsframe.OpText, size)
 	for i, m := range batch {
 		if i > 0 {
 			dst = append(dst, '\n')

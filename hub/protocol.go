@@ -35,6 +35,7 @@ const (
 // Close codes the hub sends.
 const (
 	closeGoingAway    = 1001
+	closeInvalidData  = 1007
 	closePolicy       = 1008
 	closeTooBig       = 1009
 	closeUnauthorized = 4001

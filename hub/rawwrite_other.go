@@ -17,6 +17,6 @@ type rawWrite struct{}
 
 func newRawWrite() *rawWrite { return &rawWrite{} }
 
-func (c *conn) writeNow(*rawWrite, []byte) (int, error) {
-	return 0, errors.New("hub: no raw writes on this platform")
+func (c *conn) writeNow(*rawWrite, []byte) (bool, error) {
+	return false, errors.New("hub: no raw writes on this platform")
 }

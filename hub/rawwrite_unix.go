@@ -61,15 +61,34 @@ func (w *rawWrite) write(fd uintptr) bool {
 	return true
 }
 
-// writeNow writes as much of b as the socket takes at once, and reports
-// how much. It holds the descriptor's write lock, so it never cuts into a
-// write of gorilla/websocket's, nor one into it.
-func (c *conn) writeNow(w *rawWrite, b []byte) (int, error) {
+// errCloseWriting: gorilla/websocket is writing a close frame from the
+// reader goroutine, and no frame may follow it.
+var errCloseWriting = errors.New("hub: a close frame is being written")
+
+// writeNow writes the frame b as far as the socket takes it at once, and
+// has the socket keep the rest, to write before anything else; inPart
+// reports that it did. It holds the socket's write lock, so it never cuts
+// into a write of gorilla/websocket's, nor one into it; when gorilla holds
+// that lock (to write a close frame) it writes nothing and fails.
+func (c *conn) writeNow(w *rawWrite, b []byte) (inPart bool, err error) {
+	s := c.sock
+	if !s.mu.TryLock() {
+		return false, errCloseWriting
+	}
+	defer s.mu.Unlock()
+	if s.err != nil {
+		return false, s.err
+	}
 	w.b, w.n, w.err = b, 0, nil
-	err := c.raw.Write(w.fn)
+	err = c.raw.Write(w.fn)
 	w.b = nil
 	if err == nil {
 		err = w.err
 	}
-	return w.n, err
+	if err != nil {
+		s.err = err
+		return false, err
+	}
+	s.keepLocked(b[w.n:])
+	return w.n < len(b), nil
 }

@@ -99,12 +99,16 @@ type publishItem struct {
 	Data     json.RawMessage `json:"data"`
 	ID       string          `json:"id"`
 	EventID  string          `json:"eventID"`
+	PK       json.RawMessage `json:"pk"`
+	Version  json.RawMessage `json:"version"`
 }
 
 // control is the HTTP API the node tests drive the Go side with. The
 // query parameter hub picks the hub ("main" when absent).
-func control(t *testing.T, hubs map[string]*hubServer, issuer *tokens.Issuer) http.Handler {
+// The stale-event test's app is served under /stale/ (see cardApps).
+func control(t *testing.T, hubs map[string]*hubServer, issuer *tokens.Issuer, cards *cardApps) http.Handler {
 	mux := http.NewServeMux()
+	mux.Handle("/stale/", cards.handler(t))
 	pick := func(r *http.Request) *hubServer {
 		if name := r.URL.Query().Get("hub"); name != "" {
 			return hubs[name]
@@ -175,6 +179,12 @@ func control(t *testing.T, hubs map[string]*hubServer, issuer *tokens.Issuer) ht
 			e := events.Event{Name: "test.Item", Meta: events.Meta{
 				EventType: it.Type, Timestamp: events.Timestamp(time.Now()), ID: it.ID,
 			}, Data: it.Data}
+			if it.PK != nil {
+				e.Meta.PK = it.PK
+			}
+			if it.Version != nil {
+				e.Meta.Version = it.Version
+			}
 			if e.Meta.ID == "" {
 				e.Meta.ID = events.NewID()
 			}
@@ -226,7 +236,8 @@ func nodeCommand(t *testing.T) (string, []string) {
 // TestNode runs the node tests of telegraphy.js (test/*.test.mjs) against a
 // real hub and memory broker on 127.0.0.1.
 func TestNode(t *testing.T) {
-	node, flags := nodeCommand(t)
+	testenv.SkipIfShort(t, "runs the node test suite")
+	nodeCommand(t) // skips without node
 	issuer, err := tokens.NewIssuer(tokens.IssuerConfig{Secret: testSecret})
 	if err != nil {
 		t.Fatal(err)
@@ -249,19 +260,26 @@ func TestNode(t *testing.T) {
 			_ = hs.broker.Close(context.Background())
 		}()
 	}
-	ctl := httptest.NewServer(control(t, hubs, issuer))
+	ctl := httptest.NewServer(control(t, hubs, issuer, newCardApps(t, hubs["main"].broker)))
 	defer ctl.Close()
 
 	files, err := filepath.Glob("test/*.test.mjs")
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no node tests found: %v", err)
 	}
+	runNode(t, ctl.URL, files...)
+}
+
+// runNode runs node --test on files, one at a time, with the control
+// server at ctlURL.
+func runNode(t *testing.T, ctlURL string, files ...string) {
+	node, flags := nodeCommand(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	// One file at a time: the recovery tests stop the shared hub.
 	args := append(flags, "--test", "--test-concurrency=1", "--test-reporter=spec")
 	cmd := exec.CommandContext(ctx, node, append(args, files...)...)
-	cmd.Env = append(os.Environ(), "TELEGRAPHY_TEST_CONTROL="+ctl.URL, "NO_COLOR=1")
+	cmd.Env = append(os.Environ(), "TELEGRAPHY_TEST_CONTROL="+ctlURL, "NO_COLOR=1")
 	// node --test runs each file in a child process: kill the whole group
 	// on timeout so none outlives the test.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}

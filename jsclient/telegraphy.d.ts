@@ -8,7 +8,7 @@ export interface Position {
 
 /** The metadata of an event. */
 export interface EventMeta {
-  /** "create", "update", "delete", "bulk_update", "bulk_delete" or a custom event's name. */
+  /** "create", "update", "delete", "enter", "leave", "bulk_update", "bulk_delete" or a custom event's name. */
   event_type: string;
   verbose_name?: string;
   /** UTC, RFC 3339 with microseconds. */
@@ -23,6 +23,11 @@ export interface EventMeta {
   soft?: boolean;
   /** On bulk_update and bulk_delete: the number of rows. */
   count?: number;
+  /**
+   * The row's version when its model declares one (events.Options.Version):
+   * an integer, or a UTC timestamp with nine fractional digits.
+   */
+  version?: number | string;
 }
 
 /** An event as the hub delivers it. */
@@ -55,8 +60,9 @@ export type ConnectionState = "connecting" | "connected" | "disconnected";
  * Error codes: the hub's protocol codes ("bad_request", "unauthorized",
  * "forbidden", "not_found", "limit", "internal"), close codes turned into
  * names ("policy" 1008, "too_big" 1009, "unauthorized" 4001,
- * "slow_consumer" 4008, "revoked" 4010), "token" when getToken failed, and
- * "bad_message" for a message that is not JSON.
+ * "slow_consumer" 4008, "revoked" 4010), "token" when getToken failed,
+ * "refetch" when a collection's refetch failed, and "bad_message" for a
+ * message that is not JSON.
  */
 export class TelegraphyError extends Error {
   code: string;
@@ -100,11 +106,78 @@ export class Subscription {
   readonly position: Position | null;
   on(type: "subscribed" | "lost", fn: (info: SubscribedInfo) => void): this;
   on(type: "error", fn: (err: TelegraphyError) => void): this;
-  /** An event type ("create", "update", "delete", "bulk_update", "bulk_delete", a custom one), or "*" for every event. */
+  /** An event type ("create", "update", "delete", "enter", "leave", "bulk_update", "bulk_delete", a custom one), or "*" for every event. */
   on<T = any>(type: string, fn: EventHandler<T>): this;
   off(type: string, fn: (...args: any[]) => void): this;
   /** Stops delivery to this subscription; the last one on a channel leaves it on the hub. */
   unsubscribe(): void;
+}
+
+/** A primary key as meta.pk carries it: a scalar, or field -> value for a composite key. */
+export type PrimaryKey = string | number | Record<string, unknown>;
+
+export interface CollectionOptions<T = any> {
+  /**
+   * The primary key of a row, as meta.pk carries it: the row's field
+   * holding it, the fields of a composite key, or a function. Default "id".
+   */
+  key?: string | string[] | ((row: T) => PrimaryKey);
+  /** The rows the page rendered. Default none. */
+  rows?: T[];
+  /**
+   * The position rendered with the rows (the template helper's); events at
+   * or before it are already in them. Default: the client's
+   * positions[channel], else none (every event applies).
+   */
+  position?: Position;
+  /**
+   * Returns the rows afresh, optionally with the channel's position taken
+   * before they were read. Called on "lost", bulk_update and bulk_delete;
+   * retried with the client's backoff when it fails.
+   */
+  refetch: () => T[] | { rows: T[]; position?: Position } | Promise<T[] | { rows: T[]; position?: Position }>;
+  /**
+   * The version of a row (its field, or a function), for rows the page
+   * rendered or refetch returned and events without meta.version; it must
+   * compare as meta.version does (a number, or an RFC 3339 time). Default
+   * none: a row's version comes from its events. A row given without a
+   * version keeps the version held, as a lower bound.
+   */
+  version?: string | ((row: T) => number | string | undefined);
+  /** How many deleted keys' versions are remembered to drop late events. Default 1000. */
+  maxDeleted?: number;
+}
+
+/** What one batch of events (or a refetch) changed. */
+export interface CollectionChange<T = any> {
+  added: T[];
+  updated: T[];
+  /** The rows as they were before they went. */
+  removed: T[];
+}
+
+/**
+ * The rows of a channel, kept up to date: create, update and enter put a
+ * row, delete and leave remove it, bulk events and "lost" refetch. Events
+ * already in the rendered rows, and events older than the version held,
+ * are dropped.
+ */
+export class Collection<T = any> {
+  readonly channel: string;
+  readonly closed: boolean;
+  /** The rows, in the order they arrived; a new array after each change. */
+  readonly rows: T[];
+  /** The row with this primary key. */
+  get(pk: PrimaryKey): T | undefined;
+  /** One per batch of events (a frame, a recovery) or refetch that changed something. */
+  on(type: "change", fn: (change: CollectionChange<T>) => void): this;
+  /** A failed refetch (code "refetch", with cause); it is retried. */
+  on(type: "error", fn: (err: TelegraphyError) => void): this;
+  off(type: string, fn: (...args: any[]) => void): this;
+  /** Calls refetch() and replaces the rows; events that arrive meanwhile are applied on top. */
+  refetch(): void;
+  /** Stops following the channel. */
+  close(): void;
 }
 
 /** A connection to a Telegraphy hub that reconnects until closed. */
@@ -120,6 +193,8 @@ export class Telegraphy {
   on(type: "error", fn: (err: TelegraphyError) => void): this;
   off(type: string, fn: (...args: any[]) => void): this;
   subscribe(name: string, options?: { since?: Position }): Subscription;
+  /** A live list of the channel's rows, starting from the rows the page rendered. */
+  collection<T = any>(name: string, options: CollectionOptions<T>): Collection<T>;
   /** Closes the connection for good: no more events, reconnects or timers. */
   close(): void;
 }

@@ -125,6 +125,11 @@ export class Telegraphy extends Emitter {
     return s;
   }
 
+  /** A live list of the channel's rows: see Collection. */
+  collection(name, options) {
+    return new Collection(this, name, options);
+  }
+
   /** Closes the connection for good: no more events, reconnects or timers. */
   close() {
     if (this.closed) return;
@@ -351,6 +356,170 @@ export class Telegraphy extends Emitter {
       s._emit(ev.meta.event_type, ev, info);
       s._emit("*", ev, info);
     }
+  }
+}
+
+// The map key of a primary key: a scalar as text, a composite key (an
+// object) by its fields in sorted order.
+const keyOf = (pk) =>
+  pk && typeof pk == "object" ? JSON.stringify(Object.keys(pk).sort().map((f) => [f, pk[f]])) : String(pk);
+
+// Compares two versions: < 0 when a is older. Numbers compare as numbers;
+// RFC 3339 times as times, to the nanosecond, whatever their zone or
+// digits; other strings as text. NaN when they cannot be compared.
+function compare(a, b) {
+  if (typeof a != typeof b) return NaN;
+  if (typeof a == "string") {
+    const d = Date.parse(a) - Date.parse(b);
+    if (d) return d;
+    if (d == 0) {
+      const frac = (s) => (s.match(/\.\d{3}(\d*)/)?.[1] || "").padEnd(9, "0");
+      a = frac(a);
+      b = frac(b);
+    }
+  }
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/**
+ * The rows of a channel, kept up to date: returned by Telegraphy#collection.
+ * rows is a new array after each change; "change" reports each batch.
+ */
+export class Collection extends Emitter {
+  constructor(client, channel, o = {}) {
+    super();
+    if (typeof o.refetch != "function") throw new TypeError("telegraphy: collection needs a refetch function");
+    this.channel = channel;
+    this.closed = false;
+    this.rows = [];
+    this._c = client;
+    this._o = o;
+    const k = o.key || "id", v = o.version;
+    this._key = typeof k == "function" ? k : Array.isArray(k) ? (r) => Object.fromEntries(k.map((f) => [f, r[f]])) : (r) => r[k];
+    this._ver = typeof v == "function" ? v : (r) => (v && r ? r[v] : undefined);
+    this._m = new Map(); // key -> row
+    this._v = new Map(); // key -> version of the row held
+    this._dead = new Map(); // key -> version of its delete or leave
+    this._d = new Map(); // key -> row before the current batch
+    this._g = this._n = 0;
+    this._q = null; // events that came during a refetch
+    const pos = (this._pos = o.position || client._o.positions?.[channel] || null);
+    const shared = client._ch.get(channel);
+    for (const row of o.rows || []) this._put(row);
+    this._d.clear();
+    this.rows = [...this._m.values()];
+    const s = (this._s = client.subscribe(channel, pos ? { since: pos } : {}));
+    s.on("*", (ev, info) => this._event(ev, info.offset, s._e.epoch));
+    s.on("lost", () => this.refetch());
+    // The channel was already subscribed: events after the rendered
+    // position may have gone by, unless it is not past that position yet.
+    const p = shared?.pos;
+    if (shared && !(p && pos && p.epoch == pos.epoch && p.offset <= pos.offset)) this.refetch();
+  }
+
+  /** The row with this primary key, or undefined. */
+  get(pk) {
+    return this._m.get(keyOf(pk));
+  }
+
+  /**
+   * Calls options.refetch() and replaces the rows with what it returns.
+   * Events that arrive meanwhile are applied on top once it has returned.
+   */
+  refetch() {
+    if (this.closed) return;
+    const g = ++this._g;
+    this._q ||= [];
+    clearTimeout(this._retry);
+    Promise.resolve()
+      .then(() => this._o.refetch())
+      .then((r) => {
+        if (g != this._g) return;
+        const rows = Array.isArray(r) ? r : r?.rows;
+        if (!Array.isArray(rows)) throw new TypeError("no rows in the answer");
+        const q = this._q, seen = new Set();
+        this._q = null;
+        this._n = 0;
+        if (r.position) this._pos = r.position;
+        for (const row of rows) seen.add(this._put(row));
+        for (const k of [...this._m.keys()]) if (!seen.has(k)) this._drop(k);
+        for (const x of q) this._event(...x);
+        this._flush();
+      })
+      .catch((err) => {
+        if (g != this._g) return;
+        this._emit("error", new TelegraphyError("refetch", "telegraphy: refetch: " + (err?.message || err), { cause: err, channel: this.channel }));
+        const { minDelay: lo, maxDelay: hi } = this._c._o;
+        this._retry = setTimeout(() => this.refetch(), Math.min(hi, lo * 2 ** Math.min(++this._n, 30)));
+      });
+  }
+
+  /** Stops following the channel. */
+  close() {
+    this.closed = true;
+    this._g++;
+    clearTimeout(this._retry);
+    this._s.unsubscribe();
+    this._h.clear();
+  }
+
+  // Holds row under its key; returns the key. A row without a version
+  // keeps the version held: it is at least that new.
+  _put(row, k = keyOf(this._key(row)), v = this._ver(row)) {
+    if (!this._d.has(k)) this._d.set(k, this._m.get(k));
+    this._m.set(k, row);
+    if (v != null) this._v.set(k, v);
+    return k;
+  }
+
+  _drop(k) {
+    if (!this._d.has(k)) this._d.set(k, this._m.get(k));
+    this._m.delete(k);
+    this._v.delete(k);
+  }
+
+  _event(ev, offset, epoch) {
+    if (this.closed) return;
+    if (this._q) return void this._q.push([ev, offset, epoch]);
+    const p = this._pos, m = ev.meta, t = m.event_type;
+    // Already in the rows the page rendered (or the last refetch returned).
+    if (p && offset > 0 && p.epoch == epoch && offset <= p.offset) return;
+    if (t == "bulk_update" || t == "bulk_delete") return this.refetch();
+    if (m.pk == null) return;
+    const k = keyOf(m.pk), v = m.version ?? (ev.data && this._ver(ev.data)), has = this._m.has(k);
+    const held = has ? this._v.get(k) : this._dead.get(k), c = v != null && held != null ? compare(v, held) : NaN;
+    // Older than the row held, or not newer than its delete: an event that
+    // another process published late.
+    if (has ? c < 0 : c <= 0) return;
+    if (t == "create" || t == "update" || t == "enter") this._put(ev.data, k, v);
+    else if (t == "delete" || t == "leave") {
+      if (has) this._drop(k);
+      if (v != null) {
+        this._dead.delete(k);
+        this._dead.set(k, v);
+        if (this._dead.size > (this._o.maxDeleted ?? 1000)) this._dead.delete(this._dead.keys().next().value);
+      }
+    } else return;
+    if (!this._t) {
+      this._t = 1;
+      queueMicrotask(() => this._flush());
+    }
+  }
+
+  // Emits one "change" for what changed since the last one.
+  _flush() {
+    this._t = 0;
+    const c = { added: [], updated: [], removed: [] };
+    for (const [k, old] of this._d) {
+      const row = this._m.get(k);
+      if (old === undefined) row !== undefined && c.added.push(row);
+      else if (row === undefined) c.removed.push(old);
+      else if (row !== old && JSON.stringify(row) != JSON.stringify(old)) c.updated.push(row);
+    }
+    this._d.clear();
+    if (this.closed || !(c.added.length + c.updated.length + c.removed.length)) return;
+    this.rows = [...this._m.values()];
+    this._emit("change", c);
   }
 }
 

@@ -52,8 +52,8 @@ type pageConfig struct {
 	Positions map[string]broker.Position `json:"positions,omitempty"`
 }
 
-// FuncMap returns the template function "telegraphyScripts", the
-// {% telegraphy_scripts %} of the original Django app:
+// FuncMap returns the template function "telegraphyScripts", which
+// renders the tags a page needs to connect:
 //
 //	{{telegraphyScripts .Request "shop.Order" (printf "user:%s" .User)}}
 //

@@ -13,7 +13,9 @@ import (
 type Claims struct {
 	jwt.RegisteredClaims
 	// Channels are channel patterns: an exact channel name, or a prefix
-	// ending in "*" ("shop.Order:*"; "*" alone matches every channel).
+	// ending in "*" ("shop.Order:*"; "*" alone matches every channel). A
+	// prefix matches whatever follows it: "shop.Order:1*" also grants
+	// "shop.Order:10" (see Allowed).
 	Channels []string `json:"channels,omitempty"`
 }
 
@@ -22,6 +24,11 @@ type Claims struct {
 // that starts with the part before the "*": "shop.Order:*" matches
 // "shop.Order:42" but not "shop.Order", and "*" matches every channel. A
 // "*" anywhere else is an ordinary character.
+//
+// A prefix matches whatever follows it: "shop.Order:1*" matches
+// "shop.Order:1" and also "shop.Order:10" and "shop.Order:1999", and
+// "user:42*" matches "user:420". End a prefix at a separator
+// ("user:42:*"), and grant one record by its exact name.
 func Allowed(patterns []string, channel string) bool {
 	for _, p := range patterns {
 		if p == channel {

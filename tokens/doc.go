@@ -14,6 +14,11 @@
 //	channels  the patterns the holder may subscribe to (see Allowed):
 //	          "shop.Order", "shop.Order:*", "user:17", or "*"
 //
+// A pattern ending in "*" is a prefix and matches whatever follows it:
+// "shop.Order:1*" grants "shop.Order:10" and "shop.Order:1999" too, and
+// "user:42*" grants "user:420". End a prefix at a separator ("user:42:*")
+// and grant a single record by its exact name ("shop.Order:1").
+//
 // Every other algorithm is refused, "none" and RS256 included, as are tokens
 // longer than MaxTokenLen.
 //

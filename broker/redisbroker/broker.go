@@ -96,6 +96,9 @@ type Stats struct {
 // server or refused credentials stopped it.
 func New(cfg Config) (*Broker, error) {
 	cfg.setDefaults()
+	if strings.ContainsAny(cfg.Prefix, "{}") {
+		return nil, fmt.Errorf("redisbroker: Config.Prefix %q holds \"{\" or \"}\", which would change the keys' hash tags", cfg.Prefix)
+	}
 	b := &Broker{cfg: cfg, client: cfg.Client, idleCheck: idleCheck}
 	if b.client == nil {
 		if cfg.URL == "" {
@@ -104,7 +107,7 @@ func New(cfg Config) (*Broker, error) {
 		if cfg.Cluster {
 			opt, err := redis.ParseClusterURL(cfg.URL)
 			if err != nil {
-				return nil, fmt.Errorf("redisbroker: bad Redis Cluster URL: %w", err)
+				return nil, fmt.Errorf("redisbroker: bad Redis Cluster URL: %w (want redis://host:port?addr=host2:port2, rediss:// for TLS)", err)
 			}
 			opt.MaintNotificationsConfig = &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
 			b.addr = strings.Join(opt.Addrs, ",")
@@ -112,7 +115,7 @@ func New(cfg Config) (*Broker, error) {
 		} else {
 			opt, err := redis.ParseURL(cfg.URL)
 			if err != nil {
-				return nil, fmt.Errorf("redisbroker: bad Redis URL: %w", err)
+				return nil, fmt.Errorf("redisbroker: bad Redis URL: %w (want redis://[user:password@]host:port/db, rediss:// for TLS, e.g. redis://127.0.0.1:6379/0)", err)
 			}
 			// The maintenance-notification handshake is for managed Redis
 			// offerings; against a plain server it only adds a round trip.
@@ -237,10 +240,22 @@ func newEpoch() string {
 // As in broker.Memory, a channel's history starts with its first History
 // call or its first publication while a hub is subscribed to it: before,
 // no client can hold a position in it, and its publications go out
-// without one and are not kept.
+// without one and are not kept. A channel that History made and that was
+// never published to is forgotten Config.UnwatchedTTL after the last
+// subscription watching it is removed (see releaseScript), else
+// HistoryTTL after the last History call.
 func (b *Broker) History(ctx context.Context, channel string, since *broker.Position) (broker.HistoryResult, error) {
-	if channel == "" {
-		return broker.HistoryResult{}, broker.ErrEmptyChannel
+	return b.HistoryWithin(ctx, channel, since, broker.HistoryLimit{})
+}
+
+var _ broker.BoundedHistory = (*Broker)(nil)
+
+// HistoryWithin implements broker.BoundedHistory: the script compares the
+// number of publications asked for with limit before it reads any, and
+// stops reading once their data exceeds limit.Bytes.
+func (b *Broker) HistoryWithin(ctx context.Context, channel string, since *broker.Position, limit broker.HistoryLimit) (broker.HistoryResult, error) {
+	if err := broker.CheckChannels(channel); err != nil {
+		return broker.HistoryResult{}, err
 	}
 	if b.isClosed() {
 		return broker.HistoryResult{}, broker.ErrClosed
@@ -250,7 +265,7 @@ func (b *Broker) History(ctx context.Context, channel string, since *broker.Posi
 		sinceEpoch, sinceOffset = since.Epoch, strconv.FormatUint(since.Offset, 10)
 	}
 	v, err := historyScript.Run(ctx, b.client, []string{b.metaKey(channel), b.streamKey(channel), b.idsKey(channel)},
-		newEpoch(), b.cfg.HistoryTTL.Milliseconds(), sinceEpoch, sinceOffset).Slice()
+		newEpoch(), b.cfg.HistoryTTL.Milliseconds(), sinceEpoch, sinceOffset, max(limit.Publications, 0), max(limit.Bytes, 0)).Slice()
 	if err != nil {
 		return broker.HistoryResult{}, fmt.Errorf("redisbroker: history of %q: %w", channel, err)
 	}

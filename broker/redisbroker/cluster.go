@@ -27,6 +27,7 @@ type clusterSub struct {
 	channels map[string]*nodeSub      // broker channel -> the node's PubSub
 	nodes    map[string]*nodeSub      // node address -> its PubSub
 	waiting  map[string]chan struct{} // pub/sub channel -> closed when confirmed
+	leaving  map[string]chan struct{} // pub/sub channel -> closed when the unsubscribe is confirmed
 	closed   bool
 
 	readers   sync.WaitGroup
@@ -49,6 +50,7 @@ func (b *Broker) subscribeCluster() *clusterSub {
 		channels: make(map[string]*nodeSub),
 		nodes:    make(map[string]*nodeSub),
 		waiting:  make(map[string]chan struct{}),
+		leaving:  make(map[string]chan struct{}),
 		quit:     make(chan struct{}),
 		done:     make(chan struct{}),
 	}
@@ -122,10 +124,14 @@ func (s *clusterSub) add(ctx context.Context, ch string) error {
 	}
 }
 
-// Remove implements broker.Subscription.
+// Remove implements broker.Subscription. Once the node has confirmed the
+// unsubscribe, it has the channels that were never published to and that
+// no other subscription watches forgotten after Config.UnwatchedTTL (see
+// releaseScript).
 func (s *clusterSub) Remove(ctx context.Context, channels ...string) error {
 	var firstErr error
 	for _, ch := range channels {
+		name := s.b.pubChannel(ch)
 		s.mu.Lock()
 		if s.closed {
 			s.mu.Unlock()
@@ -133,22 +139,41 @@ func (s *clusterSub) Remove(ctx context.Context, channels ...string) error {
 		}
 		n := s.channels[ch]
 		delete(s.channels, ch)
-		delete(s.waiting, s.b.pubChannel(ch))
-		if n != nil && !s.usedLocked(n) {
-			// An empty sharded PubSub would reconnect to a random node:
-			// close it; the next channel of that node makes a new one.
-			delete(s.nodes, n.addr)
-			s.mu.Unlock()
-			_ = n.ps.Close()
-			continue
-		}
-		s.mu.Unlock()
+		delete(s.waiting, name)
 		if n == nil {
+			s.mu.Unlock()
 			continue
 		}
-		if err := n.ps.SUnsubscribe(ctx, s.b.pubChannel(ch)); err != nil && !errors.Is(err, redis.ErrClosed) && firstErr == nil {
+		empty := !s.usedLocked(n)
+		if empty {
+			// An empty sharded PubSub would reconnect to a random node:
+			// it is closed below; the next channel of that node makes a
+			// new one.
+			delete(s.nodes, n.addr)
+		}
+		w := make(chan struct{})
+		s.leaving[name] = w
+		s.mu.Unlock()
+		err := n.ps.SUnsubscribe(ctx, name)
+		if err != nil && !errors.Is(err, redis.ErrClosed) && firstErr == nil {
 			firstErr = fmt.Errorf("redisbroker: unsubscribe: %w", err)
 		}
+		// The rest waits for the confirmation in the background, so that
+		// Remove costs the caller no round trip.
+		s.readers.Add(1)
+		go func() {
+			defer s.readers.Done()
+			confirmed := err == nil && awaitAll([]chan struct{}{w}, s.quit)
+			s.mu.Lock()
+			delete(s.leaving, name)
+			s.mu.Unlock()
+			if empty {
+				_ = n.ps.Close()
+			}
+			if confirmed {
+				s.b.release(ch)
+			}
+		}()
 	}
 	return firstErr
 }
@@ -228,7 +253,16 @@ func (s *clusterSub) read(n *nodeSub) {
 				}
 				s.mu.Unlock()
 			case "sunsubscribe":
-				s.moved(n, m.Channel)
+				s.mu.Lock()
+				w, asked := s.leaving[m.Channel]
+				if asked {
+					close(w)
+					delete(s.leaving, m.Channel)
+				}
+				s.mu.Unlock()
+				if !asked {
+					s.moved(n, m.Channel)
+				}
 			}
 		}
 	}

@@ -25,8 +25,9 @@ type Config struct {
 	// from URL and closed by Close.
 	Client redis.UniversalClient
 	// Prefix starts every Redis key and pub/sub channel the Broker uses, so
-	// several deployments can share one server. Zero value means
-	// "telegraphy".
+	// several deployments can share one server. It may not hold "{" or
+	// "}", which would change the keys' Redis Cluster hash tags. Zero
+	// value means "telegraphy".
 	Prefix string
 	// QueueSize bounds the publish queue, in messages. When it is full,
 	// Publish drops the messages that do not fit, reports each through
@@ -50,6 +51,12 @@ type Config struct {
 	// A channel with nothing newer is forgotten entirely, and its epoch
 	// changes when it is used again. Zero value means 10 minutes.
 	HistoryTTL time.Duration
+	// UnwatchedTTL is how long a channel that has never been published to
+	// keeps its position once no subscription watches it: long enough for
+	// a client that lost its connection to come back and recover from the
+	// position it was given, short enough that subscribing to name after
+	// name costs Redis nothing for long. Zero value means 30 seconds.
+	UnwatchedTTL time.Duration
 	// SubscriberBuffer is the number of publications a subscription may
 	// hold before new ones are dropped for it. Zero value means 1024.
 	SubscriberBuffer int
@@ -88,6 +95,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.HistoryTTL <= 0 {
 		c.HistoryTTL = 10 * time.Minute
+	}
+	if c.UnwatchedTTL <= 0 {
+		c.UnwatchedTTL = 30 * time.Second
 	}
 	if c.SubscriberBuffer <= 0 {
 		c.SubscriberBuffer = 1024

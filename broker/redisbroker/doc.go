@@ -40,7 +40,10 @@
 // channel's stream trimmed to HistorySize entries and HistoryTTL of age,
 // and publishes. A channel with no history and no subscriber is only
 // published to, without an offset: as in broker.Memory, its history starts
-// with its first subscriber or History call. Live delivery is Redis pub/sub: at
+// with its first subscriber or History call. A channel that was only looked
+// at (History, never a publication) is forgotten Config.UnwatchedTTL after
+// no subscription watches it, so subscribing to name after name costs
+// Redis nothing for long. Live delivery is Redis pub/sub: at
 // most once. A hub that loses its connection reconnects and resubscribes by
 // itself; what was published meanwhile is not delivered live, and shows as
 // a jump in offsets (or a new epoch) that History recovers or reports as
@@ -65,7 +68,9 @@
 //
 // Every key and pub/sub channel starts with Config.Prefix and carries the
 // broker channel as a hash tag, "<prefix>:{<channel>}:meta|stream|ids|pub",
-// so a channel's keys share one Redis Cluster slot. A channel's keys expire
+// so a channel's keys share one Redis Cluster slot. A channel name holding
+// "}" (which would end the tag early, or leave it empty) gets a hash of
+// the name as its tag instead: "<prefix>:{#<16 hex digits>}:<channel>:meta". A channel's keys expire
 // together, between HistoryTTL and 1.25 HistoryTTL after its last
 // publication; History never serves a publication older than HistoryTTL. Used tokens are
 // "<prefix>:jti:<jti>", expiring with the token.

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"time"
+
+	"github.com/telegraphy-go/telegraphy/tokens"
 )
 
 // ReplayStore remembers used connection tokens in Redis, so a token used
@@ -15,6 +17,11 @@ type ReplayStore struct {
 
 // ReplayStore returns the used-token store of the Broker's Redis.
 func (b *Broker) ReplayStore() *ReplayStore { return &ReplayStore{b: b} }
+
+// SharedReplayStore returns ReplayStore as a tokens.ReplayStore: a hub
+// given this Broker uses it by default (hub.ReplayStoreSharer), so hubs
+// sharing a Redis accept each token once between them.
+func (b *Broker) SharedReplayStore() tokens.ReplayStore { return b.ReplayStore() }
 
 // Use marks jti used until the given time (the token's expiry) and reports
 // whether it was fresh: false means it was used before. The mark is one

@@ -1,10 +1,17 @@
 package redisbroker
 
-import "github.com/redis/go-redis/v9"
+import (
+	"encoding/hex"
+	"hash/fnv"
+	"strings"
+
+	"github.com/redis/go-redis/v9"
+)
 
 // Key layout. Every key of a channel carries the channel name as its hash
-// tag ({channel}), so all of a channel's keys live in one Redis Cluster
-// slot and one script may touch them together:
+// tag ({channel}; for a name holding a "}", a hash of it, see tagged), so
+// all of a channel's keys live in one Redis Cluster slot and one script may
+// touch them together:
 //
 //	<prefix>:{<channel>}:meta        hash: e = epoch, o = newest offset,
 //	                                 x = last expiry renewal (unix ms), d = ids exists,
@@ -162,13 +169,21 @@ return res
 // historyScript reads a channel's position and, when the asked-for
 // position can be served, the publications after it (newest first). Like
 // broker.Memory it creates the channel, with a new epoch, when it has no
-// history, so that the position it answers stays valid, and when the
+// history, so that the position it answers stays valid (for HistoryTTL
+// from the last look, while nothing is published), and when the
 // history was written by a primary that failed over, as publishScript
 // does. A publication older than HistoryTTL is not served (publishScript
 // trims the stream by age only now and then).
 //
+// The number of publications asked for is known from the offsets before
+// any is read: over the most publications allowed, the script answers the
+// position alone. It reads the stream in steps, adding up the size of the
+// data, and answers the position alone as soon as that is over the most
+// bytes allowed: a request for a position far behind costs Redis little
+// more than the limit.
+//
 // KEYS: meta, stream, ids. ARGV: candidate epoch, TTL (ms), since epoch, since
-// offset ("" when none).
+// offset ("" when none), most publications, most bytes (0: no limit).
 var historyScript = redis.NewScript(replicationIDs + `
 local m = redis.call('HMGET', KEYS[1], 'e', 'r')
 local epoch = m[1]
@@ -185,6 +200,10 @@ elseif m[2] ~= rid then
   redis.call('HSET', KEYS[1], 'r', rid)
 end
 local off = tonumber(redis.call('HGET', KEYS[1], 'o'))
+if off == 0 then
+  -- Looked at again: the full TTL, which releaseScript may have cut.
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
 if ARGV[4] == '' or ARGV[3] ~= epoch then
   return {epoch, off}
 end
@@ -193,10 +212,36 @@ if since >= off then
   return {epoch, off}
 end
 local n = off - since
+local maxn, maxb = tonumber(ARGV[5]), tonumber(ARGV[6])
+if maxn > 0 and n > maxn then
+  return {epoch, off}
+end
 if redis.call('XLEN', KEYS[2]) < n then
   return {epoch, off}
 end
-local entries = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', n)
+local entries = {}
+local from, left, size = '+', n, 0
+local step = maxb > 0 and 64 or n
+while left > 0 do
+  local chunk = redis.call('XREVRANGE', KEYS[2], from, '-', 'COUNT', math.min(left, step))
+  if #chunk == 0 then
+    break
+  end
+  for i = 1, #chunk do
+    local f = chunk[i][2]
+    for j = 1, #f - 1, 2 do
+      if f[j] == 'd' then
+        size = size + #f[j+1]
+      end
+    end
+    entries[#entries+1] = chunk[i]
+  end
+  if maxb > 0 and size > maxb then
+    return {epoch, off}
+  end
+  left = left - #chunk
+  from = '(' .. chunk[#chunk][1]
+end
 local now = redis.call('TIME')
 local cutoff = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) - tonumber(ARGV[2])
 local oldest = #entries > 0 and tonumber(string.match(entries[#entries][1], '^(%d+)'))
@@ -206,19 +251,75 @@ end
 return {epoch, off, entries}
 `)
 
-func (b *Broker) metaKey(ch string) string   { return b.cfg.Prefix + ":{" + ch + "}:meta" }
-func (b *Broker) streamKey(ch string) string { return b.cfg.Prefix + ":{" + ch + "}:stream" }
-func (b *Broker) idsKey(ch string) string    { return b.cfg.Prefix + ":{" + ch + "}:ids" }
-func (b *Broker) pubChannel(ch string) string {
-	return b.cfg.Prefix + ":{" + ch + "}:pub"
+// releaseScript shortens the life of a channel that was only looked at:
+// its meta hash, made by historyScript, when no publication ever followed
+// (offset 0) and no subscriber on this server watches its pub/sub channel,
+// then expires UnwatchedTTL from now rather than HistoryTTL after the
+// look. Subscriptions run it once Redis has confirmed their unsubscribe,
+// so that subscribing to name after name leaves nothing behind for long.
+//
+// KEYS: meta. ARGV: "NUMSUB" or "SHARDNUMSUB", the pub/sub channel,
+// UnwatchedTTL (ms).
+var releaseScript = redis.NewScript(`
+if redis.call('HGET', KEYS[1], 'o') ~= '0' then
+  return 0
+end
+if redis.call('PUBSUB', ARGV[1], ARGV[2])[2] ~= 0 then
+  return 0
+end
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl < 0 or ttl > tonumber(ARGV[3]) then
+  redis.call('PEXPIRE', KEYS[1], ARGV[3])
+end
+return 1
+`)
+
+// tagged returns the start of every key of channel ch: the prefix and the
+// hash tag. Redis Cluster hashes the text between a key's first "{" and
+// the first "}" after it, or the whole key when that text is empty. A name
+// without "}" is its own tag, "<prefix>:{<ch>}". A name with a "}" would
+// end the tag early, or leave it empty (a name starting with "}") so that
+// the channel's keys land in different slots: such a name gets the tag
+// "#" and 16 hex digits of its FNV-1a hash, followed by the name,
+// "<prefix>:{#<hash>}:<ch>". Either way the tag is never empty, and is
+// the same for all of a channel's keys.
+func (b *Broker) tagged(ch string) string {
+	if !strings.Contains(ch, "}") {
+		return b.cfg.Prefix + ":{" + ch + "}"
+	}
+	return b.cfg.Prefix + ":{" + hashTag(ch) + "}:" + ch
 }
-func (b *Broker) jtiKey(jti string) string { return b.cfg.Prefix + ":jti:" + jti }
+
+// hashTag is the hash tag of a channel name that holds a "}".
+func hashTag(ch string) string {
+	h := fnv.New64a()
+	_, _ = h.Write([]byte(ch))
+	var sum [8]byte
+	return "#" + hex.EncodeToString(h.Sum(sum[:0]))
+}
+
+func (b *Broker) metaKey(ch string) string    { return b.tagged(ch) + ":meta" }
+func (b *Broker) streamKey(ch string) string  { return b.tagged(ch) + ":stream" }
+func (b *Broker) idsKey(ch string) string     { return b.tagged(ch) + ":ids" }
+func (b *Broker) pubChannel(ch string) string { return b.tagged(ch) + ":pub" }
+func (b *Broker) jtiKey(jti string) string    { return b.cfg.Prefix + ":jti:" + jti }
 
 // channelOf turns a pub/sub channel name back into the broker channel.
 func (b *Broker) channelOf(pub string) (string, bool) {
-	head, tail := b.cfg.Prefix+":{", "}:pub"
-	if len(pub) < len(head)+len(tail) || pub[:len(head)] != head || pub[len(pub)-len(tail):] != tail {
+	head, tail := b.cfg.Prefix+":{", ":pub"
+	if !strings.HasPrefix(pub, head) || !strings.HasSuffix(pub, tail) || len(pub) < len(head)+len(tail)+2 {
 		return "", false
 	}
-	return pub[len(head) : len(pub)-len(tail)], true
+	body := pub[len(head) : len(pub)-len(tail)]
+	end := strings.IndexByte(body, '}')
+	switch {
+	case end == len(body)-1 && end > 0:
+		return body[:end], true // "<ch>}"
+	case end > 0 && strings.HasPrefix(body[end:], "}:"):
+		ch := body[end+2:]
+		if ch != "" && body[:end] == hashTag(ch) {
+			return ch, true // "#<hash>}:<ch>"
+		}
+	}
+	return "", false
 }

@@ -43,6 +43,7 @@ func (b *Broker) Subscribe(ctx context.Context) (broker.Subscription, error) {
 		ch:       make(chan broker.Publication, b.cfg.SubscriberBuffer),
 		channels: make(map[string]struct{}),
 		waiting:  make(map[string]chan struct{}),
+		leaving:  make(map[string]chan struct{}),
 		wake:     make(chan struct{}, 1),
 		quit:     make(chan struct{}),
 		done:     make(chan struct{}),
@@ -63,10 +64,12 @@ type subscription struct {
 	mu       sync.Mutex
 	channels map[string]struct{}      // broker channels added
 	waiting  map[string]chan struct{} // pub/sub channel -> closed when Redis confirms
+	leaving  map[string]chan struct{} // pub/sub channel -> closed when Redis confirms the unsubscribe
 	closed   bool
 
 	closeOnce sync.Once
-	wake      chan struct{} // poked by Add when run waits for a first channel
+	releases  sync.WaitGroup // Remove's background releases
+	wake      chan struct{}  // poked by Add when run waits for a first channel
 	quit      chan struct{}
 	done      chan struct{} // closed when run has exited and closed ch
 }
@@ -126,14 +129,18 @@ func (s *subscription) Add(ctx context.Context, channels ...string) error {
 	return nil
 }
 
-// Remove implements broker.Subscription.
+// Remove implements broker.Subscription. Once Redis has confirmed the
+// unsubscribe, it has the channels that were never published to and that
+// no other subscription watches forgotten after Config.UnwatchedTTL (see
+// releaseScript).
 func (s *subscription) Remove(ctx context.Context, channels ...string) error {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
 		return broker.ErrClosed
 	}
-	var names []string
+	var names, removed []string
+	var waits []chan struct{}
 	for _, ch := range channels {
 		if _, ok := s.channels[ch]; !ok {
 			continue
@@ -141,7 +148,11 @@ func (s *subscription) Remove(ctx context.Context, channels ...string) error {
 		delete(s.channels, ch)
 		name := s.b.pubChannel(ch)
 		delete(s.waiting, name)
+		w := make(chan struct{})
+		s.leaving[name] = w
 		names = append(names, name)
+		removed = append(removed, ch)
+		waits = append(waits, w)
 	}
 	s.mu.Unlock()
 	if len(names) == 0 {
@@ -150,10 +161,72 @@ func (s *subscription) Remove(ctx context.Context, channels ...string) error {
 	// go-redis forgets the channels even when the command cannot be sent,
 	// so a reconnect does not subscribe them again; publications already
 	// in flight are filtered out in run.
-	if err := s.pubsub().Unsubscribe(ctx, names...); err != nil && !errors.Is(err, redis.ErrClosed) {
+	if err := s.pubsub().Unsubscribe(ctx, names...); err != nil {
+		s.forgetLeaving(names)
+		if errors.Is(err, redis.ErrClosed) {
+			return nil
+		}
 		return fmt.Errorf("redisbroker: unsubscribe: %w", err)
 	}
+	// The release waits for the confirmation in the background, so that
+	// Remove costs the caller no round trip.
+	s.releases.Add(1)
+	go func() {
+		defer s.releases.Done()
+		if awaitAll(waits, s.quit) {
+			s.b.release(removed...)
+		}
+		s.forgetLeaving(names)
+	}()
 	return nil
+}
+
+// release runs releaseScript for each channel. A failure only leaves the
+// channel's meta hash to expire after HistoryTTL: it is logged.
+func (b *Broker) release(channels ...string) {
+	ctx, cancel := context.WithTimeout(context.Background(), unsubscribeWait)
+	defer cancel()
+	numsub := "NUMSUB"
+	if b.cluster {
+		numsub = "SHARDNUMSUB"
+	}
+	for _, ch := range channels {
+		err := releaseScript.Run(ctx, b.client, []string{b.metaKey(ch)}, numsub, b.pubChannel(ch), b.cfg.UnwatchedTTL.Milliseconds()).Err()
+		if err != nil && !errors.Is(err, redis.ErrClosed) {
+			b.cfg.Logger.Debug("redisbroker: forgetting an unused channel failed", "channel", ch, "err", err)
+		}
+	}
+}
+
+// forgetLeaving drops the unsubscribe waiters of names.
+func (s *subscription) forgetLeaving(names []string) {
+	s.mu.Lock()
+	for _, name := range names {
+		delete(s.leaving, name)
+	}
+	s.mu.Unlock()
+}
+
+// unsubscribeWait bounds how long a release waits for Redis to confirm an
+// unsubscribe before it gives up (a channel left behind then expires after
+// HistoryTTL), and then how long its script may take.
+const unsubscribeWait = 2 * time.Second
+
+// awaitAll reports whether every channel in waits was closed within
+// unsubscribeWait, before quit was.
+func awaitAll(waits []chan struct{}, quit <-chan struct{}) bool {
+	t := time.NewTimer(unsubscribeWait)
+	defer t.Stop()
+	for _, w := range waits {
+		select {
+		case <-w:
+		case <-t.C:
+			return false
+		case <-quit:
+			return false
+		}
+	}
+	return true
 }
 
 // Close implements broker.Subscription. It waits until C is closed.
@@ -165,6 +238,7 @@ func (s *subscription) Close() error {
 		s.mu.Unlock()
 		close(s.quit)
 		_ = ps.Close()
+		s.releases.Wait()
 		s.b.subsMu.Lock()
 		delete(s.b.subs, s)
 		s.b.subsMu.Unlock()
@@ -226,14 +300,16 @@ func (s *subscription) run() {
 		case *redis.Message:
 			s.deliver(m)
 		case *redis.Subscription:
-			if m.Kind == "subscribe" {
-				s.mu.Lock()
-				if w, ok := s.waiting[m.Channel]; ok {
-					close(w)
-					delete(s.waiting, m.Channel)
-				}
-				s.mu.Unlock()
+			waits := s.waiting
+			if m.Kind == "unsubscribe" {
+				waits = s.leaving
 			}
+			s.mu.Lock()
+			if w, ok := waits[m.Channel]; ok {
+				close(w)
+				delete(waits, m.Channel)
+			}
+			s.mu.Unlock()
 		}
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"flag"
-	"fmt"
 	"io"
 	"os"
 	"time"
@@ -19,7 +18,7 @@ func init() {
 }
 
 func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs := flag.NewFlagSet("telegraphy bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var cfg bench.Config
 	var asJSON bool
@@ -39,9 +38,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.BoolVar(&cfg.SkipMemory, "no-memory", false, "skip the idle-connection memory measurement")
 	fs.StringVar(&cfg.CPUProfile, "cpuprofile", "", "write a CPU profile of the hub run's publishing phase to this file")
 	fs.BoolVar(&asJSON, "json", false, "also print the summary as JSON")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: telegraphy bench [flags]")
-		fmt.Fprint(stderr, `
+	setUsage(fs, stderr, "telegraphy bench [flags]", `
 Connects --clients WebSocket clients (spread over --channels channels),
 publishes --rate events per second for --duration, then prints deliveries
 per second, latency from publish to receipt (p50/p90/p99/max), events lost
@@ -72,11 +69,7 @@ TCP connection and read back, alone, a thousand times; the best mean costs
 give the least time one event takes to reach every client of a channel
 with all cores at work, and the CPU the run's deliveries would take with
 each event in a frame of its own. When that nears the cores there are,
-no hub can send each event alone: events share frames, and wait.
-`)
-		fmt.Fprintln(stderr, "\nflags:")
-		fs.PrintDefaults()
-	}
+no hub can send each event alone: events share frames, and wait.`, nil)
 	if ok, err := parseArgs(fs, args); !ok {
 		return err
 	}

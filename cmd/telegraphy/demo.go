@@ -1,9 +1,10 @@
+//go:build cgo
+
 package main
 
 import (
 	"context"
 	"flag"
-	"fmt"
 	"io"
 	"log/slog"
 
@@ -23,13 +24,9 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs.SetOutput(stderr)
 	addr := fs.String("addr", "127.0.0.1:8080", "address to serve the demo on")
 	dir := fs.String("dir", "", "directory for the SQLite database, kept between runs (default: a temporary one)")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: telegraphy demo [--addr 127.0.0.1:8080] [--dir DIR]")
-		fmt.Fprintln(stderr, "\nServes a shared task board: open it in two windows and watch changes")
-		fmt.Fprintln(stderr, "arrive live. No other service is needed.")
-		fmt.Fprintln(stderr)
-		fs.PrintDefaults()
-	}
+	setUsage(fs, stderr, "telegraphy demo [--addr 127.0.0.1:8080] [--dir DIR]", `
+Serves a shared task board: open it in two windows and watch changes
+arrive live. No other service is needed; the --dir is created if missing.`, nil)
 	if ok, err := parseArgs(fs, args); !ok {
 		return err
 	}

@@ -1,3 +1,5 @@
+//go:build cgo
+
 package main
 
 import (
@@ -64,5 +66,20 @@ func TestDemoCommand(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "demo.db")); err != nil {
 		t.Errorf("--dir database removed on exit: %v", err)
+	}
+}
+
+// TestDemoCommandBadDir: a --dir the demo cannot use ends the command
+// with a message naming it, not a panic.
+func TestDemoCommandBadDir(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(file, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr strings.Builder
+	code := run(context.Background(), []string{"demo", "--addr", "127.0.0.1:0", "--dir", file}, &stdout, &stderr)
+	want := "telegraphy demo: demo: database directory: mkdir " + file + ": not a directory\n"
+	if code != 1 || stderr.String() != want {
+		t.Errorf("exit %d, stderr %q; want 1 and %q", code, stderr.String(), want)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log"
 	"log/slog"
 	"net"
 	"net/http"
@@ -31,20 +32,29 @@ func init() {
 // hubEnv maps each flag of "telegraphy hub" to its environment variable.
 // A flag given on the command line wins over the variable.
 var hubEnv = map[string]string{
-	"addr":             "TELEGRAPHY_ADDR",
-	"redis":            "TELEGRAPHY_REDIS_URL",
-	"redis-cluster":    "TELEGRAPHY_REDIS_CLUSTER",
-	"secret-file":      "TELEGRAPHY_SECRET_FILE",
-	"allowed-origins":  "TELEGRAPHY_ALLOWED_ORIGINS",
-	"public-channels":  "TELEGRAPHY_PUBLIC_CHANNELS",
-	"max-message-size": "TELEGRAPHY_MAX_MESSAGE_SIZE",
-	"max-channels":     "TELEGRAPHY_MAX_CHANNELS",
-	"send-queue-bytes": "TELEGRAPHY_SEND_QUEUE_BYTES",
-	"history-size":     "TELEGRAPHY_HISTORY_SIZE",
-	"history-ttl":      "TELEGRAPHY_HISTORY_TTL",
-	"shutdown-timeout": "TELEGRAPHY_SHUTDOWN_TIMEOUT",
-	"log-format":       "TELEGRAPHY_LOG_FORMAT",
-	"log-level":        "TELEGRAPHY_LOG_LEVEL",
+	"addr":                        "TELEGRAPHY_ADDR",
+	"redis":                       "TELEGRAPHY_REDIS_URL",
+	"redis-cluster":               "TELEGRAPHY_REDIS_CLUSTER",
+	"secret-file":                 "TELEGRAPHY_SECRET_FILE",
+	"allowed-origins":             "TELEGRAPHY_ALLOWED_ORIGINS",
+	"public-channels":             "TELEGRAPHY_PUBLIC_CHANNELS",
+	"max-message-size":            "TELEGRAPHY_MAX_MESSAGE_SIZE",
+	"max-channels":                "TELEGRAPHY_MAX_CHANNELS",
+	"send-queue-bytes":            "TELEGRAPHY_SEND_QUEUE_BYTES",
+	"send-buffer-bytes":           "TELEGRAPHY_SEND_BUFFER_BYTES",
+	"max-recovered-events":        "TELEGRAPHY_MAX_RECOVERED_EVENTS",
+	"request-rate":                "TELEGRAPHY_REQUEST_RATE",
+	"request-burst":               "TELEGRAPHY_REQUEST_BURST",
+	"max-channels-per-minute":     "TELEGRAPHY_MAX_CHANNELS_PER_MINUTE",
+	"max-connections-per-subject": "TELEGRAPHY_MAX_CONNECTIONS_PER_SUBJECT",
+	"max-connections":             "TELEGRAPHY_MAX_CONNECTIONS",
+	"idle-timeout":                "TELEGRAPHY_IDLE_TIMEOUT",
+	"metrics-addr":                "TELEGRAPHY_METRICS_ADDR",
+	"history-size":                "TELEGRAPHY_HISTORY_SIZE",
+	"history-ttl":                 "TELEGRAPHY_HISTORY_TTL",
+	"shutdown-timeout":            "TELEGRAPHY_SHUTDOWN_TIMEOUT",
+	"log-format":                  "TELEGRAPHY_LOG_FORMAT",
+	"log-level":                   "TELEGRAPHY_LOG_LEVEL",
 }
 
 // runHub serves the hub until ctx is cancelled (SIGTERM or SIGINT), then
@@ -61,6 +71,15 @@ func runHub(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	maxMsg := fs.Int64("max-message-size", hub.DefaultMaxMessageSize, "largest frame a client may send, in bytes")
 	maxChannels := fs.Int("max-channels", hub.DefaultMaxChannels, "channels one connection may subscribe to")
 	sendQueue := fs.Int("send-queue-bytes", hub.DefaultSendQueueBytes, "bytes queued for one client before it is closed as a slow consumer (4008)")
+	sendBuffer := fs.Int("send-buffer-bytes", hub.DefaultSendBufferBytes, "kernel send buffer (SO_SNDBUF) of each client socket; -1 keeps the system's")
+	maxRecovered := fs.Int("max-recovered-events", hub.DefaultMaxRecoveredEvents, "most missed events one subscribe may recover; further behind answers recovered:false unread")
+	requestRate := fs.Float64("request-rate", hub.DefaultRequestRate, "requests per second one connection may send on average (error \"limit\" beyond, 1008 if it goes on)")
+	requestBurst := fs.Int("request-burst", hub.DefaultRequestBurst, "requests one connection may send at once")
+	channelsPerMinute := fs.Int("max-channels-per-minute", hub.DefaultMaxChannelsPerMinute, "distinct channels one connection may subscribe to per minute")
+	perSubject := fs.Int("max-connections-per-subject", hub.DefaultMaxConnectionsPerSubject, "connections one subject (token sub) may hold at once")
+	maxConns := fs.Int("max-connections", hub.DefaultMaxConnections, "connections this hub serves at once (HTTP 503 beyond)")
+	idleTimeout := fs.Duration("idle-timeout", defaultIdleTimeout, "how long an idle HTTP keep-alive connection stays open")
+	metricsAddr := fs.String("metrics-addr", "", "serve /metrics on this address only (e.g. 127.0.0.1:9765) instead of --addr")
 	historySize := fs.Int("history-size", 1000, "publications kept per channel; give the apps' redisbroker the same value")
 	historyTTL := fs.Duration("history-ttl", 10*time.Minute, "how long publications stay in history; give the apps' redisbroker the same value")
 	shutdownTimeout := fs.Duration("shutdown-timeout", 10*time.Second, "how long shutdown waits for clients to take their close frame")
@@ -68,7 +87,8 @@ func runHub(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: telegraphy hub --redis URL [flags]")
-		fmt.Fprintln(stderr, "\nServes /ws, /telegraphy.js, /healthz and /metrics. Every flag can also be")
+		fmt.Fprintln(stderr, "\nServes /ws, /telegraphy.js, /healthz and /metrics (on --metrics-addr when set).")
+		fmt.Fprintln(stderr, "Every flag can also be")
 		fmt.Fprintln(stderr, "set by its environment variable; a flag on the command line wins. The token")
 		fmt.Fprintln(stderr, "secret comes from --secret-file or TELEGRAPHY_SECRET (at least 32 bytes).")
 		fmt.Fprintln(stderr, "\nflags:")
@@ -107,10 +127,22 @@ func runHub(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	for _, f := range []struct {
 		name string
 		v    int64
-	}{{"--max-message-size", *maxMsg}, {"--max-channels", int64(*maxChannels)}, {"--send-queue-bytes", int64(*sendQueue)}, {"--shutdown-timeout", int64(*shutdownTimeout)}} {
+	}{
+		{"--max-message-size", *maxMsg}, {"--max-channels", int64(*maxChannels)}, {"--send-queue-bytes", int64(*sendQueue)},
+		{"--shutdown-timeout", int64(*shutdownTimeout)}, {"--max-recovered-events", int64(*maxRecovered)},
+		{"--request-burst", int64(*requestBurst)}, {"--max-channels-per-minute", int64(*channelsPerMinute)},
+		{"--max-connections-per-subject", int64(*perSubject)}, {"--max-connections", int64(*maxConns)},
+		{"--idle-timeout", int64(*idleTimeout)},
+	} {
 		if f.v <= 0 {
 			return fmt.Errorf("%s must be positive, got %d", f.name, f.v)
 		}
+	}
+	if *requestRate <= 0 {
+		return fmt.Errorf("--request-rate must be positive, got %g", *requestRate)
+	}
+	if *sendBuffer == 0 || *sendBuffer < -1 {
+		return fmt.Errorf("--send-buffer-bytes must be positive, or -1 for the system's size, got %d", *sendBuffer)
 	}
 	if *historyTTL <= 0 {
 		return fmt.Errorf("--history-ttl must be positive, got %s", *historyTTL)
@@ -135,16 +167,24 @@ func runHub(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	h, err := hub.New(hub.Config{
-		Broker:         bus,
-		Secret:         secret,
-		ReplayStore:    bus.ReplayStore(),
-		PublicChannels: publicChannels,
-		AllowedOrigins: splitCommaList(*origins),
-		MaxMessageSize: *maxMsg,
-		MaxChannels:    *maxChannels,
-		SendQueueBytes: *sendQueue,
-		Registerer:     reg,
-		Logger:         logger,
+		Broker:                   bus,
+		Secret:                   secret,
+		ReplayStore:              bus.ReplayStore(),
+		PublicChannels:           publicChannels,
+		AllowedOrigins:           splitCommaList(*origins),
+		MaxMessageSize:           *maxMsg,
+		MaxChannels:              *maxChannels,
+		SendQueueBytes:           *sendQueue,
+		SendBufferBytes:          *sendBuffer,
+		MaxRecoveredEvents:       *maxRecovered,
+		RequestRate:              *requestRate,
+		RequestBurst:             *requestBurst,
+		MaxChannelsPerMinute:     *channelsPerMinute,
+		MaxConnectionsPerSubject: *perSubject,
+		MaxConnections:           *maxConns,
+		ServeMetrics:             *metricsAddr == "",
+		Registerer:               reg,
+		Logger:                   logger,
 	})
 	if err != nil {
 		return err
@@ -155,13 +195,24 @@ func runHub(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		_ = h.Close(context.Background())
 		return err
 	}
-	srv := &http.Server{
-		Handler:           h,
-		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
-	}
-	served := make(chan error, 1)
+	errLog := slog.NewLogLogger(logger.Handler(), slog.LevelWarn)
+	srv := newServer(h, *idleTimeout, errLog)
+	served := make(chan error, 2)
 	go func() { served <- srv.Serve(ln) }()
+	var msrv *http.Server
+	if *metricsAddr != "" {
+		mln, err := net.Listen("tcp", *metricsAddr)
+		if err != nil {
+			_ = h.Close(context.Background())
+			_ = srv.Close()
+			return fmt.Errorf("--metrics-addr: %w", err)
+		}
+		mux := http.NewServeMux()
+		mux.Handle("/metrics", h.MetricsHandler())
+		msrv = newServer(mux, *idleTimeout, errLog)
+		go func() { served <- msrv.Serve(mln) }()
+		logger.Info("telegraphy hub metrics listening", "addr", mln.Addr().String())
+	}
 	logger.Info("telegraphy hub listening", "addr", ln.Addr().String(), "redis", redactURL(*redisURL),
 		"public_channels", publicChannels, "anonymous_only", len(secret) == 0)
 
@@ -169,6 +220,10 @@ func runHub(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	case <-ctx.Done():
 	case err := <-served:
 		_ = h.Close(context.Background())
+		_ = srv.Close()
+		if msrv != nil {
+			_ = msrv.Close()
+		}
 		return fmt.Errorf("serve: %w", err)
 	}
 	logger.Info("telegraphy hub shutting down")
@@ -179,11 +234,38 @@ func runHub(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	herr := h.Close(sctx)
 	serr := srv.Shutdown(sctx)
 	<-served
-	if err := errors.Join(herr, serr); err != nil {
+	var merr error
+	if msrv != nil {
+		merr = msrv.Shutdown(sctx)
+		<-served
+	}
+	if err := errors.Join(herr, serr, merr); err != nil {
 		return fmt.Errorf("shutdown: %w", err)
 	}
 	logger.Info("telegraphy hub stopped")
 	return nil
+}
+
+// defaultIdleTimeout is how long the hub's HTTP server keeps an idle
+// keep-alive connection open.
+const defaultIdleTimeout = 60 * time.Second
+
+// newServer returns the HTTP server for handler with every timeout set, so
+// that neither a slow request nor an idle keep-alive connection holds a
+// goroutine and a descriptor for long. The read and write timeouts bound
+// plain HTTP requests only: a WebSocket connection is hijacked, its
+// deadlines cleared, and the hub enforces its own (HelloTimeout,
+// PingInterval, WriteTimeout).
+func newServer(handler http.Handler, idle time.Duration, errLog *log.Logger) *http.Server {
+	return &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       idle,
+		MaxHeaderBytes:    16 << 10,
+		ErrorLog:          errLog,
+	}
 }
 
 // flagsFromEnv sets every flag not given on the command line from its

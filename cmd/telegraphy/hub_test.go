@@ -1,12 +1,14 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -386,5 +388,63 @@ func TestHubCommandProcess(t *testing.T) {
 	}
 	if !strings.Contains(p.stderr.String(), `"msg":"telegraphy hub stopped"`) {
 		t.Errorf("no clean stop in the log:\n%s", p.stderr.String())
+	}
+}
+
+// TestHubCommandServer: the hub closes idle keep-alive connections after
+// --idle-timeout, serves /metrics only on --metrics-addr when it is given,
+// and its /healthz failure body does not name the Redis server.
+func TestHubCommandServer(t *testing.T) {
+	r := testenv.StartRedis(t)
+	metricsAddr := "127.0.0.1:" + strconv.Itoa(testenv.FreePort(t))
+	p := startHubProcess(t, r.URL, "--idle-timeout", "200ms", "--metrics-addr", metricsAddr)
+
+	nc, err := net.Dial("tcp", p.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	if _, err := nc.Write([]byte("GET /healthz HTTP/1.1\r\nHost: hub\r\n\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(nc)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || resp.Close {
+		t.Fatalf("keep-alive GET /healthz: %d, close %v", resp.StatusCode, resp.Close)
+	}
+	// Idle now: the hub must close the connection by itself.
+	_ = nc.SetReadDeadline(time.Now().Add(15 * time.Second))
+	if n, err := br.Read(make([]byte, 1)); !errors.Is(err, io.EOF) {
+		t.Fatalf("idle keep-alive connection: read %d bytes, %v; want the hub to close it (EOF)", n, err)
+	}
+
+	get := func(url string) (int, string) {
+		t.Helper()
+		resp, err := http.Get(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, _ := get("http://" + p.addr + "/metrics"); code != http.StatusNotFound {
+		t.Errorf("/metrics on --addr with --metrics-addr set: %d, want 404", code)
+	}
+	if code, body := get("http://" + metricsAddr + "/metrics"); code != http.StatusOK || !strings.Contains(body, "telegraphy_hub_broker_up") {
+		t.Errorf("/metrics on --metrics-addr: %d %.200q", code, body)
+	}
+
+	r.Stop()
+	if code := p.waitHealth(t, http.StatusServiceUnavailable); code != http.StatusServiceUnavailable {
+		t.Fatalf("/healthz with Redis down: %d", code)
+	}
+	if _, body := get("http://" + p.addr + "/healthz"); strings.TrimSpace(body) != "unavailable" {
+		t.Errorf("/healthz body with Redis down: %q, want \"unavailable\" (the reason belongs in the log)", body)
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"os"
 	"os/signal"
 	"sort"
+	"strings"
 	"syscall"
 )
 
@@ -83,4 +84,26 @@ func parseArgs(fs *flag.FlagSet, args []string) (bool, error) {
 		return false, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
 	return true, nil
+}
+
+// setUsage gives fs the help every subcommand prints: the usage line, a
+// description, then each flag as --name, with the environment variable
+// env names for it, its help and its default.
+func setUsage(fs *flag.FlagSet, w io.Writer, usage, description string, env map[string]string) {
+	fs.Usage = func() {
+		fmt.Fprintf(w, "usage: %s\n\n%s\n\nflags:\n", usage, strings.TrimSpace(description))
+		fs.VisitAll(func(f *flag.Flag) {
+			fmt.Fprintf(w, "  --%s", f.Name)
+			if name := env[f.Name]; name != "" {
+				fmt.Fprintf(w, " (%s)", name)
+			}
+			fmt.Fprintf(w, "\n    \t%s", f.Usage)
+			switch f.DefValue {
+			case "", "0", "false":
+			default:
+				fmt.Fprintf(w, " (default %s)", f.DefValue)
+			}
+			fmt.Fprintln(w)
+		})
+	}
 }

@@ -29,18 +29,18 @@ func runToken(_ context.Context, args []string, stdout, stderr io.Writer) error 
 	channels := fs.String("channels", "", "comma-separated channel patterns, e.g. 'shop.Order,shop.Order:*'")
 	ttl := fs.Duration("ttl", tokens.DefaultTTL, "lifetime of the token (hubs refuse more than 1h by default)")
 	secretFile := fs.String("secret-file", "", "file holding the shared secret (default: $TELEGRAPHY_SECRET)")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: telegraphy token [--sub ID] [--channels PATTERNS] [--ttl 60s] [--secret-file F]")
-		fmt.Fprintln(stderr, "\nPrints a single-use connection token signed with the shared secret,")
-		fmt.Fprintln(stderr, "read from --secret-file or the TELEGRAPHY_SECRET environment variable.")
-		fmt.Fprintln(stderr)
-		fs.PrintDefaults()
-	}
+	setUsage(fs, stderr, "telegraphy token [--sub ID] [--channels PATTERNS] [--ttl 60s] [--secret-file F]", `
+Prints a single-use connection token signed with the shared secret,
+read from --secret-file or the TELEGRAPHY_SECRET environment variable.`, nil)
 	if ok, err := parseArgs(fs, args); !ok {
 		return err
 	}
 	if *ttl <= 0 {
 		return fmt.Errorf("--ttl must be positive, got %s", *ttl)
+	}
+	if *ttl > tokens.DefaultMaxLifetime {
+		fmt.Fprintf(stderr, "telegraphy token: warning: --ttl %s is longer than hubs accept by default (%s); "+
+			"they refuse this token (\"token refused: lifetime\")\n", *ttl, tokens.DefaultMaxLifetime)
 	}
 	secret, err := secretFromFileOrEnv(*secretFile)
 	if err != nil {

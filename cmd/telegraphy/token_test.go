@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"slices"
@@ -37,6 +38,7 @@ func TestTokenCommand(t *testing.T) {
 		wantChannels []string
 		wantTTL      time.Duration
 		wantStderr   string
+		wantRefusal  error // what a verifier with the defaults says of the token
 	}{
 		{name: "secret from the environment", env: tokenTestSecret,
 			args:     []string{"--sub", "17", "--channels", "shop.Order,shop.Order:*", "--ttl", "30s"},
@@ -56,6 +58,9 @@ func TestTokenCommand(t *testing.T) {
 			wantCode: 1, wantStderr: "no secret: set TELEGRAPHY_SECRET or pass --secret-file"},
 		{name: "missing secret file", args: []string{"--secret-file", filepath.Join(dir, "nope")},
 			wantCode: 1, wantStderr: "read secret:"},
+		{name: "ttl over what hubs accept", env: tokenTestSecret, args: []string{"--ttl", "2h"},
+			wantCode: 0, verifyWith: tokenTestSecret, wantRefusal: tokens.ErrLifetime,
+			wantStderr: "telegraphy token: warning: --ttl 2h0m0s is longer than hubs accept by default (1h0m0s); they refuse this token"},
 		{name: "negative ttl", env: tokenTestSecret, args: []string{"--ttl", "-1s"},
 			wantCode: 1, wantStderr: "--ttl must be positive"},
 		{name: "bad ttl", env: tokenTestSecret, args: []string{"--ttl", "soon"},
@@ -91,6 +96,12 @@ func TestTokenCommand(t *testing.T) {
 				t.Fatal(err)
 			}
 			claims, err := v.Verify(context.Background(), strings.TrimSpace(out))
+			if tt.wantRefusal != nil {
+				if !errors.Is(err, tt.wantRefusal) {
+					t.Errorf("printed token: %v, want %v", err, tt.wantRefusal)
+				}
+				return
+			}
 			if err != nil {
 				t.Fatalf("printed token does not verify: %v", err)
 			}

@@ -18,6 +18,7 @@ import (
 	"context"
 	"crypto/rand"
 	"embed"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"html/template"
@@ -25,6 +26,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -51,6 +53,10 @@ type Task struct {
 	Title    string `json:"title" gorm:"not null"`
 	Status   string `json:"status" gorm:"not null;default:todo"` // todo, doing or done
 	Assignee string `json:"assignee"`                            // a user, or empty
+	// UpdatedAt, set by GORM on every write, is the version each event
+	// of the task carries (events.Options.Version): the page's list
+	// drops an event older than the task it shows.
+	UpdatedAt time.Time `json:"updated_at"`
 }
 
 // Users are the demo's users.
@@ -102,8 +108,17 @@ var files embed.FS
 
 // New opens the database, wires the plugin, the broker and the hub, and
 // adds a few tasks to an empty board.
-func New(cfg Config) (a *App, err error) {
-	a = &App{log: cfg.Logger, secret: cfg.Secret}
+func New(cfg Config) (*App, error) {
+	a := &App{log: cfg.Logger, secret: cfg.Secret}
+	if err := a.open(cfg); err != nil {
+		_ = a.Close(context.Background())
+		return nil, fmt.Errorf("demo: %w", err)
+	}
+	return a, nil
+}
+
+// open does New's work; on error, New closes what it opened.
+func (a *App) open(cfg Config) (err error) {
 	if a.log == nil {
 		a.log = slog.Default()
 	}
@@ -114,17 +129,14 @@ func New(cfg Config) (a *App, err error) {
 	dir := cfg.Dir
 	if dir == "" {
 		if dir, err = os.MkdirTemp("", "telegraphy-demo-"); err != nil {
-			return nil, err
+			return err
 		}
 		a.tmpDir = dir
+	} else if err = os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("database directory: %w", err)
 	}
-	defer func() {
-		if err != nil {
-			_ = a.Close(context.Background())
-		}
-	}()
 	if a.issuer, err = tokens.NewIssuer(tokens.IssuerConfig{Secret: a.secret}); err != nil {
-		return nil, err
+		return err
 	}
 
 	// The broker carries events from the plugin to the hub and keeps each
@@ -134,6 +146,7 @@ func New(cfg Config) (a *App, err error) {
 	err = a.events.Register(Task{}, events.Options{
 		Name:        "demo.Task",
 		VerboseName: "Task",
+		Version:     "UpdatedAt",
 		// Besides "demo.Task" and "demo.Task:<id>", a task's events go to
 		// its assignee's private channel.
 		Channels: func(model any) []string {
@@ -144,27 +157,27 @@ func New(cfg Config) (a *App, err error) {
 		},
 	})
 	if err != nil {
-		return nil, err
+		return err
 	}
 
 	a.dbPath = filepath.Join(dir, "demo.db")
 	a.db, err = gorm.Open(sqlite.Open("file:"+a.dbPath+"?_busy_timeout=5000&_journal_mode=WAL"),
 		&gorm.Config{Logger: logger.Discard})
 	if err != nil {
-		return nil, err
+		return fmt.Errorf("open %s: %w", a.dbPath, err)
 	}
 	if sqlDB, err := a.db.DB(); err == nil {
 		sqlDB.SetMaxOpenConns(1) // SQLite has one writer
 	}
 	if err = a.db.Use(a.events); err != nil {
-		return nil, err
+		return err
 	}
 	if err = a.db.AutoMigrate(&Task{}); err != nil {
-		return nil, err
+		return fmt.Errorf("create the tasks table in %s: %w", a.dbPath, err)
 	}
 	var n int64
 	if err = a.db.Model(&Task{}).Count(&n).Error; err != nil {
-		return nil, err
+		return err
 	}
 	if n == 0 {
 		err = a.db.Create([]*Task{
@@ -173,7 +186,7 @@ func New(cfg Config) (a *App, err error) {
 			{Title: "Stop the hub, make changes, start it again", Status: "todo"},
 		}).Error
 		if err != nil {
-			return nil, err
+			return err
 		}
 	}
 
@@ -185,9 +198,9 @@ func New(cfg Config) (a *App, err error) {
 	}
 	a.page, err = template.New("page.html").Funcs(jsclient.FuncMap(helper)).ParseFS(files, "page.html")
 	if err != nil {
-		return nil, err
+		return err
 	}
-	return a, a.StartHub()
+	return a.StartHub()
 }
 
 // authorize is the demo's login: the user named by ?user=.
@@ -255,6 +268,7 @@ func (a *App) Handler() http.Handler {
 	mux.HandleFunc("GET /{$}", a.serveBoard)
 	// Reconnecting pages ask here for a fresh token (each connects once).
 	mux.Handle("/token", tokens.Handler(tokens.HandlerConfig{Issuer: a.issuer, Authorize: authorize}))
+	mux.HandleFunc("GET /tasks", a.listTasks)
 	mux.HandleFunc("POST /tasks", a.createTask)
 	mux.HandleFunc("POST /tasks/{id}", a.updateTask)
 	mux.HandleFunc("POST /tasks/{id}/delete", a.deleteTask)
@@ -269,7 +283,43 @@ func (a *App) Handler() http.Handler {
 	// stopped; the hub serves the same file at /telegraphy/telegraphy.js.
 	mux.Handle("GET /telegraphy/telegraphy.js", jsclient.Handler())
 	mux.Handle("/telegraphy/", http.StripPrefix("/telegraphy", http.HandlerFunc(a.serveHub)))
-	return mux
+	return guard(mux)
+}
+
+// guard refuses requests that a page on another site could make the
+// browser send: any request whose Host is a domain name other than
+// localhost (DNS rebinding: a name the attacker controls, pointed at the
+// demo's address), and a POST whose Origin is not the demo's own (a form
+// or fetch from another site, which could stop the hub or write tasks).
+// Requests without Origin come from non-browser clients and are let
+// through.
+func guard(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !localHost(r.Host) {
+			http.Error(w, "forbidden host: open the demo at localhost or an IP address", http.StatusForbidden)
+			return
+		}
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			if o := r.Header.Get("Origin"); o != "" {
+				u, err := url.Parse(o)
+				if err != nil || !strings.EqualFold(u.Host, r.Host) {
+					http.Error(w, "forbidden: cross-origin request", http.StatusForbidden)
+					return
+				}
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// localHost reports whether a Host header names localhost or an IP
+// address, which no DNS rebinding can stand for.
+func localHost(host string) bool {
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+	return strings.EqualFold(host, "localhost") || net.ParseIP(host) != nil
 }
 
 func (a *App) serveHub(w http.ResponseWriter, r *http.Request) {
@@ -316,6 +366,29 @@ func (a *App) serveBoard(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store") // the page holds a single-use token
 	_, _ = io.WriteString(w, buf.String())
+}
+
+// listTasks answers the board as the page's list refetches it: the
+// channel's position, then the tasks, read in that order for the reason
+// given at board.
+func (a *App) listTasks(w http.ResponseWriter, r *http.Request) {
+	if _, _, err := authorize(r); err != nil {
+		http.Error(w, "log in with ?user=", http.StatusUnauthorized)
+		return
+	}
+	h, err := a.bus.History(r.Context(), "demo.Task", nil)
+	if err != nil {
+		a.respond(w, err)
+		return
+	}
+	tasks, err := board{db: a.db.WithContext(r.Context())}.Tasks()
+	if err != nil {
+		a.respond(w, err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	_ = json.NewEncoder(w).Encode(map[string]any{"position": h.Position, "rows": tasks})
 }
 
 // errBadInput is answered with 400 and its message.
@@ -459,7 +532,17 @@ func Run(ctx context.Context, cfg Config) error {
 	base := "http://" + l.Addr().String()
 	fmt.Fprintf(cfg.Stdout, "Telegraphy demo: a task board on SQLite (%s) with the in-process hub.\n", a.dbPath)
 	fmt.Fprintf(cfg.Stdout, "Open %s/?user=alice and, in another window, %s/?user=bob\n", base, base)
-	srv := &http.Server{Handler: a.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	// Every timeout is set, so that idle keep-alive connections and slow
+	// requests do not hold a goroutine each; WebSockets are hijacked, and
+	// the hub keeps its own deadlines.
+	srv := &http.Server{
+		Handler:           a.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       60 * time.Second,
+		MaxHeaderBytes:    16 << 10,
+	}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(l) }()
 	select {

@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"sync/atomic"
 
-	"gorm.io/driver/sqlite"
 	"gorm.io/gorm"
 	"gorm.io/gorm/logger"
 
@@ -68,7 +67,12 @@ func newDBPublisher(cfg Config, bus broker.Broker, ownBus bool) (*dbPublisher, e
 		return nil, fmt.Errorf("bench: db: %w", err)
 	}
 	dsn := filepath.Join(dir, "bench.db") + "?_journal_mode=WAL&_synchronous=NORMAL&_busy_timeout=5000"
-	db, err := gorm.Open(sqlite.Open(dsn), &gorm.Config{Logger: logger.Discard})
+	dialector, err := openSQLite(dsn)
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, fmt.Errorf("bench: db: %w", err)
+	}
+	db, err := gorm.Open(dialector, &gorm.Config{Logger: logger.Discard})
 	if err != nil {
 		os.RemoveAll(dir)
 		return nil, fmt.Errorf("bench: db: %w", err)

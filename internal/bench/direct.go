@@ -1,7 +1,6 @@
 package bench
 
 import (
-	"encoding/binary"
 	"net"
 	"net/http"
 	"runtime"
@@ -9,6 +8,8 @@ import (
 	"sync/atomic"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/telegraphy-go/telegraphy/internal/wsframe"
 )
 
 // directWriter is the least a Go hub can do per delivery: after the
@@ -86,17 +87,7 @@ func appendRing(ring [][]byte, head int64, msg []byte) ([][]byte, int64) {
 // appendFrameHeader appends the header of an unmasked final text frame of
 // size payload bytes.
 func appendFrameHeader(dst []byte, size int) []byte {
-	dst = append(dst, 0x81)
-	switch {
-	case size <= 125:
-		return append(dst, byte(size))
-	case size <= 0xffff:
-		dst = append(dst, 126)
-		return binary.BigEndian.AppendUint16(dst, uint16(size))
-	default:
-		dst = append(dst, 127)
-		return binary.BigEndian.AppendUint64(dst, uint64(size))
-	}
+	return wsframe.AppendHeader(dst, wsframe.OpText, size)
 }
 
 // directSocket is one client: its socket, its channel's log, and how many

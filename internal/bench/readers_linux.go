@@ -12,6 +12,8 @@ import (
 	"syscall"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/telegraphy-go/telegraphy/internal/wsframe"
 )
 
 // startReaders reads every client's connection from a few goroutines, each
@@ -178,33 +180,25 @@ func (r *epollReader) read(rc *rawConn, buf []byte) {
 // what is left of an incomplete one.
 func (r *epollReader) frames(rc *rawConn, data []byte, now int64) ([]byte, error) {
 	for len(data) >= 2 {
-		fin, op := data[0]&0x80 != 0, data[0]&0x0f
-		if data[1]&0x80 != 0 {
+		h, err := wsframe.ParseHeader(data)
+		switch {
+		case errors.Is(err, wsframe.ErrShort):
+			return data, nil
+		case err != nil:
+			return nil, err
+		case h.Masked:
 			return nil, errors.New("masked frame from the server")
+		case h.Size > 64<<20:
+			return nil, fmt.Errorf("frame of %d bytes", h.Size)
 		}
-		size, head := uint64(data[1]&0x7f), 2
-		switch size {
-		case 126:
-			if len(data) < 4 {
-				return data, nil
-			}
-			size, head = uint64(binary.BigEndian.Uint16(data[2:4])), 4
-		case 127:
-			if len(data) < 10 {
-				return data, nil
-			}
-			size, head = binary.BigEndian.Uint64(data[2:10]), 10
-		}
-		if size > 64<<20 {
-			return nil, fmt.Errorf("frame of %d bytes", size)
-		}
+		fin, op, size, head := h.Fin, h.Op, h.Size, h.Len
 		if uint64(len(data)-head) < size {
 			return data, nil
 		}
 		payload := data[head : head+int(size)]
 		data = data[head+int(size):]
 		switch op {
-		case 0x1, 0x0: // text, continuation
+		case wsframe.OpText, wsframe.OpContinuation:
 			if fin && len(rc.message) == 0 {
 				rc.c.handleFrame(payload, now)
 				continue
@@ -214,14 +208,14 @@ func (r *epollReader) frames(rc *rawConn, data []byte, now int64) ([]byte, error
 				rc.c.handleFrame(rc.message, now)
 				rc.message = rc.message[:0]
 			}
-		case 0x8: // close
+		case wsframe.OpClose:
 			code := websocket.CloseNoStatusReceived
 			if len(payload) >= 2 {
 				code = int(binary.BigEndian.Uint16(payload))
 			}
 			r.end(rc, &websocket.CloseError{Code: code, Text: string(payload[min(2, len(payload)):])})
 			return nil, nil
-		case 0x9: // ping
+		case wsframe.OpPing:
 			if err := writePong(rc.fd, payload); err != nil {
 				return nil, err
 			}
@@ -254,15 +248,10 @@ var pongMask = [4]byte{0x5a, 0x17, 0xc3, 0x8e}
 // writePong answers a ping with a masked pong carrying its payload (at
 // most 125 bytes, as the protocol allows for control frames).
 func writePong(fd int, payload []byte) error {
-	if len(payload) > 125 {
+	if len(payload) > wsframe.MaxControlPayload {
 		return errors.New("ping payload over 125 bytes")
 	}
-	frame := make([]byte, 0, 6+len(payload))
-	frame = append(frame, 0x8a, 0x80|byte(len(payload)))
-	frame = append(frame, pongMask[:]...)
-	for i, b := range payload {
-		frame = append(frame, b^pongMask[i%4])
-	}
+	frame := wsframe.AppendMasked(make([]byte, 0, 6+len(payload)), wsframe.OpPong, pongMask, payload)
 	for len(frame) > 0 {
 		n, err := syscall.Write(fd, frame)
 		if errors.Is(err, syscall.EINTR) || errors.Is(err, syscall.EAGAIN) {

@@ -49,7 +49,7 @@ func serve(h http.Handler) (*server, error) {
 		return nil, fmt.Errorf("listen: %w", err)
 	}
 	s := &server{
-		srv:  &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second},
+		srv:  &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: time.Minute},
 		addr: l.Addr().String(),
 		done: make(chan struct{}),
 	}

@@ -23,8 +23,9 @@ export const token = (sub, channels) =>
 
 /**
  * Publishes events through the broker and returns them. Each item:
- * {channels, type, data, id?, eventID?}; id is the event's meta.id (fresh
- * when omitted), eventID the broker's message id (id when omitted).
+ * {channels, type, data, id?, eventID?, pk?, version?}; id is the event's
+ * meta.id (fresh when omitted), eventID the broker's message id (id when
+ * omitted), pk and version its meta.pk and meta.version.
  */
 export async function publish(...items) {
   return JSON.parse(await call("/publish", items));

@@ -174,6 +174,122 @@ test("pages reconnect after a hub restart and get what they missed, once", async
   await alice.waitForFunction(() => document.querySelector("#private").textContent.includes("New task for you: “Written while the hub was down”"));
 });
 
+// The tasks in the database, as the app's /tasks answers them, in the
+// form rows() gives.
+async function dbRows() {
+  const res = await fetch(`${base}/tasks?user=alice`);
+  assert.equal(res.status, 200);
+  const { rows } = await res.json();
+  return rows.map((r) => ({ id: String(r.id), title: r.title, status: r.status, assignee: r.assignee }));
+}
+
+const byID = (rs) => [...rs].sort((a, b) => a.id - b.id);
+
+// sameAsDB waits until every page's list shows what the database holds.
+async function sameAsDB(pages, timeout = 15000) {
+  const deadline = Date.now() + timeout;
+  for (;;) {
+    const want = byID(await dbRows());
+    const got = await Promise.all(pages.map(async (p) => byID(await rows(p))));
+    if (got.every((g) => JSON.stringify(g) == JSON.stringify(want))) return want;
+    if (Date.now() > deadline) assert.deepEqual(got, pages.map(() => want), "a page's list differs from the database");
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+async function editTask(page, id, { title, status, assignee }) {
+  const form = `#tasks li[data-id="${id}"] form`;
+  if (title !== undefined) await page.fill(`${form} input[name=title]`, title);
+  if (status !== undefined) await page.selectOption(`${form} select[name=status]`, status);
+  if (assignee !== undefined) await page.selectOption(`${form} select[name=assignee]`, assignee);
+  await submit(page, `${form} button:not(.delete)`);
+}
+
+const deleteTask = (page, id) => submit(page, `#tasks li[data-id="${id}"] button.delete`);
+
+test("two users edit the board at once; both lists match the database, across a hub restart", async () => {
+  const titled = async (page, title) => (await waitRow(page, (r) => r.title == title)).id;
+  // Both add tasks at the same time.
+  await Promise.all([
+    (async () => { for (const n of [1, 2, 3]) await addTask(alice, `alice's ${n}`, "bob"); })(),
+    (async () => { for (const n of [1, 2, 3]) await addTask(bob, `bob's ${n}`); })(),
+  ]);
+  const a = await Promise.all([1, 2, 3].map((n) => titled(bob, `alice's ${n}`)));
+  const b = await Promise.all([1, 2, 3].map((n) => titled(alice, `bob's ${n}`)));
+  // Each edits the other's tasks, and both edit one task.
+  await Promise.all([
+    (async () => {
+      await editTask(alice, b[0], { status: "doing" });
+      await editTask(alice, a[2], { title: "edited by both (alice)" });
+      await deleteTask(alice, b[1]);
+    })(),
+    (async () => {
+      await editTask(bob, a[0], { title: "alice's 1, renamed by bob", status: "done" });
+      await editTask(bob, a[2], { status: "doing" });
+      await deleteTask(bob, a[1]);
+    })(),
+  ]);
+  await sameAsDB([alice, bob]);
+
+  // The hub goes down; both keep editing; it comes back.
+  await submit(alice, "#stop-hub");
+  await Promise.all([alice, bob].map((p) => p.waitForSelector("#state.disconnected", { timeout: 10000 })));
+  await Promise.all([
+    (async () => {
+      await addTask(alice, "alice's, while the hub was down");
+      await editTask(alice, a[0], { assignee: "carol" });
+      await deleteTask(alice, b[2]);
+    })(),
+    (async () => {
+      await addTask(bob, "bob's, while the hub was down", "alice");
+      await editTask(bob, b[0], { title: "bob's 1, while the hub was down", status: "done" });
+      await editTask(bob, a[2], { title: "edited by both (bob)" });
+    })(),
+  ]);
+  await submit(bob, "#start-hub");
+  await Promise.all([connected(alice), connected(bob)]);
+  const final = await sameAsDB([alice, bob]);
+  assert.ok(final.some((r) => r.title == "alice's, while the hub was down"));
+  assert.ok(final.some((r) => r.id == b[0] && r.title == "bob's 1, while the hub was down" && r.status == "done"));
+  assert.ok(!final.some((r) => [a[1], b[1], b[2]].includes(r.id)), "a deleted task is listed");
+  // Live again: one more edit reaches both.
+  await editTask(alice, a[0], { status: "todo" });
+  await sameAsDB([alice, bob]);
+});
+
+test("more writes than the history holds while the hub is down: both pages refetch and match the database", async () => {
+  const refetches = new Map([[alice, 0], [bob, 0]]);
+  const count = (page) => (req) => {
+    if (req.method() == "GET" && new URL(req.url()).pathname == "/tasks") refetches.set(page, refetches.get(page) + 1);
+  };
+  for (const page of [alice, bob]) page.on("request", count(page));
+  await submit(alice, "#stop-hub");
+  await Promise.all([alice, bob].map((p) => p.waitForSelector("#state.disconnected", { timeout: 10000 })));
+  // The broker keeps the last 1,000 events of a channel: 1,001 updates of
+  // the board push out the pages' positions.
+  const tasks = await dbRows();
+  const write = async (path, form) => {
+    const res = await fetch(`${base}${path}?user=alice`, { method: "POST", body: new URLSearchParams(form) });
+    assert.equal(res.status, 204, `${path}: ${await res.text()}`);
+  };
+  for (let i = 0; i < 1001; i++) {
+    const task = tasks[i % tasks.length];
+    await write(`/tasks/${task.id}`, { title: `burst ${i}`, status: task.status, assignee: task.assignee });
+  }
+  await write(`/tasks/${tasks[0].id}/delete`, {});
+  await write("/tasks", { title: "after the burst", assignee: "bob" });
+  await submit(bob, "#start-hub");
+  await Promise.all([connected(alice), connected(bob)]);
+  const final = await sameAsDB([alice, bob]);
+  assert.ok(final.some((r) => r.title == "after the burst"));
+  assert.ok(!final.some((r) => r.id == tasks[0].id));
+  assert.ok(refetches.get(alice) >= 1 && refetches.get(bob) >= 1, `refetches: ${[...refetches.values()]}`);
+  // Live again after the refetch; the tasks get their titles back.
+  for (const task of tasks.slice(1)) await write(`/tasks/${task.id}`, { title: task.title, status: task.status, assignee: task.assignee });
+  await sameAsDB([alice, bob]);
+  assert.ok((await rows(bob)).some((r) => r.title == tasks[1].title));
+});
+
 test("an event committed between page render and subscribe arrives", async () => {
   let release;
   const gate = new Promise((r) => (release = r));
