@@ -60,7 +60,7 @@ type Presencer interface {
 	// UpdatePresence adds (or refreshes, for entries node already holds)
 	// the members in add, removes node's entries for the subjects in
 	// remove, and expires the entries of every node whose TTL has passed.
-	// With nothing to add or remove it only refreshes nothing and expires.
+	// With nothing to add or remove it only expires.
 	UpdatePresence(ctx context.Context, channel, node string, add []PresenceMember, remove []string, lease PresenceLease) (PresenceChange, error)
 	// Presence returns the subjects present on channel, at most max
 	// (ordered by subject), leaving out expired entries.
@@ -93,10 +93,18 @@ func CheckPresenceUpdate(channel, node string, add []PresenceMember, remove []st
 	return nil
 }
 
-// memPresence is broker.Memory's presence: channel -> subject -> entry.
+// memPresence is broker.Memory's presence: channel -> its members.
 type memPresence struct {
 	mu       sync.Mutex
-	channels map[string]map[string]*memPresent
+	channels map[string]*memPresenceChannel
+}
+
+// memPresenceChannel holds the subjects on one channel. next is no later
+// than the earliest expiry of an entry: before it, nothing has expired and
+// an update does not scan the members.
+type memPresenceChannel struct {
+	members map[string]*memPresent
+	next    time.Time
 }
 
 // memPresent is one subject on one channel: its info and, per node, when
@@ -122,52 +130,63 @@ func (m *Memory) UpdatePresence(ctx context.Context, channel, node string, add [
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	now := time.Now()
-	members := p.channels[channel]
-	for s, e := range members {
-		for n, until := range e.nodes {
-			if !until.After(now) {
-				delete(e.nodes, n)
+	pc := p.channels[channel]
+	if pc != nil && !now.Before(pc.next) {
+		pc.next = time.Time{}
+		for s, e := range pc.members {
+			for n, until := range e.nodes {
+				if !until.After(now) {
+					delete(e.nodes, n)
+				} else if pc.next.IsZero() || until.Before(pc.next) {
+					pc.next = until
+				}
 			}
-		}
-		if len(e.nodes) == 0 {
-			delete(members, s)
-			ch.Left = append(ch.Left, s)
+			if len(e.nodes) == 0 {
+				delete(pc.members, s)
+				ch.Left = append(ch.Left, s)
+			}
 		}
 	}
 	for _, s := range remove {
-		e := members[s]
+		if pc == nil {
+			break
+		}
+		e := pc.members[s]
 		if e == nil || e.nodes[node].IsZero() {
 			continue
 		}
 		delete(e.nodes, node)
 		if len(e.nodes) == 0 {
-			delete(members, s)
+			delete(pc.members, s)
 			ch.Left = append(ch.Left, s)
 		}
 	}
 	until := now.Add(lease.TTL)
 	for _, a := range add {
-		e := members[a.Subject]
+		if pc == nil {
+			if p.channels == nil {
+				p.channels = make(map[string]*memPresenceChannel)
+			}
+			pc = &memPresenceChannel{members: make(map[string]*memPresent), next: until}
+			p.channels[channel] = pc
+		}
+		e := pc.members[a.Subject]
 		if e == nil {
-			if len(members) >= lease.MaxMembers {
+			if len(pc.members) >= lease.MaxMembers {
 				ch.Full = append(ch.Full, a.Subject)
 				continue
 			}
-			if members == nil {
-				if p.channels == nil {
-					p.channels = make(map[string]map[string]*memPresent)
-				}
-				members = make(map[string]*memPresent)
-				p.channels[channel] = members
-			}
 			e = &memPresent{nodes: make(map[string]time.Time, 1)}
-			members[a.Subject] = e
+			pc.members[a.Subject] = e
 			ch.Joined = append(ch.Joined, PresenceMember{Subject: a.Subject, Info: a.Info})
 		}
 		e.info = a.Info
 		e.nodes[node] = until
+		if pc.next.IsZero() || until.Before(pc.next) {
+			pc.next = until
+		}
 	}
-	if members != nil && len(members) == 0 {
+	if pc != nil && len(pc.members) == 0 {
 		delete(p.channels, channel)
 	}
 	return ch, nil
@@ -186,7 +205,11 @@ func (m *Memory) Presence(ctx context.Context, channel string, max int) ([]Prese
 	defer p.mu.Unlock()
 	now := time.Now()
 	out := []PresenceMember{}
-	for s, e := range p.channels[channel] {
+	pc := p.channels[channel]
+	if pc == nil {
+		return out, nil
+	}
+	for s, e := range pc.members {
 		for _, until := range e.nodes {
 			if until.After(now) {
 				out = append(out, PresenceMember{Subject: s, Info: e.info})
