@@ -18,7 +18,7 @@ import (
 // callback of the same statement.
 type stmtState struct {
 	m     *events.Model
-	tx    *txPool
+	tx    *txn
 	state txState
 
 	// started is the transaction the plugin began because the statement
@@ -66,7 +66,7 @@ func (p *Plugin) begin(db *gorm.DB, op events.Operation) *stmtState {
 // target returns the model of a statement that emits op events and where
 // its events go; a nil model when it emits nothing, already failed, or
 // runs on a connection the plugin does not follow (an error on db).
-func (p *Plugin) target(db *gorm.DB, op events.Operation) (*events.Model, *txPool, txState) {
+func (p *Plugin) target(db *gorm.DB, op events.Operation) (*events.Model, *txn, txState) {
 	if db.Error != nil || db.DryRun {
 		return nil, nil, untracked
 	}
@@ -74,10 +74,9 @@ func (p *Plugin) target(db *gorm.DB, op events.Operation) (*events.Model, *txPoo
 	if m == nil || !m.Options.Operations.Has(op) || m.Options.Operations&events.OpNone != 0 {
 		return nil, nil, untracked
 	}
-	tx, state := p.track(db.Statement.ConnPool)
+	tx, state, err := p.track(db)
 	if state == untracked {
-		_ = db.AddError(fmt.Errorf("%w: writing %s through %T (db.Connection, a transaction begun outside GORM, or dbresolver)",
-			ErrUntracked, m.Name, db.Statement.ConnPool))
+		_ = db.AddError(fmt.Errorf("telegraphy: writing %s: %w", m.Name, err))
 		return nil, nil, untracked
 	}
 	return m, tx, state
@@ -97,7 +96,11 @@ func (p *Plugin) beginOwnTx(db *gorm.DB, st *stmtState) bool {
 	st.started = tx
 	st.restore = db.Statement.ConnPool
 	db.Statement.ConnPool = tx.Statement.ConnPool
-	st.tx, st.state = p.track(tx.Statement.ConnPool)
+	var err error
+	if st.tx, st.state, err = p.track(tx); st.state != inTx {
+		_ = db.AddError(fmt.Errorf("telegraphy: transaction begun for %s: %w", st.m.Name, err))
+		return false
+	}
 	return true
 }
 
@@ -116,12 +119,12 @@ func (p *Plugin) finish(db *gorm.DB, st *stmtState) {
 
 // emit sends msgs to the statement's transaction tx, or publishes them
 // now when there is none. It keeps msgs.
-func (p *Plugin) emit(db *gorm.DB, tx *txPool, msgs []broker.Message) {
+func (p *Plugin) emit(db *gorm.DB, tx *txn, msgs []broker.Message) {
 	if len(msgs) == 0 {
 		return
 	}
 	if tx != nil {
-		tx.add(msgs)
+		tx.add(p, msgs, true)
 		return
 	}
 	p.publish(db.Statement.Context, msgs)
@@ -148,7 +151,7 @@ func (p *Plugin) beforeCreate(db *gorm.DB) {
 
 func (p *Plugin) afterCreate(db *gorm.DB) {
 	var m *events.Model
-	var tx *txPool
+	var tx *txn
 	if p.outbox != nil {
 		st := loadState(db)
 		if st == nil {

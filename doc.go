@@ -18,26 +18,48 @@
 //
 // # How commits are followed
 //
-// GORM has no commit callback. Initialize wraps the DB's connection pool;
-// every transaction begun through it (db.Begin, db.Transaction, the
-// implicit transaction around each write, prepared-statement sessions)
-// is a wrapper whose Commit publishes the events buffered for it, in
-// statement order and in one Broker.Publish call, and whose Rollback drops
-// them. SAVEPOINT and ROLLBACK TO statements (SavePoint, RollbackTo, nested
-// Transaction) pass through the wrapper too, which cuts the buffer back to
-// the savepoint. A write outside any transaction (SkipDefaultTransaction,
-// globally or per session) publishes as soon as the statement succeeds.
+// GORM has no commit callback and *sql.Tx no hook, and the plugin leaves
+// db.ConnPool and every transaction's Statement.ConnPool of the types GORM
+// gives them (*sql.DB, *sql.Tx, *gorm.PreparedStmtDB, *gorm.PreparedStmtTX,
+// *sql.Conn, or another plugin's wrapper), so commits are followed one
+// layer down, in database/sql's driver layer. Initialize installs a
+// driver.Connector on the DB's *sql.DB (the same *sql.DB: db.DB() returns
+// it, with its pool settings and driver) and wraps its driver connections,
+// those opened before it included, which keep their session state. Every
+// transaction begun on one of them (db.Begin, db.Transaction, the implicit
+// transaction around each write, db.Connection, PrepareStmt globally or per
+// session, a transaction begun through database/sql) buffers the events of
+// its statements; its COMMIT publishes them, in statement order and in one
+// Broker.Publish call, and its ROLLBACK drops them. SAVEPOINT and ROLLBACK
+// TO statements (SavePoint, RollbackTo, nested Transaction, or raw Exec)
+// cut the buffer back to the savepoint. A write outside any transaction
+// (SkipDefaultTransaction, globally or per session) publishes as soon as
+// the statement succeeds. A statement finds its transaction through a
+// probe that the wrapped driver connection answers without a round trip to
+// the server.
 //
-// Paths the plugin cannot follow fail loudly: a write of a registered
-// model through db.Connection or through a transaction begun outside GORM
-// fails with ErrUntracked before it runs, and so does Emit. Initialize
-// refuses a DB that already uses gorm.io/plugin/dbresolver, whose sources
-// were opened without the plugin. A dbresolver registered after the plugin
-// is fine: it opens its sources with the DB's config, which initializes the
-// plugin on each of them. Creating a registered model from a map fails
-// with ErrMapCreate (the new rows' keys are unknown). Writes without a
-// model (db.Table("orders").Update, db.Exec) are not seen and emit
-// nothing.
+// gorm.io/plugin/dbresolver may be registered before or after the plugin:
+// its sources and replicas get the connector too, writes and their
+// transactions run on the sources as without the plugin, and their events
+// follow the sources' commits. Outbox mode refuses dbresolver
+// (ErrOutboxResolver).
+//
+// What this changes for the program: a (*sql.Conn).Raw callback receives
+// the plugin's driver connection, whose Unwrap() driver.Conn method returns
+// the driver's own (pgx's *stdlib.Conn, for example). Code that uses the
+// same *sql.DB outside GORM gets the wrapped connections too (its
+// transactions carry no events). db.Use must run
+// before the DB is used by other goroutines (as for any GORM plugin); a
+// connection in use meanwhile stays unwrapped, and a write of a registered
+// model in a transaction on it fails with ErrUntracked before it runs, as
+// does one through a connection of a *sql.DB the plugin was not
+// initialized on, and Emit on either. database/sql has no API to wrap the
+// connections of an open *sql.DB: Initialize writes its connector and idle
+// connections' unexported fields, after checking their names and types
+// (it returns an error rather than guess if a Go release changes them).
+// Creating a registered model from a map fails with ErrMapCreate (the new
+// rows' keys are unknown). Writes without a model
+// (db.Table("orders").Update, db.Exec) are not seen and emit nothing.
 //
 // # Updates and deletes
 //
@@ -70,6 +92,22 @@
 // Register, Emit and every DB operation may be called from any goroutine.
 // Publishing runs on the goroutine that commits, bounded by
 // Config.PublishTimeout.
+//
+// # Order
+//
+// Within a transaction, events keep statement order. Between transactions
+// that wrote a common row (so the database ordered their commits: the
+// later one waited for the earlier one's row lock), events reach the
+// broker in commit order, in both modes, within a process: in the default
+// mode each transaction holds the stripes of its records' channels (1,024
+// mutexes, taken in increasing order) from just before its COMMIT until
+// the broker has its events, so a conflicting transaction's publication
+// waits; unrelated transactions share a stripe only by chance. Across
+// processes the default mode promises no order (a model registered with
+// events.Options.Version lets clients drop an older event that arrives
+// late); outbox mode does (see below). bulk_* events, custom events and creates run outside a
+// transaction (SkipDefaultTransaction) have no record channel and are not
+// ordered this way.
 //
 // # Delivery
 //

@@ -1,6 +1,6 @@
 module github.com/telegraphy-go/telegraphy
 
-go 1.26.8
+go 1.26.0
 
 require (
 	github.com/go-sql-driver/mysql v1.8.1
@@ -10,11 +10,11 @@ require (
 	github.com/jackc/pgx/v5 v5.10.0
 	github.com/prometheus/client_golang v1.25.0
 	github.com/redis/go-redis/v9 v9.23.0
-	gorm.io/driver/mysql v1.6.0
-	gorm.io/driver/postgres v1.6.3
-	gorm.io/driver/sqlite v1.6.0
-	gorm.io/gorm v1.31.2
-	gorm.io/plugin/dbresolver v1.6.2
+	gorm.io/driver/mysql v1.5.0
+	gorm.io/driver/postgres v1.5.6
+	gorm.io/driver/sqlite v1.5.0
+	gorm.io/gorm v1.25.11
+	gorm.io/plugin/dbresolver v1.5.0
 )
 
 require (

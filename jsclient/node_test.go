@@ -241,6 +241,7 @@ func nodeCommand(t *testing.T) (string, []string) {
 // TestNode runs the node tests of telegraphy.js (test/*.test.mjs) against a
 // real hub and memory broker on 127.0.0.1.
 func TestNode(t *testing.T) {
+	testenv.SkipIfShort(t, "runs the node test suite")
 	nodeCommand(t) // skips without node
 	issuer, err := tokens.NewIssuer(tokens.IssuerConfig{Secret: testSecret})
 	if err != nil {

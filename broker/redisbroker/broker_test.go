@@ -153,6 +153,7 @@ func watch(t testing.TB, b broker.Broker, channels ...string) {
 // cases testenv.StartRedis does not cover (a password).
 func startRedisWithArgs(t *testing.T, args ...string) int {
 	t.Helper()
+	testenv.SkipIfShort(t, "needs redis-server")
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
 		testenv.Missing(t, "redis-server not on PATH")

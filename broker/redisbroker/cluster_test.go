@@ -22,6 +22,7 @@ import (
 // addresses. The nodes are killed when the test ends.
 func startCluster(t *testing.T) []string {
 	t.Helper()
+	testenv.SkipIfShort(t, "needs a Redis cluster")
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
 		testenv.Missing(t, "redis-server not on PATH")

@@ -71,6 +71,7 @@ func checkResult(t *testing.T, r *Result) {
 }
 
 func TestBaseline(t *testing.T) {
+	testenv.SkipIfShort(t, "a benchmark run")
 	cfg := small()
 	var progress bytes.Buffer
 	cfg.Progress = &progress
@@ -105,6 +106,7 @@ func TestBaseline(t *testing.T) {
 }
 
 func TestInProcessHub(t *testing.T) {
+	testenv.SkipIfShort(t, "a benchmark run")
 	cfg := small()
 	cfg.Baseline = true
 	cfg.Direct = true
@@ -201,6 +203,7 @@ func TestRedisTwoHubsSQLite(t *testing.T) {
 
 // TestWindow runs the closed loop: events as fast as they are delivered.
 func TestWindow(t *testing.T) {
+	testenv.SkipIfShort(t, "a benchmark run")
 	cfg := small()
 	cfg.Window = 4
 	cfg.Duration = time.Second

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"os"
 	"os/exec"
@@ -21,6 +22,9 @@ import (
 var appBin string
 
 func TestMain(m *testing.M) {
+	if flag.Parse(); testing.Short() {
+		os.Exit(m.Run()) // every test here skips in short mode: no faultapp to build
+	}
 	dir, err := os.MkdirTemp("", "faultapp")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

@@ -2,6 +2,10 @@
 // PostgreSQL schema, a fresh MariaDB/MySQL database, a throwaway
 // redis-server, the Chromium binary. A test whose service is missing skips
 // and says why; with TELEGRAPHY_TEST_REQUIRE_SERVICES=1 it fails instead.
+//
+// In short mode (go test -short, the fast tier) every test that asks for a
+// service skips, whatever TELEGRAPHY_TEST_REQUIRE_SERVICES says, and so do
+// the long tests that call SkipIfShort.
 package testenv
 
 import (
@@ -44,6 +48,14 @@ func Missing(t testing.TB, format string, args ...any) {
 	t.Skipf("service missing: %s", msg)
 }
 
+// SkipIfShort skips t in short mode, saying what the fast tier leaves out.
+func SkipIfShort(t testing.TB, what string) {
+	t.Helper()
+	if testing.Short() {
+		t.Skipf("short mode: %s", what)
+	}
+}
+
 func randName(prefix string) string {
 	var b [6]byte
 	_, _ = rand.Read(b[:])
@@ -55,6 +67,7 @@ func randName(prefix string) string {
 // server answers). The schema is dropped when the test ends.
 func PostgresDSN(t testing.TB) string {
 	t.Helper()
+	SkipIfShort(t, "needs PostgreSQL")
 	base := os.Getenv("TELEGRAPHY_TEST_POSTGRES_DSN")
 	if base == "" {
 		base = DefaultPostgresDSN
@@ -89,6 +102,7 @@ func PostgresDSN(t testing.TB) string {
 // answers). The database is dropped when the test ends.
 func MySQLDSN(t testing.TB) string {
 	t.Helper()
+	SkipIfShort(t, "needs MariaDB/MySQL")
 	base := os.Getenv("TELEGRAPHY_TEST_MYSQL_DSN")
 	if base == "" {
 		base = DefaultMySQLDSN
@@ -161,6 +175,7 @@ func StartRedis(t testing.TB) *Redis {
 // StartRedisWith is StartRedis with the server's Persist setting.
 func StartRedisWith(t testing.TB, persist bool) *Redis {
 	t.Helper()
+	SkipIfShort(t, "needs redis-server")
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
 		Missing(t, "redis-server not on PATH")
@@ -224,6 +239,7 @@ func (r *Redis) Stop() {
 // throwaway server started for this test.
 func RedisURL(t testing.TB) string {
 	t.Helper()
+	SkipIfShort(t, "needs redis-server")
 	if u := os.Getenv("TELEGRAPHY_TEST_REDIS_URL"); u != "" {
 		if _, err := url.Parse(u); err != nil {
 			t.Fatalf("TELEGRAPHY_TEST_REDIS_URL: %v", err)
@@ -236,6 +252,7 @@ func RedisURL(t testing.TB) string {
 // Chromium returns the path of the Chromium binary for browser tests.
 func Chromium(t testing.TB) string {
 	t.Helper()
+	SkipIfShort(t, "needs Chromium")
 	for _, p := range []string{os.Getenv("TELEGRAPHY_TEST_CHROMIUM"), "/usr/bin/chromium"} {
 		if p == "" {
 			continue
