@@ -32,7 +32,14 @@ type stmtState struct {
 	changed  []string
 	bulk     bool
 	keys     [][]any       // primary keys of the affected rows, in order
-	rows     reflect.Value // hard delete: the rows as read before
+	rows     reflect.Value // the rows to announce: returned by the write, or (hard delete) read before it
+
+	ret *returningPool // the rows the write returned (returning.go)
+
+	stash   *stashPool // the keys an update with the caller's RETURNING recorded (stash.go)
+	stashed bool       // st.keys are those keys
+
+	upsert *upsertState // creates from maps and with ON CONFLICT (upsert.go)
 }
 
 type stateKey struct{ stmt *gorm.Statement }
@@ -123,6 +130,7 @@ func (p *Plugin) emit(db *gorm.DB, tx *txn, msgs []broker.Message) {
 	if len(msgs) == 0 {
 		return
 	}
+	stampOrigin(db.Statement.Context, msgs)
 	if tx != nil {
 		tx.add(p, msgs, true)
 		return
@@ -130,35 +138,38 @@ func (p *Plugin) emit(db *gorm.DB, tx *txn, msgs []broker.Message) {
 	p.publish(db.Statement.Context, msgs)
 }
 
-// A create needs no state between its callbacks unless the plugin begins
-// a transaction for it (outbox mode): the after callback finds the model
-// and the transaction again, which costs less than keeping them.
+// A create from structs needs no state between its callbacks unless the
+// plugin begins a transaction for it (outbox mode): the after callback
+// finds the model and the transaction again, which costs less than
+// keeping them. Creates from maps and with ON CONFLICT read their rows
+// back (upsert.go).
 
 func (p *Plugin) beforeCreate(db *gorm.DB) {
+	var st *stmtState
 	if p.outbox != nil {
-		if p.begin(db, events.OpCreate) == nil {
+		if st = p.begin(db, events.OpCreate); st == nil {
 			return
 		}
 	} else if m, _, _ := p.target(db, events.OpCreate); m == nil {
 		return
 	}
-	v := reflect.Indirect(db.Statement.ReflectValue)
-	if v.Kind() == reflect.Map || ((v.Kind() == reflect.Slice || v.Kind() == reflect.Array) && v.Type().Elem().Kind() == reflect.Map) {
-		loadState(db)
-		_ = db.AddError(ErrMapCreate)
-	}
+	p.beginReadBack(db, st)
 }
 
 func (p *Plugin) afterCreate(db *gorm.DB) {
 	var m *events.Model
 	var tx *txn
-	if p.outbox != nil {
-		st := loadState(db)
-		if st == nil {
+	if st := loadState(db); st != nil {
+		defer p.finish(db, st)
+		if st.upsert != nil {
+			if db.Error == nil && db.RowsAffected > 0 {
+				p.emitReadBack(db, st)
+			}
 			return
 		}
-		defer p.finish(db, st)
 		m, tx = st.m, st.tx
+	} else if p.outbox != nil {
+		return
 	} else if m, tx, _ = p.target(db, events.OpCreate); m == nil {
 		return
 	}
@@ -366,7 +377,7 @@ func (p *Plugin) beforeUpdate(db *gorm.DB) {
 	if len(where) == 0 && !stmt.AllowGlobalUpdate {
 		return // gorm:update refuses it with ErrMissingWhereClause
 	}
-	if st.bulk {
+	if st.bulk || p.watch(db, st, "UPDATE") || p.stash(db, st) {
 		return
 	}
 	p.selectAffected(db, st, where, true)
@@ -403,9 +414,30 @@ func (p *Plugin) selectAffected(db *gorm.DB, st *stmtState, where []clause.Expre
 			}
 		}
 	}
+	if c, ok := stmt.Clauses["FROM"]; ok {
+		if from, ok := c.Expression.(clause.From); ok && (len(from.Tables) > 0 || len(from.Joins) > 0) {
+			// UPDATE ... FROM with the caller's RETURNING: the rows
+			// cannot be selected apart from the statement.
+			st.bulk = true
+			return
+		}
+	}
+	if db.Dialector.Name() == "sqlite" {
+		if err := sqliteWriteLock(db); err != nil {
+			_ = db.AddError(err)
+			return
+		}
+	}
 	rows, err := preselect(db, where, limit, pkOnly)
 	if err != nil {
-		_ = db.AddError(err)
+		if db.Dialector.Name() == "postgres" {
+			// The failed read has aborted the transaction.
+			_ = db.AddError(err)
+			return
+		}
+		// The statement itself may still run (or fail with its own
+		// error): say how many rows it changed.
+		st.bulk = true
 		return
 	}
 	if rows.Elem().Len() > limit {
@@ -423,6 +455,10 @@ func (p *Plugin) afterUpdate(db *gorm.DB) {
 	if st == nil {
 		return
 	}
+	unwatch(db, st)
+	if st.stash != nil {
+		unstash(db, st)
+	}
 	if st.addedSet {
 		delete(db.Statement.Clauses, "SET")
 	}
@@ -432,11 +468,29 @@ func (p *Plugin) afterUpdate(db *gorm.DB) {
 	p.finish(db, st)
 }
 
-// emitRows emits one event per affected row, read back after the write
-// (or as read before it, for hard deletes), or one bulk event.
+// emitRows emits one event per affected row (as the write returned it,
+// read back after the write, or as read before it for hard deletes), or
+// one bulk event.
 func (p *Plugin) emitRows(db *gorm.DB, st *stmtState, bulkType string, meta events.Meta) {
+	count := db.RowsAffected
+	if r := st.ret; r != nil {
+		if !r.done {
+			return
+		}
+		st.bulk = st.bulk || r.count > int64(p.bulkLimit(st.m))
+		st.rows = r.rows
+	} else if st.stashed {
+		count = int64(len(st.keys))
+		st.bulk = st.bulk || count > int64(p.bulkLimit(st.m))
+	} else if !st.bulk && int64(len(st.keys)) < db.RowsAffected {
+		// The locks of the read before did not cover every row the
+		// statement changed (MySQL below REPEATABLE READ, a PostgreSQL
+		// hard delete with the caller's RETURNING at READ COMMITTED): say
+		// how many.
+		st.bulk = true
+	}
 	if st.bulk {
-		meta.EventType, meta.Changed, meta.Count = bulkType, nil, db.RowsAffected
+		meta.EventType, meta.Changed, meta.Count = bulkType, nil, count
 		msg, err := newMessage(st.m.Name, meta, []byte("null"), []string{st.m.Name})
 		if err != nil {
 			_ = db.AddError(err)
@@ -445,7 +499,7 @@ func (p *Plugin) emitRows(db *gorm.DB, st *stmtState, bulkType string, meta even
 		p.emit(db, st.tx, []broker.Message{msg})
 		return
 	}
-	if len(st.keys) == 0 {
+	if len(st.keys) == 0 && st.ret == nil {
 		return
 	}
 	rows := st.rows
@@ -491,6 +545,13 @@ func (p *Plugin) beforeDelete(db *gorm.DB) {
 		return // gorm:delete refuses it with ErrMissingWhereClause
 	}
 	st.soft = soft
+	op := "DELETE"
+	if soft {
+		op = "UPDATE" // what the soft-delete clause built
+	}
+	if p.watch(db, st, op) || (soft && p.stash(db, st)) {
+		return
+	}
 	// A hard delete reads the whole rows first: afterwards they are gone.
 	// A soft delete re-reads them like an update.
 	p.selectAffected(db, st, where, soft)
@@ -517,6 +578,10 @@ func (p *Plugin) afterDelete(db *gorm.DB) {
 	st := loadState(db)
 	if st == nil {
 		return
+	}
+	unwatch(db, st)
+	if st.stash != nil {
+		unstash(db, st)
 	}
 	if db.Error == nil && db.RowsAffected > 0 {
 		p.emitRows(db, st, events.TypeBulkDelete, events.Meta{EventType: events.TypeDelete, Soft: st.soft})

@@ -57,30 +57,38 @@
 // connections of an open *sql.DB: Initialize writes its connector and idle
 // connections' unexported fields, after checking their names and types
 // (it returns an error rather than guess if a Go release changes them).
-// Creating a registered model from a map fails with ErrMapCreate (the new
-// rows' keys are unknown). Writes without a model
-// (db.Table("orders").Update, db.Exec) are not seen and emit nothing.
+// Writes without a model (db.Table("orders").Update, db.Exec) are not seen
+// and emit nothing.
 //
 // # Updates and deletes
 //
-// An update event carries the row as committed, never the caller's struct:
-// after the UPDATE the plugin re-reads the affected rows by primary key in
-// the same transaction. When the statement names one row by the full
-// primary key of a loaded instance that row is re-read; otherwise the keys
-// are selected first with the statement's own WHERE (SELECT ... FOR UPDATE
-// on PostgreSQL and MySQL; SQLite's single writer gives the same), at most
-// the model's BulkLimit plus one. Beyond BulkLimit one bulk_update or
-// bulk_delete event with meta.count replaces the per-row events. A hard
-// delete reads the rows before deleting them; a soft delete re-reads them
-// and sets meta.soft. A write outside a transaction that needs these reads
-// runs in a transaction the plugin begins. meta.changed lists the JSON
-// names of the assigned columns that are sent in data. An update that
-// assigns a primary key column cannot be read back by the old keys and
-// emits one bulk_update with the row count, and so does an update or
-// delete with a LIMIT clause, whose rows are not known in advance. No rows
-// affected, no event.
-// Create events carry the instance as written (with its new primary key);
-// an upsert (OnConflict) emits create events.
+// An update event carries the row as written, never the caller's struct,
+// and an update or delete emits an event for exactly the rows it changed.
+// The plugin leaves the statement as GORM built it, every clause
+// included, and appends RETURNING to it where the database has it
+// (PostgreSQL and SQLite for updates and deletes, MariaDB 10.5 and later
+// for hard deletes): the rows it returns are the events. On MySQL and
+// MariaDB otherwise, the keys are selected first with the statement's own
+// WHERE and SELECT ... FOR UPDATE in its transaction, at most the model's
+// BulkLimit plus one, and the rows re-read after the write; that is exact
+// at REPEATABLE READ and SERIALIZABLE (docs/delivery.md says what happens
+// below). Beyond BulkLimit one bulk_update or bulk_delete event with
+// meta.count replaces the per-row events. A hard delete event carries the
+// row as it was; a soft delete sets meta.soft. A write outside a
+// transaction that needs reads runs in a transaction the plugin begins.
+// meta.changed lists the JSON names of the assigned columns that are sent
+// in data. An update that assigns a primary key column emits one
+// bulk_update with the row count, and so does a MySQL update with a LIMIT
+// clause, whose rows are not known in advance. No rows affected, no event.
+//
+// Create events carry the instance as written (with its new primary key).
+// Creates from a map or maps (the generics API and association Append
+// with maps among them) read their rows back by key, so their events
+// carry database defaults and columns the maps left out. An upsert
+// (clause.OnConflict, Save of a missing row) reads the rows with the
+// conflict key before and after the statement: create for a row inserted,
+// update for a row the conflict clause changed, nothing for a row left
+// alone.
 //
 // On MySQL and MariaDB, RowsAffected counts changed rows: an update that
 // assigns the values a row already has emits nothing for a loaded
@@ -175,6 +183,23 @@
 // Plugin.OutboxBacklog reports the rows waiting and the age of the oldest;
 // with Outbox.Registerer the relay exports them as Prometheus gauges, and
 // it logs a warning when the oldest is older than Outbox.BacklogWarnAge.
+//
+// # The sender's own echo
+//
+// A page sends its hub connection's session id with its own requests
+// (telegraphy.js: fetch(url, {headers: t.headers()}), header
+// SessionHeader); OriginMiddleware, or WithOrigin, puts it into the
+// request's context with the subject (user) the application
+// authenticated. Writes made with that context (db.WithContext(ctx)) and
+// Emit given such a db stamp their events with it (broker.Message.Origin):
+// in plain mode and in outbox mode (the outbox row keeps it), through the
+// in-process broker and Redis. A hub then does not deliver those events to
+// the one connection whose session id it is and whose token subject is
+// that subject, neither live nor when it recovers missed events on the
+// same connection; every other connection, the same user's other tabs
+// included, gets them. A session id sent by another user hides nothing.
+// The stamp never appears in the event JSON. Emit(nil, ...) stamps
+// nothing.
 //
 // Neither mode changes what happens after the broker: a hub delivers live
 // events at most once per connection and recovers gaps and reconnects

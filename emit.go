@@ -21,7 +21,9 @@ import (
 // Given a *gorm.DB outside a transaction, or nil, it is published at once
 // and a publish failure is returned (in outbox mode: written to the outbox
 // at once, and a write failure is returned). A DB whose connection the
-// plugin does not follow gives ErrUntracked.
+// plugin does not follow gives ErrUntracked. A DB whose context carries
+// an origin (WithOrigin, OriginMiddleware) stamps the event with it, as
+// for model events.
 func (p *Plugin) Emit(db *gorm.DB, name, eventType string, data any, channels ...string) error {
 	if name == "" || eventType == "" {
 		return ErrEmptyName
@@ -50,6 +52,7 @@ func (p *Plugin) Emit(db *gorm.DB, name, eventType string, data any, channels ..
 		if db.Plugins[p.Name()] != p {
 			return ErrNotInitialized
 		}
+		msg.Origin, _ = OriginFrom(db.Statement.Context)
 		tx, state, err := p.track(db)
 		switch state {
 		case inTx:

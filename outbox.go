@@ -106,6 +106,8 @@ type outboxRow struct {
 	Channels  string `gorm:"type:text;not null"` // JSON array of channel names
 	Data      []byte `gorm:"not null"`
 	CreatedNs int64  `gorm:"not null"` // unix nanoseconds of the event
+	// Origin is broker.EncodeOrigin of the message's origin, "" for none.
+	Origin string `gorm:"size:511;not null;default:''"`
 }
 
 // outboxLease is the one row per outbox table that says which relay may
@@ -202,7 +204,7 @@ func insertStatement(d gorm.Dialector, table string) func(n int) string {
 	head.WriteString("INSERT INTO ")
 	d.QuoteTo(&head, table)
 	head.WriteString(" (")
-	for i, c := range []string{"event_id", "channels", "data", "created_ns"} {
+	for i, c := range []string{"event_id", "channels", "data", "created_ns", "origin"} {
 		if i > 0 {
 			head.WriteString(",")
 		}
@@ -219,7 +221,7 @@ func insertStatement(d gorm.Dialector, table string) func(n int) string {
 				b.WriteByte(',')
 			}
 			b.WriteByte('(')
-			for j := 0; j < 4; j++ {
+			for j := 0; j < 5; j++ {
 				if j > 0 {
 					b.WriteByte(',')
 				}
@@ -241,7 +243,7 @@ const insertChunk = 1000
 func (o *outbox) write(ctx context.Context, exec func(ctx context.Context, query string, args ...any) error, msgs []broker.Message) error {
 	for len(msgs) > 0 {
 		n := min(len(msgs), insertChunk)
-		args := make([]any, 0, 4*n)
+		args := make([]any, 0, 5*n)
 		for _, m := range msgs[:n] {
 			ch, err := json.Marshal(m.Channels)
 			if err != nil {
@@ -251,7 +253,7 @@ func (o *outbox) write(ctx context.Context, exec func(ctx context.Context, query
 			if t.IsZero() {
 				t = time.Now()
 			}
-			args = append(args, m.EventID, string(ch), m.Data, t.UnixNano())
+			args = append(args, m.EventID, string(ch), m.Data, t.UnixNano(), broker.EncodeOrigin(m.Origin))
 		}
 		if err := exec(ctx, o.insert(n), args...); err != nil {
 			return err
@@ -268,7 +270,7 @@ func (o *outbox) writeNow(ctx context.Context, msg broker.Message) error {
 	if err != nil {
 		return err
 	}
-	_, err = o.db.Statement.ConnPool.ExecContext(ctx, o.insert(1), msg.EventID, string(ch), msg.Data, msg.Time.UnixNano())
+	_, err = o.db.Statement.ConnPool.ExecContext(ctx, o.insert(1), msg.EventID, string(ch), msg.Data, msg.Time.UnixNano(), broker.EncodeOrigin(msg.Origin))
 	if err != nil {
 		return fmt.Errorf("telegraphy: write %s event to the outbox: %w", msg.EventID, err)
 	}

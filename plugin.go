@@ -31,11 +31,6 @@ var (
 	// ErrEmptyName is returned by Emit without an event name or type.
 	ErrEmptyName = errors.New("telegraphy: empty event name or type")
 
-	// ErrMapCreate is returned as the statement's error when a registered
-	// model is created from a map: the new rows' keys and columns are not
-	// known, so their events could not be right. Create from a struct.
-	ErrMapCreate = errors.New("telegraphy: Create from a map is not supported for a registered model; create from a struct")
-
 	// ErrNotStruct is returned by Register for a model that is not a
 	// struct or pointer to one.
 	ErrNotStruct = events.ErrNotStruct

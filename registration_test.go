@@ -286,21 +286,3 @@ func TestEmit(t *testing.T) {
 		t.Error("Emit outside a transaction hid the publish error")
 	}
 }
-
-// TestCreateFromMap: creating a registered model from a map is refused
-// before it runs, rather than emitting an event without its key.
-func TestCreateFromMap(t *testing.T) {
-	e := setup(t, sqliteOnly[0], nil, telegraphy.Config{})
-	err := e.db.Model(&Order{}).Create(map[string]any{"status": "m"}).Error
-	if !errors.Is(err, telegraphy.ErrMapCreate) {
-		t.Fatalf("Create from map = %v", err)
-	}
-	err = e.db.Model(&Order{}).Create([]map[string]any{{"status": "m"}}).Error
-	if !errors.Is(err, telegraphy.ErrMapCreate) {
-		t.Fatalf("Create from maps = %v", err)
-	}
-	if n := len(rows(t, e.db)); n != 0 {
-		t.Fatalf("%d rows written", n)
-	}
-	expect(t, e.rec)
-}
