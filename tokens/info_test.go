@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 
@@ -75,5 +77,45 @@ func TestIssueInfo(t *testing.T) {
 		if _, err := issuer.IssueInfo("17", nil, json.RawMessage(bad)); !errors.Is(err, tokens.ErrBadInfo) {
 			t.Errorf("IssueInfo(%.20s) = %v, want ErrBadInfo", bad, err)
 		}
+	}
+}
+
+func TestHandlerInfo(t *testing.T) {
+	t.Parallel()
+	clk := newClock()
+	issuer, err := tokens.NewIssuer(tokens.IssuerConfig{Secret: testSecret, Now: clk.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := tokens.Handler(tokens.HandlerConfig{
+		Issuer:    issuer,
+		Authorize: login,
+		Info: func(r *http.Request, subject string) (json.RawMessage, error) {
+			if subject == "huge" {
+				return json.RawMessage(`{"n":"` + strings.Repeat("x", tokens.MaxInfoLen) + `"}`), nil
+			}
+			return json.Marshal(map[string]string{"name": strings.ToUpper(subject)})
+		},
+	})
+	get := func(user string) *httptest.ResponseRecorder {
+		r := httptest.NewRequest(http.MethodPost, "/token", nil)
+		r.Header.Set("X-User", user)
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		return w
+	}
+	w := get("ada")
+	if w.Code != http.StatusOK {
+		t.Fatalf("ada: %d %s", w.Code, w.Body)
+	}
+	claims, err := newVerifier(t, clk).Verify(context.Background(), w.Body.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(claims.Info) != `{"name":"ADA"}` {
+		t.Errorf("info %s", claims.Info)
+	}
+	if w := get("huge"); w.Code != http.StatusInternalServerError || strings.Contains(w.Body.String(), "eyJ") {
+		t.Errorf("info over the limit: %d %q, want 500 without a token", w.Code, w.Body)
 	}
 }
