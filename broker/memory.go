@@ -96,6 +96,8 @@ type Memory struct {
 	// is new without reading the OS's random source per channel.
 	epochBase uint64
 	epochs    uint64
+
+	presence memPresence // see presence.go
 }
 
 type memChannel struct {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"strings"
 	"time"
 
 	"github.com/telegraphy-go/telegraphy/broker"
@@ -83,6 +84,7 @@ func (h *Hub) join(ctx context.Context, c *conn, name string) (*channel, *member
 // leave removes c from the channel's members, and the channel from the
 // broker subscription when c was its last local subscriber.
 func (h *Hub) leave(ctx context.Context, c *conn, name string) {
+	h.presence.leave(ctx, c, name)
 	h.subMu.Lock()
 	defer h.subMu.Unlock()
 	h.mu.Lock()
@@ -239,6 +241,10 @@ loop:
 			noteDrops()
 			if p.Channel == ControlChannel {
 				h.control(p)
+				continue
+			}
+			if strings.HasPrefix(p.Channel, PresencePrefix) {
+				h.presence.notice(p)
 				continue
 			}
 			h.publish(p)

@@ -81,6 +81,33 @@ type Config struct {
 	// An anonymous hello (no token) is accepted only when it is not empty.
 	// Zero value means none: every client needs a token.
 	PublicChannels []string
+	// Presence are the channel patterns (as PublicChannels) of the
+	// channels with presence: a subscriber can ask who else is subscribed
+	// (the subjects of their tokens, and the tokens' info claims) and get
+	// join and leave notices (docs/protocol.md). A subject is one member
+	// however many connections it holds; anonymous connections and tokens
+	// without sub are not members. The broker must implement
+	// broker.Presencer (broker.Memory and redisbroker.Broker do). Zero
+	// value means no channel has presence, and the hub keeps nothing.
+	Presence []string
+	// PresenceTTL is how long the broker keeps a hub's members after its
+	// last heartbeat: the members of a hub that died leave within
+	// PresenceTTL plus one PresenceHeartbeat (of a live hub with
+	// subscribers on the channel). Zero value means 30 seconds.
+	PresenceTTL time.Duration
+	// PresenceHeartbeat is how often the hub refreshes its members of each
+	// channel with presence it has subscribers on (one broker call per
+	// channel), restoring those the broker lost and expiring those of dead
+	// hubs. It must be shorter than PresenceTTL. Zero value means 10
+	// seconds, or a third of PresenceTTL when that is shorter.
+	PresenceHeartbeat time.Duration
+	// MaxPresenceMembers is the most members a channel holds across every
+	// hub; a subject beyond it stays subscribed but is not listed (the
+	// hub retries it each heartbeat, and counts it in
+	// telegraphy_hub_limited_total{limit="presence_members"}). A presence
+	// reply is cut to fit half of SendQueueBytes ("truncated":true).
+	// Zero value means 1000.
+	MaxPresenceMembers int
 	// AllowedOrigins lists the browser origins ("https://app.example.com")
 	// allowed to connect besides the hub's own; "*" allows any. Requests
 	// without an Origin header (non-browser clients) are always allowed.
@@ -197,6 +224,9 @@ func (c Config) withDefaults() (Config, error) {
 		if err := checkPattern(p); err != nil {
 			return c, fmt.Errorf("%w: PublicChannels: %w", ErrBadConfig, err)
 		}
+	}
+	if err := c.checkPresenceConfig(); err != nil {
+		return c, err
 	}
 	for _, o := range c.AllowedOrigins {
 		if o != "*" && !strings.Contains(o, "://") {

@@ -2,6 +2,7 @@ package hub
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"hash/maphash"
 	"io"
@@ -43,6 +44,7 @@ type conn struct {
 	authed  bool
 	subject string
 	grants  []string
+	info    json.RawMessage // the token's info claim, shown by presence
 	subs    map[string]*member
 	// The request token bucket: tokens left at bucketAt; refused counts
 	// the requests refused in a row.
@@ -620,6 +622,8 @@ func (c *conn) handle(line []byte) bool {
 		c.unsubscribe(req)
 	case typePing:
 		c.send(encode(idMsg{Type: typePong, ID: req.ID}))
+	case typePresence:
+		c.presenceRequest(req)
 	}
 	return true
 }
@@ -684,7 +688,7 @@ func (c *conn) hello(req request) bool {
 			reason := tokens.Reason(err)
 			return c.refuse(reason, "token refused: "+reason)
 		}
-		c.subject, c.grants = claims.Subject, claims.Channels
+		c.subject, c.grants, c.info = claims.Subject, claims.Channels, claims.Info
 	}
 	h.mu.Lock()
 	if c.subject != "" {
@@ -763,6 +767,7 @@ func (c *conn) subscribe(req request) {
 	}
 	c.subs[name] = m
 	h.completeSubscribe(c, ch, m, req, res)
+	c.presenceJoin(ctx, req)
 }
 
 func (c *conn) unsubscribe(req request) {

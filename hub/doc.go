@@ -15,6 +15,16 @@
 //	/metrics        Prometheus metrics (telegraphy_hub_*)
 //	/telegraphy.js  the browser client (and /telegraphy.d.ts)
 //
+// # Presence
+//
+// Channels matching Config.Presence have presence: a subscriber can ask
+// who is subscribed (token subjects and their info claims) and get join
+// and leave notices. The hub announces its members to the broker
+// (broker.Presencer) when a subject's first local connection subscribes
+// and when its last one goes, and refreshes them every PresenceHeartbeat;
+// notices travel between hubs on PresencePrefix+channel. See
+// docs/protocol.md, "Presence".
+//
 // # Concurrency
 //
 // New, ServeHTTP, Revoke and Close may be called from any goroutine. A hub

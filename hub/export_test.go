@@ -92,3 +92,7 @@ func (p *HeldInPart) Release() {
 	p.c.inPart = true
 	p.c.kickLocked()
 }
+
+// StopPresenceHeartbeat stops h's presence heartbeat, as if its process
+// had died: the broker keeps its members until their lease ends.
+func StopPresenceHeartbeat(h *Hub) { h.presence.stopHeartbeat() }

@@ -58,6 +58,8 @@ type Hub struct {
 	subjects  map[string]map[*conn]struct{} // authenticated connections by subject
 	channels  map[string]*channel           // channels with local subscribers
 
+	presence *presence // see presence.go
+
 	// pool writes the queued messages of connections whose writer
 	// goroutine is idle (see writePool).
 	pool *writePool
@@ -113,6 +115,9 @@ func New(cfg Config) (*Hub, error) {
 	if h.metrics, err = newMetrics(reg); err != nil {
 		return nil, err
 	}
+	if h.presence, err = newPresence(h, reg); err != nil {
+		return nil, err
+	}
 	if gath != nil {
 		h.metricsH = promhttp.HandlerFor(gath, promhttp.HandlerOpts{})
 	}
@@ -146,6 +151,10 @@ func New(cfg Config) (*Hub, error) {
 	h.loops.Add(2)
 	go h.dispatch()
 	go h.tick()
+	if len(cfg.Presence) > 0 {
+		h.loops.Add(1)
+		go h.presence.heartbeat()
+	}
 	return h, nil
 }
 
@@ -358,6 +367,7 @@ func (h *Hub) Close(ctx context.Context) error {
 			c.closeWith(closeGoingAway, "shutdown", false)
 		}
 		close(h.stopTicker)
+		h.presence.stopHeartbeat()
 		h.cancel() // abort broker calls made for clients
 		// The pool hands the connections it holds back to their writers,
 		// which write the close frames.

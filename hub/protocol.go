@@ -50,16 +50,19 @@ type request struct {
 	Token   string
 	Channel string
 	Since   *broker.Position
+	// Presence asks, in subscribe, for join and leave notices.
+	Presence bool
 }
 
 // wireRequest is the JSON shape of every client message; fields that a
 // type does not use are ignored.
 type wireRequest struct {
-	Type    *string          `json:"type"`
-	ID      *uint64          `json:"id"`
-	Token   *string          `json:"token"`
-	Channel *string          `json:"channel"`
-	Since   *broker.Position `json:"since"`
+	Type     *string          `json:"type"`
+	ID       *uint64          `json:"id"`
+	Token    *string          `json:"token"`
+	Channel  *string          `json:"channel"`
+	Since    *broker.Position `json:"since"`
+	Presence *bool            `json:"presence"`
 }
 
 // protoError is a request the hub answers with an error message.
@@ -81,7 +84,7 @@ func decodeRequest(line []byte) (request, *protoError) {
 	if w.Type == nil || *w.Type == "" {
 		return request{}, &protoError{id: w.ID, code: codeBadRequest, message: "missing type"}
 	}
-	r := request{Type: *w.Type, ID: w.ID, Since: w.Since}
+	r := request{Type: *w.Type, ID: w.ID, Since: w.Since, Presence: w.Presence != nil && *w.Presence}
 	if w.Token != nil {
 		r.Token = *w.Token
 	}
@@ -96,15 +99,18 @@ func decodeRequest(line []byte) (request, *protoError) {
 		if w.Token != nil && *w.Token == "" {
 			return bad("empty token (omit it for an anonymous hello)")
 		}
-	case typeSubscribe, typeUnsubscribe:
+	case typeSubscribe, typeUnsubscribe, typePresence:
 		if w.ID == nil {
 			return bad("missing id")
 		}
 		if w.Channel == nil {
 			return bad("missing channel")
 		}
-		if r.Type == typeUnsubscribe && w.Since != nil {
+		if r.Type != typeSubscribe && w.Since != nil {
 			return bad("since is only for subscribe")
+		}
+		if r.Type != typeSubscribe && w.Presence != nil {
+			return bad("presence is a flag of subscribe only")
 		}
 	case typePing:
 		if w.ID == nil {

@@ -45,9 +45,10 @@ func (s *hubServer) start() error {
 		return nil
 	}
 	h, err := hub.New(hub.Config{
-		Broker: s.broker,
-		Secret: s.secret,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Broker:   s.broker,
+		Secret:   s.secret,
+		Logger:   slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Presence: []string{"presence.*"},
 	})
 	if err != nil {
 		return err
@@ -144,7 +145,11 @@ func control(t *testing.T, hubs map[string]*hubServer, issuer *tokens.Issuer, ca
 		if c := r.URL.Query().Get("channels"); c != "" {
 			channels = strings.Split(c, ",")
 		}
-		tok, err := issuer.Issue(r.URL.Query().Get("sub"), channels)
+		var info json.RawMessage
+		if i := r.URL.Query().Get("info"); i != "" {
+			info = json.RawMessage(i)
+		}
+		tok, err := issuer.IssueInfo(r.URL.Query().Get("sub"), channels, info)
 		if err != nil {
 			fail(w, err)
 			return

@@ -99,6 +99,28 @@ export interface TelegraphyOptions {
 
 export type EventHandler<T = any> = (event: TelegraphyEvent<T>, info: EventInfo) => void;
 
+/** A member of a channel with presence: a subject, and the info object of its token. */
+export interface PresenceMember {
+  subject: string;
+  info?: Record<string, unknown>;
+}
+
+/** The second argument of "join" and "leave" presence handlers. */
+export interface PresenceInfo {
+  channel: string;
+  presence: true;
+}
+
+export interface SubscribeOptions {
+  since?: Position;
+  /**
+   * On a channel with presence, hand "join" and "leave" notices to this
+   * subscription (as (member, {channel, presence: true}); model "leave"
+   * events come as (event, EventInfo)).
+   */
+  presence?: boolean;
+}
+
 /** One subscriber's view of a channel. */
 export class Subscription {
   readonly channel: string;
@@ -106,9 +128,18 @@ export class Subscription {
   readonly position: Position | null;
   on(type: "subscribed" | "lost", fn: (info: SubscribedInfo) => void): this;
   on(type: "error", fn: (err: TelegraphyError) => void): this;
+  /** Presence notices, for a subscription made with presence: true. */
+  on(type: "join" | "leave", fn: (member: PresenceMember, info: PresenceInfo) => void): this;
   /** An event type ("create", "update", "delete", "enter", "leave", "bulk_update", "bulk_delete", a custom one), or "*" for every event. */
   on<T = any>(type: string, fn: EventHandler<T>): this;
   off(type: string, fn: (...args: any[]) => void): this;
+  /**
+   * Who is on the channel, ordered by subject. Rejects with a
+   * TelegraphyError: "not_found" when the channel has no presence,
+   * "not_subscribed" before the subscription is confirmed, "disconnected"
+   * when the connection drops first.
+   */
+  presence(): Promise<PresenceMember[]>;
   /** Stops delivery to this subscription; the last one on a channel leaves it on the hub. */
   unsubscribe(): void;
 }
@@ -200,7 +231,7 @@ export class Telegraphy {
   on(type: "state", fn: (state: ConnectionState) => void): this;
   on(type: "error", fn: (err: TelegraphyError) => void): this;
   off(type: string, fn: (...args: any[]) => void): this;
-  subscribe(name: string, options?: { since?: Position }): Subscription;
+  subscribe(name: string, options?: SubscribeOptions): Subscription;
   /**
    * Headers to send with the app's own requests, e.g. fetch(url, { headers: t.headers() }):
    * {"X-Telegraphy-Session": session} while connected, {} otherwise. The hub then does not

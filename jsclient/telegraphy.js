@@ -64,6 +64,16 @@ export class Subscription extends Emitter {
     const p = this._e.pos;
     return p && { epoch: p.epoch, offset: p.offset };
   }
+  /** Who is on the channel (a channel with presence): a promise of [{subject, info}]. */
+  presence() {
+    const c = this._c;
+    return new Promise((ok, no) => {
+      if (c.state != "connected" || this._e.state != 2) return no(new TelegraphyError("not_subscribed", "telegraphy: not subscribed"));
+      const id = ++c._id;
+      c._req.set(id, { p: [ok, no] });
+      c._send({ type: "presence", id, channel: this.channel });
+    });
+  }
   /** Stops delivery to this subscription; the last one on a channel leaves it on the hub. */
   unsubscribe() {
     this._c._leave(this);
@@ -111,15 +121,18 @@ export class Telegraphy extends Emitter {
   }
 
   /** Subscribes to a channel; since (or options.positions[name]) asks for the events after it. */
-  subscribe(name, { since } = {}) {
+  subscribe(name, { since, presence } = {}) {
     if (this.closed) throw new TelegraphyError("closed", "telegraphy: client closed");
-    let e = this._ch.get(name);
-    if (!e) {
-      e = { name, pos: since || this._o.positions?.[name] || null, seen: new Set(), subs: new Set(), state: 0 };
-      this._ch.set(name, e);
-      if (this.state == "connected") this._subscribe(e);
+    let e = this._ch.get(name), go = !e;
+    if (go) this._ch.set(name, (e = { name, pos: since || this._o.positions?.[name] || null, seen: new Set(), subs: new Set(), state: 0 }));
+    if (presence && !e.pres) {
+      // Notices are asked for in subscribe: subscribe again.
+      e.pres = go = 1;
+      if (e.state) this._send({ type: "unsubscribe", id: ++this._id, channel: name });
     }
+    if (go && this.state == "connected") this._subscribe(e);
     const s = new Subscription(this, e);
+    s._p = presence;
     e.subs.add(s);
     if (e.state == 2) queueMicrotask(() => e.subs.has(s) && s._emit("subscribed", e.info));
     return s;
@@ -178,6 +191,7 @@ export class Telegraphy extends Emitter {
         // Closing a socket that never opened may throw; it is gone either way.
       }
     }
+    for (const r of this._req.values()) r.p?.[1](new TelegraphyError("disconnected", "telegraphy: disconnected"));
     this._req.clear();
     for (const e of this._ch.values()) e.state = 0;
   }
@@ -249,7 +263,10 @@ export class Telegraphy extends Emitter {
     const id = ++this._id;
     e.state = 1;
     this._req.set(id, { entry: e, since: e.pos });
-    this._send(e.pos ? { type: "subscribe", id, channel: e.name, since: e.pos } : { type: "subscribe", id, channel: e.name });
+    const m = { type: "subscribe", id, channel: e.name };
+    if (e.pos) m.since = e.pos;
+    if (e.pres) m.presence = true;
+    this._send(m);
   }
 
   _leave(s) {
@@ -335,9 +352,20 @@ export class Telegraphy extends Emitter {
         if (e) this._event(e, m.offset, m.event);
         return;
       }
+      case "presence":
+      case "join":
+      case "leave": {
+        const r = this._req.get(m.id);
+        this._req.delete(m.id);
+        if (r?.p) return r.p[0](m.members);
+        const e = this._ch.get(m.channel);
+        if (e && m.member) for (const s of [...e.subs]) s._p && s._emit(m.type, m.member, { channel: e.name, presence: true });
+        return;
+      }
       case "error": {
         const r = this._req.get(m.id);
         this._req.delete(m.id);
+        if (r?.p) return r.p[1](new TelegraphyError(m.code || "internal", m.message, { id: m.id }));
         const e = r && this._ch.get(r.entry.name) == r.entry ? r.entry : null;
         if (e) e.state = 0;
         else if (m.id == null) this._told = true;

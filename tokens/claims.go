@@ -1,6 +1,10 @@
 package tokens
 
 import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
 	"strings"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -17,6 +21,35 @@ type Claims struct {
 	// prefix matches whatever follows it: "shop.Order:1*" also grants
 	// "shop.Order:10" (see Allowed).
 	Channels []string `json:"channels,omitempty"`
+	// Info is what the app tells other users about the holder on channels
+	// with presence (a name, an avatar URL): a JSON object of at most
+	// MaxInfoLen bytes, or empty. Hubs show it to the subscribers of those
+	// channels, so it must hold nothing they may not see.
+	Info json.RawMessage `json:"info,omitempty"`
+}
+
+// MaxInfoLen is the largest Claims.Info, in bytes, that Issuer signs and
+// Verifier accepts: 1 KiB.
+const MaxInfoLen = 1 << 10
+
+// checkInfo returns info compacted (no spaces or newlines), or an error
+// when it is not a JSON object of at most MaxInfoLen bytes. An empty info
+// is returned as nil.
+func checkInfo(info json.RawMessage) (json.RawMessage, error) {
+	if len(info) == 0 || string(info) == "null" {
+		return nil, nil
+	}
+	if len(info) > MaxInfoLen {
+		return nil, fmt.Errorf("info claim of %d bytes, longer than %d", len(info), MaxInfoLen)
+	}
+	var buf bytes.Buffer
+	if err := json.Compact(&buf, info); err != nil {
+		return nil, fmt.Errorf("info claim: %w", err)
+	}
+	if buf.Len() == 0 || buf.Bytes()[0] != '{' {
+		return nil, errors.New("info claim is not a JSON object")
+	}
+	return buf.Bytes(), nil
 }
 
 // Allowed reports whether channel matches one of patterns. A pattern

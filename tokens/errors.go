@@ -36,6 +36,9 @@ var (
 	// ErrStoreFull is returned by MemoryStore.Use when it holds MaxEntries
 	// unexpired entries; it refuses rather than grows.
 	ErrStoreFull = errors.New("tokens: replay store full")
+	// ErrBadInfo is returned by Issuer for a Claims.Info that is not a
+	// JSON object of at most MaxInfoLen bytes.
+	ErrBadInfo = errors.New("tokens: bad info claim")
 	// ErrUnauthorized, returned by HandlerConfig.Authorize, makes Handler
 	// answer 401: the request carries no logged-in user.
 	ErrUnauthorized = errors.New("tokens: unauthorized")

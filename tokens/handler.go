@@ -1,6 +1,7 @@
 package tokens
 
 import (
+	"encoding/json"
 	"errors"
 	"net/http"
 )
@@ -14,6 +15,11 @@ type HandlerConfig struct {
 	// Returning an error wrapping ErrUnauthorized answers 401, ErrForbidden
 	// 403, and any other error 500. Required.
 	Authorize func(r *http.Request) (subject string, channels []string, err error)
+	// Info returns the info claim for the request's user (shown to the
+	// subscribers of channels with presence; a JSON object of at most
+	// MaxInfoLen bytes), called after Authorize succeeds. An error, or an
+	// info the Issuer refuses, answers 500. Zero value means no info.
+	Info func(r *http.Request, subject string) (json.RawMessage, error)
 }
 
 // Handler returns the token endpoint an application mounts behind its own
@@ -60,7 +66,14 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "internal error", http.StatusInternalServerError)
 		return
 	}
-	token, err := h.cfg.Issuer.Issue(subject, channels)
+	var info json.RawMessage
+	if h.cfg.Info != nil {
+		if info, err = h.cfg.Info(r, subject); err != nil {
+			http.Error(w, "internal error", http.StatusInternalServerError)
+			return
+		}
+	}
+	token, err := h.cfg.Issuer.IssueInfo(subject, channels, info)
 	if err != nil {
 		http.Error(w, "internal error", http.StatusInternalServerError)
 		return

@@ -3,6 +3,7 @@ package tokens
 import (
 	"crypto/rand"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -67,10 +68,26 @@ func (i *Issuer) Issue(subject string, channels []string) (token string, err err
 	})
 }
 
+// IssueInfo mints a token as Issue does, carrying info: a JSON object of
+// at most MaxInfoLen bytes that hubs show to the subscribers of channels
+// with presence (see Claims.Info). Empty info means none.
+func (i *Issuer) IssueInfo(subject string, channels []string, info json.RawMessage) (string, error) {
+	return i.IssueClaims(Claims{
+		RegisteredClaims: jwt.RegisteredClaims{Subject: subject},
+		Channels:         channels,
+		Info:             info,
+	})
+}
+
 // IssueClaims mints a token carrying c, filling in what c leaves empty: a
 // fresh random jti, iat of now and exp of now plus the TTL. It lets tests
 // and applications set their own lifetime or extra registered claims.
 func (i *Issuer) IssueClaims(c Claims) (string, error) {
+	info, err := checkInfo(c.Info)
+	if err != nil {
+		return "", fmt.Errorf("%w: %w", ErrBadInfo, err)
+	}
+	c.Info = info
 	now := i.now()
 	if c.ID == "" {
 		id, err := newID()

@@ -93,7 +93,8 @@ func NewVerifier(cfg VerifierConfig) (*Verifier, error) {
 
 // Verify checks token and, when it is good, marks it used and returns its
 // claims. It refuses, with an error wrapping one of the package's
-// sentinels: a token longer than MaxTokenLen or not a JWT (ErrMalformed),
+// sentinels: a token longer than MaxTokenLen or not a JWT, or whose info
+// claim is not a JSON object of at most MaxInfoLen bytes (ErrMalformed),
 // any algorithm but HS256 (ErrAlgorithm), a bad signature (ErrSignature), a
 // missing exp or jti (ErrMissingClaim), an exp past by more than the leeway
 // (ErrExpired), an nbf or iat ahead by more than the leeway
@@ -110,6 +111,9 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*Claims, error) {
 	}
 	if claims.ID == "" {
 		return nil, fmt.Errorf("%w: jti", ErrMissingClaim)
+	}
+	if claims.Info, err = checkInfo(claims.Info); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
 	}
 	exp := claims.ExpiresAt.Time
 	now := v.now()

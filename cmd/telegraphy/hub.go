@@ -38,6 +38,10 @@ var hubEnv = map[string]string{
 	"secret-file":                 "TELEGRAPHY_SECRET_FILE",
 	"allowed-origins":             "TELEGRAPHY_ALLOWED_ORIGINS",
 	"public-channels":             "TELEGRAPHY_PUBLIC_CHANNELS",
+	"presence":                    "TELEGRAPHY_PRESENCE",
+	"presence-ttl":                "TELEGRAPHY_PRESENCE_TTL",
+	"presence-heartbeat":          "TELEGRAPHY_PRESENCE_HEARTBEAT",
+	"max-presence-members":        "TELEGRAPHY_MAX_PRESENCE_MEMBERS",
 	"max-message-size":            "TELEGRAPHY_MAX_MESSAGE_SIZE",
 	"max-channels":                "TELEGRAPHY_MAX_CHANNELS",
 	"send-queue-bytes":            "TELEGRAPHY_SEND_QUEUE_BYTES",
@@ -68,6 +72,10 @@ func runHub(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	secretFile := fs.String("secret-file", "", "file holding the shared token secret (default: $TELEGRAPHY_SECRET)")
 	origins := fs.String("allowed-origins", "", "comma-separated browser origins allowed besides the hub's own, or *")
 	public := fs.String("public-channels", "", "comma-separated channel patterns anyone may subscribe to without a token")
+	presence := fs.String("presence", "", "comma-separated channel patterns with presence (who is subscribed; docs/protocol.md)")
+	presenceTTL := fs.Duration("presence-ttl", hub.DefaultPresenceTTL, "how long Redis keeps a hub's presence members after its last heartbeat (a dead hub's members leave within this plus one heartbeat)")
+	presenceHeartbeat := fs.Duration("presence-heartbeat", hub.DefaultPresenceHeartbeat, "how often the hub refreshes its presence members in Redis; shorter than --presence-ttl")
+	maxPresence := fs.Int("max-presence-members", hub.DefaultMaxPresenceMembers, "most presence members a channel holds across every hub")
 	maxMsg := fs.Int64("max-message-size", hub.DefaultMaxMessageSize, "largest frame a client may send, in bytes")
 	maxChannels := fs.Int("max-channels", hub.DefaultMaxChannels, "channels one connection may subscribe to")
 	sendQueue := fs.Int("send-queue-bytes", hub.DefaultSendQueueBytes, "bytes queued for one client before it is closed as a slow consumer (4008)")
@@ -171,6 +179,10 @@ func runHub(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		Secret:                   secret,
 		ReplayStore:              bus.ReplayStore(),
 		PublicChannels:           publicChannels,
+		Presence:                 splitCommaList(*presence),
+		PresenceTTL:              *presenceTTL,
+		PresenceHeartbeat:        *presenceHeartbeat,
+		MaxPresenceMembers:       *maxPresence,
 		AllowedOrigins:           splitCommaList(*origins),
 		MaxMessageSize:           *maxMsg,
 		MaxChannels:              *maxChannels,

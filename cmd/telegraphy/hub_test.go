@@ -63,6 +63,10 @@ func TestHubCommandStartErrors(t *testing.T) {
 			[]string{"AllowedOrigins", "example.com"}},
 		{"negative limit", map[string]string{"TELEGRAPHY_SECRET": hubTestSecret}, []string{"--redis", r.URL, "--send-queue-bytes", "-1"},
 			[]string{"--send-queue-bytes must be positive"}},
+		{"presence heartbeat too long", map[string]string{"TELEGRAPHY_SECRET": hubTestSecret}, []string{"--redis", r.URL, "--presence", "doc:*", "--presence-ttl", "5s", "--presence-heartbeat", "5s"},
+			[]string{"PresenceHeartbeat (5s) must be shorter than PresenceTTL (5s)"}},
+		{"bad presence pattern", map[string]string{"TELEGRAPHY_SECRET": hubTestSecret, "TELEGRAPHY_PRESENCE": "doc:*:*"}, []string{"--redis", r.URL},
+			[]string{"Presence", `"*" is allowed only at the end`}},
 		{"address in use", map[string]string{"TELEGRAPHY_SECRET": hubTestSecret}, []string{"--redis", r.URL, "--addr", "127.0.0.1:" + strconv.Itoa(r.Port)},
 			[]string{"address already in use"}},
 	}
@@ -446,5 +450,22 @@ func TestHubCommandServer(t *testing.T) {
 	}
 	if _, body := get("http://" + p.addr + "/healthz"); strings.TrimSpace(body) != "unavailable" {
 		t.Errorf("/healthz body with Redis down: %q, want \"unavailable\" (the reason belongs in the log)", body)
+	}
+}
+
+func TestHubCommandPresence(t *testing.T) {
+	r := testenv.StartRedis(t)
+	p := startHubProcess(t, r.URL, "--presence", "doc:*", "--presence-ttl", "3s", "--presence-heartbeat", "1s")
+	c := dialHub(t, p.addr, issueToken(t, "17", "doc:*"))
+	c.expect("welcome")
+	c.send(map[string]any{"type": "subscribe", "id": 1, "channel": "doc:1", "presence": true})
+	c.expect("subscribed")
+	if j := c.expect("join"); j["channel"] != "doc:1" || j["member"].(map[string]any)["subject"] != "17" {
+		t.Errorf("join %v", j)
+	}
+	c.send(map[string]any{"type": "presence", "id": 2, "channel": "doc:1"})
+	m := c.expect("presence")
+	if members, _ := m["members"].([]any); len(members) != 1 || members[0].(map[string]any)["subject"] != "17" {
+		t.Errorf("presence %v", m)
 	}
 }

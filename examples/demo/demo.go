@@ -220,7 +220,8 @@ func (a *App) StartHub() error {
 	if a.hub != nil {
 		return nil
 	}
-	h, err := hub.New(hub.Config{Broker: a.bus, Secret: a.secret, Logger: a.log})
+	// Presence on the board's channel: the page lists who views it.
+	h, err := hub.New(hub.Config{Broker: a.bus, Secret: a.secret, Logger: a.log, Presence: []string{"demo.Task"}})
 	if err != nil {
 		return err
 	}

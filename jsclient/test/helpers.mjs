@@ -17,9 +17,10 @@ async function call(path, body) {
 /** The WebSocket URL of a hub: "main", or "lossy" (its broker keeps almost nothing). */
 export const hubURL = (hub = "main") => call("/hub/url?hub=" + hub);
 
-/** A token for subject granting the channel patterns. */
-export const token = (sub, channels) =>
-  call(`/token?sub=${encodeURIComponent(sub)}&channels=${encodeURIComponent(channels.join(","))}`);
+/** A token for subject granting the channel patterns, with an info claim when given. */
+export const token = (sub, channels, info) =>
+  call(`/token?sub=${encodeURIComponent(sub)}&channels=${encodeURIComponent(channels.join(","))}` +
+    (info ? "&info=" + encodeURIComponent(JSON.stringify(info)) : ""));
 
 /**
  * Publishes events through the broker and returns them. Each item:

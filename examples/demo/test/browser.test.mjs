@@ -91,6 +91,16 @@ test("a task created in one window appears in the other", async () => {
   await bob.waitForFunction(() => document.querySelector("#private").textContent.includes("New task for you: “Buy milk”"));
 });
 
+test("each page lists who is viewing the board", async () => {
+  const viewers = (page, want) =>
+    page.waitForFunction((w) => document.querySelector("#viewers").textContent == w, want, { timeout: 15000 });
+  await Promise.all([viewers(alice, "alice, bob"), viewers(bob, "alice, bob")]);
+  const carol = await open("carol");
+  await Promise.all([viewers(alice, "alice, bob, carol"), viewers(carol, "alice, bob, carol")]);
+  await carol.context().close();
+  await Promise.all([viewers(alice, "alice, bob"), viewers(bob, "alice, bob")]);
+});
+
 test("an update in one window appears in the other", async () => {
   const { id } = await waitRow(bob, (r) => r.title == "Buy milk");
   const form = `#tasks li[data-id="${id}"] form`;

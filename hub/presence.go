@@ -1,0 +1,428 @@
+package hub
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"hash/maphash"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/telegraphy-go/telegraphy/broker"
+	"github.com/telegraphy-go/telegraphy/tokens"
+)
+
+// Presence defaults (see Config).
+const (
+	DefaultPresenceTTL        = 30 * time.Second
+	DefaultPresenceHeartbeat  = 10 * time.Second
+	DefaultMaxPresenceMembers = 1000
+)
+
+// PresencePrefix starts the broker channel that carries a channel's join
+// and leave notices between hubs: "$telegraphy.presence:" + channel.
+// Clients cannot subscribe to it ("$" is reserved).
+const PresencePrefix = "$telegraphy.presence:"
+
+// typePresence is the presence request and its reply; join and leave are
+// the notices sent to subscribers that asked for them.
+const (
+	typePresence = "presence"
+	typeJoin     = "join"
+	typeLeave    = "leave"
+)
+
+// presence is the hub's side of presence: which subjects its connections
+// hold on each channel with presence, announced to the broker
+// (broker.Presencer) when a subject's first local connection comes and
+// when its last one goes, and refreshed every PresenceHeartbeat.
+type presence struct {
+	h     *Hub
+	p     broker.Presencer
+	node  string // this hub, in the broker's entries
+	lease broker.PresenceLease
+
+	// locks serialize the updates of one channel (by hash), so that the
+	// broker sees a channel's adds and removes in the order of the local
+	// state changes.
+	locks [64]sync.Mutex
+
+	mu       sync.Mutex
+	channels map[string]*presenceChannel
+
+	members  prometheus.Gauge
+	chans    prometheus.Gauge
+	stop     chan struct{}
+	stopOnce sync.Once
+}
+
+// presenceChannel is a channel with presence that has local subscribers.
+// Guarded by presence.mu.
+type presenceChannel struct {
+	conns    map[*conn]bool // subscribers; true for those that want join/leave
+	watchers int            // conns that want join/leave
+	subjects map[string]*localPresent
+}
+
+// localPresent is one subject on one channel of this hub.
+type localPresent struct {
+	info  json.RawMessage
+	conns int
+	full  bool // refused for MaxPresenceMembers; retried every heartbeat
+}
+
+// presenceNotice is the payload of a message on PresencePrefix+channel.
+type presenceNotice struct {
+	Join  []broker.PresenceMember `json:"join,omitempty"`
+	Leave []string                `json:"leave,omitempty"`
+}
+
+var presenceSeed = maphash.MakeSeed()
+
+func newPresence(h *Hub, reg prometheus.Registerer) (*presence, error) {
+	ps := &presence{
+		h:        h,
+		node:     newSessionID(),
+		lease:    broker.PresenceLease{TTL: h.cfg.PresenceTTL, MaxMembers: h.cfg.MaxPresenceMembers},
+		channels: make(map[string]*presenceChannel),
+		stop:     make(chan struct{}),
+		members: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "telegraphy_hub_presence_members",
+			Help: "Subjects on channels with presence through this hub's connections, summed over channels (those refused for MaxPresenceMembers included).",
+		}),
+		chans: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "telegraphy_hub_presence_channels",
+			Help: "Channels with presence that have subscribers on this hub.",
+		}),
+	}
+	ps.p, _ = h.cfg.Broker.(broker.Presencer)
+	for _, c := range []prometheus.Collector{ps.members, ps.chans} {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	return ps, nil
+}
+
+// enabled reports whether channel has presence.
+func (ps *presence) enabled(channel string) bool {
+	return ps.p != nil && tokens.Allowed(ps.h.cfg.Presence, channel)
+}
+
+func (ps *presence) lock(channel string) *sync.Mutex {
+	return &ps.locks[maphash.String(presenceSeed, channel)%uint64(len(ps.locks))]
+}
+
+// join registers a subscriber of channel: it is counted as a member when
+// it has a subject, and gets join/leave notices when watch is set.
+func (ps *presence) join(ctx context.Context, c *conn, channel string, info json.RawMessage, watch bool) {
+	l := ps.lock(channel)
+	l.Lock()
+	defer l.Unlock()
+	ps.mu.Lock()
+	pc := ps.channels[channel]
+	if pc == nil {
+		pc = &presenceChannel{conns: make(map[*conn]bool, 1), subjects: make(map[string]*localPresent)}
+		ps.channels[channel] = pc
+		ps.chans.Inc()
+	}
+	pc.conns[c] = watch
+	firstWatcher := false
+	if watch {
+		pc.watchers++
+		firstWatcher = pc.watchers == 1
+	}
+	var add []broker.PresenceMember
+	if c.subject != "" {
+		lp := pc.subjects[c.subject]
+		if lp == nil {
+			lp = &localPresent{info: info}
+			pc.subjects[c.subject] = lp
+			ps.members.Inc()
+			add = []broker.PresenceMember{{Subject: c.subject, Info: info}}
+		}
+		lp.conns++
+	}
+	ps.mu.Unlock()
+	if firstWatcher {
+		// Before the update, so that this hub hears the join it causes.
+		ps.h.subMu.Lock()
+		err := ps.h.sub.Add(ctx, PresencePrefix+channel)
+		ps.h.subMu.Unlock()
+		if err != nil {
+			ps.h.log.Warn("hub: subscribing to presence notices failed", "channel", channel, "err", err)
+		}
+	}
+	if add != nil {
+		ps.update(ctx, channel, add, nil)
+	}
+}
+
+// leave unregisters a subscriber of channel; nothing when it was not one.
+func (ps *presence) leave(ctx context.Context, c *conn, channel string) {
+	l := ps.lock(channel)
+	l.Lock()
+	defer l.Unlock()
+	ps.mu.Lock()
+	pc := ps.channels[channel]
+	if pc == nil {
+		ps.mu.Unlock()
+		return
+	}
+	watch, ok := pc.conns[c]
+	if !ok {
+		ps.mu.Unlock()
+		return
+	}
+	delete(pc.conns, c)
+	lastWatcher := false
+	if watch {
+		pc.watchers--
+		lastWatcher = pc.watchers == 0
+	}
+	var remove []string
+	if lp := pc.subjects[c.subject]; lp != nil {
+		if lp.conns--; lp.conns == 0 {
+			delete(pc.subjects, c.subject)
+			ps.members.Dec()
+			remove = []string{c.subject}
+		}
+	}
+	if len(pc.conns) == 0 {
+		delete(ps.channels, channel)
+		ps.chans.Dec()
+	}
+	ps.mu.Unlock()
+	if remove != nil {
+		ps.update(ctx, channel, nil, remove)
+	}
+	if lastWatcher {
+		ps.h.subMu.Lock()
+		err := ps.h.sub.Remove(ctx, PresencePrefix+channel)
+		ps.h.subMu.Unlock()
+		if err != nil && ctx.Err() == nil {
+			ps.h.log.Debug("hub: unsubscribing from presence notices failed", "channel", channel, "err", err)
+		}
+	}
+}
+
+// update sends one change of this hub's members of channel to the broker,
+// and publishes what it changed to every hub. The caller holds the
+// channel's lock.
+func (ps *presence) update(ctx context.Context, channel string, add []broker.PresenceMember, remove []string) {
+	h := ps.h
+	res, err := ps.p.UpdatePresence(ctx, channel, ps.node, add, remove, ps.lease)
+	if err != nil {
+		h.log.Warn("hub: presence update failed; the next heartbeat retries", "channel", channel, "err", err)
+		return
+	}
+	if len(add) > 0 {
+		full := make(map[string]bool, len(res.Full))
+		for _, s := range res.Full {
+			full[s] = true
+		}
+		refused := 0
+		ps.mu.Lock()
+		if pc := ps.channels[channel]; pc != nil {
+			for _, m := range add {
+				if lp := pc.subjects[m.Subject]; lp != nil {
+					if full[m.Subject] && !lp.full {
+						refused++ // counted once, not at every retry
+					}
+					lp.full = full[m.Subject]
+				}
+			}
+		}
+		ps.mu.Unlock()
+		if refused > 0 {
+			h.metrics.limited.WithLabelValues("presence_members").Add(float64(refused))
+		}
+	}
+	if len(res.Joined) == 0 && len(res.Left) == 0 {
+		return
+	}
+	data, _ := json.Marshal(presenceNotice{Join: res.Joined, Leave: res.Left})
+	if err := h.cfg.Broker.Publish(ctx, broker.Message{Channels: []string{PresencePrefix + channel}, Data: data, NoHistory: true}); err != nil {
+		h.log.Warn("hub: publishing a presence notice failed", "channel", channel, "err", err)
+	}
+}
+
+// heartbeat refreshes this hub's members of every channel with local
+// subscribers each PresenceHeartbeat: it extends their lease, restores
+// what the broker lost (a Redis restart), retries members refused for
+// the cap, and expires the members of hubs that stopped refreshing.
+func (ps *presence) heartbeat() {
+	defer ps.h.loops.Done()
+	t := time.NewTicker(ps.h.cfg.PresenceHeartbeat)
+	defer t.Stop()
+	for {
+		select {
+		case <-ps.stop:
+			return
+		case <-t.C:
+		}
+		ps.mu.Lock()
+		names := make([]string, 0, len(ps.channels))
+		for name := range ps.channels {
+			names = append(names, name)
+		}
+		ps.mu.Unlock()
+		for _, name := range names {
+			select {
+			case <-ps.stop:
+				return
+			default:
+			}
+			ps.refresh(name)
+		}
+	}
+}
+
+func (ps *presence) refresh(channel string) {
+	l := ps.lock(channel)
+	l.Lock()
+	defer l.Unlock()
+	ps.mu.Lock()
+	pc := ps.channels[channel]
+	if pc == nil {
+		ps.mu.Unlock()
+		return
+	}
+	add := make([]broker.PresenceMember, 0, len(pc.subjects))
+	for s, lp := range pc.subjects {
+		add = append(add, broker.PresenceMember{Subject: s, Info: lp.info})
+	}
+	ps.mu.Unlock()
+	ctx, cancel := context.WithTimeout(ps.h.ctx, brokerTimeout)
+	defer cancel()
+	ps.update(ctx, channel, add, nil)
+}
+
+// stopHeartbeat ends the heartbeat; idempotent.
+func (ps *presence) stopHeartbeat() {
+	ps.stopOnce.Do(func() { close(ps.stop) })
+}
+
+// notice delivers a join/leave notice from the broker to the local
+// subscribers of the channel that asked for them.
+func (ps *presence) notice(p broker.Publication) {
+	channel := strings.TrimPrefix(p.Channel, PresencePrefix)
+	var n presenceNotice
+	if err := json.Unmarshal(p.Data, &n); err != nil {
+		ps.h.log.Warn("hub: bad presence notice", "channel", channel, "err", err)
+		return
+	}
+	quoted := quoteChannel(channel)
+	msgs := make([][]byte, 0, len(n.Leave)+len(n.Join))
+	for _, s := range n.Leave {
+		msgs = append(msgs, appendNotice(nil, typeLeave, quoted, broker.PresenceMember{Subject: s}))
+	}
+	for _, m := range n.Join {
+		msgs = append(msgs, appendNotice(nil, typeJoin, quoted, m))
+	}
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	pc := ps.channels[channel]
+	if pc == nil {
+		return
+	}
+	for c, watch := range pc.conns {
+		if !watch {
+			continue
+		}
+		for _, b := range msgs {
+			c.send(b)
+		}
+	}
+}
+
+// appendNotice appends {"type":"join"|"leave","channel":..,"member":{..}}.
+func appendNotice(dst []byte, typ string, quotedChannel []byte, m broker.PresenceMember) []byte {
+	member, _ := json.Marshal(m) // info is a compact JSON object, checked by tokens
+	dst = append(dst, `{"type":"`...)
+	dst = append(dst, typ...)
+	dst = append(dst, `","channel":`...)
+	dst = append(dst, quotedChannel...)
+	dst = append(dst, `,"member":`...)
+	dst = append(dst, member...)
+	return append(dst, '}')
+}
+
+// presenceMsg answers a presence request.
+type presenceMsg struct {
+	Type      string                  `json:"type"`
+	ID        *uint64                 `json:"id,omitempty"`
+	Channel   string                  `json:"channel"`
+	Members   []broker.PresenceMember `json:"members"`
+	Truncated bool                    `json:"truncated,omitempty"`
+}
+
+// presenceRequest answers who is on a channel the client is subscribed
+// to. A channel without presence, and one the client is not subscribed
+// to, get the same not_found: nothing tells them apart.
+func (c *conn) presenceRequest(req request) {
+	h := c.h
+	if c.subs[req.Channel] == nil || !h.presence.enabled(req.Channel) {
+		c.sendError(&protoError{id: req.ID, code: codeNotFound, message: "no presence on a channel you are subscribed to"})
+		return
+	}
+	ctx, cancel := context.WithTimeout(h.ctx, brokerTimeout)
+	defer cancel()
+	members, err := h.presence.p.Presence(ctx, req.Channel, h.cfg.MaxPresenceMembers)
+	if err != nil {
+		h.log.Warn("hub: reading presence failed", "session", c.session, "channel", req.Channel, "err", err)
+		c.sendError(&protoError{id: req.ID, code: codeInternal, message: "could not read presence"})
+		return
+	}
+	reply := presenceMsg{Type: typePresence, ID: req.ID, Channel: req.Channel, Members: members}
+	data := encode(reply)
+	// A reply never takes more than half the send queue (see
+	// MaxPresenceMembers): the rest of the list is left out.
+	for len(data) > h.cfg.SendQueueBytes/2 && len(reply.Members) > 0 {
+		reply.Members = reply.Members[:len(reply.Members)/2]
+		reply.Truncated = true
+		data = encode(reply)
+	}
+	c.send(data)
+}
+
+// presenceJoin is called once a subscribe has been answered.
+func (c *conn) presenceJoin(ctx context.Context, req request) {
+	if ps := c.h.presence; ps.enabled(req.Channel) {
+		ps.join(ctx, c, req.Channel, c.info, req.Presence)
+	}
+}
+
+// checkPresenceConfig validates the presence fields of c and fills in
+// their defaults.
+func (c *Config) checkPresenceConfig() error {
+	for _, p := range c.Presence {
+		if err := checkPattern(p); err != nil {
+			return fmt.Errorf("%w: Presence: %w", ErrBadConfig, err)
+		}
+	}
+	if c.PresenceTTL < 0 || c.PresenceHeartbeat < 0 || c.MaxPresenceMembers < 0 {
+		return fmt.Errorf("%w: PresenceTTL, PresenceHeartbeat and MaxPresenceMembers must not be negative (zero means the default)", ErrBadConfig)
+	}
+	if c.PresenceTTL == 0 {
+		c.PresenceTTL = DefaultPresenceTTL
+	}
+	if c.PresenceHeartbeat == 0 {
+		c.PresenceHeartbeat = min(DefaultPresenceHeartbeat, c.PresenceTTL/3)
+	}
+	if c.PresenceHeartbeat >= c.PresenceTTL {
+		return fmt.Errorf("%w: PresenceHeartbeat (%s) must be shorter than PresenceTTL (%s)", ErrBadConfig, c.PresenceHeartbeat, c.PresenceTTL)
+	}
+	if c.MaxPresenceMembers == 0 {
+		c.MaxPresenceMembers = DefaultMaxPresenceMembers
+	}
+	if len(c.Presence) > 0 {
+		if _, ok := c.Broker.(broker.Presencer); !ok {
+			return fmt.Errorf("%w: Presence needs a broker that keeps presence (broker.Presencer), which %T is not", ErrBadConfig, c.Broker)
+		}
+	}
+	return nil
+}
