@@ -15,7 +15,8 @@ import (
 //
 //	<prefix>:{<channel>}:meta        hash: e = epoch, o = newest offset,
 //	                                 x = last expiry renewal (unix ms), d = ids exists,
-//	                                 r = replication id of the primary that wrote it
+//	                                 r = replication id of the primary that wrote it,
+//	                                 s = "<unix ms> <id>": when this server last read its id (not replicated)
 //	<prefix>:{<channel>}:stream      stream: o, i (event id), t (unix ns), d (data)
 //	<prefix>:{<channel>}:ids         sorted set: event id -> offset, for the
 //	                                 ids still in the stream
@@ -42,6 +43,16 @@ import (
 // untouched through two failovers in a row, and writes lost by a restart
 // (AOF with appendfsync everysec can lose the last second); and nothing
 // is detected where ACLs refuse INFO to the broker's user (r stays empty).
+//
+// INFO costs Redis more than the rest of a publication's commands, so the
+// publish script asks it at most once a second per channel: after asking,
+// it notes in field s "<unix ms> <id>" without replicating it or writing
+// it to the AOF (redis.set_repl), and while s is under a second old and
+// names the id in field r, r is the running server's id. A promoted
+// replica has no field s, or one a second old, and asks INFO. One gap:
+// a replica's full synchronisation copies field s as it stands, so a
+// replica promoted within a second (by its own clock) of a full
+// synchronisation keeps the epoch.
 
 // replicationIDs starts both scripts: replIDs() returns the running
 // server's master_replid and master_replid2, or empty strings where INFO
@@ -98,29 +109,47 @@ local ttl = tonumber(ARGV[5])
 local dedupe = ARGV[6] == '1'
 local now = redis.call('TIME')
 local nowms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+local function knownReplID(s, r)
+  local at, id = string.match(s, '^(%d+) (%w+)$')
+  at = tonumber(at)
+  return id == r and at ~= nil and at <= nowms and nowms - at < 1000
+end
+local function noteReplID(meta, id)
+  redis.set_repl(redis.REPL_NONE)
+  redis.call('HSET', meta, 's', nowms .. ' ' .. id)
+  redis.set_repl(redis.REPL_ALL)
+end
 local tail = '\n' .. ARGV[1] .. '\n' .. ARGV[2] .. '\n' .. ARGV[3]
 local numsub = ARGV[8] == 'SPUBLISH' and 'SHARDNUMSUB' or 'NUMSUB'
 local res = {}
 for c = 0, #KEYS / 3 - 1 do
   local meta, stream, ids = KEYS[c*3+1], KEYS[c*3+2], KEYS[c*3+3]
   local pub = ARGV[9+c]
-  local m = redis.call('HMGET', meta, 'e', 'o', 'x', 'd', 'r')
+  local m = redis.call('HMGET', meta, 'e', 'o', 'x', 'd', 'r', 's')
   if not m[1] and redis.call('PUBSUB', numsub, pub)[2] == 0 then
     redis.call(ARGV[8], pub, '1\n\n0' .. tail)
     res[c+1] = -1
   else
     local epoch, last, renewed, hasIds = m[1], tonumber(m[2]) or 0, tonumber(m[3]), m[4]
-    replIDs()
-    if epoch and m[5] and m[5] ~= rid and m[5] == rid2 then
-      epoch = nil
+    -- cur: the running server's replication id, from INFO unless this
+    -- server noted within the last second that it is field r's.
+    local cur, asked = m[5], false
+    if not (m[5] and m[6] and knownReplID(m[6], m[5])) then
+      cur, asked = replIDs(), true
+      if epoch and m[5] and m[5] ~= rid and m[5] == rid2 then
+        epoch = nil
+      end
     end
     if not epoch then
       epoch = ARGV[7]
       redis.call('DEL', meta, stream, ids)
-      redis.call('HSET', meta, 'e', epoch, 'o', 0, 'r', rid)
+      redis.call('HSET', meta, 'e', epoch, 'o', 0, 'r', cur)
       last, renewed, hasIds = 0, nil, nil
-    elseif m[5] ~= rid then
-      redis.call('HSET', meta, 'r', rid)
+    elseif m[5] ~= cur then
+      redis.call('HSET', meta, 'r', cur)
+    end
+    if asked and cur ~= '' then
+      noteReplID(meta, cur)
     end
     local dup = false
     if dedupe then
