@@ -45,8 +45,8 @@ import (
 // is detected where ACLs refuse INFO to the broker's user (r stays empty).
 //
 // INFO costs Redis more than the rest of a publication's commands, so the
-// publish script asks it at most once a second per channel: after asking,
-// it notes in field s "<unix ms> <id>" without replicating it or writing
+// scripts ask it at most once a second per channel: after asking, a
+// script notes in field s "<unix ms> <id>" without replicating it or writing
 // it to the AOF (redis.set_repl), and while s is under a second old and
 // names the id in field r, r is the running server's id. A promoted
 // replica has no field s, or one a second old, and asks INFO. One gap:
@@ -56,8 +56,9 @@ import (
 
 // replicationIDs starts both scripts: replIDs() returns the running
 // server's master_replid and master_replid2, or empty strings where INFO
-// is refused. It asks INFO once per call, and only when a channel with a
-// history is touched: a publication to a channel nobody watches needs
+// is refused. It asks INFO at most once per call, and only when a channel
+// with a history is touched whose field s (see above) is missing, stale
+// or names another id: a publication to a channel nobody watches needs
 // neither.
 const replicationIDs = `
 local rid, rid2
@@ -71,6 +72,19 @@ local function replIDs()
     end
   end
   return rid, rid2
+end
+-- knownReplID reports whether field s of a meta hash, "<unix ms> <id>",
+-- says that the running server read its replication id r less than a
+-- second before nowms. noteReplID writes it, for this server alone.
+local function knownReplID(s, r, nowms)
+  local at, id = string.match(s, '^(%d+) (%w+)$')
+  at = tonumber(at)
+  return id == r and at ~= nil and at <= nowms and nowms - at < 1000
+end
+local function noteReplID(meta, id, nowms)
+  redis.set_repl(redis.REPL_NONE)
+  redis.call('HSET', meta, 's', nowms .. ' ' .. id)
+  redis.set_repl(redis.REPL_ALL)
 end
 `
 
@@ -109,16 +123,6 @@ local ttl = tonumber(ARGV[5])
 local dedupe = ARGV[6] == '1'
 local now = redis.call('TIME')
 local nowms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
-local function knownReplID(s, r)
-  local at, id = string.match(s, '^(%d+) (%w+)$')
-  at = tonumber(at)
-  return id == r and at ~= nil and at <= nowms and nowms - at < 1000
-end
-local function noteReplID(meta, id)
-  redis.set_repl(redis.REPL_NONE)
-  redis.call('HSET', meta, 's', nowms .. ' ' .. id)
-  redis.set_repl(redis.REPL_ALL)
-end
 local tail = '\n' .. ARGV[1] .. '\n' .. ARGV[2] .. '\n' .. ARGV[3]
 local numsub = ARGV[8] == 'SPUBLISH' and 'SHARDNUMSUB' or 'NUMSUB'
 local res = {}
@@ -134,7 +138,7 @@ for c = 0, #KEYS / 3 - 1 do
     -- cur: the running server's replication id, from INFO unless this
     -- server noted within the last second that it is field r's.
     local cur, asked = m[5], false
-    if not (m[5] and m[6] and knownReplID(m[6], m[5])) then
+    if not (m[5] and m[6] and knownReplID(m[6], m[5], nowms)) then
       cur, asked = replIDs(), true
       if epoch and m[5] and m[5] ~= rid and m[5] == rid2 then
         epoch = nil
@@ -149,7 +153,7 @@ for c = 0, #KEYS / 3 - 1 do
       redis.call('HSET', meta, 'r', cur)
     end
     if asked and cur ~= '' then
-      noteReplID(meta, cur)
+      noteReplID(meta, cur, nowms)
     end
     local dup = false
     if dedupe then
@@ -214,19 +218,27 @@ return res
 // KEYS: meta, stream, ids. ARGV: candidate epoch, TTL (ms), since epoch, since
 // offset ("" when none), most publications, most bytes (0: no limit).
 var historyScript = redis.NewScript(replicationIDs + `
-local m = redis.call('HMGET', KEYS[1], 'e', 'r')
+local m = redis.call('HMGET', KEYS[1], 'e', 'r', 's')
 local epoch = m[1]
-replIDs()
-if epoch and m[2] and m[2] ~= rid and m[2] == rid2 then
-  epoch = nil
+local now = redis.call('TIME')
+local nowms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+local cur, asked = m[2], false
+if not (m[2] and m[3] and knownReplID(m[3], m[2], nowms)) then
+  cur, asked = replIDs(), true
+  if epoch and m[2] and m[2] ~= rid and m[2] == rid2 then
+    epoch = nil
+  end
 end
 if not epoch then
   epoch = ARGV[1]
   redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
-  redis.call('HSET', KEYS[1], 'e', epoch, 'o', 0, 'r', rid)
+  redis.call('HSET', KEYS[1], 'e', epoch, 'o', 0, 'r', cur)
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
-elseif m[2] ~= rid then
-  redis.call('HSET', KEYS[1], 'r', rid)
+elseif m[2] ~= cur then
+  redis.call('HSET', KEYS[1], 'r', cur)
+end
+if asked and cur ~= '' then
+  noteReplID(KEYS[1], cur, nowms)
 end
 local off = tonumber(redis.call('HGET', KEYS[1], 'o'))
 if off == 0 then
@@ -271,8 +283,7 @@ while left > 0 do
   left = left - #chunk
   from = '(' .. chunk[#chunk][1]
 end
-local now = redis.call('TIME')
-local cutoff = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) - tonumber(ARGV[2])
+local cutoff = nowms - tonumber(ARGV[2])
 local oldest = #entries > 0 and tonumber(string.match(entries[#entries][1], '^(%d+)'))
 if not oldest or oldest < cutoff then
   return {epoch, off}
