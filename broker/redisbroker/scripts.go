@@ -98,12 +98,16 @@ end
 // A channel nobody watches gets no history, as in broker.Memory: when it
 // has no meta hash (History, which hubs call when a client subscribes and
 // pages call to render a position, creates one) and no pub/sub subscriber
-// on this server, the message is published without a position (epoch "",
-// offset 0) and nothing is written; the script returns -1 for it. Most
-// record channels are never watched, and cost Redis neither the commands
-// nor the memory of a history.
+// on this server, nothing is written; the script returns -1 for it. On a
+// single Redis nothing is published either, since no hub listens; with
+// SPUBLISH (Redis Cluster) the message is published without a position
+// (epoch "", offset 0), for hubs subscribed to replicas, which the
+// primary does not count. Most record channels are never watched, and
+// cost Redis neither the commands nor the memory of a history.
 //
-// The hot path is six commands a channel. The rest is done only every
+// The hot path is five commands a channel (HMGET, ZADD NX of the event
+// id, HINCRBY, XADD, PUBLISH) and a TIME per call; a duplicate id costs a
+// ZSCORE, to tell it from a stale one. The rest is done only every
 // 32nd offset or when the keys' expiry is due for renewal: trimming the
 // stream by age (History checks the age of what it serves, so entries
 // past HistoryTTL are never recovered meanwhile) and the id set by offset
@@ -131,7 +135,10 @@ for c = 0, #KEYS / 3 - 1 do
   local pub = ARGV[9+c]
   local m = redis.call('HMGET', meta, 'e', 'o', 'x', 'd', 'r', 's')
   if not m[1] and redis.call('PUBSUB', numsub, pub)[2] == 0 then
-    redis.call(ARGV[8], pub, '1\n\n0' .. tail)
+    if numsub ~= 'NUMSUB' then
+      -- Sharded: replicas' subscribers are not counted.
+      redis.call(ARGV[8], pub, '1\n\n0' .. tail)
+    end
     res[c+1] = -1
   else
     local epoch, last, renewed, hasIds = m[1], tonumber(m[2]) or 0, tonumber(m[3]), m[4]
@@ -155,10 +162,13 @@ for c = 0, #KEYS / 3 - 1 do
     if asked and cur ~= '' then
       noteReplID(meta, cur, nowms)
     end
-    local dup = false
-    if dedupe then
-      local s = redis.call('ZSCORE', ids, ARGV[1])
-      dup = s ~= false and s ~= nil and tonumber(s) > last - size
+    -- The id goes in with the offset it is about to get (HINCRBY below
+    -- answers last + 1); one already there is a duplicate unless its
+    -- offset has left the history (stale), when it takes the new one.
+    local dup, stale = false, false
+    if dedupe and redis.call('ZADD', ids, 'NX', last + 1, ARGV[1]) == 0 then
+      dup = tonumber(redis.call('ZSCORE', ids, ARGV[1])) > last - size
+      stale = not dup
     end
     if dup then
       res[c+1] = 0
@@ -173,8 +183,10 @@ for c = 0, #KEYS / 3 - 1 do
       else
         expireAt = renewed + ttl + math.floor(ttl / 4)
       end
-      if dedupe then
+      if stale then
         redis.call('ZADD', ids, off, ARGV[1])
+      end
+      if dedupe then
         if tidy then
           redis.call('ZREMRANGEBYSCORE', ids, '-inf', off - size)
         end
