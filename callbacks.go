@@ -18,7 +18,7 @@ import (
 // callback of the same statement.
 type stmtState struct {
 	m     *events.Model
-	tx    *txPool
+	tx    *txn
 	state txState
 
 	// started is the transaction the plugin began because the statement
@@ -32,7 +32,14 @@ type stmtState struct {
 	changed  []string
 	bulk     bool
 	keys     [][]any       // primary keys of the affected rows, in order
-	rows     reflect.Value // hard delete: the rows as read before
+	rows     reflect.Value // the rows to announce: returned by the write, or (hard delete) read before it
+
+	ret *returningPool // the rows the write returned (returning.go)
+
+	stash   *stashPool // the keys an update with the caller's RETURNING recorded (stash.go)
+	stashed bool       // st.keys are those keys
+
+	upsert *upsertState // creates from maps and with ON CONFLICT (upsert.go)
 }
 
 type stateKey struct{ stmt *gorm.Statement }
@@ -66,7 +73,7 @@ func (p *Plugin) begin(db *gorm.DB, op events.Operation) *stmtState {
 // target returns the model of a statement that emits op events and where
 // its events go; a nil model when it emits nothing, already failed, or
 // runs on a connection the plugin does not follow (an error on db).
-func (p *Plugin) target(db *gorm.DB, op events.Operation) (*events.Model, *txPool, txState) {
+func (p *Plugin) target(db *gorm.DB, op events.Operation) (*events.Model, *txn, txState) {
 	if db.Error != nil || db.DryRun {
 		return nil, nil, untracked
 	}
@@ -74,10 +81,9 @@ func (p *Plugin) target(db *gorm.DB, op events.Operation) (*events.Model, *txPoo
 	if m == nil || !m.Options.Operations.Has(op) || m.Options.Operations&events.OpNone != 0 {
 		return nil, nil, untracked
 	}
-	tx, state := p.track(db.Statement.ConnPool)
+	tx, state, err := p.track(db)
 	if state == untracked {
-		_ = db.AddError(fmt.Errorf("%w: writing %s through %T (db.Connection, a transaction begun outside GORM, or dbresolver)",
-			ErrUntracked, m.Name, db.Statement.ConnPool))
+		_ = db.AddError(fmt.Errorf("telegraphy: writing %s: %w", m.Name, err))
 		return nil, nil, untracked
 	}
 	return m, tx, state
@@ -97,7 +103,11 @@ func (p *Plugin) beginOwnTx(db *gorm.DB, st *stmtState) bool {
 	st.started = tx
 	st.restore = db.Statement.ConnPool
 	db.Statement.ConnPool = tx.Statement.ConnPool
-	st.tx, st.state = p.track(tx.Statement.ConnPool)
+	var err error
+	if st.tx, st.state, err = p.track(tx); st.state != inTx {
+		_ = db.AddError(fmt.Errorf("telegraphy: transaction begun for %s: %w", st.m.Name, err))
+		return false
+	}
 	return true
 }
 
@@ -116,46 +126,50 @@ func (p *Plugin) finish(db *gorm.DB, st *stmtState) {
 
 // emit sends msgs to the statement's transaction tx, or publishes them
 // now when there is none. It keeps msgs.
-func (p *Plugin) emit(db *gorm.DB, tx *txPool, msgs []broker.Message) {
+func (p *Plugin) emit(db *gorm.DB, tx *txn, msgs []broker.Message) {
 	if len(msgs) == 0 {
 		return
 	}
+	stampOrigin(db.Statement.Context, msgs)
 	if tx != nil {
-		tx.add(msgs)
+		tx.add(p, msgs, true)
 		return
 	}
 	p.publish(db.Statement.Context, msgs)
 }
 
-// A create needs no state between its callbacks unless the plugin begins
-// a transaction for it (outbox mode): the after callback finds the model
-// and the transaction again, which costs less than keeping them.
+// A create from structs needs no state between its callbacks unless the
+// plugin begins a transaction for it (outbox mode): the after callback
+// finds the model and the transaction again, which costs less than
+// keeping them. Creates from maps and with ON CONFLICT read their rows
+// back (upsert.go).
 
 func (p *Plugin) beforeCreate(db *gorm.DB) {
+	var st *stmtState
 	if p.outbox != nil {
-		if p.begin(db, events.OpCreate) == nil {
+		if st = p.begin(db, events.OpCreate); st == nil {
 			return
 		}
 	} else if m, _, _ := p.target(db, events.OpCreate); m == nil {
 		return
 	}
-	v := reflect.Indirect(db.Statement.ReflectValue)
-	if v.Kind() == reflect.Map || ((v.Kind() == reflect.Slice || v.Kind() == reflect.Array) && v.Type().Elem().Kind() == reflect.Map) {
-		loadState(db)
-		_ = db.AddError(ErrMapCreate)
-	}
+	p.beginReadBack(db, st)
 }
 
 func (p *Plugin) afterCreate(db *gorm.DB) {
 	var m *events.Model
-	var tx *txPool
-	if p.outbox != nil {
-		st := loadState(db)
-		if st == nil {
+	var tx *txn
+	if st := loadState(db); st != nil {
+		defer p.finish(db, st)
+		if st.upsert != nil {
+			if db.Error == nil && db.RowsAffected > 0 {
+				p.emitReadBack(db, st)
+			}
 			return
 		}
-		defer p.finish(db, st)
 		m, tx = st.m, st.tx
+	} else if p.outbox != nil {
+		return
 	} else if m, tx, _ = p.target(db, events.OpCreate); m == nil {
 		return
 	}
@@ -363,7 +377,7 @@ func (p *Plugin) beforeUpdate(db *gorm.DB) {
 	if len(where) == 0 && !stmt.AllowGlobalUpdate {
 		return // gorm:update refuses it with ErrMissingWhereClause
 	}
-	if st.bulk {
+	if st.bulk || p.watch(db, st, "UPDATE") || p.stash(db, st) {
 		return
 	}
 	p.selectAffected(db, st, where, true)
@@ -400,9 +414,30 @@ func (p *Plugin) selectAffected(db *gorm.DB, st *stmtState, where []clause.Expre
 			}
 		}
 	}
+	if c, ok := stmt.Clauses["FROM"]; ok {
+		if from, ok := c.Expression.(clause.From); ok && (len(from.Tables) > 0 || len(from.Joins) > 0) {
+			// UPDATE ... FROM with the caller's RETURNING: the rows
+			// cannot be selected apart from the statement.
+			st.bulk = true
+			return
+		}
+	}
+	if db.Dialector.Name() == "sqlite" {
+		if err := sqliteWriteLock(db); err != nil {
+			_ = db.AddError(err)
+			return
+		}
+	}
 	rows, err := preselect(db, where, limit, pkOnly)
 	if err != nil {
-		_ = db.AddError(err)
+		if db.Dialector.Name() == "postgres" {
+			// The failed read has aborted the transaction.
+			_ = db.AddError(err)
+			return
+		}
+		// The statement itself may still run (or fail with its own
+		// error): say how many rows it changed.
+		st.bulk = true
 		return
 	}
 	if rows.Elem().Len() > limit {
@@ -420,6 +455,10 @@ func (p *Plugin) afterUpdate(db *gorm.DB) {
 	if st == nil {
 		return
 	}
+	unwatch(db, st)
+	if st.stash != nil {
+		unstash(db, st)
+	}
 	if st.addedSet {
 		delete(db.Statement.Clauses, "SET")
 	}
@@ -429,11 +468,29 @@ func (p *Plugin) afterUpdate(db *gorm.DB) {
 	p.finish(db, st)
 }
 
-// emitRows emits one event per affected row, read back after the write
-// (or as read before it, for hard deletes), or one bulk event.
+// emitRows emits one event per affected row (as the write returned it,
+// read back after the write, or as read before it for hard deletes), or
+// one bulk event.
 func (p *Plugin) emitRows(db *gorm.DB, st *stmtState, bulkType string, meta events.Meta) {
+	count := db.RowsAffected
+	if r := st.ret; r != nil {
+		if !r.done {
+			return
+		}
+		st.bulk = st.bulk || r.count > int64(p.bulkLimit(st.m))
+		st.rows = r.rows
+	} else if st.stashed {
+		count = int64(len(st.keys))
+		st.bulk = st.bulk || count > int64(p.bulkLimit(st.m))
+	} else if !st.bulk && int64(len(st.keys)) < db.RowsAffected {
+		// The locks of the read before did not cover every row the
+		// statement changed (MySQL below REPEATABLE READ, a PostgreSQL
+		// hard delete with the caller's RETURNING at READ COMMITTED): say
+		// how many.
+		st.bulk = true
+	}
 	if st.bulk {
-		meta.EventType, meta.Changed, meta.Count = bulkType, nil, db.RowsAffected
+		meta.EventType, meta.Changed, meta.Count = bulkType, nil, count
 		msg, err := newMessage(st.m.Name, meta, []byte("null"), []string{st.m.Name})
 		if err != nil {
 			_ = db.AddError(err)
@@ -442,7 +499,7 @@ func (p *Plugin) emitRows(db *gorm.DB, st *stmtState, bulkType string, meta even
 		p.emit(db, st.tx, []broker.Message{msg})
 		return
 	}
-	if len(st.keys) == 0 {
+	if len(st.keys) == 0 && st.ret == nil {
 		return
 	}
 	rows := st.rows
@@ -488,6 +545,13 @@ func (p *Plugin) beforeDelete(db *gorm.DB) {
 		return // gorm:delete refuses it with ErrMissingWhereClause
 	}
 	st.soft = soft
+	op := "DELETE"
+	if soft {
+		op = "UPDATE" // what the soft-delete clause built
+	}
+	if p.watch(db, st, op) || (soft && p.stash(db, st)) {
+		return
+	}
 	// A hard delete reads the whole rows first: afterwards they are gone.
 	// A soft delete re-reads them like an update.
 	p.selectAffected(db, st, where, soft)
@@ -514,6 +578,10 @@ func (p *Plugin) afterDelete(db *gorm.DB) {
 	st := loadState(db)
 	if st == nil {
 		return
+	}
+	unwatch(db, st)
+	if st.stash != nil {
+		unstash(db, st)
 	}
 	if db.Error == nil && db.RowsAffected > 0 {
 		p.emitRows(db, st, events.TypeBulkDelete, events.Meta{EventType: events.TypeDelete, Soft: st.soft})

@@ -19,15 +19,19 @@ type Config struct {
 	// transaction already committed. It may be called from any goroutine
 	// that commits. Zero value means the error is only logged.
 	ErrorHandler func(error)
-	// Logger logs publish failures. Zero value means slog.Default().
+	// Logger logs publish failures, and commits that went on without
+	// waiting longer for an earlier transaction on the same records to
+	// publish. Zero value means slog.Default().
 	Logger *slog.Logger
 	// BulkLimit is the default for Options.BulkLimit: how many rows an
 	// update or delete by condition may touch and still emit one event per
 	// row. Zero value means events.DefaultBulkLimit (1000); a negative
 	// value always sends one bulk event.
 	BulkLimit int
-	// PublishTimeout bounds each Broker.Publish call made after a commit.
-	// Zero value means 5 seconds.
+	// PublishTimeout bounds each Broker.Publish call made after a commit,
+	// and the wait of a commit for an earlier transaction on the same
+	// records to publish (see "Order" in the package doc). Zero value
+	// means 5 seconds.
 	PublishTimeout time.Duration
 	// Outbox turns on outbox mode: events are written to a table by the
 	// transaction that produces them and published by a relay, so a crash

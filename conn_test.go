@@ -1,6 +1,20 @@
 package telegraphy
 
-import "testing"
+import (
+	"context"
+	"database/sql/driver"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"reflect"
+	"testing"
+	"time"
+	"unsafe"
+
+	"gorm.io/driver/sqlite"
+	"gorm.io/gorm"
+	"gorm.io/gorm/logger"
+)
 
 func TestSavepointOp(t *testing.T) {
 	cases := []struct {
@@ -26,6 +40,127 @@ func TestSavepointOp(t *testing.T) {
 	for _, c := range cases {
 		if op, name := savepointOp(c.q); op != c.op || name != c.name {
 			t.Errorf("savepointOp(%q) = %v %q, want %v %q", c.q, op, name, c.op, c.name)
+		}
+	}
+}
+
+// TestFollowDB checks the one place that writes an unexported field of
+// database/sql: the connector of a *sql.DB. It fails when database/sql
+// changes that field, and shows what users keep: the *sql.DB, its driver,
+// its settings, Close.
+func TestFollowDB(t *testing.T) {
+	gdb, err := gorm.Open(sqlite.Open(filepath.Join(t.TempDir(), "f.db")), &gorm.Config{Logger: logger.Discard})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sqlDB, err := gdb.DB()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sqlDB.Close()
+	sqlDB.SetMaxOpenConns(3)
+	drv := sqlDB.Driver()
+	if sqlDB.Stats().Idle != 1 {
+		t.Fatalf("idle connections before: %d, want the one gorm.Open pinged", sqlDB.Stats().Idle)
+	}
+	if err := followDB(sqlDB); err != nil {
+		t.Fatal(err)
+	}
+	if err := followDB(sqlDB); err != nil {
+		t.Fatal(err)
+	}
+	f := reflect.ValueOf(sqlDB).Elem().FieldByName("connector")
+	c, ok := (*(*driver.Connector)(unsafe.Pointer(f.UnsafeAddr()))).(*connector)
+	if !ok {
+		t.Fatalf("connector is %s", f.Elem().Type())
+	}
+	if _, twice := c.Connector.(*connector); twice {
+		t.Fatal("connector installed twice")
+	}
+	if s := sqlDB.Stats(); s.Idle != 1 || s.OpenConnections != 1 || s.MaxOpenConnections != 3 {
+		t.Fatalf("stats after: %+v, want the old connection kept and the settings too", s)
+	}
+	if sqlDB.Driver() != drv {
+		t.Fatalf("Driver() changed to %T", sqlDB.Driver())
+	}
+	conn, err := sqlDB.Conn(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := sqlDB.Stats(); s.OpenConnections != 1 {
+		t.Fatalf("stats: %+v, want the idle connection reused", s)
+	}
+	err = conn.Raw(func(dc any) error {
+		u, ok := dc.(interface{ Unwrap() driver.Conn })
+		if !ok {
+			return fmt.Errorf("driver connection %T is not wrapped", dc)
+		}
+		if got := fmt.Sprintf("%T", u.Unwrap()); got != "*sqlite3.SQLiteConn" {
+			return fmt.Errorf("Unwrap() = %T", u.Unwrap())
+		}
+		return nil
+	})
+	conn.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !isFollowed(sqlDB) {
+		t.Fatal("not recorded")
+	}
+	if err := sqlDB.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := sqlDB.Ping(); err == nil {
+		t.Fatal("Ping after Close succeeded")
+	}
+}
+
+// TestStripeWaitBounded: a transaction waits for a record's stripe at most
+// the given time, then commits without it instead of waiting forever (a
+// COMMIT may itself wait for the transaction that waits for the stripe).
+func TestStripeWaitBounded(t *testing.T) {
+	s := newStripes()
+	first := s.lock([]pendingMsg{{key: "a:1"}, {key: "a:2"}, {key: "a:1"}}, time.Second, slog.Default())
+	if len(first) != 2 {
+		t.Fatalf("held %v, want the two stripes of a:1 and a:2", first)
+	}
+	second := s.lock([]pendingMsg{{key: "a:2"}, {}}, 10*time.Millisecond, slog.New(slog.DiscardHandler))
+	if len(second) != 0 {
+		t.Fatalf("held %v while another transaction holds it", second)
+	}
+	s.unlock(first)
+	third := s.lock([]pendingMsg{{key: "a:2"}}, time.Second, slog.Default())
+	if len(third) != 1 || third[0] != stripeOf("a:2") {
+		t.Fatalf("held %v after the first let go", third)
+	}
+	s.unlock(third)
+}
+
+type bareConn struct{ driver.Conn }
+type resetConn struct{ driver.Conn }
+type validConn struct{ driver.Conn }
+type bothConn struct{ driver.Conn }
+
+func (resetConn) ResetSession(context.Context) error { return nil }
+func (validConn) IsValid() bool                      { return true }
+func (bothConn) ResetSession(context.Context) error  { return nil }
+func (bothConn) IsValid() bool                       { return true }
+
+// TestWrapConnInterfaces: the wrapper offers SessionResetter and Validator
+// exactly where the driver's connection does (database/sql decides by them
+// whether a connection survives a rollback on a cancelled context).
+func TestWrapConnInterfaces(t *testing.T) {
+	for _, ci := range []driver.Conn{bareConn{}, resetConn{}, validConn{}, bothConn{}} {
+		w := wrapConn(ci)
+		_, r := ci.(driver.SessionResetter)
+		_, v := ci.(driver.Validator)
+		_, wr := w.(driver.SessionResetter)
+		_, wv := w.(driver.Validator)
+		if r != wr || v != wv {
+			t.Errorf("%T: wrapper resetter %v validator %v, driver %v %v", ci, wr, wv, r, v)
+		}
+		if u, ok := w.(interface{ Unwrap() driver.Conn }); !ok || u.Unwrap() != ci {
+			t.Errorf("%T: Unwrap", ci)
 		}
 	}
 }

@@ -18,47 +18,77 @@
 //
 // # How commits are followed
 //
-// GORM has no commit callback. Initialize wraps the DB's connection pool;
-// every transaction begun through it (db.Begin, db.Transaction, the
-// implicit transaction around each write, prepared-statement sessions)
-// is a wrapper whose Commit publishes the events buffered for it, in
-// statement order and in one Broker.Publish call, and whose Rollback drops
-// them. SAVEPOINT and ROLLBACK TO statements (SavePoint, RollbackTo, nested
-// Transaction) pass through the wrapper too, which cuts the buffer back to
-// the savepoint. A write outside any transaction (SkipDefaultTransaction,
-// globally or per session) publishes as soon as the statement succeeds.
+// GORM has no commit callback and *sql.Tx no hook, and the plugin leaves
+// db.ConnPool and every transaction's Statement.ConnPool of the types GORM
+// gives them (*sql.DB, *sql.Tx, *gorm.PreparedStmtDB, *gorm.PreparedStmtTX,
+// *sql.Conn, or another plugin's wrapper), so commits are followed one
+// layer down, in database/sql's driver layer. Initialize installs a
+// driver.Connector on the DB's *sql.DB (the same *sql.DB: db.DB() returns
+// it, with its pool settings and driver) and wraps its driver connections,
+// those opened before it included, which keep their session state. Every
+// transaction begun on one of them (db.Begin, db.Transaction, the implicit
+// transaction around each write, db.Connection, PrepareStmt globally or per
+// session, a transaction begun through database/sql) buffers the events of
+// its statements; its COMMIT publishes them, in statement order and in one
+// Broker.Publish call, and its ROLLBACK drops them. SAVEPOINT and ROLLBACK
+// TO statements (SavePoint, RollbackTo, nested Transaction, or raw Exec)
+// cut the buffer back to the savepoint. A write outside any transaction
+// (SkipDefaultTransaction, globally or per session) publishes as soon as
+// the statement succeeds. A statement finds its transaction through a
+// probe that the wrapped driver connection answers without a round trip to
+// the server.
 //
-// Paths the plugin cannot follow fail loudly: a write of a registered
-// model through db.Connection or through a transaction begun outside GORM
-// fails with ErrUntracked before it runs, and so does Emit. Initialize
-// refuses a DB that already uses gorm.io/plugin/dbresolver, whose sources
-// were opened without the plugin. A dbresolver registered after the plugin
-// is fine: it opens its sources with the DB's config, which initializes the
-// plugin on each of them. Creating a registered model from a map fails
-// with ErrMapCreate (the new rows' keys are unknown). Writes without a
-// model (db.Table("orders").Update, db.Exec) are not seen and emit
-// nothing.
+// gorm.io/plugin/dbresolver may be registered before or after the plugin:
+// its sources and replicas get the connector too, writes and their
+// transactions run on the sources as without the plugin, and their events
+// follow the sources' commits. Outbox mode refuses dbresolver
+// (ErrOutboxResolver).
+//
+// What this changes for the program: a (*sql.Conn).Raw callback receives
+// the plugin's driver connection, whose Unwrap() driver.Conn method returns
+// the driver's own (pgx's *stdlib.Conn, for example). Code that uses the
+// same *sql.DB outside GORM gets the wrapped connections too (its
+// transactions carry no events). db.Use must run
+// before the DB is used by other goroutines (as for any GORM plugin); a
+// connection in use meanwhile stays unwrapped, and a write of a registered
+// model in a transaction on it fails with ErrUntracked before it runs, as
+// does one through a connection of a *sql.DB the plugin was not
+// initialized on, and Emit on either. database/sql has no API to wrap the
+// connections of an open *sql.DB: Initialize writes its connector and idle
+// connections' unexported fields, after checking their names and types
+// (it returns an error rather than guess if a Go release changes them).
+// Writes without a model (db.Table("orders").Update, db.Exec) are not seen
+// and emit nothing.
 //
 // # Updates and deletes
 //
-// An update event carries the row as committed, never the caller's struct:
-// after the UPDATE the plugin re-reads the affected rows by primary key in
-// the same transaction. When the statement names one row by the full
-// primary key of a loaded instance that row is re-read; otherwise the keys
-// are selected first with the statement's own WHERE (SELECT ... FOR UPDATE
-// on PostgreSQL and MySQL; SQLite's single writer gives the same), at most
-// the model's BulkLimit plus one. Beyond BulkLimit one bulk_update or
-// bulk_delete event with meta.count replaces the per-row events. A hard
-// delete reads the rows before deleting them; a soft delete re-reads them
-// and sets meta.soft. A write outside a transaction that needs these reads
-// runs in a transaction the plugin begins. meta.changed lists the JSON
-// names of the assigned columns that are sent in data. An update that
-// assigns a primary key column cannot be read back by the old keys and
-// emits one bulk_update with the row count, and so does an update or
-// delete with a LIMIT clause, whose rows are not known in advance. No rows
-// affected, no event.
-// Create events carry the instance as written (with its new primary key);
-// an upsert (OnConflict) emits create events.
+// An update event carries the row as written, never the caller's struct,
+// and an update or delete emits an event for exactly the rows it changed.
+// The plugin leaves the statement as GORM built it, every clause
+// included, and appends RETURNING to it where the database has it
+// (PostgreSQL and SQLite for updates and deletes, MariaDB 10.5 and later
+// for hard deletes): the rows it returns are the events. On MySQL and
+// MariaDB otherwise, the keys are selected first with the statement's own
+// WHERE and SELECT ... FOR UPDATE in its transaction, at most the model's
+// BulkLimit plus one, and the rows re-read after the write; that is exact
+// at REPEATABLE READ and SERIALIZABLE (docs/delivery.md says what happens
+// below). Beyond BulkLimit one bulk_update or bulk_delete event with
+// meta.count replaces the per-row events. A hard delete event carries the
+// row as it was; a soft delete sets meta.soft. A write outside a
+// transaction that needs reads runs in a transaction the plugin begins.
+// meta.changed lists the JSON names of the assigned columns that are sent
+// in data. An update that assigns a primary key column emits one
+// bulk_update with the row count, and so does a MySQL update with a LIMIT
+// clause, whose rows are not known in advance. No rows affected, no event.
+//
+// Create events carry the instance as written (with its new primary key).
+// Creates from a map or maps (the generics API and association Append
+// with maps among them) read their rows back by key, so their events
+// carry database defaults and columns the maps left out. An upsert
+// (clause.OnConflict, Save of a missing row) reads the rows with the
+// conflict key before and after the statement: create for a row inserted,
+// update for a row the conflict clause changed, nothing for a row left
+// alone.
 //
 // On MySQL and MariaDB, RowsAffected counts changed rows: an update that
 // assigns the values a row already has emits nothing for a loaded
@@ -70,6 +100,22 @@
 // Register, Emit and every DB operation may be called from any goroutine.
 // Publishing runs on the goroutine that commits, bounded by
 // Config.PublishTimeout.
+//
+// # Order
+//
+// Within a transaction, events keep statement order. Between transactions
+// that wrote a common row (so the database ordered their commits: the
+// later one waited for the earlier one's row lock), events reach the
+// broker in commit order, in both modes, within a process: in the default
+// mode each transaction holds the stripes of its records' channels (1,024
+// mutexes, taken in increasing order) from just before its COMMIT until
+// the broker has its events, so a conflicting transaction's publication
+// waits; unrelated transactions share a stripe only by chance. Across
+// processes the default mode promises no order (a model registered with
+// events.Options.Version lets clients drop an older event that arrives
+// late); outbox mode does (see below). bulk_* events, custom events and creates run outside a
+// transaction (SkipDefaultTransaction) have no record channel and are not
+// ordered this way.
 //
 // # Delivery
 //
@@ -137,6 +183,23 @@
 // Plugin.OutboxBacklog reports the rows waiting and the age of the oldest;
 // with Outbox.Registerer the relay exports them as Prometheus gauges, and
 // it logs a warning when the oldest is older than Outbox.BacklogWarnAge.
+//
+// # The sender's own echo
+//
+// A page sends its hub connection's session id with its own requests
+// (telegraphy.js: fetch(url, {headers: t.headers()}), header
+// SessionHeader); OriginMiddleware, or WithOrigin, puts it into the
+// request's context with the subject (user) the application
+// authenticated. Writes made with that context (db.WithContext(ctx)) and
+// Emit given such a db stamp their events with it (broker.Message.Origin):
+// in plain mode and in outbox mode (the outbox row keeps it), through the
+// in-process broker and Redis. A hub then does not deliver those events to
+// the one connection whose session id it is and whose token subject is
+// that subject, neither live nor when it recovers missed events on the
+// same connection; every other connection, the same user's other tabs
+// included, gets them. A session id sent by another user hides nothing.
+// The stamp never appears in the event JSON. Emit(nil, ...) stamps
+// nothing.
 //
 // Neither mode changes what happens after the broker: a hub delivers live
 // events at most once per connection and recovers gaps and reconnects

@@ -20,8 +20,10 @@ import (
 // dropped on rollback (or when the savepoint it followed is rolled back).
 // Given a *gorm.DB outside a transaction, or nil, it is published at once
 // and a publish failure is returned (in outbox mode: written to the outbox
-// at once, and a write failure is returned). A DB whose connection the plugin does
-// not follow (db.Connection, dbresolver) gives ErrUntracked.
+// at once, and a write failure is returned). A DB whose connection the
+// plugin does not follow gives ErrUntracked. A DB whose context carries
+// an origin (WithOrigin, OriginMiddleware) stamps the event with it, as
+// for model events.
 func (p *Plugin) Emit(db *gorm.DB, name, eventType string, data any, channels ...string) error {
 	if name == "" || eventType == "" {
 		return ErrEmptyName
@@ -47,16 +49,17 @@ func (p *Plugin) Emit(db *gorm.DB, name, eventType string, data any, channels ..
 		if db.Error != nil {
 			return db.Error
 		}
-		tx, state := p.track(db.Statement.ConnPool)
+		if db.Plugins[p.Name()] != p {
+			return ErrNotInitialized
+		}
+		msg.Origin, _ = OriginFrom(db.Statement.Context)
+		tx, state, err := p.track(db)
 		switch state {
 		case inTx:
-			tx.add([]broker.Message{msg})
+			tx.add(p, []broker.Message{msg}, false)
 			return nil
 		case untracked:
-			if _, ok := db.ConnPool.(*connPool); !ok {
-				return ErrNotInitialized
-			}
-			return fmt.Errorf("%w: emitting %s through %T", ErrUntracked, name, db.Statement.ConnPool)
+			return fmt.Errorf("telegraphy: emitting %s: %w", name, err)
 		}
 		if db.Statement.Context != nil {
 			ctx = db.Statement.Context

@@ -81,7 +81,9 @@ func TestMutations(t *testing.T) {
 		}, []ev{{Type: "bulk_update", Count: 1}}},
 		{"Update with LIMIT", func(t *testing.T, db *gorm.DB) error {
 			return db.Model(&Order{}).Where("total > ?", 0).Limit(1).Update("note", "lim").Error
-		}, []ev{{Type: "bulk_update", Count: 3}}}, // SQLite ignores LIMIT on UPDATE
+		}, []ev{{Type: "update", PK: 1, Data: order(1, "new", 1, "lim"), Changed: []string{"note"}}, // SQLite ignores LIMIT on UPDATE
+			{Type: "update", PK: 2, Data: order(2, "new", 2, "lim"), Changed: []string{"note"}},
+			{Type: "update", PK: 3, Data: order(3, "new", 3, "lim"), Changed: []string{"note"}}}},
 		{"Update with extra condition matching nothing", func(t *testing.T, db *gorm.DB) error {
 			return db.Model(&Order{ID: 1}).Where("status = ?", "nope").Update("total", 5).Error
 		}, nil},
@@ -221,18 +223,30 @@ func TestBulk(t *testing.T) {
 			}
 			expect(t, e.rec)
 
-			// LIMIT: MySQL updates only that many rows, the others ignore
-			// it; either way the count is what the database changed.
+			// LIMIT: MySQL updates only that many rows, which it cannot
+			// name in advance: one bulk event with the count. The others
+			// ignore LIMIT on UPDATE and name the rows they changed.
 			seed(t, e, 3)
 			if err := e.db.Model(&Order{}).Where("total > ?", 0).Limit(1).Update("note", "one").Error; err != nil {
 				t.Fatal(err)
 			}
-			var changed int64
-			e.db.Model(&Order{}).Where("note = ?", "one").Count(&changed)
-			if d.name == "mysql" && changed != 1 {
-				t.Fatalf("MySQL changed %d rows with LIMIT 1", changed)
+			var changed []Order
+			e.db.Where("note = ?", "one").Order("id").Find(&changed)
+			if d.name == "mysql" {
+				if len(changed) != 1 {
+					t.Fatalf("MySQL changed %d rows with LIMIT 1", len(changed))
+				}
+				expect(t, e.rec, ev{Type: "bulk_update", Count: 1})
+			} else {
+				var want []ev
+				for _, o := range changed {
+					want = append(want, ev{Type: "update", PK: o.ID, Data: order(o.ID, o.Status, o.Total, "one"), Changed: []string{"note"}})
+				}
+				if len(want) != 3 {
+					t.Fatalf("%s changed %d rows with LIMIT 1", d.name, len(want))
+				}
+				expect(t, e.rec, want...)
 			}
-			expect(t, e.rec, ev{Type: "bulk_update", Count: changed})
 		})
 	}
 }

@@ -21,6 +21,12 @@ import (
 // both gone.
 var ErrOutbox = errors.New("telegraphy: write to outbox failed, transaction rolled back")
 
+// ErrOutboxResolver is returned by Initialize in outbox mode on a DB that
+// uses gorm.io/plugin/dbresolver (registered before or after the plugin):
+// the relay's queries would be routed to the replicas, and with several
+// sources the outbox rows would be spread over them.
+var ErrOutboxResolver = errors.New("telegraphy: outbox mode does not support gorm.io/plugin/dbresolver")
+
 // DefaultOutboxTable is the name of the outbox table when
 // OutboxConfig.Table is empty.
 const DefaultOutboxTable = "telegraphy_outbox"
@@ -100,6 +106,8 @@ type outboxRow struct {
 	Channels  string `gorm:"type:text;not null"` // JSON array of channel names
 	Data      []byte `gorm:"not null"`
 	CreatedNs int64  `gorm:"not null"` // unix nanoseconds of the event
+	// Origin is broker.EncodeOrigin of the message's origin, "" for none.
+	Origin string `gorm:"size:511;not null;default:''"`
 }
 
 // outboxLease is the one row per outbox table that says which relay may
@@ -136,9 +144,8 @@ type outbox struct {
 	metrics *outboxMetrics
 }
 
-// initOutbox prepares outbox mode on db, the first DB the plugin is
-// initialized on: it creates the tables and starts the relay. Further
-// Initialize calls (dbresolver sources) reuse it.
+// initOutbox prepares outbox mode on db, the one DB the plugin is
+// initialized on: it creates the tables and starts the relay.
 func (p *Plugin) initOutbox(db *gorm.DB) error {
 	if !p.cfg.Outbox.Enabled || p.outbox != nil {
 		return nil
@@ -197,7 +204,7 @@ func insertStatement(d gorm.Dialector, table string) func(n int) string {
 	head.WriteString("INSERT INTO ")
 	d.QuoteTo(&head, table)
 	head.WriteString(" (")
-	for i, c := range []string{"event_id", "channels", "data", "created_ns"} {
+	for i, c := range []string{"event_id", "channels", "data", "created_ns", "origin"} {
 		if i > 0 {
 			head.WriteString(",")
 		}
@@ -214,7 +221,7 @@ func insertStatement(d gorm.Dialector, table string) func(n int) string {
 				b.WriteByte(',')
 			}
 			b.WriteByte('(')
-			for j := 0; j < 4; j++ {
+			for j := 0; j < 5; j++ {
 				if j > 0 {
 					b.WriteByte(',')
 				}
@@ -231,17 +238,12 @@ func insertStatement(d gorm.Dialector, table string) func(n int) string {
 // limit on placeholders (65,535 on PostgreSQL and MySQL, 32,766 on SQLite).
 const insertChunk = 1000
 
-// write inserts msgs into the outbox through tx, in order.
-func (o *outbox) write(ctx context.Context, tx gorm.Tx, msgs []broker.Message) error {
-	conn := gorm.ConnPool(tx)
-	if ps, ok := tx.(*gorm.PreparedStmtTX); ok {
-		// One prepared statement per batch size would pile up in the
-		// session's cache; the plain transaction runs it unprepared.
-		conn = ps.Tx
-	}
+// write inserts msgs into the outbox in order, with exec running each
+// INSERT in the committing transaction.
+func (o *outbox) write(ctx context.Context, exec func(ctx context.Context, query string, args ...any) error, msgs []broker.Message) error {
 	for len(msgs) > 0 {
 		n := min(len(msgs), insertChunk)
-		args := make([]any, 0, 4*n)
+		args := make([]any, 0, 5*n)
 		for _, m := range msgs[:n] {
 			ch, err := json.Marshal(m.Channels)
 			if err != nil {
@@ -251,9 +253,9 @@ func (o *outbox) write(ctx context.Context, tx gorm.Tx, msgs []broker.Message) e
 			if t.IsZero() {
 				t = time.Now()
 			}
-			args = append(args, m.EventID, string(ch), m.Data, t.UnixNano())
+			args = append(args, m.EventID, string(ch), m.Data, t.UnixNano(), broker.EncodeOrigin(m.Origin))
 		}
-		if _, err := conn.ExecContext(ctx, o.insert(n), args...); err != nil {
+		if err := exec(ctx, o.insert(n), args...); err != nil {
 			return err
 		}
 		msgs = msgs[n:]
@@ -268,7 +270,7 @@ func (o *outbox) writeNow(ctx context.Context, msg broker.Message) error {
 	if err != nil {
 		return err
 	}
-	_, err = o.db.Statement.ConnPool.ExecContext(ctx, o.insert(1), msg.EventID, string(ch), msg.Data, msg.Time.UnixNano())
+	_, err = o.db.Statement.ConnPool.ExecContext(ctx, o.insert(1), msg.EventID, string(ch), msg.Data, msg.Time.UnixNano(), broker.EncodeOrigin(msg.Origin))
 	if err != nil {
 		return fmt.Errorf("telegraphy: write %s event to the outbox: %w", msg.EventID, err)
 	}
@@ -278,33 +280,12 @@ func (o *outbox) writeNow(ctx context.Context, msg broker.Message) error {
 	return nil
 }
 
-// commit is txPool.Commit in outbox mode: the transaction's events are
-// inserted into the outbox by the transaction itself, then it commits, and
-// the relay is woken. When the insert fails the transaction is rolled back
-// and the error (wrapping ErrOutbox) returned, so the change and its events
-// are lost together, never one without the other.
-func (o *outbox) commit(t *txPool) error {
-	t.mu.Lock()
-	msgs := t.pending
-	t.pending, t.marks = nil, nil
-	t.mu.Unlock()
-	if len(msgs) > 0 {
-		ctx := t.ctx
-		if ctx == nil {
-			ctx = context.Background()
-		}
-		if err := o.write(ctx, t.Tx, msgs); err != nil {
-			_ = t.Tx.Rollback()
-			return fmt.Errorf("%w: %d event(s): %w", ErrOutbox, len(msgs), err)
-		}
-	}
-	if err := t.Tx.Commit(); err != nil {
-		return err
-	}
-	if len(msgs) > 0 && o.relay != nil {
+// committed is called after a transaction that wrote to the outbox
+// committed: it wakes the relay.
+func (o *outbox) committed() {
+	if o.relay != nil {
 		o.relay.wake()
 	}
-	return nil
 }
 
 // backlog measures what waits in the outbox table.

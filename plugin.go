@@ -20,20 +20,16 @@ var (
 	ErrNoBroker = errors.New("telegraphy: Config.Broker is required")
 	// ErrUntracked is returned (as the statement's error) when a registered
 	// model is written through a connection whose commit the plugin cannot
-	// observe: db.Connection, a transaction begun outside GORM, or
-	// gorm.io/plugin/dbresolver. Initialize returns it when dbresolver is
-	// already registered.
+	// observe: one that does not come from a *sql.DB of a DB the plugin
+	// was initialized on (or of its dbresolver sources), such as a
+	// *sql.Tx of another *sql.DB, or a connection that was in use while
+	// db.Use ran. Emit returns it for such a connection too.
 	ErrUntracked = errors.New("telegraphy: connection not tracked by the plugin, events would be wrong")
 	// ErrNotInitialized is returned by Emit given a DB the plugin was not
 	// initialized on.
 	ErrNotInitialized = errors.New("telegraphy: plugin not initialized on this DB")
 	// ErrEmptyName is returned by Emit without an event name or type.
 	ErrEmptyName = errors.New("telegraphy: empty event name or type")
-
-	// ErrMapCreate is returned as the statement's error when a registered
-	// model is created from a map: the new rows' keys and columns are not
-	// known, so their events could not be right. Create from a struct.
-	ErrMapCreate = errors.New("telegraphy: Create from a map is not supported for a registered model; create from a struct")
 
 	// ErrNotStruct is returned by Register for a model that is not a
 	// struct or pointer to one.
@@ -92,22 +88,37 @@ func (p *Plugin) Register(model any, opts events.Options) error {
 	return nil
 }
 
-// Initialize implements gorm.Plugin: it wraps the DB's connection pool so
-// that commits and rollbacks can be followed, and registers the
-// callbacks.
+// resolverName is the name gorm.io/plugin/dbresolver registers under.
+const resolverName = "gorm:db_resolver"
+
+// Initialize implements gorm.Plugin: it installs the plugin's connector on
+// the DB's *sql.DB (and on those of its dbresolver sources and replicas,
+// whichever was registered first) so that commits and rollbacks can be
+// followed, and registers the callbacks. db.ConnPool is left as it is.
 func (p *Plugin) Initialize(db *gorm.DB) error {
 	if p.cfg.Broker == nil {
 		return ErrNoBroker
 	}
-	if _, ok := db.Plugins["gorm:db_resolver"]; ok {
-		return fmt.Errorf("%w: dbresolver is registered; its connections bypass the plugin", ErrUntracked)
-	}
-	if _, ok := db.ConnPool.(*connPool); ok {
+	if db.Callback().Create().Get("telegraphy:before_create") != nil {
 		return fmt.Errorf("telegraphy: a telegraphy plugin is already initialized on this DB")
 	}
-	pool := &connPool{ConnPool: db.ConnPool, p: p}
-	db.ConnPool = pool
-	db.Statement.ConnPool = pool
+	r, resolver := db.Plugins[resolverName].(interface {
+		Call(func(gorm.ConnPool) error) error
+	})
+	if p.cfg.Outbox.Enabled && (resolver || p.outbox != nil) {
+		// A second Initialize is dbresolver opening a source.
+		return ErrOutboxResolver
+	}
+	if err := p.follow(db.ConnPool); err != nil {
+		return err
+	}
+	if resolver {
+		// dbresolver was registered first: its sources and replicas were
+		// opened without the plugin.
+		if err := r.Call(p.follow); err != nil {
+			return err
+		}
+	}
 
 	cb := db.Callback()
 	steps := []error{
@@ -125,6 +136,16 @@ func (p *Plugin) Initialize(db *gorm.DB) error {
 		return err
 	}
 	return p.initOutbox(db)
+}
+
+// follow installs the plugin's connector on the *sql.DB behind pool. A
+// pool without one (a *sql.Tx or *sql.Conn handed to gorm.Open) is left
+// alone: writes through it fail with ErrUntracked.
+func (p *Plugin) follow(pool gorm.ConnPool) error {
+	if sqlDB := sqlDBOf(pool); sqlDB != nil {
+		return followDB(sqlDB)
+	}
+	return nil
 }
 
 // model returns the registered model of the statement's type, registering
@@ -158,37 +179,8 @@ func (p *Plugin) model(db *gorm.DB) *events.Model {
 	return p.reg.Lookup(t)
 }
 
-// txState is where a statement's events go.
-type txState int
-
-const (
-	untracked txState = iota
-	inTx              // buffered in a *txPool until its commit
-	noTx              // autocommit: published once the statement succeeds
-)
-
-// track finds the plugin's transaction behind a statement's connection.
-func (p *Plugin) track(pool gorm.ConnPool) (*txPool, txState) {
-	switch c := pool.(type) {
-	case *txPool:
-		if c.p == p {
-			return c, inTx
-		}
-	case *gorm.PreparedStmtTX:
-		if t, ok := c.Tx.(*txPool); ok && t.p == p {
-			return t, inTx
-		}
-	case *connPool:
-		if c.p == p {
-			return nil, noTx
-		}
-	case *gorm.PreparedStmtDB:
-		if cp, ok := c.ConnPool.(*connPool); ok && cp.p == p {
-			return nil, noTx
-		}
-	}
-	return nil, untracked
-}
+// track finds the transaction behind a statement's connection.
+func (p *Plugin) track(db *gorm.DB) (*txn, txState, error) { return track(db) }
 
 // publish hands msgs to the broker. Errors go to the error handler and
 // the log, never to the writer whose transaction committed.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"errors"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -12,10 +11,8 @@ import (
 	"github.com/telegraphy-go/telegraphy"
 	"github.com/telegraphy-go/telegraphy/broker"
 	"github.com/telegraphy-go/telegraphy/events"
-	"gorm.io/driver/sqlite"
 	"gorm.io/gorm"
 	"gorm.io/gorm/logger"
-	"gorm.io/plugin/dbresolver"
 )
 
 type Customer struct {
@@ -232,75 +229,6 @@ func openPlain(t *testing.T) (*gorm.DB, *broker.Recorder) {
 	return db, broker.NewRecorder(nil)
 }
 
-// TestUntracked: writes the plugin cannot follow fail before they run.
-func TestUntracked(t *testing.T) {
-	t.Run("db.Connection", func(t *testing.T) {
-		e := setup(t, sqliteOnly[0], nil, telegraphy.Config{})
-		err := e.db.Connection(func(tx *gorm.DB) error {
-			return tx.Create(&Order{Status: "a"}).Error
-		})
-		if !errors.Is(err, telegraphy.ErrUntracked) {
-			t.Fatalf("Create through Connection = %v", err)
-		}
-		err = e.db.Connection(func(tx *gorm.DB) error {
-			return tx.Transaction(func(tx *gorm.DB) error { return tx.Model(&Order{ID: 1}).Update("status", "b").Error })
-		})
-		if !errors.Is(err, telegraphy.ErrUntracked) {
-			t.Fatalf("Update in a Connection transaction = %v", err)
-		}
-		if err := e.db.Connection(func(tx *gorm.DB) error { return e.p.Emit(tx, "x", "y", nil) }); !errors.Is(err, telegraphy.ErrUntracked) {
-			t.Fatalf("Emit through Connection = %v", err)
-		}
-		if n := len(rows(t, e.db)); n != 0 {
-			t.Fatalf("%d rows written", n)
-		}
-		expect(t, e.rec)
-	})
-	t.Run("dbresolver registered before", func(t *testing.T) {
-		db, rec := openPlain(t)
-		if err := db.Use(dbresolver.Register(dbresolver.Config{Replicas: []gorm.Dialector{sqliteDialector(t)}})); err != nil {
-			t.Fatal(err)
-		}
-		if err := db.Use(telegraphy.New(telegraphy.Config{Broker: rec})); !errors.Is(err, telegraphy.ErrUntracked) {
-			t.Fatalf("Use after dbresolver = %v", err)
-		}
-	})
-	t.Run("dbresolver registered after is followed", func(t *testing.T) {
-		// dbresolver opens its sources with the DB's config, which
-		// initializes the plugin on them too.
-		db, rec := openPlain(t)
-		p := telegraphy.New(telegraphy.Config{Broker: rec})
-		if err := p.Register(Order{}, events.Options{}); err != nil {
-			t.Fatal(err)
-		}
-		if err := db.Use(p); err != nil {
-			t.Fatal(err)
-		}
-		source := filepath.Join(t.TempDir(), "source.db")
-		sdb, err := gorm.Open(sqlite.Open(source), &gorm.Config{Logger: logger.Discard})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := sdb.AutoMigrate(&Order{}); err != nil {
-			t.Fatal(err)
-		}
-		if s, err := sdb.DB(); err == nil {
-			s.Close()
-		}
-		if err := db.Use(dbresolver.Register(dbresolver.Config{Sources: []gorm.Dialector{sqlite.Open(source)}})); err != nil {
-			t.Fatal(err)
-		}
-		if err := db.Create(&Order{Status: "a"}).Error; err != nil {
-			t.Fatal(err)
-		}
-		db.Transaction(func(tx *gorm.DB) error {
-			tx.Create(&Order{Status: "b"})
-			return errAbort
-		})
-		expect(t, rec, created(1, "a", 0))
-	})
-}
-
 // TestEmit: custom events join a transaction, are dropped with it, or go
 // out at once without one.
 func TestEmit(t *testing.T) {
@@ -357,22 +285,4 @@ func TestEmit(t *testing.T) {
 	if err := e.p.Emit(e.db.WithContext(context.Background()), "x", "y", nil); err == nil {
 		t.Error("Emit outside a transaction hid the publish error")
 	}
-}
-
-// TestCreateFromMap: creating a registered model from a map is refused
-// before it runs, rather than emitting an event without its key.
-func TestCreateFromMap(t *testing.T) {
-	e := setup(t, sqliteOnly[0], nil, telegraphy.Config{})
-	err := e.db.Model(&Order{}).Create(map[string]any{"status": "m"}).Error
-	if !errors.Is(err, telegraphy.ErrMapCreate) {
-		t.Fatalf("Create from map = %v", err)
-	}
-	err = e.db.Model(&Order{}).Create([]map[string]any{{"status": "m"}}).Error
-	if !errors.Is(err, telegraphy.ErrMapCreate) {
-		t.Fatalf("Create from maps = %v", err)
-	}
-	if n := len(rows(t, e.db)); n != 0 {
-		t.Fatalf("%d rows written", n)
-	}
-	expect(t, e.rec)
 }

@@ -340,7 +340,8 @@ func (r *relay) batch(ctx context.Context) (int, error) {
 		if err := json.Unmarshal([]byte(row.Channels), &channels); err != nil || len(channels) == 0 {
 			return 0, fmt.Errorf("outbox row %d: bad channels %q: %v", row.ID, row.Channels, err)
 		}
-		msgs[i] = broker.Message{EventID: row.EventID, Channels: channels, Data: row.Data, Time: time.Unix(0, row.CreatedNs)}
+		msgs[i] = broker.Message{EventID: row.EventID, Channels: channels, Data: row.Data, Time: time.Unix(0, row.CreatedNs),
+			Origin: broker.DecodeOrigin(row.Origin)}
 		ids[i] = row.ID
 	}
 	if err := r.publish(ctx, msgs); err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 	"unicode/utf8"
 )
@@ -23,6 +24,10 @@ var (
 	// EventID is longer than MaxEventIDLength or holds a control
 	// character (a newline would shift the Redis broker's framing).
 	ErrBadEventID = errors.New("broker: invalid event id")
+	// ErrBadOrigin is wrapped by the error returned when a message's
+	// Origin has a field longer than MaxOriginLength, holds a control
+	// character, or has a Session without a Subject or the reverse.
+	ErrBadOrigin = errors.New("broker: invalid origin")
 )
 
 // MaxEventIDLength is the longest Message.EventID, in bytes.
@@ -60,8 +65,75 @@ func CheckMessages(msgs ...Message) error {
 		if hasControl(m.EventID) {
 			return fmt.Errorf("%w: %q holds a control character", ErrBadEventID, m.EventID)
 		}
+		if err := m.Origin.Check(); err != nil {
+			return err
+		}
 	}
 	return nil
+}
+
+// MaxOriginLength is the longest Origin.Session and Origin.Subject, in
+// bytes.
+const MaxOriginLength = 255
+
+// Origin says which connection's request made the write an event reports:
+// the session id a hub gave the connection (its welcome message) and the
+// subject (user) the application says made the request. A hub does not
+// deliver the event to the one connection whose session id is Session
+// and whose token subject is Subject; everybody else gets it. The zero
+// Origin (no origin) hides the event from nobody.
+type Origin struct {
+	Session string
+	Subject string
+}
+
+// IsZero reports whether o is the zero Origin.
+func (o Origin) IsZero() bool { return o.Session == "" && o.Subject == "" }
+
+// Check returns nil for the zero Origin and for one whose Session and
+// Subject are both set, at most MaxOriginLength bytes long and free of
+// control characters; otherwise an error wrapping ErrBadOrigin.
+func (o Origin) Check() error {
+	if o.IsZero() {
+		return nil
+	}
+	if o.Session == "" || o.Subject == "" {
+		return fmt.Errorf("%w: session and subject go together", ErrBadOrigin)
+	}
+	if len(o.Session) > MaxOriginLength || len(o.Subject) > MaxOriginLength {
+		return fmt.Errorf("%w: longer than %d bytes", ErrBadOrigin, MaxOriginLength)
+	}
+	if hasControl(o.Session) || hasControl(o.Subject) {
+		return fmt.Errorf("%w: holds a control character", ErrBadOrigin)
+	}
+	return nil
+}
+
+// OriginSeparator separates the session from the subject in the one-string
+// form of an Origin (EncodeOrigin); neither holds a control character.
+const OriginSeparator = '\x1f'
+
+// EncodeOrigin returns o as one string, "<session>\x1f<subject>", or ""
+// for the zero Origin: the form in which brokers and the outbox store it.
+func EncodeOrigin(o Origin) string {
+	if o.IsZero() {
+		return ""
+	}
+	return o.Session + string(OriginSeparator) + o.Subject
+}
+
+// DecodeOrigin reverses EncodeOrigin. Anything that is not a valid
+// encoded Origin gives the zero Origin, which hides an event from nobody.
+func DecodeOrigin(s string) Origin {
+	session, subject, ok := strings.Cut(s, string(OriginSeparator))
+	if !ok {
+		return Origin{}
+	}
+	o := Origin{Session: session, Subject: subject}
+	if o.Check() != nil {
+		return Origin{}
+	}
+	return o
 }
 
 // hasControl reports whether s holds an ASCII control character (newline
@@ -92,6 +164,10 @@ type Message struct {
 	// NoHistory publishes to live subscribers only: no offset is assigned
 	// and nothing is kept. Used for control messages such as revocations.
 	NoHistory bool
+	// Origin is the connection whose request made the write, when the
+	// application said so (see Origin). It travels with the message to
+	// every subscriber and into the history, never into Data.
+	Origin Origin
 }
 
 // Position is a place in a channel's stream. Offsets grow by one per
@@ -113,6 +189,8 @@ type Publication struct {
 	EventID string
 	Data    []byte
 	Time    time.Time
+	// Origin is the message's Origin.
+	Origin Origin
 }
 
 // HistoryResult answers a History call.

@@ -228,7 +228,7 @@ func (m *Memory) Publish(ctx context.Context, msgs ...Message) error {
 			t = now
 		}
 		for _, ch := range msg.Channels {
-			pub := Publication{Channel: ch, EventID: msg.EventID, Data: msg.Data, Time: t}
+			pub := Publication{Channel: ch, EventID: msg.EventID, Data: msg.Data, Time: t, Origin: msg.Origin}
 			subs := m.subs[ch]
 			var c *memChannel
 			if !msg.NoHistory && m.cfg.HistorySize > 0 {

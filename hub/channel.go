@@ -38,6 +38,17 @@ type queuedEvent struct {
 	epoch  string
 	offset uint64
 	msg    outMsg
+	// origin is the connection whose request made the event (see
+	// broker.Origin): it is not delivered there.
+	origin broker.Origin
+}
+
+// madeBy reports whether the request that made an event of origin o came
+// from c: c's session id is o's and its token's subject is the one the
+// application says made the request. The subject check keeps a forged
+// session id (another user's) from hiding an event from that user.
+func (c *conn) madeBy(o broker.Origin) bool {
+	return o.Session != "" && o.Session == c.session && o.Subject == c.subject
 }
 
 // join adds c to the channel's members, and the channel to the broker
@@ -125,6 +136,9 @@ func (h *Hub) completeSubscribe(c *conn, ch *channel, m *member, req request, re
 		if res.Recovered {
 			size := 0
 			for _, p := range res.Publications {
+				if c.madeBy(p.Origin) {
+					continue // the connection's own write, as live
+				}
 				data, ok := compactEvent(p.Data)
 				if !ok {
 					h.log.Warn("hub: dropped a publication that is not JSON", "channel", ch.name, "offset", p.Offset)
@@ -185,6 +199,9 @@ func (h *Hub) deliverLocked(c *conn, ch *channel, m *member, e queuedEvent) {
 			c.send(encode(subscribedMsg{Type: typeSubscribed, Channel: ch.name, Epoch: e.epoch, Offset: e.offset - 1}))
 		}
 		m.epoch, m.offset = e.epoch, e.offset
+	}
+	if e.origin.Session != "" && c.madeBy(e.origin) {
+		return // its position moved on: the next event is no gap
 	}
 	c.enqueue(e.msg)
 }
@@ -376,7 +393,7 @@ func (h *Hub) fanoutLocked(ch *channel, p broker.Publication, data []byte) {
 	if !p.Time.IsZero() {
 		at = p.Time.UnixNano()
 	}
-	e := queuedEvent{epoch: p.Epoch, offset: p.Offset, msg: outMsg{data: b, at: at, events: 1}}
+	e := queuedEvent{epoch: p.Epoch, offset: p.Offset, msg: outMsg{data: b, at: at, events: 1}, origin: p.Origin}
 	for c, m := range ch.members {
 		h.deliverLocked(c, ch, m, e)
 	}

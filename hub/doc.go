@@ -55,6 +55,13 @@
 // recovery on reconnect it is at least once per client, and clients drop
 // duplicates by meta.id.
 //
+// An event whose publication carries a broker.Origin (the app's write for
+// a request that sent the page's session id) is not delivered to the one
+// connection whose session id and token subject are the origin's, neither
+// live nor in the missed events of a subscribe on that connection; its
+// position moves on all the same, so no gap is reported. Every other
+// connection gets it; a connection without a subject never skips.
+//
 // # Limits
 //
 // Every limit has a Config field; the zero value means the default:

@@ -105,10 +105,14 @@ type publishItem struct {
 
 // control is the HTTP API the node tests drive the Go side with. The
 // query parameter hub picks the hub ("main" when absent).
-// The stale-event test's app is served under /stale/ (see cardApps).
+// The stale-event test's app, when given, is served under /stale/ (see
+// cardApps).
 func control(t *testing.T, hubs map[string]*hubServer, issuer *tokens.Issuer, cards *cardApps) http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("/stale/", cards.handler(t))
+	if cards != nil {
+		mux.Handle("/stale/", cards.handler(t))
+	}
+	mux.Handle("/app/", noteApp(t, hubs["main"].broker))
 	pick := func(r *http.Request) *hubServer {
 		if name := r.URL.Query().Get("hub"); name != "" {
 			return hubs[name]
@@ -260,7 +264,7 @@ func TestNode(t *testing.T) {
 			_ = hs.broker.Close(context.Background())
 		}()
 	}
-	ctl := httptest.NewServer(control(t, hubs, issuer, newCardApps(t, hubs["main"].broker)))
+	ctl := httptest.NewServer(control(t, hubs, issuer, nil))
 	defer ctl.Close()
 
 	files, err := filepath.Glob("test/*.test.mjs")

@@ -8,7 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"path/filepath"
 	"strconv"
 	"sync"
 	"testing"
@@ -68,8 +67,10 @@ func (b *heldBroker) Publish(ctx context.Context, msgs ...broker.Message) error 
 // cardApps is two app instances, A and B, each with its own plugin and
 // database handle, writing to one SQLite database and publishing to one
 // broker, as two processes of an app without the outbox do. A's
-// publications can be held back. B runs in this process (newCardApps) or
-// in a process of its own (newCardProcesses).
+// publications can be held back. B runs in a process of its own
+// (newCardProcesses): within one process the plugin publishes the events
+// of transactions that touched a common record in commit order, so two
+// instances there cannot publish out of order.
 type cardApps struct {
 	bus  broker.Broker
 	a    *gorm.DB
@@ -111,19 +112,6 @@ func closeDB(t *testing.T, db *gorm.DB) {
 			_ = sqlDB.Close()
 		}
 	})
-}
-
-// newCardApps runs A and B in this process, over bus.
-func newCardApps(t *testing.T, bus broker.Broker) *cardApps {
-	path := filepath.Join(t.TempDir(), "cards.db")
-	apps := newCardA(t, bus, path)
-	b, err := openCards(path, bus)
-	if err != nil {
-		t.Fatal(err)
-	}
-	closeDB(t, b)
-	apps.writeB = func(ctx context.Context, id uint, del bool) error { return writeCard(ctx, b, id, del) }
-	return apps
 }
 
 // newCardA opens A, in this process, and the database at path.

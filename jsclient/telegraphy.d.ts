@@ -174,6 +174,14 @@ export class Collection<T = any> {
   /** A failed refetch (code "refetch", with cause); it is retried. */
   on(type: "error", fn: (err: TelegraphyError) => void): this;
   off(type: string, fn: (...args: any[]) => void): this;
+  /**
+   * Applies the page's own change at once, as its event would (with t.headers() on the
+   * request, that event does not come back): the row as the app answered it, held unless
+   * older (by version) than the row held; "change" reports it.
+   */
+  put(row: T): void;
+  /** Removes the row with this primary key at once, as its delete event would. */
+  remove(pk: PrimaryKey): void;
   /** Calls refetch() and replaces the rows; events that arrive meanwhile are applied on top. */
   refetch(): void;
   /** Stops following the channel. */
@@ -193,6 +201,13 @@ export class Telegraphy {
   on(type: "error", fn: (err: TelegraphyError) => void): this;
   off(type: string, fn: (...args: any[]) => void): this;
   subscribe(name: string, options?: { since?: Position }): Subscription;
+  /**
+   * Headers to send with the app's own requests, e.g. fetch(url, { headers: t.headers() }):
+   * {"X-Telegraphy-Session": session} while connected, {} otherwise. The hub then does not
+   * send this connection the events of the writes the request makes (the app's server
+   * stamps them with telegraphy.OriginMiddleware); the user's other tabs still get them.
+   */
+  headers(): Record<string, string>;
   /** A live list of the channel's rows, starting from the rows the page rendered. */
   collection<T = any>(name: string, options: CollectionOptions<T>): Collection<T>;
   /** Closes the connection for good: no more events, reconnects or timers. */

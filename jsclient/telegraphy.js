@@ -125,6 +125,15 @@ export class Telegraphy extends Emitter {
     return s;
   }
 
+  /**
+   * Headers for the app's own requests (fetch(url, { headers: t.headers() })):
+   * the hub does not send this connection the events of the writes they make.
+   * Empty while not connected.
+   */
+  headers() {
+    return this.state == "connected" && this.session ? { "X-Telegraphy-Session": this.session } : {};
+  }
+
   /** A live list of the channel's rows: see Collection. */
   collection(name, options) {
     return new Collection(this, name, options);
@@ -452,6 +461,19 @@ export class Collection extends Emitter {
         const { minDelay: lo, maxDelay: hi } = this._c._o;
         this._retry = setTimeout(() => this.refetch(), Math.min(hi, lo * 2 ** Math.min(++this._n, 30)));
       });
+  }
+
+  /**
+   * Applies the page's own change at once, as its event would: row as the
+   * app answered it (held unless older than the row held), or remove(pk).
+   * With t.headers() on the request, that event does not come back.
+   */
+  put(row) {
+    this._event({ meta: { event_type: "update", pk: this._key(row) }, data: row }, 0);
+  }
+
+  remove(pk) {
+    this._event({ meta: { event_type: "delete", pk } }, 0);
   }
 
   /** Stops following the channel. */

@@ -332,6 +332,8 @@ func parseEntry(channel, epoch string, entry any) (broker.Publication, error) {
 			p.Time = time.Unix(0, ns)
 		case "d":
 			p.Data = []byte(val)
+		case "g":
+			p.Origin = broker.DecodeOrigin(val)
 		}
 	}
 	if p.Offset == 0 {
@@ -342,11 +344,19 @@ func parseEntry(channel, epoch string, entry any) (broker.Publication, error) {
 
 // encodePub is the pub/sub payload for a NoHistory message; publishScript
 // writes the same layout for the others:
-// "1\n<epoch>\n<offset>\n<event id>\n<unix ns>\n<data>".
-func encodePub(id string, t time.Time, data []byte) []byte {
-	buf := make([]byte, 0, len(data)+len(id)+32)
+// "1\n<epoch>\n<offset>\n<event id>[\x1f<origin>]\n<unix ns>\n<data>".
+// The origin (broker.EncodeOrigin) rides after the event id, which never
+// holds a control character (broker.CheckMessages): a hub that predates
+// origins reads it as part of an id it does not use, and delivers the
+// event to everybody.
+func encodePub(id string, o broker.Origin, t time.Time, data []byte) []byte {
+	buf := make([]byte, 0, len(data)+len(id)+len(o.Session)+len(o.Subject)+34)
 	buf = append(buf, "1\n\n0\n"...)
 	buf = append(buf, id...)
+	if !o.IsZero() {
+		buf = append(buf, broker.OriginSeparator)
+		buf = append(buf, broker.EncodeOrigin(o)...)
+	}
 	buf = append(buf, '\n')
 	buf = strconv.AppendInt(buf, t.UnixNano(), 10)
 	buf = append(buf, '\n')
@@ -374,13 +384,18 @@ func decodePub(channel string, payload []byte) (broker.Publication, error) {
 	if err != nil {
 		return broker.Publication{}, fmt.Errorf("redisbroker: malformed publication time: %w", err)
 	}
+	id, origin := parts[3], broker.Origin{}
+	if n := bytes.IndexByte(id, broker.OriginSeparator); n >= 0 {
+		id, origin = id[:n], broker.DecodeOrigin(string(id[n+1:]))
+	}
 	return broker.Publication{
 		Channel: channel,
 		Epoch:   string(parts[1]),
 		Offset:  off,
-		EventID: string(parts[3]),
+		EventID: string(id),
 		Time:    time.Unix(0, ns),
 		Data:    rest,
+		Origin:  origin,
 	}, nil
 }
 

@@ -127,7 +127,7 @@ func (b *Broker) write(jobs []job) (retry []job, noScript bool, first error) {
 	for i, j := range jobs {
 		m := j.msg
 		if m.NoHistory || b.cfg.HistorySize == 0 {
-			payload := encodePub(m.EventID, m.Time, m.Data)
+			payload := encodePub(m.EventID, m.Origin, m.Time, m.Data)
 			for _, ch := range j.channels {
 				if b.cluster {
 					cmds[i] = append(cmds[i], pipe.SPublish(ctx, b.pubChannel(ch), payload))
@@ -142,12 +142,12 @@ func (b *Broker) write(jobs []job) (retry []job, noScript bool, first error) {
 			dedupe = "1"
 		}
 		head := []any{m.EventID, strconv.FormatInt(m.Time.UnixNano(), 10), m.Data,
-			b.cfg.HistorySize, ttl, dedupe, newEpoch()}
+			b.cfg.HistorySize, ttl, dedupe, newEpoch(), broker.EncodeOrigin(m.Origin)}
 		if b.cluster {
 			// A channel's keys share one slot, channels do not: one call
 			// per channel, each routed to its slot's node.
 			for _, ch := range j.channels {
-				args := append(append(make([]any, 0, 9), head...), "SPUBLISH", b.pubChannel(ch))
+				args := append(append(make([]any, 0, 10), head...), "SPUBLISH", b.pubChannel(ch))
 				cmds[i] = append(cmds[i], publishScript.EvalSha(ctx, pipe,
 					[]string{b.metaKey(ch), b.streamKey(ch), b.idsKey(ch)}, args...))
 			}
@@ -156,7 +156,7 @@ func (b *Broker) write(jobs []job) (retry []job, noScript bool, first error) {
 		// One script call per message writes all its channels: on a
 		// single Redis the Lua call's fixed cost is paid once.
 		keys := make([]string, 0, 3*len(j.channels))
-		args := append(make([]any, 0, 8+len(j.channels)), head...)
+		args := append(make([]any, 0, 9+len(j.channels)), head...)
 		args = append(args, "PUBLISH")
 		for _, ch := range j.channels {
 			keys = append(keys, b.metaKey(ch), b.streamKey(ch), b.idsKey(ch))

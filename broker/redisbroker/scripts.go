@@ -17,7 +17,8 @@ import (
 //	                                 x = last expiry renewal (unix ms), d = ids exists,
 //	                                 r = replication id of the primary that wrote it,
 //	                                 s = "<unix ms> <id>": when this server last read its id (not replicated)
-//	<prefix>:{<channel>}:stream      stream: o, i (event id), t (unix ns), d (data)
+//	<prefix>:{<channel>}:stream      stream: o, i (event id), t (unix ns), d (data),
+//	                                 g (origin, broker.EncodeOrigin; absent when none)
 //	<prefix>:{<channel>}:ids         sorted set: event id -> offset, for the
 //	                                 ids still in the stream
 //	<prefix>:{<channel>}:pub         the pub/sub channel hubs subscribe to
@@ -120,24 +121,29 @@ end
 // KEYS: per channel meta, stream, ids (all with the channel's hash tag, so
 // a call for one channel is valid on Redis Cluster). ARGV: event
 // id, time (unix ns), data, history size, TTL (ms), dedupe ("1" or "0"),
-// candidate epoch, then the channels' pub/sub channels.
+// candidate epoch, origin ("" or broker.EncodeOrigin), PUBLISH or SPUBLISH,
+// then the channels' pub/sub channels.
 var publishScript = redis.NewScript(replicationIDs + `
 local size = tonumber(ARGV[4])
 local ttl = tonumber(ARGV[5])
 local dedupe = ARGV[6] == '1'
 local now = redis.call('TIME')
 local nowms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
-local tail = '\n' .. ARGV[1] .. '\n' .. ARGV[2] .. '\n' .. ARGV[3]
-local numsub = ARGV[8] == 'SPUBLISH' and 'SHARDNUMSUB' or 'NUMSUB'
+local idf = ARGV[1]
+if ARGV[8] ~= '' then
+  idf = idf .. '\31' .. ARGV[8]
+end
+local tail = '\n' .. idf .. '\n' .. ARGV[2] .. '\n' .. ARGV[3]
+local numsub = ARGV[9] == 'SPUBLISH' and 'SHARDNUMSUB' or 'NUMSUB'
 local res = {}
 for c = 0, #KEYS / 3 - 1 do
   local meta, stream, ids = KEYS[c*3+1], KEYS[c*3+2], KEYS[c*3+3]
-  local pub = ARGV[9+c]
+  local pub = ARGV[10+c]
   local m = redis.call('HMGET', meta, 'e', 'o', 'x', 'd', 'r', 's')
   if not m[1] and redis.call('PUBSUB', numsub, pub)[2] == 0 then
     if numsub ~= 'NUMSUB' then
       -- Sharded: replicas' subscribers are not counted.
-      redis.call(ARGV[8], pub, '1\n\n0' .. tail)
+      redis.call(ARGV[9], pub, '1\n\n0' .. tail)
     end
     res[c+1] = -1
   else
@@ -174,7 +180,11 @@ for c = 0, #KEYS / 3 - 1 do
       res[c+1] = 0
     else
       local off = redis.call('HINCRBY', meta, 'o', 1)
-      redis.call('XADD', stream, 'MAXLEN', size, '*', 'o', off, 'i', ARGV[1], 't', ARGV[2], 'd', ARGV[3])
+      if ARGV[8] ~= '' then
+        redis.call('XADD', stream, 'MAXLEN', size, '*', 'o', off, 'i', ARGV[1], 't', ARGV[2], 'd', ARGV[3], 'g', ARGV[8])
+      else
+        redis.call('XADD', stream, 'MAXLEN', size, '*', 'o', off, 'i', ARGV[1], 't', ARGV[2], 'd', ARGV[3])
+      end
       local renew = renewed == nil or renewed <= nowms - ttl / 4
       local tidy = renew or off % 32 == 0
       local expireAt = nowms + ttl + math.floor(ttl / 4)
@@ -203,7 +213,7 @@ for c = 0, #KEYS / 3 - 1 do
         redis.call('PEXPIREAT', stream, expireAt)
         redis.call('PEXPIREAT', ids, expireAt)
       end
-      redis.call(ARGV[8], pub, '1\n' .. epoch .. '\n' .. off .. tail)
+      redis.call(ARGV[9], pub, '1\n' .. epoch .. '\n' .. off .. tail)
       res[c+1] = off
     end
   end

@@ -283,7 +283,20 @@ func (a *App) Handler() http.Handler {
 	// stopped; the hub serves the same file at /telegraphy/telegraphy.js.
 	mux.Handle("GET /telegraphy/telegraphy.js", jsclient.Handler())
 	mux.Handle("/telegraphy/", http.StripPrefix("/telegraphy", http.HandlerFunc(a.serveHub)))
-	return guard(mux)
+	// A write from a page that sends t.headers() is stamped with its
+	// connection: the hub does not echo its events back to that page
+	// (which applies the app's answer at once), and only to it, when the
+	// logged-in user is the one its token names.
+	return guard(telegraphy.OriginMiddleware(loggedIn)(mux))
+}
+
+// loggedIn is the user authorize finds for r, or "".
+func loggedIn(r *http.Request) string {
+	user, _, err := authorize(r)
+	if err != nil {
+		return ""
+	}
+	return user
 }
 
 // guard refuses requests that a page on another site could make the
@@ -438,16 +451,27 @@ func taskID(r *http.Request) (uint, error) {
 }
 
 // createTask: the plugin publishes a create event once the insert commits.
+// It answers the task, which the page shows at once.
 func (a *App) createTask(w http.ResponseWriter, r *http.Request) {
 	t, err := taskForm(r)
 	if err == nil {
 		err = a.db.WithContext(r.Context()).Create(&t).Error
 	}
-	a.respond(w, err)
+	a.respondTask(w, t, err)
+}
+
+// respondTask answers t as JSON, or err as respond does.
+func (a *App) respondTask(w http.ResponseWriter, t Task, err error) {
+	if err != nil {
+		a.respond(w, err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(t)
 }
 
 // updateTask assigns only the fields that changed, so the update event's
-// meta.changed names them.
+// meta.changed names them, and answers the task as it now is.
 func (a *App) updateTask(w http.ResponseWriter, r *http.Request) {
 	id, err := taskID(r)
 	if err != nil {
@@ -476,9 +500,11 @@ func (a *App) updateTask(w http.ResponseWriter, r *http.Request) {
 		changes["assignee"] = form.Assignee
 	}
 	if len(changes) > 0 {
-		err = db.Model(&t).Updates(changes).Error
+		if err = db.Model(&t).Updates(changes).Error; err == nil {
+			err = db.First(&t, id).Error
+		}
 	}
-	a.respond(w, err)
+	a.respondTask(w, t, err)
 }
 
 func (a *App) deleteTask(w http.ResponseWriter, r *http.Request) {

@@ -1,7 +1,6 @@
 // Live collections of telegraphy.js (t.collection) against a real hub; run
 // by go test ./jsclient, one file at a time (a test here stops the hub).
 import { test } from "node:test";
-import { staleCase } from "./stale.mjs";
 import { assert, chan, client, position, publish, publishTo, startHub, stopHub, until } from "./helpers.mjs";
 
 // A model event of the row {id, title}; version is its meta.version.
@@ -292,8 +291,3 @@ test("a refetched row without a version keeps the version held", async (t) => {
   await until(() => coll.get(2), 5000, "marker");
   assert.equal(coll.get(1).title, "as read");
 });
-
-// Two app instances of one process, each with its own plugin and
-// database handle; TestNodeTwoProcesses runs the same case with two
-// processes and Redis (stale.processes.mjs).
-staleCase("two app instances publishing out of order: the collection keeps the newest, as the database does");

@@ -70,7 +70,7 @@ async function submit(page, button) {
     page.waitForResponse((r) => r.request().method() == "POST" && !new URL(r.url()).pathname.startsWith("/token")),
     page.click(button),
   ]);
-  if (res.status() != 204) assert.fail(`${res.url()}: ${res.status()} ${await res.text()}`);
+  if (!res.ok()) assert.fail(`${res.url()}: ${res.status()} ${await res.text()}`);
 }
 
 async function addTask(page, title, assignee = "") {
@@ -110,6 +110,44 @@ test("a delete in one window removes the row in the other", async () => {
   await submit(alice, `#tasks li[data-id="${id}"] button.delete`);
   await waitRow(bob, (r) => r.id == id, { absent: true });
   await waitRow(alice, (r) => r.id == id, { absent: true });
+});
+
+// boardLog returns the board channel's events in the page's log, as
+// "create #12" (oldest first).
+const boardLog = async (page) =>
+  (await logged(page)).filter(([ch]) => ch == "demo.Task").map(([, , text]) => text.split(" ").slice(2, 4).join(" ")).reverse();
+
+test("the window that makes a change shows it at once and gets no echo; the user's other window does", async () => {
+  const alice2 = await open("alice");
+  // SQLite may reuse the id of a task deleted earlier: only the log
+  // entries from here on count.
+  const seen = (await boardLog(alice)).length;
+  await addTask(alice, "Echo check", "bob");
+  // Applied from the app's answer.
+  const { id } = await waitRow(alice, (r) => r.title == "Echo check");
+  await waitRow(alice2, (r) => r.id == id);
+  await waitRow(bob, (r) => r.id == id);
+  await editTask(alice, id, { title: "Echo check, renamed" });
+  await waitRow(alice, (r) => r.id == id && r.title == "Echo check, renamed");
+  await waitRow(alice2, (r) => r.id == id && r.title == "Echo check, renamed");
+  // A page sending alice's session id as bob hides nothing from alice:
+  // the hub checks the user too.
+  const session = await alice.evaluate(async () => (await import("/telegraphy/telegraphy.js")).fromPage().session);
+  const res = await fetch(`${base}/tasks/${id}?user=bob`, {
+    method: "POST",
+    headers: { "X-Telegraphy-Session": session },
+    body: new URLSearchParams({ title: "Echo check, by bob", status: "todo", assignee: "bob" }),
+  });
+  assert.ok(res.ok, await res.text());
+  // The board channel's events arrive in order: once alice's window has
+  // bob's update, it would have had its own two before it.
+  await waitRow(alice, (r) => r.id == id && r.title == "Echo check, by bob");
+  await waitRow(alice2, (r) => r.id == id && r.title == "Echo check, by bob");
+  const mine = (await boardLog(alice)).slice(seen).filter((e) => e.endsWith(`#${id}`));
+  assert.deepEqual(mine, [`update #${id}`], "alice's window got its own events back");
+  const other = (await boardLog(alice2)).filter((e) => e.endsWith(`#${id}`));
+  assert.deepEqual(other, [`create #${id}`, `update #${id}`, `update #${id}`]);
+  await alice2.context().close();
 });
 
 test("a private channel reaches only its user", async () => {
@@ -270,7 +308,7 @@ test("more writes than the history holds while the hub is down: both pages refet
   const tasks = await dbRows();
   const write = async (path, form) => {
     const res = await fetch(`${base}${path}?user=alice`, { method: "POST", body: new URLSearchParams(form) });
-    assert.equal(res.status, 204, `${path}: ${await res.text()}`);
+    assert.ok(res.ok, `${path}: ${res.status} ${await res.text()}`);
   };
   for (let i = 0; i < 1001; i++) {
     const task = tasks[i % tasks.length];
