@@ -147,7 +147,7 @@ func New(cfg Config) (*Hub, error) {
 
 	idle := make(chan struct{})
 	h.idleTick.Store(&idle)
-	h.pool = newWritePool(runtime.GOMAXPROCS(0))
+	h.pool = newWritePool(runtime.GOMAXPROCS(0), cfg.WriteDelay)
 	h.loops.Add(2)
 	go h.dispatch()
 	go h.tick()

@@ -21,17 +21,30 @@ import (
 // close frame gorilla/websocket writes from the reader goroutine; the
 // socket writes the end of a frame written in part before it (see
 // socket).
+//
+// With a delay (Config.WriteDelay), a worker writes a connection no
+// sooner than delay after it was queued: the messages queued to it
+// meanwhile go out in the same frame. The workers wait, not the
+// connections: a fan-out to many connections costs a wait per worker.
 type writePool struct {
 	mu      sync.Mutex
 	cond    sync.Cond
-	queue   []*conn // FIFO; a connection is in it at most once
+	queue   []pooledConn // FIFO; a connection is in it at most once
 	head    int
 	stopped bool
+	delay   time.Duration
 	wg      sync.WaitGroup
 }
 
-func newWritePool(workers int) *writePool {
-	p := &writePool{}
+// pooledConn is a connection in the pool's queue, and when it may be
+// written (zero without a delay).
+type pooledConn struct {
+	c   *conn
+	due time.Time
+}
+
+func newWritePool(workers int, delay time.Duration) *writePool {
+	p := &writePool{delay: delay}
 	p.cond.L = &p.mu
 	p.wg.Add(workers)
 	for range workers {
@@ -48,24 +61,28 @@ func (p *writePool) push(c *conn) bool {
 		p.mu.Unlock()
 		return false
 	}
-	p.queue = append(p.queue, c)
+	e := pooledConn{c: c}
+	if p.delay > 0 {
+		e.due = time.Now().Add(p.delay)
+	}
+	p.queue = append(p.queue, e)
 	p.mu.Unlock()
 	p.cond.Signal()
 	return true
 }
 
 // pop waits for a connection; nil once the pool stops.
-func (p *writePool) pop() *conn {
+func (p *writePool) pop() pooledConn {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for p.head == len(p.queue) && !p.stopped {
 		p.cond.Wait()
 	}
 	if p.stopped {
-		return nil
+		return pooledConn{}
 	}
 	c := p.queue[p.head]
-	p.queue[p.head] = nil
+	p.queue[p.head] = pooledConn{}
 	p.head++
 	if p.head == len(p.queue) {
 		p.queue, p.head = p.queue[:0], 0
@@ -89,7 +106,8 @@ func (p *writePool) stop() {
 	left := p.queue[p.head:]
 	p.queue, p.head = nil, 0
 	p.mu.Unlock()
-	for _, c := range left {
+	for _, e := range left {
+		c := e.c
 		c.mu.Lock()
 		c.pooled = false
 		c.kickLocked()
@@ -103,9 +121,16 @@ func (p *writePool) work() {
 	var frame []byte
 	w := newRawWrite()
 	for {
-		c := p.pop()
+		e := p.pop()
+		c := e.c
 		if c == nil {
 			return
+		}
+		if !e.due.IsZero() {
+			// Messages queued to c until then join its frame.
+			if d := time.Until(e.due); d > 0 {
+				time.Sleep(d)
+			}
 		}
 		c.mu.Lock()
 		if c.needsWriterLocked() {

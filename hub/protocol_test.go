@@ -416,6 +416,8 @@ func TestConfigErrors(t *testing.T) {
 		{"empty pattern", hub.Config{Broker: b, Secret: testSecret, PublicChannels: []string{""}}, hub.ErrBadConfig},
 		{"bad origin", hub.Config{Broker: b, Secret: testSecret, AllowedOrigins: []string{"app.example.com"}}, hub.ErrBadConfig},
 		{"negative limit", hub.Config{Broker: b, Secret: testSecret, MaxChannels: -1}, hub.ErrBadConfig},
+		{"negative write delay", hub.Config{Broker: b, Secret: testSecret, WriteDelay: -time.Millisecond}, hub.ErrBadConfig},
+		{"write delay over a second", hub.Config{Broker: b, Secret: testSecret, WriteDelay: 2 * time.Second}, hub.ErrBadConfig},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

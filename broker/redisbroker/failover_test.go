@@ -52,6 +52,16 @@ func TestFailoverStartsNewEpoch(t *testing.T) {
 		o, err := rc.HGet(ctx, app.metaKey("ch"), "o").Result()
 		return err == nil && o == "3"
 	})
+	// The primary's note that it is the channel's writer (field s) is
+	// its own: a replica that kept it would skip the check below.
+	pc := redis.NewClient(&redis.Options{Addr: addr(primary)})
+	defer pc.Close()
+	if ok, err := pc.HExists(ctx, app.metaKey("ch"), "s").Result(); err != nil || !ok {
+		t.Fatalf("primary: meta field s present = %v, %v; want present", ok, err)
+	}
+	if ok, err := rc.HExists(ctx, app.metaKey("ch"), "s").Result(); err != nil || ok {
+		t.Fatalf("replica: meta field s present = %v, %v; want absent", ok, err)
+	}
 
 	// The replica stops receiving; the primary hands out offsets 4 and 5,
 	// which a client sees, then fails.

@@ -15,7 +15,8 @@ import (
 //
 //	<prefix>:{<channel>}:meta        hash: e = epoch, o = newest offset,
 //	                                 x = last expiry renewal (unix ms), d = ids exists,
-//	                                 r = replication id of the primary that wrote it
+//	                                 r = replication id of the primary that wrote it,
+//	                                 s = "<unix ms> <id>": when this server last read its id (not replicated)
 //	<prefix>:{<channel>}:stream      stream: o, i (event id), t (unix ns), d (data),
 //	                                 g (origin, broker.EncodeOrigin; absent when none)
 //	<prefix>:{<channel>}:ids         sorted set: event id -> offset, for the
@@ -43,11 +44,22 @@ import (
 // untouched through two failovers in a row, and writes lost by a restart
 // (AOF with appendfsync everysec can lose the last second); and nothing
 // is detected where ACLs refuse INFO to the broker's user (r stays empty).
+//
+// INFO costs Redis more than the rest of a publication's commands, so the
+// scripts ask it at most once a second per channel: after asking, a
+// script notes in field s "<unix ms> <id>" without replicating it or writing
+// it to the AOF (redis.set_repl), and while s is under a second old and
+// names the id in field r, r is the running server's id. A promoted
+// replica has no field s, or one a second old, and asks INFO. One gap:
+// a replica's full synchronisation copies field s as it stands, so a
+// replica promoted within a second (by its own clock) of a full
+// synchronisation keeps the epoch.
 
 // replicationIDs starts both scripts: replIDs() returns the running
 // server's master_replid and master_replid2, or empty strings where INFO
-// is refused. It asks INFO once per call, and only when a channel with a
-// history is touched: a publication to a channel nobody watches needs
+// is refused. It asks INFO at most once per call, and only when a channel
+// with a history is touched whose field s (see above) is missing, stale
+// or names another id: a publication to a channel nobody watches needs
 // neither.
 const replicationIDs = `
 local rid, rid2
@@ -62,6 +74,19 @@ local function replIDs()
   end
   return rid, rid2
 end
+-- knownReplID reports whether field s of a meta hash, "<unix ms> <id>",
+-- says that the running server read its replication id r less than a
+-- second before nowms. noteReplID writes it, for this server alone.
+local function knownReplID(s, r, nowms)
+  local at, id = string.match(s, '^(%d+) (%w+)$')
+  at = tonumber(at)
+  return id == r and at ~= nil and at <= nowms and nowms - at < 1000
+end
+local function noteReplID(meta, id, nowms)
+  redis.set_repl(redis.REPL_NONE)
+  redis.call('HSET', meta, 's', nowms .. ' ' .. id)
+  redis.set_repl(redis.REPL_ALL)
+end
 `
 
 // publishScript appends one message to each of its channels. Per channel,
@@ -74,12 +99,16 @@ end
 // A channel nobody watches gets no history, as in broker.Memory: when it
 // has no meta hash (History, which hubs call when a client subscribes and
 // pages call to render a position, creates one) and no pub/sub subscriber
-// on this server, the message is published without a position (epoch "",
-// offset 0) and nothing is written; the script returns -1 for it. Most
-// record channels are never watched, and cost Redis neither the commands
-// nor the memory of a history.
+// on this server, nothing is written; the script returns -1 for it. On a
+// single Redis nothing is published either, since no hub listens; with
+// SPUBLISH (Redis Cluster) the message is published without a position
+// (epoch "", offset 0), for hubs subscribed to replicas, which the
+// primary does not count. Most record channels are never watched, and
+// cost Redis neither the commands nor the memory of a history.
 //
-// The hot path is six commands a channel. The rest is done only every
+// The hot path is five commands a channel (HMGET, ZADD NX of the event
+// id, HINCRBY, XADD, PUBLISH) and a TIME per call; a duplicate id costs a
+// ZSCORE, to tell it from a stale one. The rest is done only every
 // 32nd offset or when the keys' expiry is due for renewal: trimming the
 // stream by age (History checks the age of what it serves, so entries
 // past HistoryTTL are never recovered meanwhile) and the id set by offset
@@ -110,28 +139,42 @@ local res = {}
 for c = 0, #KEYS / 3 - 1 do
   local meta, stream, ids = KEYS[c*3+1], KEYS[c*3+2], KEYS[c*3+3]
   local pub = ARGV[10+c]
-  local m = redis.call('HMGET', meta, 'e', 'o', 'x', 'd', 'r')
+  local m = redis.call('HMGET', meta, 'e', 'o', 'x', 'd', 'r', 's')
   if not m[1] and redis.call('PUBSUB', numsub, pub)[2] == 0 then
-    redis.call(ARGV[9], pub, '1\n\n0' .. tail)
+    if numsub ~= 'NUMSUB' then
+      -- Sharded: replicas' subscribers are not counted.
+      redis.call(ARGV[9], pub, '1\n\n0' .. tail)
+    end
     res[c+1] = -1
   else
     local epoch, last, renewed, hasIds = m[1], tonumber(m[2]) or 0, tonumber(m[3]), m[4]
-    replIDs()
-    if epoch and m[5] and m[5] ~= rid and m[5] == rid2 then
-      epoch = nil
+    -- cur: the running server's replication id, from INFO unless this
+    -- server noted within the last second that it is field r's.
+    local cur, asked = m[5], false
+    if not (m[5] and m[6] and knownReplID(m[6], m[5], nowms)) then
+      cur, asked = replIDs(), true
+      if epoch and m[5] and m[5] ~= rid and m[5] == rid2 then
+        epoch = nil
+      end
     end
     if not epoch then
       epoch = ARGV[7]
       redis.call('DEL', meta, stream, ids)
-      redis.call('HSET', meta, 'e', epoch, 'o', 0, 'r', rid)
+      redis.call('HSET', meta, 'e', epoch, 'o', 0, 'r', cur)
       last, renewed, hasIds = 0, nil, nil
-    elseif m[5] ~= rid then
-      redis.call('HSET', meta, 'r', rid)
+    elseif m[5] ~= cur then
+      redis.call('HSET', meta, 'r', cur)
     end
-    local dup = false
-    if dedupe then
-      local s = redis.call('ZSCORE', ids, ARGV[1])
-      dup = s ~= false and s ~= nil and tonumber(s) > last - size
+    if asked and cur ~= '' then
+      noteReplID(meta, cur, nowms)
+    end
+    -- The id goes in with the offset it is about to get (HINCRBY below
+    -- answers last + 1); one already there is a duplicate unless its
+    -- offset has left the history (stale), when it takes the new one.
+    local dup, stale = false, false
+    if dedupe and redis.call('ZADD', ids, 'NX', last + 1, ARGV[1]) == 0 then
+      dup = tonumber(redis.call('ZSCORE', ids, ARGV[1])) > last - size
+      stale = not dup
     end
     if dup then
       res[c+1] = 0
@@ -150,8 +193,10 @@ for c = 0, #KEYS / 3 - 1 do
       else
         expireAt = renewed + ttl + math.floor(ttl / 4)
       end
-      if dedupe then
+      if stale then
         redis.call('ZADD', ids, off, ARGV[1])
+      end
+      if dedupe then
         if tidy then
           redis.call('ZREMRANGEBYSCORE', ids, '-inf', off - size)
         end
@@ -195,19 +240,27 @@ return res
 // KEYS: meta, stream, ids. ARGV: candidate epoch, TTL (ms), since epoch, since
 // offset ("" when none), most publications, most bytes (0: no limit).
 var historyScript = redis.NewScript(replicationIDs + `
-local m = redis.call('HMGET', KEYS[1], 'e', 'r')
+local m = redis.call('HMGET', KEYS[1], 'e', 'r', 's')
 local epoch = m[1]
-replIDs()
-if epoch and m[2] and m[2] ~= rid and m[2] == rid2 then
-  epoch = nil
+local now = redis.call('TIME')
+local nowms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+local cur, asked = m[2], false
+if not (m[2] and m[3] and knownReplID(m[3], m[2], nowms)) then
+  cur, asked = replIDs(), true
+  if epoch and m[2] and m[2] ~= rid and m[2] == rid2 then
+    epoch = nil
+  end
 end
 if not epoch then
   epoch = ARGV[1]
   redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
-  redis.call('HSET', KEYS[1], 'e', epoch, 'o', 0, 'r', rid)
+  redis.call('HSET', KEYS[1], 'e', epoch, 'o', 0, 'r', cur)
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
-elseif m[2] ~= rid then
-  redis.call('HSET', KEYS[1], 'r', rid)
+elseif m[2] ~= cur then
+  redis.call('HSET', KEYS[1], 'r', cur)
+end
+if asked and cur ~= '' then
+  noteReplID(KEYS[1], cur, nowms)
 end
 local off = tonumber(redis.call('HGET', KEYS[1], 'o'))
 if off == 0 then
@@ -252,8 +305,7 @@ while left > 0 do
   left = left - #chunk
   from = '(' .. chunk[#chunk][1]
 end
-local now = redis.call('TIME')
-local cutoff = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) - tonumber(ARGV[2])
+local cutoff = nowms - tonumber(ARGV[2])
 local oldest = #entries > 0 and tonumber(string.match(entries[#entries][1], '^(%d+)'))
 if not oldest or oldest < cutoff then
   return {epoch, off}

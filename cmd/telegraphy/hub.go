@@ -46,6 +46,7 @@ var hubEnv = map[string]string{
 	"max-channels":                "TELEGRAPHY_MAX_CHANNELS",
 	"send-queue-bytes":            "TELEGRAPHY_SEND_QUEUE_BYTES",
 	"send-buffer-bytes":           "TELEGRAPHY_SEND_BUFFER_BYTES",
+	"write-delay":                 "TELEGRAPHY_WRITE_DELAY",
 	"max-recovered-events":        "TELEGRAPHY_MAX_RECOVERED_EVENTS",
 	"request-rate":                "TELEGRAPHY_REQUEST_RATE",
 	"request-burst":               "TELEGRAPHY_REQUEST_BURST",
@@ -80,6 +81,7 @@ func runHub(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	maxChannels := fs.Int("max-channels", hub.DefaultMaxChannels, "channels one connection may subscribe to")
 	sendQueue := fs.Int("send-queue-bytes", hub.DefaultSendQueueBytes, "bytes queued for one client before it is closed as a slow consumer (4008)")
 	sendBuffer := fs.Int("send-buffer-bytes", hub.DefaultSendBufferBytes, "kernel send buffer (SO_SNDBUF) of each client socket; -1 keeps the system's")
+	writeDelay := fs.Duration("write-delay", 0, "hold each client's first queued event this long (at most 1s) so that later ones share its frame: less CPU, more latency; 0 writes at once")
 	maxRecovered := fs.Int("max-recovered-events", hub.DefaultMaxRecoveredEvents, "most missed events one subscribe may recover; further behind answers recovered:false unread")
 	requestRate := fs.Float64("request-rate", hub.DefaultRequestRate, "requests per second one connection may send on average (error \"limit\" beyond, 1008 if it goes on)")
 	requestBurst := fs.Int("request-burst", hub.DefaultRequestBurst, "requests one connection may send at once")
@@ -149,6 +151,9 @@ func runHub(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if *requestRate <= 0 {
 		return fmt.Errorf("--request-rate must be positive, got %g", *requestRate)
 	}
+	if *writeDelay < 0 || *writeDelay > time.Second {
+		return fmt.Errorf("--write-delay must be between 0 and 1s, got %s", *writeDelay)
+	}
 	if *sendBuffer == 0 || *sendBuffer < -1 {
 		return fmt.Errorf("--send-buffer-bytes must be positive, or -1 for the system's size, got %d", *sendBuffer)
 	}
@@ -188,6 +193,7 @@ func runHub(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		MaxChannels:              *maxChannels,
 		SendQueueBytes:           *sendQueue,
 		SendBufferBytes:          *sendBuffer,
+		WriteDelay:               *writeDelay,
 		MaxRecoveredEvents:       *maxRecovered,
 		RequestRate:              *requestRate,
 		RequestBurst:             *requestBurst,
