@@ -8,6 +8,7 @@ import (
 
 	"github.com/telegraphy-go/telegraphy/broker"
 	"github.com/telegraphy-go/telegraphy/events"
+	"github.com/telegraphy-go/telegraphy/internal/model"
 	"gorm.io/gorm"
 	"gorm.io/gorm/callbacks"
 	"gorm.io/gorm/clause"
@@ -17,7 +18,7 @@ import (
 // stmtState carries what the before callback learned to the after
 // callback of the same statement.
 type stmtState struct {
-	m     *events.Model
+	m     *model.Model
 	tx    *txn
 	state txState
 
@@ -73,7 +74,7 @@ func (p *Plugin) begin(db *gorm.DB, op events.Operation) *stmtState {
 // target returns the model of a statement that emits op events and where
 // its events go; a nil model when it emits nothing, already failed, or
 // runs on a connection the plugin does not follow (an error on db).
-func (p *Plugin) target(db *gorm.DB, op events.Operation) (*events.Model, *txn, txState) {
+func (p *Plugin) target(db *gorm.DB, op events.Operation) (*model.Model, *txn, txState) {
 	if db.Error != nil || db.DryRun {
 		return nil, nil, untracked
 	}
@@ -157,7 +158,7 @@ func (p *Plugin) beforeCreate(db *gorm.DB) {
 }
 
 func (p *Plugin) afterCreate(db *gorm.DB) {
-	var m *events.Model
+	var m *model.Model
 	var tx *txn
 	if st := loadState(db); st != nil {
 		defer p.finish(db, st)
@@ -231,7 +232,7 @@ func each(v reflect.Value, fn func(reflect.Value)) {
 }
 
 // modelMessage builds the message of one model event for the struct v.
-func (p *Plugin) modelMessage(m *events.Model, v reflect.Value, meta events.Meta) (broker.Message, error) {
+func (p *Plugin) modelMessage(m *model.Model, v reflect.Value, meta events.Meta) (broker.Message, error) {
 	now := time.Now()
 	enc, err := m.Encode(v, meta, now)
 	if err != nil {
@@ -258,7 +259,7 @@ func (p *Plugin) modelMessage(m *events.Model, v reflect.Value, meta events.Meta
 	return broker.Message{EventID: enc.ID, Channels: channels, Data: enc.Data, Time: now}, nil
 }
 
-func (p *Plugin) bulkLimit(m *events.Model) int {
+func (p *Plugin) bulkLimit(m *model.Model) int {
 	if m.Options.BulkLimit != 0 {
 		return m.Options.BulkLimit
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/telegraphy-go/telegraphy/broker"
 	"github.com/telegraphy-go/telegraphy/events"
+	"github.com/telegraphy-go/telegraphy/internal/model"
 	"gorm.io/gorm"
 )
 
@@ -55,7 +56,7 @@ var (
 type Plugin struct {
 	cfg Config
 
-	reg      events.Registry
+	reg      model.Registry
 	notModel sync.Map // reflect.Type -> struct{}: types seen without registration
 	discover sync.Mutex
 
@@ -72,12 +73,12 @@ func New(cfg Config) *Plugin {
 // Name implements gorm.Plugin.
 func (p *Plugin) Name() string { return "telegraphy" }
 
-// Register makes model (a struct value or a pointer to one) emit events
-// with opts. It fails with ErrNotStruct, ErrNoPrimaryKey, ErrUnknownField
-// (naming the field), ErrDuplicate or ErrNameTaken. Register may be called
-// before or after db.Use.
-func (p *Plugin) Register(model any, opts events.Options) error {
-	m, err := events.NewModel(model, opts)
+// Register makes the model v (a struct value or a pointer to one) emit
+// events with opts. It fails with ErrNotStruct, ErrNoPrimaryKey,
+// ErrUnknownField (naming the field), ErrDuplicate or ErrNameTaken.
+// Register may be called before or after db.Use.
+func (p *Plugin) Register(v any, opts events.Options) error {
+	m, err := model.NewModel(v, opts)
 	if err != nil {
 		return err
 	}
@@ -150,7 +151,7 @@ func (p *Plugin) follow(pool gorm.ConnPool) error {
 
 // model returns the registered model of the statement's type, registering
 // it first when it implements events.Eventer; nil when it emits nothing.
-func (p *Plugin) model(db *gorm.DB) *events.Model {
+func (p *Plugin) model(db *gorm.DB) *model.Model {
 	s := db.Statement.Schema
 	if s == nil {
 		return nil
@@ -162,7 +163,7 @@ func (p *Plugin) model(db *gorm.DB) *events.Model {
 	if _, ok := p.notModel.Load(t); ok {
 		return nil
 	}
-	if !events.IsEventer(t) {
+	if !model.IsEventer(t) {
 		p.notModel.Store(t, struct{}{})
 		return nil
 	}

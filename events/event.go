@@ -1,12 +1,10 @@
 package events
 
 import (
-	"encoding/binary"
 	"encoding/json"
-	"math/rand/v2"
-	"strconv"
-	"sync/atomic"
 	"time"
+
+	"github.com/telegraphy-go/telegraphy/internal/wire"
 )
 
 // Event types carried in Meta.EventType for model events. A custom event
@@ -71,93 +69,13 @@ type Meta struct {
 
 // NewID returns a fresh event id: a UUIDv7, so ids sort by creation time.
 func NewID() string {
-	id := newID(time.Now())
-	return string(appendID(make([]byte, 0, 36), &id))
-}
-
-// lastID is the unix_ts_ms<<12 | rand_a of the newest id: rand_a holds
-// the sub-millisecond time in 1/4096 ms steps, bumped when two ids would
-// share it, so the ids of one process sort in the order they were made
-// (the scheme of google/uuid's NewV7).
-var lastID atomic.Int64
-
-// newID returns a UUIDv7 for time t. Its 62 random bits come from the
-// runtime's ChaCha8 generator, seeded from the OS: ids need to be unique,
-// not secret, and this needs no system call or lock.
-func newID(t time.Time) [16]byte {
-	nano := t.UnixNano()
-	milli := nano / 1e6
-	next := milli<<12 | ((nano - milli*1e6) << 12 / 1e6)
-	for {
-		last := lastID.Load()
-		n := next
-		if n <= last {
-			n = last + 1
-		}
-		if lastID.CompareAndSwap(last, n) {
-			next = n
-			break
-		}
-	}
-	var u [16]byte
-	ts, seq := uint64(next>>12), uint64(next&0xfff)
-	binary.BigEndian.PutUint64(u[0:8], ts<<16|0x7000|seq)
-	binary.BigEndian.PutUint64(u[8:16], rand.Uint64()&^(3<<62)|1<<63)
-	return u
-}
-
-// appendID appends u in the canonical 8-4-4-4-12 hex form.
-func appendID(b []byte, u *[16]byte) []byte {
-	const hex = "0123456789abcdef"
-	for i, c := range u {
-		if i == 4 || i == 6 || i == 8 || i == 10 {
-			b = append(b, '-')
-		}
-		b = append(b, hex[c>>4], hex[c&0xf])
-	}
-	return b
+	id := wire.NewID(time.Now())
+	return string(wire.AppendID(make([]byte, 0, 36), &id))
 }
 
 // Timestamp formats t as Meta.Timestamp expects.
 func Timestamp(t time.Time) string {
-	return string(appendTimestamp(make([]byte, 0, len(TimestampFormat)), t))
-}
-
-// appendTimestamp appends t formatted with TimestampFormat, without
-// parsing the layout for the years time.Now gives.
-func appendTimestamp(b []byte, t time.Time) []byte {
-	t = t.UTC()
-	year, month, day := t.Date()
-	if year < 0 || year > 9999 {
-		return t.AppendFormat(b, TimestampFormat)
-	}
-	hour, min, sec := t.Clock()
-	b = appendDigits(b, year, 4)
-	b = append(b, '-')
-	b = appendDigits(b, int(month), 2)
-	b = append(b, '-')
-	b = appendDigits(b, day, 2)
-	b = append(b, 'T')
-	b = appendDigits(b, hour, 2)
-	b = append(b, ':')
-	b = appendDigits(b, min, 2)
-	b = append(b, ':')
-	b = appendDigits(b, sec, 2)
-	b = append(b, '.')
-	b = appendDigits(b, t.Nanosecond()/1000, 6)
-	return append(b, 'Z')
-}
-
-// appendDigits appends the n (at most 6) lowest decimal digits of x,
-// zero-padded.
-func appendDigits(b []byte, x, n int) []byte {
-	start := len(b)
-	b = append(b, "000000"[:n]...)
-	for i := len(b) - 1; i >= start; i-- {
-		b[i] = byte('0' + x%10)
-		x /= 10
-	}
-	return b
+	return string(wire.AppendTimestamp(make([]byte, 0, len(TimestampFormat)), t))
 }
 
 // Encode returns the JSON form of e: what json.Marshal(e) returns, except
@@ -176,17 +94,17 @@ func (e *Event) Encode() ([]byte, error) {
 	m := &e.Meta
 	b := make([]byte, 0, 160+len(e.Name)+len(m.VerboseName)+len(e.Data))
 	b = append(b, `{"name":`...)
-	b = appendString(b, e.Name)
+	b = wire.AppendString(b, e.Name)
 	b = append(b, `,"meta":{"event_type":`...)
-	b = appendString(b, m.EventType)
+	b = wire.AppendString(b, m.EventType)
 	if m.VerboseName != "" {
 		b = append(b, `,"verbose_name":`...)
-		b = appendString(b, m.VerboseName)
+		b = wire.AppendString(b, m.VerboseName)
 	}
 	b = append(b, `,"timestamp":`...)
-	b = appendString(b, m.Timestamp)
+	b = wire.AppendString(b, m.Timestamp)
 	b = append(b, `,"id":`...)
-	b = appendString(b, m.ID)
+	b = wire.AppendString(b, m.ID)
 	if m.PK != nil {
 		var pk []byte
 		if raw, ok := m.PK.(json.RawMessage); ok && json.Valid(raw) {
@@ -212,43 +130,7 @@ func (e *Event) Encode() ([]byte, error) {
 			b = append(b, v...)
 		}
 	}
-	b = appendMetaTail(b, m)
+	b = wire.AppendMetaTail(b, m.Changed, m.Soft, m.Count)
 	b = append(b, e.Data...)
 	return append(b, '}'), nil
-}
-
-// appendMetaTail appends the members of meta after "pk" (changed, soft,
-// count), closes meta and opens data.
-func appendMetaTail(b []byte, m *Meta) []byte {
-	if len(m.Changed) > 0 {
-		b = append(b, `,"changed":[`...)
-		for i, c := range m.Changed {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = appendString(b, c)
-		}
-		b = append(b, ']')
-	}
-	if m.Soft {
-		b = append(b, `,"soft":true`...)
-	}
-	if m.Count != 0 {
-		b = append(b, `,"count":`...)
-		b = strconv.AppendInt(b, m.Count, 10)
-	}
-	return append(b, `},"data":`...)
-}
-
-// appendString appends s as a JSON string, escaped as encoding/json does.
-func appendString(b []byte, s string) []byte {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' || c >= 0x80 {
-			q, _ := json.Marshal(s)
-			return append(b, q...)
-		}
-	}
-	b = append(b, '"')
-	b = append(b, s...)
-	return append(b, '"')
 }

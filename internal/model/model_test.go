@@ -1,8 +1,7 @@
-package events_test
+package model_test
 
 import (
 	"database/sql"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"reflect"
@@ -11,8 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/telegraphy-go/telegraphy/events"
+	"github.com/telegraphy-go/telegraphy/internal/model"
 	"gorm.io/gorm"
 )
 
@@ -38,11 +37,11 @@ func TestModelColumns(t *testing.T) {
 	inv := Invoice{ID: 7, Number: "A-1", Private: "x", Plain: "p"}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			m, err := events.NewModel(&Invoice{}, c.opts)
+			m, err := model.NewModel(&Invoice{}, c.opts)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if m.Name != "events_test.Invoice" {
+			if m.Name != "model_test.Invoice" {
 				t.Errorf("default name %q", m.Name)
 			}
 			got, err := m.Data(reflect.ValueOf(inv))
@@ -61,8 +60,8 @@ func TestModelColumns(t *testing.T) {
 }
 
 func TestRegistry(t *testing.T) {
-	var r events.Registry
-	m1, _ := events.NewModel(Invoice{}, events.Options{Name: "billing.Invoice"})
+	var r model.Registry
+	m1, _ := model.NewModel(Invoice{}, events.Options{Name: "billing.Invoice"})
 	if err := r.Add(m1); err != nil {
 		t.Fatal(err)
 	}
@@ -73,55 +72,16 @@ func TestRegistry(t *testing.T) {
 		t.Errorf("second Add = %v", err)
 	}
 	type Other struct{ ID int }
-	m2, _ := events.NewModel(Other{}, events.Options{Name: "billing.Invoice"})
+	m2, _ := model.NewModel(Other{}, events.Options{Name: "billing.Invoice"})
 	if err := r.Add(m2); !errors.Is(err, events.ErrNameTaken) {
 		t.Errorf("Add under a taken name = %v", err)
 	}
 }
 
-func TestEncodeShape(t *testing.T) {
-	e := events.Event{Name: "shop.Order", Meta: events.Meta{EventType: events.TypeBulkUpdate, Timestamp: "t", ID: "i", Count: 3}}
-	b, err := e.Encode()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var back map[string]any
-	if err := json.Unmarshal(b, &back); err != nil {
-		t.Fatal(err)
-	}
-	want := map[string]any{"name": "shop.Order", "data": nil,
-		"meta": map[string]any{"event_type": "bulk_update", "timestamp": "t", "id": "i", "count": float64(3)}}
-	if !reflect.DeepEqual(back, want) {
-		t.Errorf("encoded %s", b)
-	}
-}
-
 // TestEncodeMatchesJSON: Encode writes what encoding/json would.
-func TestEncodeMatchesJSON(t *testing.T) {
-	cases := []events.Event{
-		{Name: "shop.Order", Meta: events.Meta{EventType: "update", VerboseName: "Ordér <1>", Timestamp: "2026", ID: "x", PK: json.RawMessage(`{"a":1,"b":"c"}`), Changed: []string{"status", "n\"ote"}}, Data: json.RawMessage(`{"id":1}`)},
-		{Name: "n", Meta: events.Meta{EventType: "delete", PK: 42, Soft: true}, Data: json.RawMessage(`"s"`)},
-		{Name: "n", Meta: events.Meta{EventType: "bulk_delete", Count: 1001}},
-		{Name: "tab\t", Meta: events.Meta{EventType: "custom", PK: "k"}, Data: json.RawMessage(`[1,2]`)},
-	}
-	for i, e := range cases {
-		got, err := e.Encode()
-		if err != nil {
-			t.Fatal(err)
-		}
-		want, _ := json.Marshal(&e)
-		if string(got) != string(want) {
-			t.Errorf("case %d:\n got %s\nwant %s", i, got, want)
-		}
-	}
-	bad := events.Event{Name: "n", Data: json.RawMessage(`{`)}
-	if _, err := bad.Encode(); err == nil {
-		t.Error("invalid data encoded")
-	}
-}
 
 func TestColumnForChanged(t *testing.T) {
-	m, err := events.NewModel(Invoice{}, events.Options{Exclude: []string{"Plain"}})
+	m, err := model.NewModel(Invoice{}, events.Options{Exclude: []string{"Plain"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -175,7 +135,9 @@ type Provided struct {
 func (p *Provided) EventData() any { return map[string]int{"id": p.ID * 10} }
 
 // TestModelEncode: Model.Encode writes what Event.Encode writes for the
+
 // same event built from Data and PK.
+
 func TestModelEncode(t *testing.T) {
 	note := "n<o>te"
 	at := time.Date(2026, 3, 4, 5, 6, 7, 891234567, time.FixedZone("x", 3600))
@@ -195,7 +157,7 @@ func TestModelEncode(t *testing.T) {
 		{Provided{}, events.Options{Name: "p.P"}, &Provided{ID: 4}, events.Meta{EventType: events.TypeUpdate}, "4"},
 	}
 	for i, c := range cases {
-		m, err := events.NewModel(c.model, c.opts)
+		m, err := model.NewModel(c.model, c.opts)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -230,29 +192,8 @@ func TestModelEncode(t *testing.T) {
 	}
 }
 
-func TestIDAndTimestamp(t *testing.T) {
-	at := time.Date(2026, 1, 2, 3, 4, 5, 6007000, time.FixedZone("y", -7200))
-	if got, want := events.Timestamp(at), at.UTC().Format(events.TimestampFormat); got != want {
-		t.Errorf("Timestamp = %s, want %s", got, want)
-	}
-	prev := ""
-	for i := 0; i < 10000; i++ {
-		id := events.NewID()
-		u, err := uuid.Parse(id)
-		if err != nil || u.Version() != 7 || u.Variant() != uuid.RFC4122 || u.String() != id {
-			t.Fatalf("id %q: %v version %v variant %v", id, err, u.Version(), u.Variant())
-		}
-		if id <= prev {
-			t.Fatalf("id %s after %s", id, prev)
-		}
-		if ms := time.UnixMilli(int64(binary.BigEndian.Uint64(u[:8]) >> 16)); time.Since(ms) > time.Minute || time.Until(ms) > time.Minute {
-			t.Fatalf("id %s time %v", id, ms)
-		}
-		prev = id
-	}
-}
-
 // Versioned has a version of each kind Options.Version accepts.
+
 type Versioned struct {
 	ID        int64         `json:"id"`
 	Rev       uint32        `json:"rev"`
@@ -281,7 +222,7 @@ func TestVersion(t *testing.T) {
 		{"", row, nil},
 	}
 	for _, c := range cases {
-		m, err := events.NewModel(Versioned{}, events.Options{Version: c.version})
+		m, err := model.NewModel(Versioned{}, events.Options{Version: c.version})
 		if err != nil {
 			t.Fatalf("%s: %v", c.version, err)
 		}
@@ -303,7 +244,7 @@ func TestVersion(t *testing.T) {
 
 	// Later times give versions that sort later as text, whatever their
 	// zone and fractional digits.
-	m, _ := events.NewModel(Versioned{}, events.Options{Version: "UpdatedAt"})
+	m, _ := model.NewModel(Versioned{}, events.Options{Version: "UpdatedAt"})
 	var last string
 	for i, ts := range []time.Time{
 		time.Date(2026, 1, 1, 23, 59, 59, 999999999, time.UTC),
@@ -351,7 +292,7 @@ func TestVersionRegistration(t *testing.T) {
 		{"title", events.ErrVersionType, "Versioned.Title"},
 	}
 	for _, c := range cases {
-		_, err := events.NewModel(Versioned{}, events.Options{Version: c.version})
+		_, err := model.NewModel(Versioned{}, events.Options{Version: c.version})
 		if !errors.Is(err, c.err) || !strings.Contains(err.Error(), c.names) {
 			t.Errorf("Version %q: error %v, want %v naming %s", c.version, err, c.err, c.names)
 		}

@@ -1,10 +1,9 @@
-package events
+package model
 
 import (
 	"context"
 	"database/sql/driver"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"path"
 	"reflect"
@@ -14,49 +13,14 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/telegraphy-go/telegraphy/events"
+	"github.com/telegraphy-go/telegraphy/internal/wire"
 	"gorm.io/gorm/schema"
 )
 
-// Registration errors. They carry the "telegraphy: " prefix because users
-// meet them through telegraphy.Plugin.Register, which re-exports them.
 var (
-	// ErrNotStruct is returned when a model is not a struct, a pointer to
-	// one, or a type GORM can parse.
-	ErrNotStruct = errors.New("telegraphy: model is not a struct")
-	// ErrUnknownField is returned when Fields or Exclude names a field the
-	// model does not have. The error names the field.
-	ErrUnknownField = errors.New("telegraphy: unknown field")
-	// ErrDuplicate is returned when a model type is registered twice.
-	ErrDuplicate = errors.New("telegraphy: model already registered")
-	// ErrNameTaken is returned when two model types would share one event
-	// name.
-	ErrNameTaken = errors.New("telegraphy: event name already used by another model")
-	// ErrNoPrimaryKey is returned for a model without a primary key: its
-	// events could not name a record.
-	ErrNoPrimaryKey = errors.New("telegraphy: model has no primary key")
-	// ErrVersionType is returned when Options.Version names a field that
-	// is not an integer, a time.Time or a driver.Valuer. The error names
-	// the field.
-	ErrVersionType = errors.New("telegraphy: version field is not an integer or a time.Time")
-)
-
-// Eventer is implemented by models that register themselves: the first
-// time such a model is written through a DB with the plugin, it is
-// registered with the options this method returns.
-type Eventer interface {
-	TelegraphyEvents() Options
-}
-
-// DataProvider is implemented by models that supply their own event data.
-// EventData's result is encoded with encoding/json in place of the
-// model's columns.
-type DataProvider interface {
-	EventData() any
-}
-
-var (
-	eventerType      = reflect.TypeFor[Eventer]()
-	dataProviderType = reflect.TypeFor[DataProvider]()
+	eventerType      = reflect.TypeFor[events.Eventer]()
+	dataProviderType = reflect.TypeFor[events.DataProvider]()
 	marshalerType    = reflect.TypeFor[json.Marshaler]()
 	valuerType       = reflect.TypeFor[driver.Valuer]()
 	timeType         = reflect.TypeFor[time.Time]()
@@ -64,7 +28,7 @@ var (
 )
 
 // IsEventer reports whether the struct type t (or a pointer to it)
-// implements Eventer.
+// implements events.Eventer.
 func IsEventer(t reflect.Type) bool {
 	return t.Implements(eventerType) || reflect.PointerTo(t).Implements(eventerType)
 }
@@ -77,7 +41,7 @@ type Model struct {
 	// Name is the event name and model channel.
 	Name string
 	// Options are the options it was registered with.
-	Options Options
+	Options events.Options
 
 	schema   *schema.Schema
 	data     []*column // the columns sent in data, in schema order
@@ -108,21 +72,21 @@ type encoder func(b []byte, v reflect.Value) ([]byte, error)
 var parseCache sync.Map
 
 // NewModel resolves opts against model, a struct value or pointer. It
-// fails with ErrNotStruct, ErrNoPrimaryKey or ErrUnknownField.
-func NewModel(model any, opts Options) (*Model, error) {
+// fails with events.ErrNotStruct, events.ErrNoPrimaryKey or events.ErrUnknownField.
+func NewModel(model any, opts events.Options) (*Model, error) {
 	t := reflect.TypeOf(model)
 	for t != nil && t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
 	if t == nil || t.Kind() != reflect.Struct {
-		return nil, fmt.Errorf("%w: %v", ErrNotStruct, reflect.TypeOf(model))
+		return nil, fmt.Errorf("%w: %v", events.ErrNotStruct, reflect.TypeOf(model))
 	}
 	s, err := schema.Parse(reflect.New(t).Interface(), &parseCache, schema.NamingStrategy{})
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v: %v", ErrNotStruct, t, err)
+		return nil, fmt.Errorf("%w: %v: %v", events.ErrNotStruct, t, err)
 	}
 	if len(s.PrimaryFields) == 0 {
-		return nil, fmt.Errorf("%w: %v", ErrNoPrimaryKey, t)
+		return nil, fmt.Errorf("%w: %v", events.ErrNoPrimaryKey, t)
 	}
 	m := &Model{
 		Type:     t,
@@ -135,9 +99,9 @@ func NewModel(model any, opts Options) (*Model, error) {
 	if m.Name == "" {
 		m.Name = path.Base(t.PkgPath()) + "." + t.Name()
 	}
-	m.head = append(appendString([]byte(`{"name":`), m.Name), `,"meta":{"event_type":`...)
+	m.head = append(wire.AppendString([]byte(`{"name":`), m.Name), `,"meta":{"event_type":`...)
 	if opts.VerboseName != "" {
-		m.verbose = appendString([]byte(`,"verbose_name":`), opts.VerboseName)
+		m.verbose = wire.AppendString([]byte(`,"verbose_name":`), opts.VerboseName)
 	}
 	m.recordPfx = m.Name + ":"
 	byName := make(map[string]*column)
@@ -164,7 +128,7 @@ func NewModel(model any, opts Options) (*Model, error) {
 		for _, n := range names {
 			c, ok := byName[n]
 			if !ok {
-				return nil, fmt.Errorf("%w %q in %v", ErrUnknownField, n, t)
+				return nil, fmt.Errorf("%w %q in %v", events.ErrUnknownField, n, t)
 			}
 			set[c] = true
 		}
@@ -181,10 +145,10 @@ func NewModel(model any, opts Options) (*Model, error) {
 	if opts.Version != "" {
 		c, ok := byName[opts.Version]
 		if !ok {
-			return nil, fmt.Errorf("%w %q (Version) in %v", ErrUnknownField, opts.Version, t)
+			return nil, fmt.Errorf("%w %q (Version) in %v", events.ErrUnknownField, opts.Version, t)
 		}
 		if !isVersionType(c.field.FieldType) {
-			return nil, fmt.Errorf("%w: %v.%s is %v", ErrVersionType, t, c.field.Name, c.field.FieldType)
+			return nil, fmt.Errorf("%w: %v.%s is %v", events.ErrVersionType, t, c.field.Name, c.field.FieldType)
 		}
 		m.version = c
 	}
@@ -223,7 +187,7 @@ func isVersionType(t reflect.Type) bool {
 }
 
 // appendVersion appends `,"version":<v>` for the version v: an integer as
-// a number, a time as VersionTimeFormat. A nil pointer, a null Valuer or a
+// a number, a time as events.VersionTimeFormat. A nil pointer, a null Valuer or a
 // Valuer giving another type appends nothing.
 func appendVersion(b []byte, v reflect.Value) []byte {
 	if v.Kind() == reflect.Pointer {
@@ -256,7 +220,7 @@ func appendVersion(b []byte, v reflect.Value) []byte {
 	switch x := x.(type) {
 	case time.Time:
 		b = append(b, '"')
-		b = x.UTC().AppendFormat(b, VersionTimeFormat)
+		b = x.UTC().AppendFormat(b, events.VersionTimeFormat)
 		return append(b, '"')
 	case int64:
 		return strconv.AppendInt(b, x, 10)
@@ -319,7 +283,7 @@ func (m *Model) appendData(b []byte, v reflect.Value) ([]byte, error) {
 			pv.Elem().Set(v)
 			p = pv.Interface()
 		}
-		raw, err := json.Marshal(p.(DataProvider).EventData())
+		raw, err := json.Marshal(p.(events.DataProvider).EventData())
 		if err != nil {
 			return nil, err
 		}
@@ -395,23 +359,23 @@ type Encoded struct {
 // pointer to one), and encodes it in one buffer: the bytes Event.Encode
 // gives for Event{Name: m.Name, Meta: meta, Data: Data(v)} with meta's
 // ID (a new UUIDv7), Timestamp (now), PK and VerboseName filled in.
-func (m *Model) Encode(v reflect.Value, meta Meta, now time.Time) (Encoded, error) {
+func (m *Model) Encode(v reflect.Value, meta events.Meta, now time.Time) (Encoded, error) {
 	for v.Kind() == reflect.Pointer {
 		if v.IsNil() {
 			return Encoded{}, fmt.Errorf("telegraphy: %s event of a nil instance", m.Name)
 		}
 		v = v.Elem()
 	}
-	id := newID(now)
+	id := wire.NewID(now)
 	b := make([]byte, 0, m.sizeHint.Load()+64)
 	b = append(b, m.head...)
-	b = appendString(b, meta.EventType)
+	b = wire.AppendString(b, meta.EventType)
 	b = append(b, m.verbose...)
 	b = append(b, `,"timestamp":"`...)
-	b = appendTimestamp(b, now)
+	b = wire.AppendTimestamp(b, now)
 	b = append(b, `","id":"`...)
 	idStart := len(b)
-	b = appendID(b, &id)
+	b = wire.AppendID(b, &id)
 	idEnd := len(b)
 	b = append(b, `","pk":`...)
 	pkStart := len(b)
@@ -426,7 +390,7 @@ func (m *Model) Encode(v reflect.Value, meta Meta, now time.Time) (Encoded, erro
 	if m.version != nil {
 		b = appendVersion(b, m.version.field.ReflectValueOf(emptyCtx, v))
 	}
-	b = appendMetaTail(b, &meta)
+	b = wire.AppendMetaTail(b, meta.Changed, meta.Soft, meta.Count)
 	if b, err = m.appendData(b, v); err != nil {
 		return Encoded{}, err
 	}
@@ -490,7 +454,7 @@ func encoderFor(t reflect.Type) encoder {
 	case reflect.Bool:
 		return func(b []byte, v reflect.Value) ([]byte, error) { return strconv.AppendBool(b, v.Bool()), nil }
 	case reflect.String:
-		return func(b []byte, v reflect.Value) ([]byte, error) { return appendString(b, v.String()), nil }
+		return func(b []byte, v reflect.Value) ([]byte, error) { return wire.AppendString(b, v.String()), nil }
 	}
 	return appendValue
 }
@@ -523,7 +487,7 @@ func appendValue(b []byte, v reflect.Value) ([]byte, error) {
 		}
 	case reflect.String:
 		if v.Type().PkgPath() == "" {
-			return appendString(b, v.String()), nil
+			return wire.AppendString(b, v.String()), nil
 		}
 	}
 	var x any
@@ -556,15 +520,15 @@ type Registry struct {
 	byName map[string]reflect.Type
 }
 
-// Add registers m. It fails with ErrDuplicate or ErrNameTaken.
+// Add registers m. It fails with events.ErrDuplicate or events.ErrNameTaken.
 func (r *Registry) Add(m *Model) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if _, ok := r.byType.Load(m.Type); ok {
-		return fmt.Errorf("%w: %v", ErrDuplicate, m.Type)
+		return fmt.Errorf("%w: %v", events.ErrDuplicate, m.Type)
 	}
 	if other, ok := r.byName[m.Name]; ok {
-		return fmt.Errorf("%w: %q is %v", ErrNameTaken, m.Name, other)
+		return fmt.Errorf("%w: %q is %v", events.ErrNameTaken, m.Name, other)
 	}
 	if r.byName == nil {
 		r.byName = make(map[string]reflect.Type)
