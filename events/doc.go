@@ -1,8 +1,9 @@
 // Package events defines the event as browsers receive it (Event, Meta),
-// the options a model is registered with (Options, Operation), and the
-// resolution of a model type against those options (Model, Registry): which
-// columns are sent under which JSON names, how the primary key and data are
-// encoded.
+// the options a model is registered with (Options, Operation), the
+// registration errors, and the interfaces a model may implement (Eventer,
+// DataProvider). It imports nothing from GORM, so the hub, the brokers and
+// the token handler can use its types without pulling GORM in; the
+// plugin resolves a model type against its Options itself.
 //
 // Data encoding follows encoding/json where it can and a database's view
 // where it must: keys are JSON names (a `json:"-"` field is never sent,
@@ -20,12 +21,12 @@
 //
 // # Concurrency
 //
-// A Model is immutable once built; Registry and Model methods are safe for
-// concurrent use.
+// NewID and Timestamp are safe for concurrent use. Event.Encode fills in
+// a nil Data, so an Event must not be encoded from two goroutines at once.
 //
 // # Delivery
 //
-// This package does not deliver anything: it builds and encodes events.
+// This package does not deliver anything: it defines and encodes events.
 // An event is encoded once (Event.Encode) and the same bytes go to every
 // channel and subscriber.
 package events
