@@ -21,8 +21,15 @@ import (
 // memory broker with one subscriber that drains them.
 func openBench(b *testing.B, withPlugin bool, seedRows int) *gorm.DB {
 	b.Helper()
-	db, err := gorm.Open(sqlite.Open(filepath.Join(b.TempDir(), "bench.db")+"?_journal_mode=WAL&_busy_timeout=5000"),
-		&gorm.Config{Logger: logger.Discard})
+	return openBenchOn(b, sqlite.Open(filepath.Join(b.TempDir(), "bench.db")+"?_journal_mode=WAL&_busy_timeout=5000"),
+		withPlugin, seedRows)
+}
+
+// openBenchOn opens dialector with seedRows orders, with or without the
+// plugin, as openBench describes.
+func openBenchOn(b *testing.B, dialector gorm.Dialector, withPlugin bool, seedRows int) *gorm.DB {
+	b.Helper()
+	db, err := gorm.Open(dialector, &gorm.Config{Logger: logger.Discard})
 	if err != nil {
 		b.Fatal(err)
 	}
