@@ -163,9 +163,7 @@ func (p *Plugin) afterCreate(db *gorm.DB) {
 	if st := loadState(db); st != nil {
 		defer p.finish(db, st)
 		if st.upsert != nil {
-			if db.Error == nil && db.RowsAffected > 0 {
-				p.emitReadBack(db, st)
-			}
+			p.emitReadBack(db, st)
 			return
 		}
 		m, tx = st.m, st.tx
@@ -550,7 +548,7 @@ func (p *Plugin) beforeDelete(db *gorm.DB) {
 	if soft {
 		op = "UPDATE" // what the soft-delete clause built
 	}
-	if p.watch(db, st, op) || (soft && p.stash(db, st)) {
+	if p.watch(db, st, op) || (soft && p.stash(db, st)) || (!soft && p.stashDeleted(db, st)) {
 		return
 	}
 	// A hard delete reads the whole rows first: afterwards they are gone.

@@ -124,12 +124,16 @@ func (p *Plugin) Initialize(db *gorm.DB) error {
 	cb := db.Callback()
 	steps := []error{
 		cb.Create().Before("gorm:create").Register("telegraphy:before_create", p.beforeCreate),
+		cb.Create().After("gorm:create").Before("gorm:save_after_associations").
+			Register("telegraphy:collect_create", p.collectReported),
 		cb.Create().After("gorm:after_create").Before("gorm:commit_or_rollback_transaction").
 			Register("telegraphy:after_create", p.afterCreate),
 		cb.Update().Before("gorm:update").Register("telegraphy:before_update", p.beforeUpdate),
 		cb.Update().After("gorm:after_update").Before("gorm:commit_or_rollback_transaction").
 			Register("telegraphy:after_update", p.afterUpdate),
 		cb.Delete().Before("gorm:delete").Register("telegraphy:before_delete", p.beforeDelete),
+		cb.Delete().After("gorm:delete").Before("gorm:after_delete").
+			Register("telegraphy:collect_delete", p.collectDeleted),
 		cb.Delete().After("gorm:after_delete").Before("gorm:commit_or_rollback_transaction").
 			Register("telegraphy:after_delete", p.afterDelete),
 	}

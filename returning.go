@@ -6,12 +6,14 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"math"
 	"reflect"
 	"sort"
 	"strings"
 	"sync"
 
 	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
 	"gorm.io/gorm/schema"
 )
 
@@ -71,35 +73,55 @@ func (r *returningPool) ExecContext(ctx context.Context, query string, args ...a
 		return nil, err
 	}
 	defer rows.Close()
-	s := r.stmt.Schema
-	cols, err := rows.Columns()
+	out, _, n, err := scanModelRows(ctx, r.stmt.Schema, rows, r.limit+1, "")
 	if err != nil {
 		return nil, err
 	}
-	// Each column goes to its field as GORM's Scan puts it there (NULLs,
-	// serializers, custom types), without GORM's per-query setup.
+	r.count = n
+	sortByKey(r.stmt.Schema, out)
+	r.rows = out
+	return returningResult{n: r.count, pg: r.pg}, nil
+}
+
+// scanModelRows reads rows into a []Model, each column into its field as
+// GORM's Scan puts it there (NULLs, serializers, custom types), without
+// GORM's per-query setup: at most limit rows, the others only counted.
+// The boolean column named flag, when not "", is read into flags, one per
+// row kept. n is the number of rows.
+func scanModelRows(ctx context.Context, s *schema.Schema, rows *sql.Rows, limit int, flag string) (out reflect.Value, flags []bool, n int64, err error) {
+	cols, err := rows.Columns()
+	if err != nil {
+		return reflect.Value{}, nil, 0, err
+	}
 	fields := make([]*schema.Field, len(cols))
+	at := -1
 	for i, c := range cols {
-		if f := s.LookUpField(c); f != nil && f.Readable {
+		if flag != "" && c == flag {
+			at = i
+		} else if f := s.LookUpField(c); f != nil && f.Readable {
 			fields[i] = f
 		}
 	}
 	vals := make([]any, len(cols))
-	out := reflect.MakeSlice(reflect.SliceOf(s.ModelType), 0, 1)
+	out = reflect.MakeSlice(reflect.SliceOf(s.ModelType), 0, 1)
 	for rows.Next() {
-		r.count++
-		if int(r.count) > r.limit+1 {
-			continue // counted only: the statement is a bulk one
+		n++
+		if int(n) > limit {
+			continue
 		}
+		var b sql.NullBool
 		for i, f := range fields {
-			if f != nil {
+			switch {
+			case i == at:
+				vals[i] = &b
+			case f != nil:
 				vals[i] = f.NewValuePool.Get()
-			} else {
+			default:
 				vals[i] = new(any)
 			}
 		}
 		if err := rows.Scan(vals...); err != nil {
-			return nil, err
+			return reflect.Value{}, nil, 0, err
 		}
 		out = reflect.Append(out, reflect.Zero(s.ModelType))
 		v := out.Index(out.Len() - 1)
@@ -110,16 +132,17 @@ func (r *returningPool) ExecContext(ctx context.Context, query string, args ...a
 			err := f.Set(ctx, v, vals[i])
 			f.NewValuePool.Put(vals[i])
 			if err != nil {
-				return nil, err
+				return reflect.Value{}, nil, 0, err
 			}
+		}
+		if at >= 0 {
+			flags = append(flags, b.Bool)
 		}
 	}
 	if err := rows.Err(); err != nil {
-		return nil, err
+		return reflect.Value{}, nil, 0, err
 	}
-	sortByKey(r.stmt.Schema, out)
-	r.rows = out
-	return returningResult{n: r.count, pg: r.pg}, nil
+	return out, flags, n, nil
 }
 
 // returningSuffix returns the RETURNING clause the plugin appends to the
@@ -270,4 +293,100 @@ func compareValues(a, b any) int {
 		}
 	}
 	return strings.Compare(fmt.Sprint(a), fmt.Sprint(b))
+}
+
+// peekState returns the statement's state without taking it (loadState
+// takes it in the after callback).
+func peekState(db *gorm.DB) *stmtState {
+	v, ok := db.Statement.Settings.Load(stateKey{db.Statement})
+	if !ok {
+		return nil
+	}
+	return v.(*stmtState)
+}
+
+// A PostgreSQL statement that GORM runs as a query (an INSERT with its
+// RETURNING of defaults and keys, a write with the caller's
+// clause.Returning) hands its rows to GORM, so the plugin cannot append
+// its own RETURNING. stashRowsQuery wraps it in a data-modifying CTE that
+// gives GORM the statement's rows as it asked for them, plus one column
+// (stashColumn) that GORM's scan into a model ignores, and leaves each
+// row the statement wrote, whole, in a transaction-local setting, read
+// back by readStashedRows. The wrapped query's WHERE is a one-time
+// filter, evaluated before the first row is returned: the setting is
+// written even when the statement writes no row.
+
+const (
+	rowsSetting = "telegraphy.rows"
+	stashColumn = "telegraphy_row"
+)
+
+// stashRowsQuery wraps query (an INSERT or DELETE ... RETURNING on
+// stmt.Table) as described above; with inserted, each row also says
+// whether the statement inserted it (xmax = 0) or its ON CONFLICT clause
+// updated it. GORM gets the columns it asked for, by name, when the
+// RETURNING clause names plain columns; otherwise (RETURNING *, raw
+// expressions) the stashed column too, which collectReported takes out
+// of maps.
+func stashRowsQuery(stmt *gorm.Statement, query string, inserted bool) string {
+	t := stmt.Quote(stmt.Table)
+	row := "to_jsonb(" + t + ")"
+	if inserted {
+		row += " || jsonb_build_object('" + insertedColumn + "', " + t + ".xmax = 0)"
+	}
+	return `WITH "telegraphy_w" AS (` + strings.TrimRight(query, " ;\n\t") + ", " + row + ` AS "` + stashColumn + `"` +
+		"\n), \"telegraphy_s\" AS (SELECT set_config('" + rowsSetting + "', COALESCE(jsonb_agg(\"" + stashColumn +
+		"\"), '[]')::text, true) IS NOT NULL AS \"ok\" FROM \"telegraphy_w\")\n" +
+		`SELECT ` + returnedColumns(stmt) + ` FROM "telegraphy_w" WHERE (SELECT "ok" FROM "telegraphy_s")`
+}
+
+// returnedColumns lists the columns of the statement's RETURNING clause
+// as the wrapping query selects them from "telegraphy_w".
+func returnedColumns(stmt *gorm.Statement) string {
+	c := stmt.Clauses["RETURNING"]
+	ret, _ := c.Expression.(clause.Returning)
+	if len(ret.Columns) == 0 {
+		return `"telegraphy_w".*`
+	}
+	var sb strings.Builder
+	for i, col := range ret.Columns {
+		name := col.Name
+		if col.Alias != "" {
+			name = col.Alias
+		}
+		if col.Raw || name == "*" || name == clause.PrimaryKey || name == clause.CurrentTable {
+			return `"telegraphy_w".*`
+		}
+		if i > 0 {
+			sb.WriteString(", ")
+		}
+		sb.WriteString(`"telegraphy_w".`)
+		stmt.QuoteTo(&sb, name)
+	}
+	return sb.String()
+}
+
+// readStashedRows reads the rows a statement wrapped by stashRowsQuery
+// left in the transaction, in the order it wrote them, with their
+// inserted flags when asked for.
+func readStashedRows(db *gorm.DB, inserted bool) (reflect.Value, []bool, error) {
+	stmt := db.Statement
+	flag, col := "", ""
+	if inserted {
+		flag = insertedColumn
+		col = `, ("e"."v"->>'` + insertedColumn + `')::boolean AS "` + insertedColumn + `"`
+	}
+	q := `SELECT "r".*` + col + ` FROM jsonb_array_elements(COALESCE(NULLIF(current_setting('` + rowsSetting +
+		`', true), ''), '[]')::jsonb) WITH ORDINALITY AS "e"("v", "n") CROSS JOIN LATERAL jsonb_populate_record(NULL::` +
+		stmt.Quote(stmt.Table) + `, "e"."v") AS "r" ORDER BY "e"."n"`
+	rows, err := stmt.ConnPool.QueryContext(stmt.Context, q)
+	if err != nil {
+		return reflect.Value{}, nil, fmt.Errorf("telegraphy: read the rows written to %s: %w", stmt.Table, err)
+	}
+	defer rows.Close()
+	out, flags, _, err := scanModelRows(stmt.Context, stmt.Schema, rows, math.MaxInt, flag)
+	if err != nil {
+		return reflect.Value{}, nil, fmt.Errorf("telegraphy: read the rows written to %s: %w", stmt.Table, err)
+	}
+	return out, flags, nil
 }

@@ -26,8 +26,10 @@ const stashSetting = "telegraphy.keys"
 // statement's query.
 type stashPool struct {
 	gorm.ConnPool
-	stmt *gorm.Statement
-	done bool
+	stmt    *gorm.Statement
+	done      bool
+	collected bool // unstash ran
+	deleted   bool // a hard delete: the rows whole (stashRowsQuery), not only keys
 }
 
 // QueryContext runs the statement's query wrapped so that it records its
@@ -38,6 +40,9 @@ func (r *stashPool) QueryContext(ctx context.Context, query string, args ...any)
 	}
 	r.done = true
 	r.stmt.ConnPool = r.ConnPool
+	if r.deleted {
+		return r.ConnPool.QueryContext(ctx, stashRowsQuery(r.stmt, query, false), args...)
+	}
 	return r.ConnPool.QueryContext(ctx, stashQuery(r.stmt, query), args...)
 }
 
@@ -63,6 +68,16 @@ func stashQuery(stmt *gorm.Statement, query string) string {
 // false when it cannot (not PostgreSQL, no table name to qualify the key
 // with, a statement GORM does not scan into the model).
 func (p *Plugin) stash(db *gorm.DB, st *stmtState) bool {
+	return p.stashWith(db, st, false)
+}
+
+// stashDeleted makes a hard delete with the caller's RETURNING on
+// PostgreSQL record the rows it deleted; false when it cannot, as stash.
+func (p *Plugin) stashDeleted(db *gorm.DB, st *stmtState) bool {
+	return p.stashWith(db, st, true)
+}
+
+func (p *Plugin) stashWith(db *gorm.DB, st *stmtState, deleted bool) bool {
 	stmt := db.Statement
 	if _, ok := stmt.Clauses["RETURNING"]; !ok || db.Dialector.Name() != "postgres" || stmt.Table == "" {
 		return false
@@ -82,22 +97,33 @@ func (p *Plugin) stash(db *gorm.DB, st *stmtState) bool {
 	if !p.beginOwnTx(db, st) { // the setting lives as long as the transaction
 		return true
 	}
-	st.stash = &stashPool{ConnPool: stmt.ConnPool, stmt: stmt}
+	st.stash = &stashPool{ConnPool: stmt.ConnPool, stmt: stmt, deleted: deleted}
 	stmt.ConnPool = st.stash
 	return true
 }
 
 // unstash puts the statement's connection back if its query never ran,
-// and reads the keys it recorded.
+// and reads the keys (or rows) it recorded, once.
 func unstash(db *gorm.DB, st *stmtState) {
 	r := st.stash
 	if db.Statement.ConnPool == gorm.ConnPool(r) {
 		db.Statement.ConnPool = r.ConnPool
 	}
-	if !r.done || db.Error != nil {
+	if !r.done || r.collected || db.Error != nil {
 		return
 	}
+	r.collected = true
 	stmt := db.Statement
+	if r.deleted {
+		rows, _, err := readStashedRows(db, false)
+		if err != nil {
+			_ = db.AddError(err)
+			return
+		}
+		sortByKey(stmt.Schema, rows)
+		st.rows, st.keys, st.stashed = rows, keysOf(stmt.Schema, rows), true
+		return
+	}
 	var raw sql.NullString
 	if err := stmt.ConnPool.QueryRowContext(stmt.Context, "SELECT current_setting('"+stashSetting+"', true)").Scan(&raw); err != nil {
 		_ = db.AddError(fmt.Errorf("telegraphy: read the keys %s returned: %w", stmt.Table, err))
@@ -126,4 +152,13 @@ func unstash(db *gorm.DB, st *stmtState) {
 		keys = append(keys, key)
 	}
 	st.keys, st.stashed = keys, true
+}
+
+// collectDeleted reads the rows a hard delete with the caller's RETURNING
+// recorded right after the statement, before a hook's statement may
+// replace them.
+func (p *Plugin) collectDeleted(db *gorm.DB) {
+	if st := peekState(db); st != nil && st.stash != nil {
+		unstash(db, st)
+	}
 }

@@ -1,8 +1,10 @@
 package telegraphy
 
 import (
+	"context"
+	"database/sql"
 	"fmt"
-	"hash/fnv"
+	"math"
 	"reflect"
 	"slices"
 	"strings"
@@ -38,6 +40,8 @@ type upsertState struct {
 	// CONFLICT its columns, or else every unique key of the model.
 	sets   [][]*schema.Field
 	before map[string]reflect.Value // rows before the statement, by primary keyText
+
+	pg *upsertPool // PostgreSQL: the rows the statement wrote, as it reported them
 }
 
 // isMapCreate reports whether a create's values are a map or maps.
@@ -69,16 +73,27 @@ func (p *Plugin) beginReadBack(db *gorm.DB, st *stmtState) *stmtState {
 	}
 	u := &upsertState{conflict: conflict, sets: [][]*schema.Field{stmt.Schema.PrimaryFields}}
 	st.upsert = u
+	pg := db.Dialector.Name() == "postgres" && stmt.Table != ""
+	if pg {
+		u.pg = &upsertPool{ConnPool: stmt.ConnPool, stmt: stmt}
+		stmt.ConnPool = u.pg
+	}
 	if !conflict {
 		return st
 	}
 	oc, _ := c.Expression.(clause.OnConflict)
+	if pg && oc.DoNothing && len(oc.DoUpdates) == 0 && !oc.UpdateAll {
+		// The statement reports the rows it inserted, and updates none.
+		return st
+	}
 	u.sets = conflictKeys(db, oc)
 	u.before = map[string]reflect.Value{}
 	lock := db.Dialector.Name() != "sqlite"
-	if err := lockForUpsert(db, u.sets, inputKeys(stmt, u.sets)); err != nil {
-		_ = db.AddError(err)
-		return st
+	if !pg {
+		if err := lockForUpsert(db); err != nil {
+			_ = db.AddError(err)
+			return st
+		}
 	}
 	for i, keys := range distinctKeys(inputKeys(stmt, u.sets)) {
 		rows, err := readByKey(db, u.sets[i], keys, lock)
@@ -163,8 +178,16 @@ func uniqueKeys(s *schema.Schema) [][]*schema.Field {
 }
 
 // emitReadBack emits the events of a create from maps or with ON
-// CONFLICT, reading its rows back by key.
+// CONFLICT: on PostgreSQL from the rows the statement reported, elsewhere
+// by reading its rows back by key.
 func (p *Plugin) emitReadBack(db *gorm.DB, st *stmtState) {
+	if st.upsert.pg != nil {
+		p.emitReported(db, st)
+		return
+	}
+	if db.Error != nil || db.RowsAffected == 0 {
+		return
+	}
 	stmt, u := db.Statement, st.upsert
 	pk := stmt.Schema.PrimaryFields
 	input := inputKeys(stmt, u.sets)
@@ -180,18 +203,7 @@ func (p *Plugin) emitReadBack(db *gorm.DB, st *stmtState) {
 			after[i][keyText(rowKey(stmt, u.sets[i], rows.Index(j)))] = rows.Index(j)
 		}
 	}
-	var changed []string
-	if c, ok := stmt.Clauses["ON CONFLICT"]; ok {
-		if oc, ok := c.Expression.(clause.OnConflict); ok {
-			seen := map[string]bool{}
-			for _, a := range oc.DoUpdates {
-				if name, ok := st.m.Column(a.Column.Name); ok && !seen[name] {
-					seen[name] = true
-					changed = append(changed, name)
-				}
-			}
-		}
-	}
+	changed := assigned(stmt, st)
 	msgs := make([]broker.Message, 0, len(input))
 	done := map[string]bool{}
 	for _, keys := range input {
@@ -229,6 +241,171 @@ func (p *Plugin) emitReadBack(db *gorm.DB, st *stmtState) {
 		msgs = append(msgs, msg)
 	}
 	p.emit(db, st.tx, msgs)
+}
+
+// assigned returns the JSON names of the columns an upsert's conflict
+// clause assigns.
+func assigned(stmt *gorm.Statement, st *stmtState) []string {
+	var changed []string
+	if c, ok := stmt.Clauses["ON CONFLICT"]; ok {
+		if oc, ok := c.Expression.(clause.OnConflict); ok {
+			seen := map[string]bool{}
+			for _, a := range oc.DoUpdates {
+				if name, ok := st.m.Column(a.Column.Name); ok && !seen[name] {
+					seen[name] = true
+					changed = append(changed, name)
+				}
+			}
+		}
+	}
+	return changed
+}
+
+// upsertPool stands in for the connection of a create from maps or with
+// ON CONFLICT on PostgreSQL until GORM runs its INSERT, and makes the
+// statement report each row it wrote and whether it inserted it
+// (xmax = 0: the row version was created by an insert, not by the
+// conflict clause's update; rows DO NOTHING skipped are not reported):
+//
+//   - GORM executes the INSERT (nothing to return to it): the plugin
+//     appends RETURNING and reads the rows itself;
+//   - GORM queries it (its RETURNING of defaults and keys, or the
+//     caller's clause.Returning): the statement is wrapped so that GORM
+//     gets its rows as it asked for them and the rows written wait in a
+//     transaction-local setting (stashRowsQuery), read right after the
+//     statement (collectReported).
+type upsertPool struct {
+	gorm.ConnPool
+	stmt *gorm.Statement
+
+	done     bool          // the INSERT was sent
+	stashed  bool          // through GORM's query: the rows wait in the setting
+	ok       bool          // rows and inserted hold what the statement wrote
+	rows     reflect.Value // []Model
+	inserted []bool
+}
+
+const insertedColumn = "telegraphy_inserted"
+
+// ExecContext runs the INSERT with RETURNING and answers GORM as the
+// driver would.
+func (r *upsertPool) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	if r.done || query != r.stmt.SQL.String() {
+		return r.ConnPool.ExecContext(ctx, query, args...)
+	}
+	r.done = true
+	r.stmt.ConnPool = r.ConnPool
+	t := r.stmt.Quote(r.stmt.Table)
+	rows, err := r.ConnPool.QueryContext(ctx, strings.TrimRight(query, " ;\n\t")+
+		"\nRETURNING "+t+".*, ("+t+".xmax = 0) AS "+insertedColumn, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out, inserted, n, err := scanModelRows(ctx, r.stmt.Schema, rows, math.MaxInt, insertedColumn)
+	if err != nil {
+		return nil, err
+	}
+	r.rows, r.inserted, r.ok = out, inserted, true
+	return returningResult{n: n, pg: true}, nil
+}
+
+// QueryContext runs GORM's INSERT ... RETURNING wrapped so that it leaves
+// the rows it wrote in the transaction.
+func (r *upsertPool) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	if r.done || query != r.stmt.SQL.String() {
+		return r.ConnPool.QueryContext(ctx, query, args...)
+	}
+	r.done, r.stashed = true, true
+	r.stmt.ConnPool = r.ConnPool
+	return r.ConnPool.QueryContext(ctx, stashRowsQuery(r.stmt, query, true), args...)
+}
+
+// collectReported runs right after GORM's INSERT, before any other
+// statement (association saves, hooks) may replace the setting: it puts
+// the statement's connection back, takes the stashed column out of the
+// maps GORM scanned it into, and reads the rows the statement wrote.
+func (p *Plugin) collectReported(db *gorm.DB) {
+	st := peekState(db)
+	if st == nil || st.upsert == nil || st.upsert.pg == nil {
+		return
+	}
+	r := st.upsert.pg
+	if db.Statement.ConnPool == gorm.ConnPool(r) {
+		db.Statement.ConnPool = r.ConnPool
+	}
+	if !r.stashed {
+		return
+	}
+	dropStashColumn(db.Statement.Dest)
+	// After an error GORM reports once the INSERT ran (its scan into
+	// the caller's values), the rows are read when the transaction is
+	// the plugin's: it commits them, as autocommit would have without
+	// the plugin. A read that fails then adds nothing to GORM's error.
+	if db.Error != nil && st.started == nil {
+		return
+	}
+	rows, inserted, err := readStashedRows(db, true)
+	if err != nil {
+		if db.Error == nil {
+			_ = db.AddError(err)
+		}
+		return
+	}
+	r.rows, r.inserted, r.ok = rows, inserted, true
+}
+
+// emitReported emits the events of the rows an upsert or a create from
+// maps reported on PostgreSQL: create for a row it inserted; update for a
+// row its conflict clause updated, unless the row was read before the
+// statement and holds the values it had.
+func (p *Plugin) emitReported(db *gorm.DB, st *stmtState) {
+	r, u := st.upsert.pg, st.upsert
+	if !r.ok || (db.Error != nil && st.started == nil) {
+		return
+	}
+	stmt := db.Statement
+	changed := assigned(stmt, st)
+	msgs := make([]broker.Message, 0, r.rows.Len())
+	for i := 0; i < r.rows.Len(); i++ {
+		row := r.rows.Index(i)
+		meta := events.Meta{EventType: events.TypeCreate}
+		if !r.inserted[i] {
+			old, existed := u.before[keyText(rowKey(stmt, stmt.Schema.PrimaryFields, row))]
+			if existed && reflect.DeepEqual(old.Interface(), row.Interface()) {
+				continue // written with the values it had
+			}
+			meta = events.Meta{EventType: events.TypeUpdate, Changed: changed}
+		}
+		msg, err := p.modelMessage(st.m, row, meta)
+		if err != nil {
+			if db.Error == nil {
+				_ = db.AddError(err)
+			}
+			return
+		}
+		msgs = append(msgs, msg)
+	}
+	p.emit(db, st.tx, msgs)
+}
+
+// dropStashColumn removes the column stashRowsQuery adds from the maps
+// GORM scanned a statement's rows into.
+func dropStashColumn(dest any) {
+	switch d := dest.(type) {
+	case map[string]any:
+		delete(d, stashColumn)
+	case *map[string]any:
+		delete(*d, stashColumn)
+	case []map[string]any:
+		for _, m := range d {
+			delete(m, stashColumn)
+		}
+	case *[]map[string]any:
+		for _, m := range *d {
+			delete(m, stashColumn)
+		}
+	}
 }
 
 // inputKeys returns, for each row a create writes (in order), its key
@@ -379,64 +556,14 @@ func readByKey(db *gorm.DB, fields []*schema.Field, keys [][]any, lock bool) (re
 	return rows.Elem(), nil
 }
 
-// lockForUpsert takes, before an upsert's read, the locks that keep its
-// keys from changing hands between the read and the statement.
-//
-// SQLite: the write lock (sqliteWriteLock).
-//
-// PostgreSQL: a transaction-scoped advisory lock per key, so that no
-// other upsert through the plugin inserts a key this one read as absent
-// (FOR UPDATE locks only rows that exist). Taken in key order, so two
-// upserts never wait for each other's.
-func lockForUpsert(db *gorm.DB, sets [][]*schema.Field, input [][][]any) error {
-	stmt := db.Statement
-	switch db.Dialector.Name() {
-	case "sqlite":
+// lockForUpsert takes, before an upsert's read, the lock that keeps its
+// keys from changing hands between the read and the statement: SQLite's
+// write lock (sqliteWriteLock). MySQL's FOR UPDATE takes gap locks at
+// REPEATABLE READ; PostgreSQL needs none, its statement reports what it
+// did.
+func lockForUpsert(db *gorm.DB) error {
+	if db.Dialector.Name() == "sqlite" {
 		return sqliteWriteLock(db)
-	case "postgres":
-		var ids []int64
-		for i, keys := range distinctKeys(input) {
-			for _, k := range keys {
-				h := fnv.New64a()
-				h.Write([]byte(stmt.Table))
-				for _, f := range sets[i] {
-					h.Write([]byte{0})
-					h.Write([]byte(f.DBName))
-				}
-				h.Write([]byte{0})
-				h.Write([]byte(keyText(k)))
-				ids = append(ids, int64(h.Sum64()))
-			}
-		}
-		if len(ids) == 0 {
-			return nil
-		}
-		slices.Sort(ids)
-		ids = slices.Compact(ids)
-		var sb strings.Builder
-		sb.WriteString("SELECT pg_advisory_xact_lock(k) FROM (VALUES ")
-		args := make([]any, len(ids))
-		for i, id := range ids {
-			if i > 0 {
-				sb.WriteString(", ")
-			}
-			fmt.Fprintf(&sb, "($%d::bigint)", i+1)
-			args[i] = id
-		}
-		sb.WriteString(") AS v(k) ORDER BY k")
-		rows, err := stmt.ConnPool.QueryContext(stmt.Context, sb.String(), args...)
-		if err != nil {
-			return fmt.Errorf("telegraphy: lock keys of %s for an upsert: %w", stmt.Table, err)
-		}
-		for rows.Next() {
-		}
-		err = rows.Err()
-		if cerr := rows.Close(); err == nil {
-			err = cerr
-		}
-		if err != nil {
-			return fmt.Errorf("telegraphy: lock keys of %s for an upsert: %w", stmt.Table, err)
-		}
 	}
 	return nil
 }
