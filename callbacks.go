@@ -421,6 +421,14 @@ func (p *Plugin) selectAffected(db *gorm.DB, st *stmtState, where []clause.Expre
 			return
 		}
 	}
+	if db.Dialector.Name() == "mysql" {
+		if weak, err := p.belowRepeatableRead(db, st); err != nil || weak {
+			// No gap locks: a row committed between the read and the
+			// statement may be changed too (isolation.go).
+			st.bulk = true
+			return
+		}
+	}
 	if db.Dialector.Name() == "sqlite" {
 		if err := sqliteWriteLock(db); err != nil {
 			_ = db.AddError(err)

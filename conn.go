@@ -152,7 +152,7 @@ func (c *conn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, e
 	if err != nil {
 		return nil, err
 	}
-	c.tx = &txn{Tx: inner, c: c, ctx: ctx}
+	c.tx = &txn{Tx: inner, c: c, ctx: ctx, isolation: sql.IsolationLevel(opts.Isolation)}
 	return c.tx, nil
 }
 
@@ -329,6 +329,9 @@ type txn struct {
 	pending []pendingMsg
 	marks   map[string]int
 	key     *sql.Tx // the *sql.Tx that runs the transaction, once a probe found it
+
+	isolation sql.IsolationLevel // as BeginTx was asked; LevelDefault: the session's
+	weak      int8               // MySQL: 0 not yet known, 1 below REPEATABLE READ, -1 not (isolation.go)
 }
 
 // txnOf maps the *sql.Tx of an open transaction, once a probe found its

@@ -42,6 +42,28 @@ type upsertState struct {
 	before map[string]reflect.Value // rows before the statement, by primary keyText
 
 	pg *upsertPool // PostgreSQL: the rows the statement wrote, as it reported them
+
+	// Where the statement may meet a row by a unique key the plugin did
+	// not read (MySQL's ON DUPLICATE KEY answers to every unique key,
+	// SQLite's ON CONFLICT without a target too), a row not read before
+	// the statement but holding one of the keys given after it was
+	// inserted, or updated by such a key:
+	//
+	//   - MySQL (mysqlCheck): exact when every unique key of the table
+	//     (asked of the database) is one the plugin read, at REPEATABLE
+	//     READ or SERIALIZABLE (gap locks), and GORM filled in the keys
+	//     of the rows from RETURNING (MariaDB), or the statement has one
+	//     row, or every row was given a key; else one bulk_update
+	//     replaces the events;
+	//   - SQLite (byRowid): with the write lock held from before the
+	//     read, a row not read before but holding a rowid not above the
+	//     table's largest before the statement existed, so the statement
+	//     updated it.
+	mysqlCheck bool
+	unknown    int // rows given without any key the plugin could read
+	byRowid  bool
+	maxRowid int64
+	rowidErr error
 }
 
 // isMapCreate reports whether a create's values are a map or maps.
@@ -95,7 +117,22 @@ func (p *Plugin) beginReadBack(db *gorm.DB, st *stmtState) *stmtState {
 			return st
 		}
 	}
-	for i, keys := range distinctKeys(inputKeys(stmt, u.sets)) {
+	input := inputKeys(stmt, u.sets)
+	switch db.Dialector.Name() {
+	case "mysql":
+		u.mysqlCheck = true
+		for _, keys := range input {
+			if !slices.ContainsFunc(keys, func(k []any) bool { return k != nil }) {
+				u.unknown++
+			}
+		}
+	case "sqlite":
+		if len(oc.DoUpdates) > 0 && !oc.UpdateAll && len(oc.Columns) == 0 && oc.OnConstraint == "" {
+			u.byRowid = true
+			u.maxRowid, u.rowidErr = maxRowid(db)
+		}
+	}
+	for i, keys := range distinctKeys(input) {
 		rows, err := readByKey(db, u.sets[i], keys, lock)
 		if err != nil {
 			_ = db.AddError(err)
@@ -206,6 +243,7 @@ func (p *Plugin) emitReadBack(db *gorm.DB, st *stmtState) {
 	changed := assigned(stmt, st)
 	msgs := make([]broker.Message, 0, len(input))
 	done := map[string]bool{}
+	var created []reflect.Value // rows not read before the statement
 	for _, keys := range input {
 		// The row now holding one of the input row's keys; none when
 		// the statement neither inserted it nor holds its key.
@@ -226,11 +264,36 @@ func (p *Plugin) emitReadBack(db *gorm.DB, st *stmtState) {
 			continue
 		}
 		done[id] = true
+		old, existed := u.before[id]
+		if !existed {
+			created = append(created, row)
+			continue
+		}
+		if reflect.DeepEqual(old.Interface(), row.Interface()) {
+			continue // left alone, or written with the values it had
+		}
+		msg, err := p.modelMessage(st.m, row, events.Meta{EventType: events.TypeUpdate, Changed: changed})
+		if err != nil {
+			_ = db.AddError(err)
+			return
+		}
+		msgs = append(msgs, msg)
+	}
+	if u.mysqlCheck && len(created) > 0 && !p.mysqlCreatesExact(db, st, len(input)) {
+		p.emitBulk(db, st, int64(len(input)))
+		return
+	}
+	existedBefore := map[string]bool{}
+	if u.byRowid && len(created) > 0 {
+		var err error
+		if existedBefore, err = rowsUpTo(db, created, u.maxRowid, u.rowidErr); err != nil {
+			p.emitBulk(db, st, int64(len(input)))
+			return
+		}
+	}
+	for _, row := range created {
 		meta := events.Meta{EventType: events.TypeCreate}
-		if old, existed := u.before[id]; existed {
-			if reflect.DeepEqual(old.Interface(), row.Interface()) {
-				continue // left alone, or written with the values it had
-			}
+		if existedBefore[keyText(rowKey(stmt, pk, row))] {
 			meta = events.Meta{EventType: events.TypeUpdate, Changed: changed}
 		}
 		msg, err := p.modelMessage(st.m, row, meta)
@@ -241,6 +304,133 @@ func (p *Plugin) emitReadBack(db *gorm.DB, st *stmtState) {
 		msgs = append(msgs, msg)
 	}
 	p.emit(db, st.tx, msgs)
+}
+
+// mysqlCreatesExact reports whether the rows of a MySQL upsert not read
+// before it were inserted by it (see upsertState).
+func (p *Plugin) mysqlCreatesExact(db *gorm.DB, st *stmtState, rows int) bool {
+	stmt, u := db.Statement, st.upsert
+	if _, returning := stmt.Clauses["RETURNING"]; !returning && rows > 1 && u.unknown > 0 {
+		// GORM numbered the rows from the first id inserted; a row
+		// that met a key took an id too.
+		return false
+	}
+	if weak, err := p.belowRepeatableRead(db, st); err != nil || weak {
+		return false
+	}
+	keys, err := mysqlUniqueKeys(db)
+	if err != nil {
+		return false
+	}
+	for _, cols := range keys {
+		read := slices.ContainsFunc(u.sets, func(set []*schema.Field) bool {
+			if len(set) != len(cols) {
+				return false
+			}
+			for _, f := range set {
+				if !slices.Contains(cols, f.DBName) {
+					return false
+				}
+			}
+			return true
+		})
+		if !read {
+			return false
+		}
+	}
+	return true
+}
+
+// mysqlUniqueKeys returns the columns of each unique index of the
+// statement's table, as the database has them (an index on an expression
+// has a column "").
+func mysqlUniqueKeys(db *gorm.DB) ([][]string, error) {
+	stmt := db.Statement
+	rows, err := stmt.ConnPool.QueryContext(stmt.Context, "SELECT INDEX_NAME, COALESCE(COLUMN_NAME, '') FROM information_schema.STATISTICS "+
+		"WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ? AND NON_UNIQUE = 0 ORDER BY INDEX_NAME, SEQ_IN_INDEX", stmt.Table)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out [][]string
+	last := ""
+	for rows.Next() {
+		var index, column string
+		if err := rows.Scan(&index, &column); err != nil {
+			return nil, err
+		}
+		if index != last || len(out) == 0 {
+			out = append(out, nil)
+			last = index
+		}
+		out[len(out)-1] = append(out[len(out)-1], column)
+	}
+	return out, rows.Err()
+}
+
+// emitBulk emits one bulk_update for count rows of an upsert whose rows
+// the plugin cannot tell apart.
+func (p *Plugin) emitBulk(db *gorm.DB, st *stmtState, count int64) {
+	msg, err := newMessage(st.m.Name, events.Meta{EventType: events.TypeBulkUpdate, Count: count}, []byte("null"), []string{st.m.Name})
+	if err != nil {
+		_ = db.AddError(err)
+		return
+	}
+	p.emit(db, st.tx, []broker.Message{msg})
+}
+
+// maxRowid returns the largest rowid of the statement's SQLite table (0
+// when empty).
+func maxRowid(db *gorm.DB) (int64, error) {
+	stmt := db.Statement
+	var n sql.NullInt64
+	err := stmt.ConnPool.QueryRowContext(stmt.Context, "SELECT max(rowid) FROM "+stmt.Quote(stmt.Table)).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("telegraphy: read the largest rowid of %s: %w", stmt.Table, err)
+	}
+	return n.Int64, nil
+}
+
+// rowsUpTo returns, by primary keyText, which of rows have a rowid not
+// above max: rows that existed before the statement (SQLite gives a new
+// row a rowid above the largest, unless that is the largest possible).
+func rowsUpTo(db *gorm.DB, rows []reflect.Value, max int64, before error) (map[string]bool, error) {
+	if before != nil {
+		return nil, before
+	}
+	stmt := db.Statement
+	s := stmt.Schema
+	keys := make([][]any, len(rows))
+	for i, row := range rows {
+		keys[i] = rowKey(stmt, s.PrimaryFields, row)
+	}
+	column, values := schema.ToQueryValues(stmt.Table, s.PrimaryFieldDBNames, keys)
+	r, err := reader(db).Select(append([]string{"rowid"}, s.PrimaryFieldDBNames...)).
+		Where(clause.IN{Column: column, Values: values}).Rows()
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	out := map[string]bool{}
+	tmp := reflect.New(s.ModelType).Elem()
+	for r.Next() {
+		var rowid int64
+		vals := make([]any, 1+len(s.PrimaryFields))
+		vals[0] = &rowid
+		for i := range s.PrimaryFields {
+			vals[i+1] = new(any)
+		}
+		if err := r.Scan(vals...); err != nil {
+			return nil, err
+		}
+		for i, f := range s.PrimaryFields {
+			if err := f.Set(stmt.Context, tmp, *vals[i+1].(*any)); err != nil {
+				return nil, err
+			}
+		}
+		out[keyText(rowKey(stmt, s.PrimaryFields, tmp))] = rowid <= max
+	}
+	return out, r.Err()
 }
 
 // assigned returns the JSON names of the columns an upsert's conflict
