@@ -24,9 +24,12 @@ type stmtState struct {
 
 	// started is the transaction the plugin began because the statement
 	// had none (SkipDefaultTransaction) but needs its reads and write to
-	// be atomic; restore is the connection to put back afterwards.
+	// be atomic; restore is the connection to put back afterwards. keep:
+	// commit it although GORM reports an error, which came after the
+	// write (wroteBeforeError).
 	started *gorm.DB
 	restore gorm.ConnPool
+	keep    bool
 
 	addedSet bool
 	soft     bool
@@ -117,9 +120,9 @@ func (p *Plugin) finish(db *gorm.DB, st *stmtState) {
 	if st.started == nil {
 		return
 	}
-	if db.Error != nil {
+	if db.Error != nil && !st.keep {
 		st.started.Rollback()
-	} else if err := st.started.Commit().Error; err != nil {
+	} else if err := st.started.Commit().Error; err != nil && db.Error == nil {
 		_ = db.AddError(err)
 	}
 	db.Statement.ConnPool = st.restore
@@ -160,8 +163,11 @@ func (p *Plugin) beforeCreate(db *gorm.DB) {
 func (p *Plugin) afterCreate(db *gorm.DB) {
 	var m *model.Model
 	var tx *txn
+	keep := false
 	if st := loadState(db); st != nil {
 		defer p.finish(db, st)
+		st.keep = wroteBeforeError(db, st)
+		keep = st.keep
 		if st.upsert != nil {
 			p.emitReadBack(db, st)
 			return
@@ -172,7 +178,7 @@ func (p *Plugin) afterCreate(db *gorm.DB) {
 	} else if m, tx, _ = p.target(db, events.OpCreate); m == nil {
 		return
 	}
-	if db.Error != nil || db.RowsAffected == 0 {
+	if db.Error != nil && !keep || db.RowsAffected == 0 {
 		return
 	}
 	if v := reflect.Indirect(db.Statement.ReflectValue); v.Kind() == reflect.Struct {

@@ -222,10 +222,17 @@ func (p *Plugin) emitReadBack(db *gorm.DB, st *stmtState) {
 		p.emitReported(db, st)
 		return
 	}
-	if db.Error != nil || db.RowsAffected == 0 {
+	stmt, u := db.Statement, st.upsert
+	if db.Error != nil {
+		if st.keep {
+			// Committed as without the plugin, its rows unknown.
+			p.emitBulk(db, st, int64(len(inputKeys(stmt, u.sets))))
+		}
 		return
 	}
-	stmt, u := db.Statement, st.upsert
+	if db.RowsAffected == 0 {
+		return
+	}
 	pk := stmt.Schema.PrimaryFields
 	input := inputKeys(stmt, u.sets)
 	after := make([]map[string]reflect.Value, len(u.sets))
@@ -366,6 +373,21 @@ func mysqlUniqueKeys(db *gorm.DB) ([][]string, error) {
 		out[len(out)-1] = append(out[len(out)-1], column)
 	}
 	return out, rows.Err()
+}
+
+// wroteBeforeError reports whether a create that runs in the plugin's own
+// transaction and that GORM reports failed had written its rows first
+// (GORM's scan of what the statement returned into the caller's values, an
+// After hook): without the plugin the statement would have committed
+// them on its own, so the plugin commits its transaction too.
+func wroteBeforeError(db *gorm.DB, st *stmtState) bool {
+	if db.Error == nil || st.started == nil {
+		return false
+	}
+	if u := st.upsert; u != nil && u.pg != nil {
+		return u.pg.ok
+	}
+	return db.RowsAffected > 0
 }
 
 // emitBulk emits one bulk_update for count rows of an upsert whose rows
