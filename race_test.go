@@ -2,6 +2,7 @@ package telegraphy_test
 
 import (
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 
@@ -31,7 +32,7 @@ func TestWriteByConditionRace(t *testing.T) {
 		rounds = 3
 	}
 	for _, d := range allDialects {
-		for _, op := range []string{"update", "delete", "update-returning"} {
+		for _, op := range []string{"update", "delete", "update-returning", "delete-returning", "delete-returning-slice"} {
 			if op == "update-returning" && d.name == "mysql" {
 				continue // MariaDB has no UPDATE ... RETURNING
 			}
@@ -88,6 +89,12 @@ func raceRound(t *testing.T, e env, op string, round int) {
 			// first row and reports one whatever the statement changed.
 			var j Job
 			return q.Model(&j).Clauses(clause.Returning{}).Update("status", "done").Error
+		case "delete-returning":
+			var j Job
+			return q.Clauses(clause.Returning{}).Delete(&j).Error
+		case "delete-returning-slice":
+			var js []Job
+			return q.Clauses(clause.Returning{}).Delete(&js).Error
 		}
 		return q.Model(&Job{}).Update("status", "done").Error
 	}
@@ -125,7 +132,7 @@ func raceRound(t *testing.T, e env, op string, round int) {
 	if err := e.db.Where("round = ?", round).Order("id").Find(&left).Error; err != nil {
 		t.Fatal(err)
 	}
-	if op == "delete" && len(left) != 0 {
+	if strings.HasPrefix(op, "delete") && len(left) != 0 {
 		t.Fatalf("round %d: %d jobs left", round, len(left))
 	}
 	for _, j := range left {
@@ -146,10 +153,7 @@ func raceRound(t *testing.T, e env, op string, round int) {
 		if err := jsonUnmarshal(ev.Data, &j); err != nil {
 			t.Fatal(err)
 		}
-		evType := op
-		if op == "update-returning" {
-			evType = "update"
-		}
+		evType := strings.SplitN(op, "-", 2)[0]
 		switch ev.Meta.EventType {
 		case "create":
 			created[j.Tag]++
@@ -163,7 +167,7 @@ func raceRound(t *testing.T, e env, op string, round int) {
 		}
 		changed[j.Tag]++
 		want := Job{ID: j.ID, Tag: j.Tag, Status: "done", Round: round}
-		if op == "delete" {
+		if evType == "delete" {
 			want.Status = "queued" // the row as deleted
 		}
 		if j != want || !inserted[j.Tag] {
