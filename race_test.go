@@ -22,8 +22,8 @@ type Job struct {
 }
 
 // TestWriteByConditionRace: four goroutines insert queued jobs while a
-// fifth updates (or deletes) every queued job by condition, in a loop.
-// Each row the database changed has exactly one event, carrying the row
+// fifth updates (or deletes) every queued job by condition, in a loop,
+// also with the caller's RETURNING into a struct or a slice. Each row the database changed has exactly one event, carrying the row
 // as written, and no row it did not change has one. PostgreSQL runs at
 // its default READ COMMITTED, MariaDB at its default REPEATABLE READ.
 func TestWriteByConditionRace(t *testing.T) {
