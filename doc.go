@@ -71,8 +71,8 @@
 // MariaDB otherwise, the keys are selected first with the statement's own
 // WHERE and SELECT ... FOR UPDATE in its transaction, at most the model's
 // BulkLimit plus one, and the rows re-read after the write; that is exact
-// at REPEATABLE READ and SERIALIZABLE (docs/delivery.md says what happens
-// below). Beyond BulkLimit one bulk_update or bulk_delete event with
+// at REPEATABLE READ and SERIALIZABLE; below, one bulk_update or
+// bulk_delete is sent instead (docs/delivery.md). Beyond BulkLimit one bulk_update or bulk_delete event with
 // meta.count replaces the per-row events. A hard delete event carries the
 // row as it was; a soft delete sets meta.soft. A write outside a
 // transaction that needs reads runs in a transaction the plugin begins.
@@ -85,10 +85,13 @@
 // Creates from a map or maps (the generics API and association Append
 // with maps among them) read their rows back by key, so their events
 // carry database defaults and columns the maps left out. An upsert
-// (clause.OnConflict, Save of a missing row) reads the rows with the
-// conflict key before and after the statement: create for a row inserted,
-// update for a row the conflict clause changed, nothing for a row left
-// alone.
+// (clause.OnConflict, Save of a missing row) emits create for a row
+// inserted, update for a row the conflict clause changed, nothing for a
+// row left alone: on PostgreSQL the statement reports which rows it
+// inserted and which it updated; elsewhere the rows with the conflict key
+// are read before and after the statement, and where MySQL may have met a
+// unique key the plugin did not read, one bulk_update is sent instead
+// (docs/delivery.md).
 //
 // On MySQL and MariaDB, RowsAffected counts changed rows: an update that
 // assigns the values a row already has emits nothing for a loaded
