@@ -26,7 +26,7 @@ const stashSetting = "telegraphy.keys"
 // statement's query.
 type stashPool struct {
 	gorm.ConnPool
-	stmt    *gorm.Statement
+	stmt      *gorm.Statement
 	done      bool
 	collected bool // unstash ran
 	deleted   bool // a hard delete: the rows whole (stashRowsQuery), not only keys

@@ -61,9 +61,9 @@ type upsertState struct {
 	//     updated it.
 	mysqlCheck bool
 	unknown    int // rows given without any key the plugin could read
-	byRowid  bool
-	maxRowid int64
-	rowidErr error
+	byRowid    bool
+	maxRowid   int64
+	rowidErr   error
 }
 
 // isMapCreate reports whether a create's values are a map or maps.
