@@ -56,29 +56,6 @@ func raceRound(t *testing.T, e env, op string, round int) {
 	t.Helper()
 	const inserters, each = 4, 15
 	e.rec.Reset()
-	var (
-		mu       sync.Mutex
-		inserted = map[string]bool{}
-		wg       sync.WaitGroup
-		errs     = make(chan error, inserters+1)
-		done     = make(chan struct{})
-	)
-	for w := 0; w < inserters; w++ {
-		wg.Add(1)
-		go func(w int) {
-			defer wg.Done()
-			for i := 0; i < each; i++ {
-				j := Job{Tag: fmt.Sprintf("r%d-w%d-%d", round, w, i), Status: "queued", Round: round}
-				if err := e.db.Create(&j).Error; err != nil {
-					errs <- err
-					return
-				}
-				mu.Lock()
-				inserted[j.Tag] = true
-				mu.Unlock()
-			}
-		}(w)
-	}
 	write := func() error {
 		q := e.db.Where("status = ?", "queued")
 		switch op {
@@ -98,32 +75,7 @@ func raceRound(t *testing.T, e env, op string, round int) {
 		}
 		return q.Model(&Job{}).Update("status", "done").Error
 	}
-	var writer sync.WaitGroup
-	writer.Add(1)
-	go func() {
-		defer writer.Done()
-		for {
-			select {
-			case <-done:
-				errs <- write() // the rows inserted last
-				return
-			default:
-			}
-			if err := write(); err != nil {
-				errs <- err
-				return
-			}
-		}
-	}()
-	wg.Wait()
-	close(done)
-	writer.Wait()
-	close(errs)
-	for err := range errs {
-		if err != nil {
-			t.Fatalf("round %d: %v", round, err)
-		}
-	}
+	inserted := runRace(t, e, round, fmt.Sprintf("r%d", round), write)
 
 	// The database's word: every job of the round was changed, once.
 	// Jobs are told apart by tag: SQLite may give a new row the id of
@@ -192,6 +144,64 @@ func raceRound(t *testing.T, e env, op string, round int) {
 		t.Fatalf("round %d: rows %s without exactly one %s event (id:events): %v; events for rows not changed: %v",
 			round, op, op, missing, extra)
 	}
+}
+
+// runRace inserts 4×15 queued jobs of round, tagged prefix-wW-I, from
+// four goroutines while write runs in a loop, and once more after the
+// last insert. It returns the tags inserted.
+func runRace(t *testing.T, e env, round int, prefix string, write func() error) map[string]bool {
+	t.Helper()
+	const inserters, each = 4, 15
+	var (
+		mu       sync.Mutex
+		inserted = map[string]bool{}
+		wg       sync.WaitGroup
+		errs     = make(chan error, inserters+1)
+		done     = make(chan struct{})
+	)
+	for w := 0; w < inserters; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for i := 0; i < each; i++ {
+				j := Job{Tag: fmt.Sprintf("%s-w%d-%d", prefix, w, i), Status: "queued", Round: round}
+				if err := e.db.Create(&j).Error; err != nil {
+					errs <- err
+					return
+				}
+				mu.Lock()
+				inserted[j.Tag] = true
+				mu.Unlock()
+			}
+		}(w)
+	}
+	var writer sync.WaitGroup
+	writer.Add(1)
+	go func() {
+		defer writer.Done()
+		for {
+			select {
+			case <-done:
+				errs <- write() // the rows inserted last
+				return
+			default:
+			}
+			if err := write(); err != nil {
+				errs <- err
+				return
+			}
+		}
+	}()
+	wg.Wait()
+	close(done)
+	writer.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatalf("round %d: %v", round, err)
+		}
+	}
+	return inserted
 }
 
 // TestUpsertRace: goroutines upsert the same rows at once, each

@@ -447,51 +447,10 @@ func bulkRound(t *testing.T, e env, op string, round int) {
 	t.Helper()
 	const inserters, each = 4, 15
 	e.rec.Reset()
-	var wg sync.WaitGroup
-	errs := make(chan error, inserters+1)
-	done := make(chan struct{})
 	tag := fmt.Sprintf("%s-r%d", op, round)
-	for w := 0; w < inserters; w++ {
-		wg.Add(1)
-		go func(w int) {
-			defer wg.Done()
-			for i := 0; i < each; i++ {
-				if err := e.db.Create(&Job{Tag: fmt.Sprintf("%s-w%d-%d", tag, w, i), Status: "queued", Round: round}).Error; err != nil {
-					errs <- err
-					return
-				}
-			}
-		}(w)
-	}
-	write := func() error {
+	runRace(t, e, round, tag, func() error {
 		return e.db.Model(&Job{}).Where("status = ? AND tag LIKE ?", "queued", tag+"-%").Update("status", "done").Error
-	}
-	var writer sync.WaitGroup
-	writer.Add(1)
-	go func() {
-		defer writer.Done()
-		for {
-			select {
-			case <-done:
-				errs <- write()
-				return
-			default:
-			}
-			if err := write(); err != nil {
-				errs <- err
-				return
-			}
-		}
-	}()
-	wg.Wait()
-	close(done)
-	writer.Wait()
-	close(errs)
-	for err := range errs {
-		if err != nil {
-			t.Fatalf("%s round %d: %v", op, round, err)
-		}
-	}
+	})
 	creates, counted := 0, int64(0)
 	for _, ev := range e.rec.Events() {
 		switch ev.Meta.EventType {
