@@ -6,6 +6,7 @@ import (
 	"github.com/telegraphy-go/telegraphy/internal/testenv"
 	"gorm.io/driver/postgres"
 	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
 )
 
 // openBenchPostgres opens a fresh PostgreSQL schema with seedRows orders,
@@ -29,5 +30,24 @@ func BenchmarkUpdateByConditionPostgres(b *testing.B) {
 	compareDBs(b, openBenchPostgres(b, false, 100), openBenchPostgres(b, true, 100), "plugin", func(db *gorm.DB, i int) error {
 		lo := i%90 + 1
 		return db.Model(&Order{}).Where("id BETWEEN ? AND ?", lo, lo+9).Update("total", i).Error
+	})
+}
+
+// BenchmarkUpsertPostgres is BenchmarkUpsert on PostgreSQL: the statement
+// reports which row it inserted and which it updated (RETURNING with
+// xmax), after a locked read of the row it may update.
+func BenchmarkUpsertPostgres(b *testing.B) {
+	compareDBs(b, openBenchPostgres(b, false, 100), openBenchPostgres(b, true, 100), "plugin", func(db *gorm.DB, i int) error {
+		return db.Clauses(clause.OnConflict{Columns: []clause.Column{{Name: "id"}}, DoUpdates: clause.AssignmentColumns([]string{"total"})}).
+			Create(&[]Order{{ID: uint(i%100 + 1), Status: "new", Total: i}, {Status: "new", Total: i}}).Error
+	})
+}
+
+// BenchmarkUpsertDoNothingPostgres: a two-row upsert with DO NOTHING,
+// which the plugin answers from the statement alone (no read before).
+func BenchmarkUpsertDoNothingPostgres(b *testing.B) {
+	compareDBs(b, openBenchPostgres(b, false, 100), openBenchPostgres(b, true, 100), "plugin", func(db *gorm.DB, i int) error {
+		return db.Clauses(clause.OnConflict{DoNothing: true}).
+			Create(&[]Order{{ID: uint(i%100 + 1), Status: "new", Total: i}, {Status: "new", Total: i}}).Error
 	})
 }
