@@ -120,6 +120,18 @@ func (c *connector) Close() error {
 type conn struct {
 	driver.Conn
 	tx *txn // the transaction open on the connection, nil outside one
+
+	// The statements the plugin's reads prepared on the connection
+	// (readback.go), at most readBackCacheSize, oldest first in stmtOrder.
+	stmts     map[string]driver.Stmt
+	stmtOrder []string
+}
+
+// Close implements driver.Conn: it closes the plugin's statements, then
+// the connection.
+func (c *conn) Close() error {
+	c.closeStmts()
+	return c.Conn.Close()
 }
 
 // Unwrap returns the driver's own connection. A (*sql.Conn).Raw callback
@@ -162,6 +174,9 @@ func (c *conn) ExecContext(ctx context.Context, query string, args []driver.Name
 	if query == probeQuery {
 		c.answer(ctx)
 		return driver.RowsAffected(0), nil
+	}
+	if rb, ok := ctx.Value(readBackKey{}).(*readBack); ok && !rb.reached {
+		return c.readBack(ctx, query, args, rb)
 	}
 	if c.tx != nil {
 		if op, name := savepointOp(query); op != spNone {
