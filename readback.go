@@ -10,6 +10,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
@@ -53,15 +55,12 @@ type readBack struct {
 	// reread: run the write as it is and read the rows by key after it.
 	// keys are the keys of the rows, or, when keysQuery is set, are
 	// selected by it (with keysArgs, at most limit+1) after lock has taken
-	// the write lock. read and pk (the quoted key columns) make the
-	// statement that reads rows by key (readSQL).
+	// the write lock. reads has the statements.
 	reread    bool
 	keys      [][]any
-	lock      string
 	keysQuery string
 	keysArgs  []any
-	read      string
-	pk        []string
+	reads     *tableReads
 	limit     int
 
 	// Filled by the connection.
@@ -119,7 +118,7 @@ func (c *conn) readBack(ctx context.Context, query string, args []driver.NamedVa
 	}
 	for keys := rb.keys; len(keys) > 0; {
 		n := min(len(keys), readBatch)
-		rows, err := c.cachedQuery(rctx, rb.readSQL(n), slices.Concat(keys[:n]...))
+		rows, err := c.cachedQuery(rctx, rb.reads.byKeys[n], slices.Concat(keys[:n]...))
 		if err == nil {
 			err = rb.collect(rows, false)
 		}
@@ -135,42 +134,67 @@ func (c *conn) readBack(ctx context.Context, query string, args []driver.NamedVa
 // readBatch is the most rows one read by key asks for.
 const readBatch = 16
 
-// readSQL selects the rows with n keys: read followed by `"id" IN
-// (?,...)`, or for a composite key `("a" = ? AND "b" = ?) OR ...`.
-func (rb *readBack) readSQL(n int) string {
-	var b strings.Builder
-	b.WriteString(rb.read)
-	if len(rb.pk) == 1 {
-		b.WriteString(rb.pk[0] + " IN (")
-		for i := range n {
-			if i > 0 {
-				b.WriteByte(',')
-			}
-			b.WriteByte('?')
-		}
-		b.WriteByte(')')
-		return b.String()
+// tableReads are the statements of the reads of one table.
+type tableReads struct {
+	lock   string                // takes SQLite's write lock
+	byKeys [readBatch + 1]string // byKeys[n] reads the rows of n keys
+}
+
+type tableReadsKey struct {
+	s     *schema.Schema
+	table string
+}
+
+// tableReadsCache holds the tableReads of at most tableReadsMax tables;
+// beyond that they are built for each statement.
+var (
+	tableReadsCache sync.Map // tableReadsKey -> *tableReads
+	tableReadsCount atomic.Int64
+)
+
+const tableReadsMax = 1024
+
+// readsOf returns the statements reading the statement's table: `SELECT *
+// FROM "t" WHERE "id" IN (?,...)`, or for a composite key `("a" = ? AND
+// "b" = ?) OR ...`.
+func readsOf(stmt *gorm.Statement) *tableReads {
+	k := tableReadsKey{stmt.Schema, stmt.Table}
+	if r, ok := tableReadsCache.Load(k); ok {
+		return r.(*tableReads)
 	}
-	for i := range n {
-		if i > 0 {
-			b.WriteString(" OR ")
-		}
-		b.WriteByte('(')
-		for j, col := range rb.pk {
-			if j > 0 {
-				b.WriteString(" AND ")
-			}
-			b.WriteString(col + " = ?")
-		}
-		b.WriteByte(')')
+	table := stmt.Quote(stmt.Table)
+	pk := make([]string, len(stmt.Schema.PrimaryFieldDBNames))
+	for i, n := range stmt.Schema.PrimaryFieldDBNames {
+		pk[i] = stmt.Quote(n)
 	}
-	return b.String()
+	r := &tableReads{lock: "UPDATE " + table + " SET " + pk[0] + " = " + pk[0] + " WHERE 0"}
+	for n := 1; n <= readBatch; n++ {
+		var b strings.Builder
+		b.WriteString("SELECT * FROM " + table + " WHERE ")
+		if len(pk) == 1 {
+			b.WriteString(pk[0] + " IN (?" + strings.Repeat(",?", n-1) + ")")
+		} else {
+			for i := range n {
+				if i > 0 {
+					b.WriteString(" OR ")
+				}
+				b.WriteString("(" + strings.Join(pk, " = ? AND ") + " = ?)")
+			}
+		}
+		r.byKeys[n] = b.String()
+	}
+	if tableReadsCount.Load() < tableReadsMax {
+		if _, loaded := tableReadsCache.LoadOrStore(k, r); !loaded {
+			tableReadsCount.Add(1)
+		}
+	}
+	return r
 }
 
 // selectKeys takes the write lock and selects the keys of the rows the
 // write will change.
 func (c *conn) selectKeys(ctx context.Context, rb *readBack) error {
-	if err := c.cachedExec(ctx, rb.lock); err != nil {
+	if err := c.cachedExec(ctx, rb.reads.lock); err != nil {
 		return err
 	}
 	rows, err := c.cachedQuery(ctx, rb.keysQuery, rb.keysArgs)
@@ -425,7 +449,7 @@ func (p *Plugin) directReadBack(db *gorm.DB, st *stmtState, op, suffix string) *
 		return nil
 	}
 	rb := &readBack{suffix: suffix, limit: p.bulkLimit(st.m)}
-	if st.state != inTx || op != "UPDATE" || stmt.SQL.Len() != 0 || stmt.Table == "" ||
+	if st.state != inTx || p.sqliteReturning || op != "UPDATE" || stmt.SQL.Len() != 0 || stmt.Table == "" ||
 		stmt.TableExpr != nil && stmt.TableExpr.SQL != stmt.Quote(stmt.Table) {
 		return rb
 	}
@@ -435,11 +459,7 @@ func (p *Plugin) directReadBack(db *gorm.DB, st *stmtState, op, suffix string) *
 		}
 	}
 	s := stmt.Schema
-	table := stmt.Quote(stmt.Table)
-	rb.read = "SELECT * FROM " + table + " WHERE "
-	for _, n := range s.PrimaryFieldDBNames {
-		rb.pk = append(rb.pk, stmt.Quote(n))
-	}
+	rb.reads = readsOf(stmt)
 	if key, ok := instanceKey(stmt); ok {
 		rb.reread, rb.keys = true, [][]any{key}
 		return rb
@@ -459,7 +479,9 @@ func (p *Plugin) directReadBack(db *gorm.DB, st *stmtState, op, suffix string) *
 		}
 		b.WriteQuoted(n)
 	}
-	b.WriteString(" FROM " + table + " WHERE ")
+	b.WriteString(" FROM ")
+	b.WriteQuoted(stmt.Table)
+	b.WriteString(" WHERE ")
 	clause.Where{Exprs: exprs}.Build(b)
 	b.WriteString(" ORDER BY ")
 	for i, n := range s.PrimaryFieldDBNames {
@@ -472,9 +494,7 @@ func (p *Plugin) directReadBack(db *gorm.DB, st *stmtState, op, suffix string) *
 	if b.DB.Error != nil {
 		return rb
 	}
-	pk := stmt.Quote(s.PrimaryFieldDBNames[0])
 	rb.reread = true
-	rb.lock = "UPDATE " + table + " SET " + pk + " = " + pk + " WHERE 0"
 	rb.keysQuery, rb.keysArgs = b.SQL.String(), b.Vars
 	return rb
 }
