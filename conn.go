@@ -354,6 +354,7 @@ type pendingMsg struct {
 func (t *txn) add(p *Plugin, msgs []broker.Message, keyed bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	t.pending = slices.Grow(t.pending, len(msgs))
 	for _, m := range msgs {
 		pm := pendingMsg{p: p, msg: m}
 		if keyed && len(m.Channels) > 1 {

@@ -202,8 +202,8 @@ func (c *conn) selectKeys(ctx context.Context, rb *readBack) error {
 		return err
 	}
 	defer rows.Close()
+	k := make([]driver.Value, len(rows.Columns()))
 	for {
-		k := make([]driver.Value, len(rows.Columns()))
 		if err := rows.Next(k); err == io.EOF {
 			break
 		} else if err != nil {
