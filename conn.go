@@ -175,7 +175,7 @@ func (c *conn) ExecContext(ctx context.Context, query string, args []driver.Name
 		c.answer(ctx)
 		return driver.RowsAffected(0), nil
 	}
-	if rb, ok := ctx.Value(readBackKey{}).(*readBack); ok && !rb.reached {
+	if rb, ok := ctx.Value(readBackKey{}).(*readBack); ok {
 		return c.readBack(ctx, query, args, rb)
 	}
 	if c.tx != nil {

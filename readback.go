@@ -78,7 +78,9 @@ const readBackCacheSize = 32
 // readBack executes query with args as rb asks. A failure of a read does
 // not fail the write: rb.bulk says the rows are not known.
 func (c *conn) readBack(ctx context.Context, query string, args []driver.NamedValue, rb *readBack) (driver.Result, error) {
-	rb.reached = true
+	// Afresh: database/sql runs the write again on another connection
+	// after driver.ErrBadConn.
+	rb.reached, rb.cols, rb.rows, rb.count, rb.bulk = true, nil, nil, 0, false
 	// The plugin's reads take the caller's cancellation from the write
 	// only: go-sqlite3 steps a statement in a goroutine of its own when
 	// its context can be cancelled.
