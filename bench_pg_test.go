@@ -19,18 +19,13 @@ func openBenchPostgres(b *testing.B, withPlugin bool, seedRows int) *gorm.DB {
 // BenchmarkUpdateByKeyPostgres is BenchmarkUpdateByKey on PostgreSQL.
 // Target: plugin/base at most 1.25.
 func BenchmarkUpdateByKeyPostgres(b *testing.B) {
-	compareDBs(b, openBenchPostgres(b, false, 100), openBenchPostgres(b, true, 100), "plugin", func(db *gorm.DB, i int) error {
-		return db.Model(&Order{ID: uint(i%100 + 1)}).Update("total", i).Error
-	})
+	compareDBs(b, openBenchPostgres(b, false, 100), openBenchPostgres(b, true, 100), "plugin", updateByKey)
 }
 
 // BenchmarkUpdateByConditionPostgres is BenchmarkUpdateByCondition on
 // PostgreSQL. Target: plugin/base at most 1.6.
 func BenchmarkUpdateByConditionPostgres(b *testing.B) {
-	compareDBs(b, openBenchPostgres(b, false, 100), openBenchPostgres(b, true, 100), "plugin", func(db *gorm.DB, i int) error {
-		lo := i%90 + 1
-		return db.Model(&Order{}).Where("id BETWEEN ? AND ?", lo, lo+9).Update("total", i).Error
-	})
+	compareDBs(b, openBenchPostgres(b, false, 100), openBenchPostgres(b, true, 100), "plugin", updateByCondition)
 }
 
 // BenchmarkUpsertPostgres is BenchmarkUpsert on PostgreSQL: the statement

@@ -490,7 +490,7 @@ func (p *Plugin) emitRows(db *gorm.DB, st *stmtState, bulkType string, meta even
 		if !r.done {
 			return
 		}
-		st.bulk = st.bulk || r.count > int64(p.bulkLimit(st.m))
+		st.bulk = st.bulk || r.bulk || r.count > int64(p.bulkLimit(st.m))
 		st.rows = r.rows
 	} else if st.stashed {
 		count = int64(len(st.keys))

@@ -120,6 +120,18 @@ func (c *connector) Close() error {
 type conn struct {
 	driver.Conn
 	tx *txn // the transaction open on the connection, nil outside one
+
+	// The statements the plugin's reads prepared on the connection
+	// (readback.go), at most readBackCacheSize, oldest first in stmtOrder.
+	stmts     map[string]driver.Stmt
+	stmtOrder []string
+}
+
+// Close implements driver.Conn: it closes the plugin's statements, then
+// the connection.
+func (c *conn) Close() error {
+	c.closeStmts()
+	return c.Conn.Close()
 }
 
 // Unwrap returns the driver's own connection. A (*sql.Conn).Raw callback
@@ -162,6 +174,9 @@ func (c *conn) ExecContext(ctx context.Context, query string, args []driver.Name
 	if query == probeQuery {
 		c.answer(ctx)
 		return driver.RowsAffected(0), nil
+	}
+	if rb, ok := ctx.Value(readBackKey{}).(*readBack); ok {
+		return c.readBack(ctx, query, args, rb)
 	}
 	if c.tx != nil {
 		if op, name := savepointOp(query); op != spNone {
@@ -225,17 +240,7 @@ func (c *conn) PrepareContext(ctx context.Context, query string) (driver.Stmt, e
 	if query == probeQuery {
 		return &probeStmt{c: c}, nil
 	}
-	var si driver.Stmt
-	var err error
-	if p, ok := c.Conn.(driver.ConnPrepareContext); ok {
-		si, err = p.PrepareContext(ctx, query)
-	} else {
-		si, err = c.Conn.Prepare(query)
-		if err == nil && ctx.Err() != nil {
-			_ = si.Close()
-			return nil, ctx.Err()
-		}
-	}
+	si, err := c.prepare(ctx, query)
 	if err != nil {
 		return nil, err
 	}
@@ -298,17 +303,7 @@ type savepointStmt struct {
 }
 
 func (s *savepointStmt) ExecContext(ctx context.Context, args []driver.NamedValue) (driver.Result, error) {
-	var res driver.Result
-	var err error
-	if e, ok := s.Stmt.(driver.StmtExecContext); ok {
-		res, err = e.ExecContext(ctx, args)
-	} else {
-		var dargs []driver.Value
-		if dargs, err = namedValueToValue(args); err == nil {
-			//lint:ignore SA1019 database/sql does the same for older drivers
-			res, err = s.Stmt.Exec(dargs)
-		}
-	}
+	res, err := stmtExec(ctx, s.Stmt, args)
 	if err == nil && s.c.tx != nil {
 		s.c.tx.savepoint(s.op, s.name)
 	}
@@ -362,6 +357,7 @@ type pendingMsg struct {
 func (t *txn) add(p *Plugin, msgs []broker.Message, keyed bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	t.pending = slices.Grow(t.pending, len(msgs))
 	for _, m := range msgs {
 		pm := pendingMsg{p: p, msg: m}
 		if keyed && len(m.Channels) > 1 {
@@ -475,24 +471,7 @@ func (t *txn) exec(ctx context.Context, query string, args ...any) error {
 	for i, a := range args {
 		nv[i] = driver.NamedValue{Ordinal: i + 1, Value: a}
 	}
-	if _, err := t.c.exec(ctx, query, nv); !errors.Is(err, driver.ErrSkip) {
-		return err
-	}
-	si, err := t.c.PrepareContext(ctx, query)
-	if err != nil {
-		return err
-	}
-	defer si.Close()
-	if e, ok := si.(driver.StmtExecContext); ok {
-		_, err = e.ExecContext(ctx, nv)
-		return err
-	}
-	dargs, err := namedValueToValue(nv)
-	if err != nil {
-		return err
-	}
-	//lint:ignore SA1019 database/sql does the same for older drivers
-	_, err = si.Exec(dargs)
+	_, err := t.c.execNamed(ctx, query, nv)
 	return err
 }
 

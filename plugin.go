@@ -61,6 +61,11 @@ type Plugin struct {
 	discover sync.Mutex
 
 	outbox *outbox // outbox mode; nil when off (see outbox.go)
+
+	// sqliteReturning makes SQLite updates take their rows from RETURNING
+	// as on PostgreSQL, not from the read by key (readback.go); set by
+	// benchmarks that compare the two.
+	sqliteReturning bool
 }
 
 // New returns a Plugin configured by cfg. It does not fail; Initialize

@@ -38,9 +38,12 @@ type returningPool struct {
 	limit  int
 	pg     bool
 
+	direct *readBack // set where the driver connection reads the rows (readback.go)
+
 	done  bool
 	rows  reflect.Value // []Model: the first limit+1 rows returned
 	count int64
+	bulk  bool // the rows are not known, only their count
 }
 
 // returningResult is the sql.Result of a write run through returningPool.
@@ -68,6 +71,9 @@ func (r *returningPool) ExecContext(ctx context.Context, query string, args ...a
 	}
 	r.done = true
 	r.stmt.ConnPool = r.ConnPool
+	if r.direct != nil {
+		return r.execDirect(ctx, query, args)
+	}
 	rows, err := r.ConnPool.QueryContext(ctx, strings.TrimRight(query, " ;\n\t")+r.suffix, args...)
 	if err != nil {
 		return nil, err
@@ -236,6 +242,7 @@ func (p *Plugin) watch(db *gorm.DB, st *stmtState, op string) bool {
 		limit:    p.bulkLimit(st.m),
 		pg:       db.Dialector.Name() == "postgres",
 	}
+	r.direct = p.directReadBack(db, st, op, suffix)
 	st.ret = r
 	stmt.ConnPool = r
 	return true
