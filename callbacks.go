@@ -41,6 +41,8 @@ type stmtState struct {
 	stashed bool       // st.keys are those keys
 
 	upsert *upsertState // creates from maps and with ON CONFLICT (upsert.go)
+
+	before map[string][]string // channels each row was in, by keyText (audience.go)
 }
 
 type stateKey struct{ stmt *gorm.Statement }
@@ -241,21 +243,7 @@ func (p *Plugin) modelMessage(m *model.Model, v reflect.Value, meta events.Meta)
 	if m.Options.Channels == nil {
 		return broker.Message{EventID: enc.ID, Channels: []string{m.Name, enc.RecordChannel}, Data: enc.Data, Time: now}, nil
 	}
-	channels := make([]string, 2, 4)
-	channels[0], channels[1] = m.Name, enc.RecordChannel
-	var ptr any
-	if v.CanAddr() {
-		ptr = v.Addr().Interface()
-	} else {
-		pv := reflect.New(v.Type())
-		pv.Elem().Set(v)
-		ptr = pv.Interface()
-	}
-	for _, c := range m.Options.Channels(ptr) {
-		if c != "" {
-			channels = append(channels, c)
-		}
-	}
+	channels := append([]string{m.Name, enc.RecordChannel}, m.Channels(v)...)
 	return broker.Message{EventID: enc.ID, Channels: channels, Data: enc.Data, Time: now}, nil
 }
 
@@ -294,10 +282,19 @@ func pkOrder(s *schema.Schema) clause.OrderBy {
 // primary key, locking them where the dialect can. With pkOnly it reads
 // just the key columns. It returns a pointer to a slice of the model type.
 func preselect(db *gorm.DB, where []clause.Expression, limit int, pkOnly bool) (reflect.Value, error) {
+	var cols []string
+	if pkOnly {
+		cols = db.Statement.Schema.PrimaryFieldDBNames
+	}
+	return preselectColumns(db, where, limit, cols)
+}
+
+// preselectColumns is preselect reading cols, or whole rows when nil.
+func preselectColumns(db *gorm.DB, where []clause.Expression, limit int, cols []string) (reflect.Value, error) {
 	s := db.Statement.Schema
 	q := reader(db).Clauses(clause.Where{Exprs: where}).Order(pkOrder(s)).Limit(limit + 1)
-	if pkOnly {
-		q = q.Select(s.PrimaryFieldDBNames)
+	if cols != nil {
+		q = q.Select(cols)
 	}
 	if db.Dialector.Name() != "sqlite" {
 		q = q.Clauses(clause.Locking{Strength: "UPDATE"})
@@ -378,7 +375,10 @@ func (p *Plugin) beforeUpdate(db *gorm.DB) {
 	if len(where) == 0 && !stmt.AllowGlobalUpdate {
 		return // gorm:update refuses it with ErrMissingWhereClause
 	}
-	if st.bulk || p.watch(db, st, "UPDATE") || p.stash(db, st) {
+	if !st.bulk && st.m.Options.Channels != nil {
+		p.readAudience(db, st, where)
+	}
+	if st.bulk || p.watch(db, st, "UPDATE") || p.stash(db, st) || st.before != nil {
 		return
 	}
 	p.selectAffected(db, st, where, true)
@@ -490,6 +490,9 @@ func (p *Plugin) emitRows(db *gorm.DB, st *stmtState, bulkType string, meta even
 		// how many.
 		st.bulk = true
 	}
+	if st.before != nil && !st.bulk && !sawEvery(db, st, st.rows) {
+		st.bulk = true // a row changed that the read before could not see (audience.go)
+	}
 	if st.bulk {
 		meta.EventType, meta.Changed, meta.Count = bulkType, nil, count
 		msg, err := newMessage(st.m.Name, meta, []byte("null"), []string{st.m.Name})
@@ -513,6 +516,15 @@ func (p *Plugin) emitRows(db *gorm.DB, st *stmtState, bulkType string, meta even
 	}
 	msgs := make([]broker.Message, 0, rows.Len())
 	for i := 0; i < rows.Len(); i++ {
+		if st.before != nil {
+			var err error
+			was := st.before[keyText(rowKey(db.Statement, db.Statement.Schema.PrimaryFields, rows.Index(i)))]
+			if msgs, err = p.audienceMessages(msgs, st.m, rows.Index(i), was, meta); err != nil {
+				_ = db.AddError(err)
+				return
+			}
+			continue
+		}
 		msg, err := p.modelMessage(st.m, rows.Index(i), meta)
 		if err != nil {
 			_ = db.AddError(err)
@@ -550,7 +562,12 @@ func (p *Plugin) beforeDelete(db *gorm.DB) {
 	if soft {
 		op = "UPDATE" // what the soft-delete clause built
 	}
-	if p.watch(db, st, op) || (soft && p.stash(db, st)) {
+	if soft && st.m.Options.Channels != nil {
+		if p.readAudience(db, st, where); st.bulk {
+			return
+		}
+	}
+	if p.watch(db, st, op) || (soft && p.stash(db, st)) || st.before != nil {
 		return
 	}
 	// A hard delete reads the whole rows first: afterwards they are gone.

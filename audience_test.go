@@ -1,0 +1,283 @@
+package telegraphy_test
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/telegraphy-go/telegraphy"
+	"github.com/telegraphy-go/telegraphy/broker"
+	"github.com/telegraphy-go/telegraphy/events"
+	"gorm.io/gorm"
+)
+
+// Ticket belongs to one user at a time: its events go to "user:<id>" and
+// to "team", so that moving it changes one of its channels and keeps the
+// other.
+type Ticket struct {
+	ID        uint           `json:"id"`
+	UserID    uint           `json:"user_id"`
+	Title     string         `json:"title" gorm:"size:64"`
+	Rev       int            `json:"rev"`
+	DeletedAt gorm.DeletedAt `json:"deleted_at"`
+}
+
+func ticketChannels(m any) []string {
+	return []string{fmt.Sprintf("user:%d", m.(*Ticket).UserID), "team"}
+}
+
+const ticketName = "tickets.Ticket"
+
+// routed is an expected event and where it goes. With Data, the event
+// carries the row and its user_id is User; without, its data is null.
+type routed struct {
+	Type     string
+	Channels []string
+	PK       uint
+	Data     bool
+	User     uint
+}
+
+func upd(pk, user uint, channels ...string) routed {
+	return routed{Type: "update", PK: pk, Data: true, User: user, Channels: append([]string{ticketName, fmt.Sprintf("%s:%d", ticketName, pk)}, channels...)}
+}
+
+func enter(pk, user uint, channels ...string) routed {
+	return routed{Type: "enter", PK: pk, Data: true, User: user, Channels: channels}
+}
+
+func leave(pk uint, channels ...string) routed {
+	return routed{Type: "leave", PK: pk, Channels: channels}
+}
+
+// expectRouted asserts that exactly want was published (in order) since
+// the last Reset, then resets the recorder.
+func expectRouted(t testing.TB, rec *broker.Recorder, want ...routed) {
+	t.Helper()
+	got := rec.Events()
+	rec.Reset()
+	checkRouted(t, got, want)
+}
+
+func checkRouted(t testing.TB, got []events.Event, want []routed) {
+	t.Helper()
+	show := func() string {
+		var sb strings.Builder
+		for _, e := range got {
+			fmt.Fprintf(&sb, "\n  %s pk=%v soft=%v count=%d %v %s", e.Meta.EventType, e.Meta.PK, e.Meta.Soft, e.Meta.Count, e.Channels, e.Data)
+		}
+		return sb.String()
+	}
+	if len(got) != len(want) {
+		t.Fatalf("published %d events, want %d:%s", len(got), len(want), show())
+	}
+	for i, w := range want {
+		g := got[i]
+		var data map[string]any
+		_ = json.Unmarshal(g.Data, &data)
+		ok := g.Name == ticketName && g.Meta.EventType == w.Type && slices.Equal(g.Channels, w.Channels) &&
+			(data != nil) == w.Data && (!w.Data || data["user_id"] == float64(w.User))
+		if w.Type == "bulk_update" {
+			ok = ok && g.Meta.PK == nil && g.Meta.Count == int64(w.PK)
+		} else {
+			ok = ok && reflect.DeepEqual(g.Meta.PK, float64(w.PK))
+		}
+		if w.Type == "delete" {
+			ok = ok && g.Meta.Soft
+		}
+		if !ok {
+			t.Fatalf("event %d: want %+v; got:%s", i, w, show())
+		}
+	}
+}
+
+// audienceSteps are writes of tickets 1-3 (users 17, 17, 19) and the
+// events each must publish, the same on every database, in plain and
+// outbox mode, with or without ChannelFields.
+var audienceSteps = []struct {
+	name  string
+	write func(db *gorm.DB) error
+	want  []routed
+}{
+	{"instance update moves it", func(db *gorm.DB) error {
+		return db.Model(&Ticket{ID: 1}).Update("user_id", 18).Error
+	}, []routed{upd(1, 18, "team"), enter(1, 18, "user:18"), leave(1, "user:17")}},
+	{"channels unchanged: update only", func(db *gorm.DB) error {
+		return db.Model(&Ticket{ID: 1}).Update("title", "renamed").Error
+	}, []routed{upd(1, 18, "user:18", "team")}},
+	{"assigning the same user: update only", func(db *gorm.DB) error {
+		return db.Model(&Ticket{ID: 1}).Updates(map[string]any{"user_id": 18, "rev": gorm.Expr("rev + 1")}).Error
+	}, []routed{upd(1, 18, "user:18", "team")}},
+	{"by condition: some move, some do not", func(db *gorm.DB) error {
+		return db.Model(&Ticket{}).Where("id IN ?", []uint{1, 2, 3}).Update("user_id", 18).Error
+	}, []routed{
+		upd(1, 18, "user:18", "team"),
+		upd(2, 18, "team"), enter(2, 18, "user:18"), leave(2, "user:17"),
+		upd(3, 18, "team"), enter(3, 18, "user:18"), leave(3, "user:19"),
+	}},
+	{"Save moves it", func(db *gorm.DB) error {
+		var tk Ticket
+		if err := db.First(&tk, 2).Error; err != nil {
+			return err
+		}
+		tk.UserID = 17
+		return db.Save(&tk).Error
+	}, []routed{upd(2, 17, "team"), enter(2, 17, "user:17"), leave(2, "user:18")}},
+	{"UpdateColumns moves it", func(db *gorm.DB) error {
+		return db.Model(&Ticket{ID: 3}).UpdateColumns(Ticket{UserID: 19, Title: "back"}).Error
+	}, []routed{upd(3, 19, "team"), enter(3, 19, "user:19"), leave(3, "user:18")}},
+	{"soft delete: delete to every channel it was in", func(db *gorm.DB) error {
+		return db.Delete(&Ticket{ID: 3}).Error
+	}, []routed{{Type: "delete", PK: 3, Data: true, User: 19, Channels: []string{ticketName, ticketName + ":3", "user:19", "team"}}}},
+	{"restore: it enters every channel", func(db *gorm.DB) error {
+		return db.Unscoped().Model(&Ticket{ID: 3}).Update("deleted_at", nil).Error
+	}, []routed{upd(3, 19), enter(3, 19, "user:19", "team")}},
+	{"soft delete by update: it leaves every channel", func(db *gorm.DB) error {
+		return db.Model(&Ticket{ID: 3}).Update("deleted_at", gorm.Expr("CURRENT_TIMESTAMP")).Error
+	}, []routed{upd(3, 19), leave(3, "user:19", "team")}},
+	{"update of a deleted row: no channel shows it", func(db *gorm.DB) error {
+		return db.Unscoped().Model(&Ticket{ID: 3}).Update("user_id", 17).Error
+	}, []routed{upd(3, 17)}},
+	{"in a transaction, moved twice", func(db *gorm.DB) error {
+		return db.Transaction(func(tx *gorm.DB) error {
+			if err := tx.Model(&Ticket{ID: 1}).Update("user_id", 20).Error; err != nil {
+				return err
+			}
+			return tx.Model(&Ticket{ID: 1}).Update("user_id", 17).Error
+		})
+	}, []routed{
+		upd(1, 20, "team"), enter(1, 20, "user:20"), leave(1, "user:18"),
+		upd(1, 17, "team"), enter(1, 17, "user:17"), leave(1, "user:20"),
+	}},
+}
+
+// ticketOptions are the registrations every audience test runs with.
+var ticketOptions = []struct {
+	name string
+	opts events.Options
+}{
+	{"whole rows", events.Options{Name: ticketName, Channels: ticketChannels}},
+	{"ChannelFields", events.Options{Name: ticketName, Channels: ticketChannels, ChannelFields: []string{"UserID"}}},
+}
+
+func seedTickets(t testing.TB, db *gorm.DB) {
+	t.Helper()
+	if err := db.AutoMigrate(&Ticket{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tk := range []Ticket{{UserID: 17, Title: "a"}, {UserID: 17, Title: "b"}, {UserID: 19, Title: "c"}} {
+		if err := db.Create(&tk).Error; err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestAudienceMoves: an update that changes a row's channels sends
+// update to the channels it stays in, enter (the row) to those it joins
+// and leave (its key) to those it leaves; the model and record channels
+// get update. Soft delete and restore take the row out of and back into
+// every channel.
+func TestAudienceMoves(t *testing.T) {
+	for _, d := range allDialects {
+		for _, o := range ticketOptions {
+			t.Run(d.name+"/"+o.name, func(t *testing.T) {
+				e := setup(t, d, nil, telegraphy.Config{})
+				if err := e.p.Register(Ticket{}, o.opts); err != nil {
+					t.Fatal(err)
+				}
+				seedTickets(t, e.db)
+				e.rec.Reset()
+				for _, s := range audienceSteps {
+					if err := s.write(e.db); err != nil {
+						t.Fatalf("%s: %v", s.name, err)
+					}
+					t.Log(s.name)
+					expectRouted(t, e.rec, s.want...)
+				}
+			})
+		}
+	}
+}
+
+// TestAudienceBulk: above BulkLimit an update sends one bulk_update to
+// the model channel only, as for any model; the user channels get
+// nothing.
+func TestAudienceBulk(t *testing.T) {
+	for _, d := range allDialects {
+		t.Run(d.name, func(t *testing.T) {
+			e := setup(t, d, nil, telegraphy.Config{})
+			if err := e.p.Register(Ticket{}, events.Options{Name: ticketName, Channels: ticketChannels, BulkLimit: 2}); err != nil {
+				t.Fatal(err)
+			}
+			seedTickets(t, e.db)
+			e.rec.Reset()
+			if err := e.db.Model(&Ticket{}).Where("user_id > ?", 0).Update("user_id", 18).Error; err != nil {
+				t.Fatal(err)
+			}
+			expectRouted(t, e.rec, routed{Type: "bulk_update", PK: 3, Channels: []string{ticketName}})
+			// Within the limit, per row again.
+			if err := e.db.Model(&Ticket{}).Where("id IN ?", []uint{1, 2}).Update("user_id", 17).Error; err != nil {
+				t.Fatal(err)
+			}
+			expectRouted(t, e.rec,
+				upd(1, 17, "team"), enter(1, 17, "user:17"), leave(1, "user:18"),
+				upd(2, 17, "team"), enter(2, 17, "user:17"), leave(2, "user:18"))
+		})
+	}
+}
+
+// TestAudienceOutbox: in outbox mode the relay publishes the same events
+// to the same channels.
+func TestAudienceOutbox(t *testing.T) {
+	for _, d := range allDialects {
+		t.Run(d.name, func(t *testing.T) {
+			rec := broker.NewRecorder(nil)
+			ob := openOutbox(t, d.open(t), nil, telegraphy.Config{Broker: rec, Outbox: telegraphy.OutboxConfig{Enabled: true}})
+			if err := ob.p.Register(Ticket{}, ticketOptions[1].opts); err != nil {
+				t.Fatal(err)
+			}
+			seedTickets(t, ob.db)
+			waitFor(t, "the creates", func() bool { return rec.Len() == 3 })
+			rec.Reset()
+			var want []routed
+			for _, s := range audienceSteps {
+				if err := s.write(ob.db); err != nil {
+					t.Fatalf("%s: %v", s.name, err)
+				}
+				want = append(want, s.want...)
+			}
+			waitFor(t, "the events", func() bool { return rec.Len() >= len(want) })
+			expectRouted(t, rec, want...)
+		})
+	}
+}
+
+// TestChannelFieldsRegistration: a ChannelFields name the model does not
+// have, or ChannelFields without Channels, fail Register with an error
+// naming the problem.
+func TestChannelFieldsRegistration(t *testing.T) {
+	p := telegraphy.New(telegraphy.Config{Broker: broker.NewMemory()})
+	for _, c := range []struct {
+		opts events.Options
+		is   error
+		says string
+	}{
+		{events.Options{Channels: ticketChannels, ChannelFields: []string{"Owner"}}, events.ErrUnknownField, `"Owner" (ChannelFields)`},
+		{events.Options{ChannelFields: []string{"UserID"}}, events.ErrChannelFields, "Ticket"},
+	} {
+		err := p.Register(Ticket{}, c.opts)
+		if err == nil || !errors.Is(err, c.is) || !strings.Contains(err.Error(), c.says) {
+			t.Errorf("Register(%+v) = %v, want %v saying %s", c.opts.ChannelFields, err, c.is, c.says)
+		}
+	}
+	for _, names := range [][]string{{"UserID"}, {"user_id"}, {"Title", "deleted_at"}} {
+		p := telegraphy.New(telegraphy.Config{Broker: broker.NewMemory()})
+		if err := p.Register(Ticket{}, events.Options{Channels: ticketChannels, ChannelFields: names}); err != nil {
+			t.Errorf("ChannelFields %v: %v", names, err)
+		}
+	}
+}
