@@ -46,11 +46,11 @@ type Model struct {
 	// Options are the options it was registered with.
 	Options events.Options
 
-	schema   *schema.Schema
-	data     []*column // the columns sent in data, in schema order
-	pk       []*column
-	version  *column // Options.Version, or nil
-	deleted  *column // the gorm.DeletedAt field, or nil
+	schema  *schema.Schema
+	data    []*column // the columns sent in data, in schema order
+	pk      []*column
+	version *column // Options.Version, or nil
+	deleted *column // the gorm.DeletedAt field, or nil
 	// audience are the columns read before an update of a model with
 	// Channels: nil reads whole rows (see Options.ChannelFields).
 	audience []string
