@@ -446,3 +446,40 @@ func retryable(err error) bool {
 	s := err.Error()
 	return strings.Contains(s, "Deadlock") || strings.Contains(s, "deadlock") || strings.Contains(s, "40001") || strings.Contains(s, "40P01")
 }
+
+// GoldenTask moves between users' channels.
+type GoldenTask struct {
+	ID       uint   `json:"id"`
+	Assignee string `json:"assignee"`
+	Rev      int    `json:"rev"`
+}
+
+// TestGoldenEnterLeave: the JSON of the update, enter and leave events of
+// a row moved from one user to another is the one in testdata/events.
+func TestGoldenEnterLeave(t *testing.T) {
+	e := setup(t, sqliteOnly[0], nil, telegraphy.Config{})
+	if err := e.db.AutoMigrate(&GoldenTask{}); err != nil {
+		t.Fatal(err)
+	}
+	err := e.p.Register(GoldenTask{}, events.Options{Name: "tasks.Task", Version: "Rev", ChannelFields: []string{"Assignee"},
+		Channels: func(m any) []string { return []string{"user:" + m.(*GoldenTask).Assignee} }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	task := GoldenTask{Assignee: "ann", Rev: 1}
+	if err := e.db.Create(&task).Error; err != nil {
+		t.Fatal(err)
+	}
+	e.rec.Reset()
+	if err := e.db.Model(&task).Updates(GoldenTask{Assignee: "bob", Rev: 2}).Error; err != nil {
+		t.Fatal(err)
+	}
+	msgs := e.rec.Messages()
+	if len(msgs) != 3 {
+		t.Fatalf("%d messages, want 3:\n%s", len(msgs), e.rec)
+	}
+	for i, name := range []string{"move_update", "enter", "leave"} {
+		got := volatile.ReplaceAll(msgs[i].Data, []byte(goldenEventStamp))
+		checkGolden(t, "events/"+name+".json", append(got, '\n'))
+	}
+}
