@@ -15,6 +15,7 @@ import (
 	"github.com/telegraphy-go/telegraphy/broker"
 	"github.com/telegraphy-go/telegraphy/events"
 	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
 )
 
 // Ticket belongs to one user at a time: its events go to "user:<id>" and
@@ -144,6 +145,9 @@ var audienceSteps = []struct {
 	{"update of a deleted row: no channel shows it", func(db *gorm.DB) error {
 		return db.Unscoped().Model(&Ticket{ID: 3}).Update("user_id", 17).Error
 	}, []routed{upd(3, 17)}},
+	{"upsert moves it", func(db *gorm.DB) error {
+		return db.Clauses(clause.OnConflict{UpdateAll: true}).Create(&Ticket{ID: 2, UserID: 18, Title: "b"}).Error
+	}, []routed{upd(2, 18, "team"), enter(2, 18, "user:18"), leave(2, "user:17")}},
 	{"in a transaction, moved twice", func(db *gorm.DB) error {
 		return db.Transaction(func(tx *gorm.DB) error {
 			if err := tx.Model(&Ticket{ID: 1}).Update("user_id", 20).Error; err != nil {

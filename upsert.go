@@ -220,6 +220,15 @@ func (p *Plugin) emitReadBack(db *gorm.DB, st *stmtState) {
 				continue // left alone, or written with the values it had
 			}
 			meta = events.Meta{EventType: events.TypeUpdate, Changed: changed}
+			if st.m.Options.Channels != nil {
+				// Read whole and locked before: it may have moved (audience.go).
+				var err error
+				if msgs, err = p.audienceMessages(msgs, st.m, row, st.m.Audience(old), meta); err != nil {
+					_ = db.AddError(err)
+					return
+				}
+				continue
+			}
 		}
 		msg, err := p.modelMessage(st.m, row, meta)
 		if err != nil {
