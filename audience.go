@@ -54,32 +54,8 @@ func (p *Plugin) readAudience(db *gorm.DB, st *stmtState, where []clause.Express
 		st.bulk = true
 		return
 	}
-	if c, ok := stmt.Clauses["FROM"]; ok {
-		if from, ok := c.Expression.(clause.From); ok && (len(from.Tables) > 0 || len(from.Joins) > 0) {
-			// Its conditions name other tables: the rows cannot be read
-			// apart from the statement.
-			st.bulk = true
-			return
-		}
-	}
-	if db.Dialector.Name() == "sqlite" {
-		if err := sqliteWriteLock(db); err != nil {
-			_ = db.AddError(err)
-			return
-		}
-	}
-	rows, err := preselectColumns(db, where, limit, st.m.AudienceColumns())
-	if err != nil {
-		if db.Dialector.Name() == "postgres" {
-			_ = db.AddError(err) // the failed read has aborted the transaction
-			return
-		}
-		st.bulk = true
-		return
-	}
-	rows = rows.Elem()
-	if rows.Len() > limit {
-		st.bulk = true
+	rows, ok := readLocked(db, st, where, limit, st.m.AudienceColumns())
+	if !ok {
 		return
 	}
 	st.keys = keysOf(stmt.Schema, rows)

@@ -278,19 +278,10 @@ func pkOrder(s *schema.Schema) clause.OrderBy {
 	return ob
 }
 
-// preselect reads the rows matched by where, at most limit+1, ordered by
-// primary key, locking them where the dialect can. With pkOnly it reads
-// just the key columns. It returns a pointer to a slice of the model type.
-func preselect(db *gorm.DB, where []clause.Expression, limit int, pkOnly bool) (reflect.Value, error) {
-	var cols []string
-	if pkOnly {
-		cols = db.Statement.Schema.PrimaryFieldDBNames
-	}
-	return preselectColumns(db, where, limit, cols)
-}
-
-// preselectColumns is preselect reading cols, or whole rows when nil.
-func preselectColumns(db *gorm.DB, where []clause.Expression, limit int, cols []string) (reflect.Value, error) {
+// preselect reads cols (nil: whole rows) of the rows matched by where,
+// at most limit+1, ordered by primary key, locking them where the dialect
+// can. It returns a pointer to a slice of the model type.
+func preselect(db *gorm.DB, where []clause.Expression, limit int, cols []string) (reflect.Value, error) {
 	s := db.Statement.Schema
 	q := reader(db).Clauses(clause.Where{Exprs: where}).Order(pkOrder(s)).Limit(limit + 1)
 	if cols != nil {
@@ -415,40 +406,56 @@ func (p *Plugin) selectAffected(db *gorm.DB, st *stmtState, where []clause.Expre
 			}
 		}
 	}
-	if c, ok := stmt.Clauses["FROM"]; ok {
+	var cols []string
+	if pkOnly {
+		cols = stmt.Schema.PrimaryFieldDBNames
+	}
+	rows, ok := readLocked(db, st, where, limit, cols)
+	if !ok {
+		return
+	}
+	st.keys = keysOf(stmt.Schema, rows)
+	if !pkOnly {
+		st.rows = rows
+	}
+}
+
+// readLocked reads cols (nil: whole rows) of the rows matched by where,
+// locked (SQLite: under its write lock, taken first), into a []Model; false
+// when the statement's rows cannot be read apart from it, are more than
+// limit, or the read failed (st.bulk set, or an error on db).
+func readLocked(db *gorm.DB, st *stmtState, where []clause.Expression, limit int, cols []string) (reflect.Value, bool) {
+	if c, ok := db.Statement.Clauses["FROM"]; ok {
 		if from, ok := c.Expression.(clause.From); ok && (len(from.Tables) > 0 || len(from.Joins) > 0) {
-			// UPDATE ... FROM with the caller's RETURNING: the rows
-			// cannot be selected apart from the statement.
+			// UPDATE ... FROM: its conditions may name the other tables,
+			// so the rows cannot be selected apart from the statement.
 			st.bulk = true
-			return
+			return reflect.Value{}, false
 		}
 	}
 	if db.Dialector.Name() == "sqlite" {
 		if err := sqliteWriteLock(db); err != nil {
 			_ = db.AddError(err)
-			return
+			return reflect.Value{}, false
 		}
 	}
-	rows, err := preselect(db, where, limit, pkOnly)
+	rows, err := preselect(db, where, limit, cols)
 	if err != nil {
 		if db.Dialector.Name() == "postgres" {
 			// The failed read has aborted the transaction.
 			_ = db.AddError(err)
-			return
+			return reflect.Value{}, false
 		}
 		// The statement itself may still run (or fail with its own
 		// error): say how many rows it changed.
 		st.bulk = true
-		return
+		return reflect.Value{}, false
 	}
 	if rows.Elem().Len() > limit {
 		st.bulk = true
-		return
+		return reflect.Value{}, false
 	}
-	st.keys = keysOf(stmt.Schema, rows)
-	if !pkOnly {
-		st.rows = rows.Elem()
-	}
+	return rows.Elem(), true
 }
 
 func (p *Plugin) afterUpdate(db *gorm.DB) {
