@@ -3,18 +3,10 @@ package jsclient_test
 import (
 	"encoding/json"
 	"fmt"
-	"io"
-	"log/slog"
 	"net/http"
-	"path/filepath"
 	"strconv"
 	"testing"
 
-	"gorm.io/driver/sqlite"
-	"gorm.io/gorm"
-	"gorm.io/gorm/logger"
-
-	"github.com/telegraphy-go/telegraphy"
 	"github.com/telegraphy-go/telegraphy/broker"
 	"github.com/telegraphy-go/telegraphy/events"
 )
@@ -32,23 +24,8 @@ type ShopOrder struct {
 // POST /orders/move?id=1&user=18 passes it to another user, and GET
 // /orders/list?user=17 answers a user's orders (a page's refetch).
 func orderApp(t *testing.T, bus broker.Broker) http.Handler {
-	p := telegraphy.New(telegraphy.Config{Broker: bus, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	err := p.Register(ShopOrder{}, events.Options{Name: "shop.Order", ChannelFields: []string{"UserID"},
+	db := appDB(t, bus, &ShopOrder{}, events.Options{Name: "shop.Order", ChannelFields: []string{"UserID"},
 		Channels: func(m any) []string { return []string{fmt.Sprintf("user:%d", m.(*ShopOrder).UserID)} }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	db, err := gorm.Open(sqlite.Open("file:"+filepath.Join(t.TempDir(), "orders.db")+"?_busy_timeout=5000"), &gorm.Config{Logger: logger.Discard})
-	if err != nil {
-		t.Fatal(err)
-	}
-	closeDB(t, db)
-	if err := db.AutoMigrate(&ShopOrder{}); err != nil {
-		t.Fatal(err)
-	}
-	if err := db.Use(p); err != nil {
-		t.Fatal(err)
-	}
 	num := func(r *http.Request, name string) uint {
 		n, _ := strconv.ParseUint(r.URL.Query().Get(name), 10, 32)
 		return uint(n)
