@@ -487,3 +487,50 @@ func TestGoldenEnterLeave(t *testing.T) {
 		checkGolden(t, "events/"+name+".json", append(got, '\n'))
 	}
 }
+
+// TestAudienceUnseenRow: on PostgreSQL at READ COMMITTED, a row that
+// comes to match an update's condition in a transaction committed between
+// the plugin's read and the statement is changed by the statement with a
+// past the read did not see; the statement then sends its bulk_update to
+// the model channel, never a guessed enter or leave.
+func TestAudienceUnseenRow(t *testing.T) {
+	e := setup(t, allDialects[1], nil, telegraphy.Config{})
+	if err := e.p.Register(Ticket{}, ticketOptions[0].opts); err != nil {
+		t.Fatal(err)
+	}
+	seedTickets(t, e.db)
+	var once sync.Once
+	err := e.db.Callback().Update().After("telegraphy:before_update").Before("gorm:update").
+		Register("test:interleave", func(db *gorm.DB) {
+			if db.Statement.Schema == nil || db.Statement.Table != "tickets" {
+				return
+			}
+			once.Do(func() {
+				// Another connection, committed before the statement runs.
+				if err := e.db.Create(&Ticket{UserID: 17, Title: "late"}).Error; err != nil {
+					_ = db.AddError(err)
+				}
+			})
+		})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.rec.Reset()
+	if err := e.db.Model(&Ticket{}).Where("user_id = ?", 17).Update("user_id", 18).Error; err != nil {
+		t.Fatal(err)
+	}
+	evs := e.rec.Events()
+	if len(evs) != 2 || evs[0].Meta.EventType != "create" {
+		t.Fatalf("want the late create and one bulk_update, got %d events:\n%s", len(evs), e.rec)
+	}
+	checkRouted(t, evs[1:], []routed{{Type: "bulk_update", PK: 3, Channels: []string{ticketName}}})
+	// Without a concurrent writer, per-row events again.
+	if err := e.db.Model(&Ticket{}).Where("user_id = ?", 18).Update("user_id", 17).Error; err != nil {
+		t.Fatal(err)
+	}
+	e.rec.Reset()
+	if err := e.db.Model(&Ticket{}).Where("title = ?", "late").Update("user_id", 19).Error; err != nil {
+		t.Fatal(err)
+	}
+	expectRouted(t, e.rec, upd(4, 19, "team"), enter(4, 19, "user:19"), leave(4, "user:17"))
+}
