@@ -44,6 +44,8 @@ type stmtState struct {
 	stashed bool       // st.keys are those keys
 
 	upsert *upsertState // creates from maps and with ON CONFLICT (upsert.go)
+
+	before map[string][]string // channels each row was in, by keyText (audience.go)
 }
 
 type stateKey struct{ stmt *gorm.Statement }
@@ -245,21 +247,7 @@ func (p *Plugin) modelMessage(m *model.Model, v reflect.Value, meta events.Meta)
 	if m.Options.Channels == nil {
 		return broker.Message{EventID: enc.ID, Channels: []string{m.Name, enc.RecordChannel}, Data: enc.Data, Time: now}, nil
 	}
-	channels := make([]string, 2, 4)
-	channels[0], channels[1] = m.Name, enc.RecordChannel
-	var ptr any
-	if v.CanAddr() {
-		ptr = v.Addr().Interface()
-	} else {
-		pv := reflect.New(v.Type())
-		pv.Elem().Set(v)
-		ptr = pv.Interface()
-	}
-	for _, c := range m.Options.Channels(ptr) {
-		if c != "" {
-			channels = append(channels, c)
-		}
-	}
+	channels := append([]string{m.Name, enc.RecordChannel}, m.Channels(v)...)
 	return broker.Message{EventID: enc.ID, Channels: channels, Data: enc.Data, Time: now}, nil
 }
 
@@ -294,14 +282,14 @@ func pkOrder(s *schema.Schema) clause.OrderBy {
 	return ob
 }
 
-// preselect reads the rows matched by where, at most limit+1, ordered by
-// primary key, locking them where the dialect can. With pkOnly it reads
-// just the key columns. It returns a pointer to a slice of the model type.
-func preselect(db *gorm.DB, where []clause.Expression, limit int, pkOnly bool) (reflect.Value, error) {
+// preselect reads cols (nil: whole rows) of the rows matched by where,
+// at most limit+1, ordered by primary key, locking them where the dialect
+// can. It returns a pointer to a slice of the model type.
+func preselect(db *gorm.DB, where []clause.Expression, limit int, cols []string) (reflect.Value, error) {
 	s := db.Statement.Schema
 	q := reader(db).Clauses(clause.Where{Exprs: where}).Order(pkOrder(s)).Limit(limit + 1)
-	if pkOnly {
-		q = q.Select(s.PrimaryFieldDBNames)
+	if cols != nil {
+		q = q.Select(cols)
 	}
 	if db.Dialector.Name() != "sqlite" {
 		q = q.Clauses(clause.Locking{Strength: "UPDATE"})
@@ -382,7 +370,10 @@ func (p *Plugin) beforeUpdate(db *gorm.DB) {
 	if len(where) == 0 && !stmt.AllowGlobalUpdate {
 		return // gorm:update refuses it with ErrMissingWhereClause
 	}
-	if st.bulk || p.watch(db, st, "UPDATE") || p.stash(db, st) {
+	if !st.bulk && st.m.Options.Channels != nil {
+		p.readAudience(db, st, where)
+	}
+	if st.bulk || p.watch(db, st, "UPDATE") || p.stash(db, st) || st.before != nil {
 		return
 	}
 	p.selectAffected(db, st, where, true)
@@ -419,12 +410,31 @@ func (p *Plugin) selectAffected(db *gorm.DB, st *stmtState, where []clause.Expre
 			}
 		}
 	}
-	if c, ok := stmt.Clauses["FROM"]; ok {
+	var cols []string
+	if pkOnly {
+		cols = stmt.Schema.PrimaryFieldDBNames
+	}
+	rows, ok := p.readLocked(db, st, where, limit, cols)
+	if !ok {
+		return
+	}
+	st.keys = keysOf(stmt.Schema, rows)
+	if !pkOnly {
+		st.rows = rows
+	}
+}
+
+// readLocked reads cols (nil: whole rows) of the rows matched by where,
+// locked (SQLite: under its write lock, taken first), into a []Model; false
+// when the statement's rows cannot be read apart from it, are more than
+// limit, or the read failed (st.bulk set, or an error on db).
+func (p *Plugin) readLocked(db *gorm.DB, st *stmtState, where []clause.Expression, limit int, cols []string) (reflect.Value, bool) {
+	if c, ok := db.Statement.Clauses["FROM"]; ok {
 		if from, ok := c.Expression.(clause.From); ok && (len(from.Tables) > 0 || len(from.Joins) > 0) {
-			// UPDATE ... FROM with the caller's RETURNING: the rows
-			// cannot be selected apart from the statement.
+			// UPDATE ... FROM: its conditions may name the other tables,
+			// so the rows cannot be selected apart from the statement.
 			st.bulk = true
-			return
+			return reflect.Value{}, false
 		}
 	}
 	if db.Dialector.Name() == "mysql" {
@@ -432,35 +442,32 @@ func (p *Plugin) selectAffected(db *gorm.DB, st *stmtState, where []clause.Expre
 			// No gap locks: a row committed between the read and the
 			// statement may be changed too (isolation.go).
 			st.bulk = true
-			return
+			return reflect.Value{}, false
 		}
 	}
 	if db.Dialector.Name() == "sqlite" {
 		if err := sqliteWriteLock(db); err != nil {
 			_ = db.AddError(err)
-			return
+			return reflect.Value{}, false
 		}
 	}
-	rows, err := preselect(db, where, limit, pkOnly)
+	rows, err := preselect(db, where, limit, cols)
 	if err != nil {
 		if db.Dialector.Name() == "postgres" {
 			// The failed read has aborted the transaction.
 			_ = db.AddError(err)
-			return
+			return reflect.Value{}, false
 		}
 		// The statement itself may still run (or fail with its own
 		// error): say how many rows it changed.
 		st.bulk = true
-		return
+		return reflect.Value{}, false
 	}
 	if rows.Elem().Len() > limit {
 		st.bulk = true
-		return
+		return reflect.Value{}, false
 	}
-	st.keys = keysOf(stmt.Schema, rows)
-	if !pkOnly {
-		st.rows = rows.Elem()
-	}
+	return rows.Elem(), true
 }
 
 func (p *Plugin) afterUpdate(db *gorm.DB) {
@@ -502,6 +509,9 @@ func (p *Plugin) emitRows(db *gorm.DB, st *stmtState, bulkType string, meta even
 		// how many.
 		st.bulk = true
 	}
+	if st.before != nil && !st.bulk && !sawEvery(db, st, st.rows) {
+		st.bulk = true // a row changed that the read before could not see (audience.go)
+	}
 	if st.bulk {
 		meta.EventType, meta.Changed, meta.Count = bulkType, nil, count
 		msg, err := newMessage(st.m.Name, meta, []byte("null"), []string{st.m.Name})
@@ -525,6 +535,15 @@ func (p *Plugin) emitRows(db *gorm.DB, st *stmtState, bulkType string, meta even
 	}
 	msgs := make([]broker.Message, 0, rows.Len())
 	for i := 0; i < rows.Len(); i++ {
+		if st.before != nil {
+			var err error
+			was := st.before[keyText(rowKey(db.Statement, db.Statement.Schema.PrimaryFields, rows.Index(i)))]
+			if msgs, err = p.audienceMessages(msgs, st.m, rows.Index(i), was, meta); err != nil {
+				_ = db.AddError(err)
+				return
+			}
+			continue
+		}
 		msg, err := p.modelMessage(st.m, rows.Index(i), meta)
 		if err != nil {
 			_ = db.AddError(err)
@@ -562,7 +581,12 @@ func (p *Plugin) beforeDelete(db *gorm.DB) {
 	if soft {
 		op = "UPDATE" // what the soft-delete clause built
 	}
-	if p.watch(db, st, op) || (soft && p.stash(db, st)) || (!soft && p.stashDeleted(db, st)) {
+	if soft && st.m.Options.Channels != nil {
+		if p.readAudience(db, st, where); st.bulk {
+			return
+		}
+	}
+	if p.watch(db, st, op) || (soft && p.stash(db, st)) || (!soft && p.stashDeleted(db, st)) || st.before != nil {
 		return
 	}
 	// A hard delete reads the whole rows first: afterwards they are gone.

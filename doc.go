@@ -81,6 +81,17 @@
 // bulk_update with the row count, and so does a MySQL update with a LIMIT
 // clause, whose rows are not known in advance. No rows affected, no event.
 //
+// For a model with Options.Channels, an update or soft delete first reads
+// the rows it is about to change, locked, in its transaction (only the
+// columns of Options.ChannelFields, and not at all for an update that
+// assigns none of them), so that a row whose channels changed is
+// announced where it went and where it was: "enter" with the row on the
+// channels it joined, "leave" with its key on those it left, "update" on
+// those it stayed in and on the model and record channels. A row the read
+// could not see (one that came to match the statement between the read and
+// the statement, at READ COMMITTED) makes the statement's event a bulk one
+// (docs/delivery.md, "Rows that move between channels").
+//
 // Create events carry the instance as written (with its new primary key).
 // Creates from a map or maps (the generics API and association Append
 // with maps among them) read their rows back by key, so their events

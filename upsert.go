@@ -247,7 +247,7 @@ func (p *Plugin) emitReadBack(db *gorm.DB, st *stmtState) {
 			after[i][keyText(rowKey(stmt, u.sets[i], rows.Index(j)))] = rows.Index(j)
 		}
 	}
-	changed := assigned(stmt, st)
+	changed := conflictAssigns(stmt, st)
 	msgs := make([]broker.Message, 0, len(input))
 	done := map[string]bool{}
 	var created []reflect.Value // rows not read before the statement
@@ -279,12 +279,21 @@ func (p *Plugin) emitReadBack(db *gorm.DB, st *stmtState) {
 		if reflect.DeepEqual(old.Interface(), row.Interface()) {
 			continue // left alone, or written with the values it had
 		}
-		msg, err := p.modelMessage(st.m, row, events.Meta{EventType: events.TypeUpdate, Changed: changed})
+		meta := events.Meta{EventType: events.TypeUpdate, Changed: changed}
+		var err error
+		if st.m.Options.Channels != nil {
+			// Read whole and locked before: it may have moved (audience.go).
+			msgs, err = p.audienceMessages(msgs, st.m, row, st.m.Audience(old), meta)
+		} else {
+			var msg broker.Message
+			if msg, err = p.modelMessage(st.m, row, meta); err == nil {
+				msgs = append(msgs, msg)
+			}
+		}
 		if err != nil {
 			_ = db.AddError(err)
 			return
 		}
-		msgs = append(msgs, msg)
 	}
 	if u.mysqlCheck && len(created) > 0 && !p.mysqlCreatesExact(db, st, len(input)) {
 		p.emitBulk(db, st, int64(len(input)))
@@ -302,6 +311,11 @@ func (p *Plugin) emitReadBack(db *gorm.DB, st *stmtState) {
 		meta := events.Meta{EventType: events.TypeCreate}
 		if existedBefore[keyText(rowKey(stmt, pk, row))] {
 			meta = events.Meta{EventType: events.TypeUpdate, Changed: changed}
+			if st.m.Options.Channels != nil {
+				// Not read before: which channels it was in is unknown.
+				p.emitBulk(db, st, int64(len(input)))
+				return
+			}
 		}
 		msg, err := p.modelMessage(st.m, row, meta)
 		if err != nil {
@@ -455,9 +469,9 @@ func rowsUpTo(db *gorm.DB, rows []reflect.Value, max int64, before error) (map[s
 	return out, r.Err()
 }
 
-// assigned returns the JSON names of the columns an upsert's conflict
-// clause assigns.
-func assigned(stmt *gorm.Statement, st *stmtState) []string {
+// conflictAssigns returns the JSON names of the columns an upsert's
+// conflict clause assigns.
+func conflictAssigns(stmt *gorm.Statement, st *stmtState) []string {
 	var changed []string
 	if c, ok := stmt.Clauses["ON CONFLICT"]; ok {
 		if oc, ok := c.Expression.(clause.OnConflict); ok {
@@ -577,7 +591,7 @@ func (p *Plugin) emitReported(db *gorm.DB, st *stmtState) {
 		return
 	}
 	stmt := db.Statement
-	changed := assigned(stmt, st)
+	changed := conflictAssigns(stmt, st)
 	msgs := make([]broker.Message, 0, r.rows.Len())
 	for i := 0; i < r.rows.Len(); i++ {
 		row := r.rows.Index(i)
@@ -588,6 +602,22 @@ func (p *Plugin) emitReported(db *gorm.DB, st *stmtState) {
 				continue // written with the values it had
 			}
 			meta = events.Meta{EventType: events.TypeUpdate, Changed: changed}
+			if st.m.Options.Channels != nil {
+				if !existed {
+					// Not read before: which channels it was in is unknown.
+					p.emitBulk(db, st, int64(r.rows.Len()))
+					return
+				}
+				// Read whole and locked before: it may have moved (audience.go).
+				var err error
+				if msgs, err = p.audienceMessages(msgs, st.m, row, st.m.Audience(old), meta); err != nil {
+					if db.Error == nil {
+						_ = db.AddError(err)
+					}
+					return
+				}
+				continue
+			}
 		}
 		msg, err := p.modelMessage(st.m, row, meta)
 		if err != nil {

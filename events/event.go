@@ -15,6 +15,13 @@ const (
 	TypeDelete     = "delete"
 	TypeBulkUpdate = "bulk_update"
 	TypeBulkDelete = "bulk_delete"
+	// TypeEnter is sent, with the whole row, to the channels an update
+	// added the row to (Options.Channels); a client treats it like a
+	// create.
+	TypeEnter = "enter"
+	// TypeLeave is sent, with the key and no data, to the channels an
+	// update took the row out of; a client treats it like a delete.
+	TypeLeave = "leave"
 )
 
 // VersionTimeFormat is the layout of a time.Time version in
@@ -43,8 +50,8 @@ type Event struct {
 
 // Meta is the "meta" object of an Event.
 type Meta struct {
-	// EventType is create, update, delete, bulk_update, bulk_delete or the
-	// name of a custom event.
+	// EventType is create, update, delete, enter, leave, bulk_update,
+	// bulk_delete or the name of a custom event.
 	EventType string `json:"event_type"`
 	// VerboseName is Options.VerboseName; omitted when empty.
 	VerboseName string `json:"verbose_name,omitempty"`

@@ -44,7 +44,22 @@ type Options struct {
 	// Channels returns extra channels for an instance, beyond the model
 	// channel "<name>" and the record channel "<name>:<pk>". It receives a
 	// pointer to the model struct. Zero value adds none.
+	//
+	// An update that changes what Channels returns for a row moves the row
+	// between channels: the channels it joined get an "enter" event with
+	// the whole row, those it left a "leave" event with its key, those it
+	// stayed in an "update". To tell them apart the plugin reads, before
+	// each update (and soft delete) of a model with Channels, the rows the
+	// statement is about to change (see ChannelFields).
 	Channels func(model any) []string
+	// ChannelFields lists the fields (Go name, JSON name or column name)
+	// that Channels reads. The read before an update then selects only
+	// those columns (with the primary key, and the soft-delete column of a
+	// model that has one); the instance Channels receives for it has every
+	// other field at its zero value. Zero value reads whole rows. Register
+	// fails with ErrUnknownField naming a field the model does not have,
+	// and with ErrChannelFields when Channels is nil.
+	ChannelFields []string
 	// BulkLimit is how many rows an update or delete by condition may touch
 	// and still emit one event per row; beyond it one bulk_update or
 	// bulk_delete event is sent instead. Zero value means 1000; a negative

@@ -23,6 +23,9 @@ var (
 	// is not an integer, a time.Time or a driver.Valuer. The error names
 	// the field.
 	ErrVersionType = errors.New("telegraphy: version field is not an integer or a time.Time")
+	// ErrChannelFields is returned when Options.ChannelFields is set
+	// without Options.Channels.
+	ErrChannelFields = errors.New("telegraphy: Options.ChannelFields given without Options.Channels")
 )
 
 // Eventer is implemented by models that register themselves: the first

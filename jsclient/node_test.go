@@ -114,6 +114,7 @@ func control(t *testing.T, hubs map[string]*hubServer, issuer *tokens.Issuer, ca
 		mux.Handle("/stale/", cards.handler(t))
 	}
 	mux.Handle("/app/", noteApp(t, hubs["main"].broker))
+	mux.Handle("/orders/", orderApp(t, hubs["main"].broker))
 	pick := func(r *http.Request) *hubServer {
 		if name := r.URL.Query().Get("hub"); name != "" {
 			return hubs[name]

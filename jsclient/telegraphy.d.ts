@@ -34,6 +34,7 @@ export interface EventMeta {
 export interface TelegraphyEvent<T = any> {
   name: string;
   meta: EventMeta;
+  /** The row; null on "leave" and on bulk events. */
   data: T;
 }
 

@@ -74,7 +74,7 @@ func TestBrowser(t *testing.T) {
 		shot = filepath.Join(root, "docs", "demo.png")
 	}
 
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, node, "--test", "--test-reporter=spec", "test/browser.test.mjs")
 	cmd.Env = append(os.Environ(),

@@ -148,7 +148,12 @@ func (a *App) open(cfg Config) (err error) {
 		VerboseName: "Task",
 		Version:     "UpdatedAt",
 		// Besides "demo.Task" and "demo.Task:<id>", a task's events go to
-		// its assignee's private channel.
+		// its assignee's private channel. Reassigning a task moves it: the
+		// old assignee's channel gets "leave", the new one's "enter", and
+		// each page's "my tasks" follows. ChannelFields says Channels reads
+		// only Assignee, so the plugin reads that column before an update
+		// that assigns it, and nothing before the others.
+		ChannelFields: []string{"Assignee"},
 		Channels: func(model any) []string {
 			if t := model.(*Task); t.Assignee != "" {
 				return []string{"user:" + t.Assignee}
@@ -384,18 +389,24 @@ func (a *App) serveBoard(w http.ResponseWriter, r *http.Request) {
 
 // listTasks answers the board as the page's list refetches it: the
 // channel's position, then the tasks, read in that order for the reason
-// given at board.
+// given at board. With ?mine=1, the user's channel and the tasks assigned
+// to them (the page's "my tasks").
 func (a *App) listTasks(w http.ResponseWriter, r *http.Request) {
-	if _, _, err := authorize(r); err != nil {
+	user, _, err := authorize(r)
+	if err != nil {
 		http.Error(w, "log in with ?user=", http.StatusUnauthorized)
 		return
 	}
-	h, err := a.bus.History(r.Context(), "demo.Task", nil)
+	channel, db := "demo.Task", a.db.WithContext(r.Context())
+	if r.URL.Query().Has("mine") {
+		channel, db = "user:"+user, db.Where("assignee = ?", user)
+	}
+	h, err := a.bus.History(r.Context(), channel, nil)
 	if err != nil {
 		a.respond(w, err)
 		return
 	}
-	tasks, err := board{db: a.db.WithContext(r.Context())}.Tasks()
+	tasks, err := board{db: db}.Tasks()
 	if err != nil {
 		a.respond(w, err)
 		return

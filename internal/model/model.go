@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"path"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/telegraphy-go/telegraphy/events"
 	"github.com/telegraphy-go/telegraphy/internal/wire"
+	"gorm.io/gorm"
 	"gorm.io/gorm/schema"
 )
 
@@ -24,6 +26,7 @@ var (
 	marshalerType    = reflect.TypeFor[json.Marshaler]()
 	valuerType       = reflect.TypeFor[driver.Valuer]()
 	timeType         = reflect.TypeFor[time.Time]()
+	deletedAtType    = reflect.TypeFor[gorm.DeletedAt]()
 	emptyCtx         = context.Background()
 )
 
@@ -43,10 +46,14 @@ type Model struct {
 	// Options are the options it was registered with.
 	Options events.Options
 
-	schema   *schema.Schema
-	data     []*column // the columns sent in data, in schema order
-	pk       []*column
-	version  *column // Options.Version, or nil
+	schema  *schema.Schema
+	data    []*column // the columns sent in data, in schema order
+	pk      []*column
+	version *column // Options.Version, or nil
+	deleted *column // the gorm.DeletedAt field, or nil
+	// audience are the columns read before an update of a model with
+	// Channels: nil reads whole rows (see Options.ChannelFields).
+	audience []string
 	byDBName map[string]*column
 	provider bool
 
@@ -153,6 +160,38 @@ func NewModel(model any, opts events.Options) (*Model, error) {
 		m.version = c
 	}
 	for _, c := range cols {
+		if c.field.FieldType == deletedAtType {
+			m.deleted = c
+			break
+		}
+	}
+	if len(opts.ChannelFields) > 0 {
+		if opts.Channels == nil {
+			return nil, fmt.Errorf("%w (%v)", events.ErrChannelFields, t)
+		}
+		seen := map[*column]bool{}
+		add := func(c *column) {
+			if c != nil && !seen[c] {
+				seen[c] = true
+				m.audience = append(m.audience, c.field.DBName)
+			}
+		}
+		for _, c := range m.pk {
+			add(c)
+		}
+		add(m.deleted)
+		for _, n := range opts.ChannelFields {
+			c, ok := byName[n]
+			if !ok {
+				c, ok = m.byDBName[n]
+			}
+			if !ok {
+				return nil, fmt.Errorf("%w %q (ChannelFields) in %v", events.ErrUnknownField, n, t)
+			}
+			add(c)
+		}
+	}
+	for _, c := range cols {
 		if !c.sent {
 			continue
 		}
@@ -255,6 +294,68 @@ func (m *Model) Column(dbName string) (jsonName string, ok bool) {
 		return "", false
 	}
 	return c.json, true
+}
+
+// AudienceColumns returns the columns to read before an update of a model
+// with Channels, to know the channels each row was in: the primary key,
+// the soft-delete column and Options.ChannelFields; nil for whole rows.
+func (m *Model) AudienceColumns() []string { return m.audience }
+
+// Moves reports whether a write assigning the columns dbNames can change
+// the channels of a row: always for a model without ChannelFields.
+func (m *Model) Moves(dbNames []string) bool {
+	if m.audience == nil {
+		return true
+	}
+	for _, n := range dbNames {
+		if slices.Contains(m.audience, n) {
+			return true
+		}
+	}
+	return false
+}
+
+// Audience returns the channels Options.Channels gives the row v (a
+// struct of the model's type), empty ones left out; none for a row that
+// is soft-deleted (a gorm.DeletedAt field that is set), which no
+// channel shows.
+func (m *Model) Audience(v reflect.Value) []string {
+	if m.Options.Channels == nil {
+		return nil
+	}
+	for v.Kind() == reflect.Pointer {
+		if v.IsNil() {
+			return nil
+		}
+		v = v.Elem()
+	}
+	if m.deleted != nil {
+		if d, ok := m.deleted.field.ReflectValueOf(emptyCtx, v).Interface().(gorm.DeletedAt); ok && d.Valid {
+			return nil
+		}
+	}
+	return m.Channels(v)
+}
+
+// Channels returns the channels Options.Channels gives v, a struct of the
+// model's type, empty ones left out.
+func (m *Model) Channels(v reflect.Value) []string {
+	var ptr any
+	if v.CanAddr() {
+		ptr = v.Addr().Interface()
+	} else {
+		pv := reflect.New(v.Type())
+		pv.Elem().Set(v)
+		ptr = pv.Interface()
+	}
+	all := m.Options.Channels(ptr)
+	out := make([]string, 0, len(all))
+	for _, c := range all {
+		if c != "" {
+			out = append(out, c)
+		}
+	}
+	return out
 }
 
 // Schema is the GORM schema the model was parsed into with the default
@@ -360,6 +461,16 @@ type Encoded struct {
 // gives for Event{Name: m.Name, Meta: meta, Data: Data(v)} with meta's
 // ID (a new UUIDv7), Timestamp (now), PK and VerboseName filled in.
 func (m *Model) Encode(v reflect.Value, meta events.Meta, now time.Time) (Encoded, error) {
+	return m.encode(v, meta, now, true)
+}
+
+// EncodeKey is Encode with null data: the event of a row that is gone
+// from a channel (leave), which names it only by its key.
+func (m *Model) EncodeKey(v reflect.Value, meta events.Meta, now time.Time) (Encoded, error) {
+	return m.encode(v, meta, now, false)
+}
+
+func (m *Model) encode(v reflect.Value, meta events.Meta, now time.Time, data bool) (Encoded, error) {
 	for v.Kind() == reflect.Pointer {
 		if v.IsNil() {
 			return Encoded{}, fmt.Errorf("telegraphy: %s event of a nil instance", m.Name)
@@ -391,7 +502,9 @@ func (m *Model) Encode(v reflect.Value, meta events.Meta, now time.Time) (Encode
 		b = appendVersion(b, m.version.field.ReflectValueOf(emptyCtx, v))
 	}
 	b = wire.AppendMetaTail(b, meta.Changed, meta.Soft, meta.Count)
-	if b, err = m.appendData(b, v); err != nil {
+	if !data {
+		b = append(b, "null"...)
+	} else if b, err = m.appendData(b, v); err != nil {
 		return Encoded{}, err
 	}
 	b = append(b, '}')

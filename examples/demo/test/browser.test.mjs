@@ -368,6 +368,45 @@ test("a page opened while the hub is down connects when it comes up", async () =
   await page.context().close();
 });
 
+// mine returns the titles in the page's "my tasks".
+const mine = (page) => page.$$eval("#mine li", (els) => els.map((e) => e.textContent));
+
+// waitMine waits until the page's "my tasks" shows (or, with absent, no
+// longer shows) a task with this title.
+const waitMine = (page, title, absent = false) =>
+  page.waitForFunction(([t, absent]) => [...document.querySelectorAll("#mine li")]
+    .some((li) => li.textContent.startsWith(t + " (")) != absent, [title, absent], { timeout: 15000 });
+
+test("reassigning a task moves it live between the users' \"my tasks\"", async () => {
+  const carol = await open("carol");
+  await addTask(carol, "Renew the domain", "alice");
+  await waitMine(alice, "Renew the domain");
+  const { id } = await waitRow(carol, (r) => r.title == "Renew the domain");
+  const form = `#tasks li[data-id="${id}"] form`;
+
+  // Carol passes it to bob: it leaves alice's list and enters bob's.
+  await carol.selectOption(`${form} select[name=assignee]`, "bob");
+  await submit(carol, `${form} button:not(.delete)`);
+  await waitMine(bob, "Renew the domain");
+  await waitMine(alice, "Renew the domain", true);
+  await alice.waitForFunction((id) => document.querySelector("#private").textContent.includes(`Task #${id} is no longer yours`), id);
+  await bob.waitForFunction(() => document.querySelector("#private").textContent.includes("Task “Renew the domain” is now yours"));
+
+  // Bob gives it back from his own page: his list drops it at once (the
+  // app's answer; no echo comes back) and alice's shows it again.
+  await bob.selectOption(`${form} select[name=assignee]`, "alice");
+  await submit(bob, `${form} button:not(.delete)`);
+  await waitMine(bob, "Renew the domain", true);
+  await waitMine(alice, "Renew the domain");
+  assert.ok(!(await mine(carol)).some((t) => t.startsWith("Renew the domain")));
+  // Its status changes: alice's list shows the new status, an update in place.
+  await carol.selectOption(`${form} select[name=status]`, "doing");
+  await submit(carol, `${form} button:not(.delete)`);
+  await alice.waitForFunction(() => [...document.querySelectorAll("#mine li")].some((li) => li.textContent == "Renew the domain (doing)"));
+  assert.equal((await mine(alice)).filter((t) => t.startsWith("Renew the domain")).length, 1);
+  await carol.context().close();
+});
+
 test("screenshot", async () => {
   await alice.fill("#new input[name=title]", "Ship the release notes");
   await bob.selectOption("#note select[name=to]", "alice");
