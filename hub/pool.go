@@ -1,6 +1,7 @@
 package hub
 
 import (
+	"runtime"
 	"sync"
 	"time"
 
@@ -190,6 +191,11 @@ func (p *writePool) work() {
 		if tally.seen >= tallyFlushEvery {
 			tally.flush(p.metrics)
 		}
+		// The raw writes keep the worker's P (see writeFD): let the
+		// goroutines waiting for one, the dispatcher reading the next
+		// publication among them, run between takes, rather than at the
+		// scheduler's next preemption (10 ms).
+		runtime.Gosched()
 	}
 }
 
