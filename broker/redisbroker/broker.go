@@ -389,15 +389,24 @@ func encodePub(id string, o broker.Origin, t time.Time, data []byte) []byte {
 	return appendEntry([]byte(noPosition), id, o, t, data)
 }
 
+// cutLines splits the first len(parts) lines off b into parts and
+// returns the rest; false when b has fewer lines.
+func cutLines(b []byte, parts [][]byte) ([]byte, bool) {
+	for i := range parts {
+		n := bytes.IndexByte(b, '\n')
+		if n < 0 {
+			return nil, false
+		}
+		parts[i], b = b[:n], b[n+1:]
+	}
+	return b, true
+}
+
 func decodePub(channel string, payload []byte) (broker.Publication, error) {
 	var parts [3][]byte
-	rest := payload
-	for i := range parts {
-		n := bytes.IndexByte(rest, '\n')
-		if n < 0 {
-			return broker.Publication{}, errors.New("redisbroker: malformed publication")
-		}
-		parts[i], rest = rest[:n], rest[n+1:]
+	rest, ok := cutLines(payload, parts[:])
+	if !ok {
+		return broker.Publication{}, errors.New("redisbroker: malformed publication")
 	}
 	if string(parts[0]) != "1" {
 		return broker.Publication{}, fmt.Errorf("redisbroker: unknown publication version %q", parts[0])
@@ -412,13 +421,9 @@ func decodeEntry(channel, epoch, off string, entry []byte) (broker.Publication, 
 		return broker.Publication{}, fmt.Errorf("redisbroker: malformed publication offset: %w", err)
 	}
 	var parts [2][]byte
-	rest := entry
-	for i := range parts {
-		n := bytes.IndexByte(rest, '\n')
-		if n < 0 {
-			return broker.Publication{}, errors.New("redisbroker: malformed publication")
-		}
-		parts[i], rest = rest[:n], rest[n+1:]
+	rest, ok := cutLines(entry, parts[:])
+	if !ok {
+		return broker.Publication{}, errors.New("redisbroker: malformed publication")
 	}
 	ns, err := strconv.ParseInt(string(parts[1]), 10, 64)
 	if err != nil {
