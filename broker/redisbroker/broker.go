@@ -384,11 +384,6 @@ func appendEntry(buf []byte, id string, o broker.Origin, t time.Time, data []byt
 	return append(buf, data...)
 }
 
-// encodePub is the pub/sub payload of a NoHistory message.
-func encodePub(id string, o broker.Origin, t time.Time, data []byte) []byte {
-	return appendEntry([]byte(noPosition), id, o, t, data)
-}
-
 // cutLines splits the first len(parts) lines off b into parts and
 // returns the rest; false when b has fewer lines.
 func cutLines(b []byte, parts [][]byte) ([]byte, bool) {

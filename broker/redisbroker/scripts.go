@@ -19,7 +19,7 @@ import (
 //	                                 s = "<unix ms> <id>": when this server last read its id (not replicated)
 //	<prefix>:{<channel>}:stream      stream: p = "<offset>\n<entry>", where entry is
 //	                                 "<event id>[\x1f<origin>]\n<unix ns>\n<data>", the end
-//	                                 of the pub/sub payload (see encodePub); entries
+//	                                 of the pub/sub payload (see appendEntry); entries
 //	                                 written before this layout have o, i, t, d, g
 //	                                 (offset, id, unix ns, data, origin), which
 //	                                 History still reads
