@@ -170,14 +170,15 @@ func (h *Hub) completeSubscribe(c *conn, ch *channel, m *member, req request, re
 	buffered := m.buffered
 	m.buffered, m.bufBytes = nil, 0
 	for _, e := range buffered {
-		h.deliverLocked(c, ch, m, e)
+		h.deliverLocked(c, ch, m, e, nil)
 	}
 }
 
 // deliverLocked queues one event to one member, skipping offsets the
 // client already has and telling it (subscribed without id, recovered
-// false) when offsets were lost before this one.
-func (h *Hub) deliverLocked(c *conn, ch *channel, m *member, e queuedEvent) {
+// false) when offsets were lost before this one. A connection to hand to
+// the write pool goes to *batch, unless batch is nil (see conn.enqueueTo).
+func (h *Hub) deliverLocked(c *conn, ch *channel, m *member, e queuedEvent, batch *[]*conn) {
 	if m.pending {
 		m.bufBytes += len(e.msg.data)
 		if m.bufBytes > h.cfg.SendQueueBytes {
@@ -205,7 +206,7 @@ func (h *Hub) deliverLocked(c *conn, ch *channel, m *member, e queuedEvent) {
 	if e.origin.Session != "" && c.madeBy(e.origin) {
 		return // its position moved on: the next event is no gap
 	}
-	c.enqueue(e.msg)
+	c.enqueueTo(e.msg, batch)
 }
 
 // dispatch fans the broker subscription's publications out to the
@@ -400,7 +401,18 @@ func (h *Hub) fanoutLocked(ch *channel, p broker.Publication, data []byte) {
 		at = p.Time.UnixNano()
 	}
 	e := queuedEvent{epoch: p.Epoch, offset: p.Offset, msg: outMsg{data: b, at: at, events: 1}, origin: p.Origin}
+	batch := h.toPool[:0]
 	for c, m := range ch.members {
-		h.deliverLocked(c, ch, m, e)
+		h.deliverLocked(c, ch, m, e, &batch)
 	}
+	h.pool.pushAll(batch)
+	clear(batch)
+	if cap(batch) > maxToPool {
+		batch = nil
+	}
+	h.toPool = batch
 }
+
+// maxToPool bounds the array Hub.toPool keeps between fan-outs, in
+// connections.
+const maxToPool = 1 << 16

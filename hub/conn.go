@@ -114,7 +114,12 @@ func newConn(h *Hub, ws *websocket.Conn, sock *socket) *conn {
 
 // enqueue queues m for the writer. Over SendQueueBytes the connection is
 // closed with 4008 instead. It reports whether m was queued.
-func (c *conn) enqueue(m outMsg) bool {
+func (c *conn) enqueue(m outMsg) bool { return c.enqueueTo(m, nil) }
+
+// enqueueTo is enqueue for a fan-out: a connection to hand to the write
+// pool is marked pooled and added to *batch, for the fan-out to push with
+// the others (writePool.pushAll). A nil batch pushes it at once.
+func (c *conn) enqueueTo(m outMsg, batch *[]*conn) bool {
 	c.mu.Lock()
 	if c.closing {
 		c.mu.Unlock()
@@ -130,7 +135,7 @@ func (c *conn) enqueue(m outMsg) bool {
 	}
 	c.queue = append(c.queue, m)
 	c.queued += len(m.data)
-	c.scheduleLocked()
+	c.scheduleToLocked(batch)
 	c.mu.Unlock()
 	return true
 }
@@ -138,12 +143,19 @@ func (c *conn) enqueue(m outMsg) bool {
 // scheduleLocked gets the queue written: by the writer goroutine when it
 // is at work, or else by the hub's write pool, unless the writer has
 // something only it writes.
-func (c *conn) scheduleLocked() {
+func (c *conn) scheduleLocked() { c.scheduleToLocked(nil) }
+
+// scheduleToLocked is scheduleLocked for a fan-out: a connection for the
+// pool goes to *batch when batch is not nil (see enqueueTo).
+func (c *conn) scheduleToLocked(batch *[]*conn) {
 	switch {
 	case c.pooled, c.writing && !c.parked:
 		// The pool or the writer will find the new message.
 	case c.raw == nil || c.needsWriterLocked():
 		c.kickLocked()
+	case batch != nil:
+		c.pooled = true
+		*batch = append(*batch, c)
 	case c.h.pool.push(c):
 		c.pooled = true
 	default:
@@ -334,8 +346,13 @@ func (c *conn) takeLocked(batch []outMsg) []outMsg {
 }
 
 // keepQueue is the largest queue array, in messages, that a connection
-// keeps once its queue is empty.
-const keepQueue = 4
+// keeps once its queue is empty: 64 outMsg, 2.5 KiB, held only by a
+// connection that once had that many messages waiting (an idle one holds
+// the few its replies needed). A client that falls behind by a few dozen
+// events gets them in one frame each time; with a smaller array kept, the
+// array was allocated anew, and grown by doubling, for every such frame,
+// which was most of the hub's allocations under load.
+const keepQueue = 64
 
 // finishFrame writes the end of a frame the pool wrote in part, unless a
 // close frame from the reader goroutine has taken it along.
@@ -379,21 +396,20 @@ func (c *conn) writeBatch(batch []outMsg, ping bool, pong []byte) error {
 	if err := w.Close(); err != nil {
 		return err
 	}
-	c.delivered(batch, time.Now().UnixNano())
+	var t latencyTally
+	delivered(&t, batch, time.Now().UnixNano())
+	t.flush(c.h.metrics)
 	return nil
 }
 
-// delivered counts the events of a batch just written, and their latency.
-func (c *conn) delivered(batch []outMsg, now int64) {
-	events := 0
+// delivered counts the events of a batch just written, and their latency,
+// in t.
+func delivered(t *latencyTally, batch []outMsg, now int64) {
 	for _, m := range batch {
-		events += m.events
+		t.events += m.events
 		if m.at != 0 {
-			c.h.metrics.deliveryLatency.Observe(float64(now-m.at) / 1e9)
+			t.observe(now - m.at)
 		}
-	}
-	if events > 0 {
-		c.h.metrics.delivered.Add(float64(events))
 	}
 }
 

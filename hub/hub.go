@@ -63,6 +63,9 @@ type Hub struct {
 	// pool writes the queued messages of connections whose writer
 	// goroutine is idle (see writePool).
 	pool *writePool
+	// toPool collects, under mu, the connections one fan-out hands to
+	// the pool (see fanoutLocked).
+	toPool []*conn
 
 	wg         sync.WaitGroup // connection goroutines
 	loops      sync.WaitGroup // dispatcher and ticker
@@ -147,7 +150,7 @@ func New(cfg Config) (*Hub, error) {
 
 	idle := make(chan struct{})
 	h.idleTick.Store(&idle)
-	h.pool = newWritePool(runtime.GOMAXPROCS(0), cfg.WriteDelay)
+	h.pool = newWritePool(runtime.GOMAXPROCS(0), cfg.WriteDelay, h.metrics)
 	h.loops.Add(2)
 	go h.dispatch()
 	go h.tick()

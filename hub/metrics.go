@@ -19,7 +19,7 @@ type metrics struct {
 	closes          *prometheus.CounterVec
 	authFailures    *prometheus.CounterVec
 	limited         *prometheus.CounterVec
-	deliveryLatency prometheus.Histogram
+	deliveryLatency *latencyHistogram
 	brokerUp        prometheus.Gauge
 }
 
@@ -69,11 +69,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "telegraphy_hub_limited_total",
 			Help: "Requests or connections refused by a limit, by limit (\"rate\", \"rate_close\", \"channels_per_minute\", \"subject_connections\", \"connections\").",
 		}, []string{"limit"}),
-		deliveryLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name:    "telegraphy_hub_delivery_latency_seconds",
-			Help:    "Time from an event's publication to its write to a client.",
-			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
-		}),
+		deliveryLatency: newLatencyHistogram(),
 		brokerUp: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "telegraphy_hub_broker_up",
 			Help: "1 when the broker answered its last health check and the hub's subscription is open, else 0.",

@@ -1,6 +1,7 @@
 package hub
 
 import (
+	"runtime"
 	"sync"
 	"time"
 
@@ -33,6 +34,7 @@ type writePool struct {
 	head    int
 	stopped bool
 	delay   time.Duration
+	metrics *metrics // where the workers add their deliveries
 	wg      sync.WaitGroup
 }
 
@@ -43,8 +45,8 @@ type pooledConn struct {
 	due time.Time
 }
 
-func newWritePool(workers int, delay time.Duration) *writePool {
-	p := &writePool{delay: delay}
+func newWritePool(workers int, delay time.Duration, m *metrics) *writePool {
+	p := &writePool{delay: delay, metrics: m}
 	p.cond.L = &p.mu
 	p.wg.Add(workers)
 	for range workers {
@@ -61,29 +63,83 @@ func (p *writePool) push(c *conn) bool {
 		p.mu.Unlock()
 		return false
 	}
-	e := pooledConn{c: c}
-	if p.delay > 0 {
-		e.due = time.Now().Add(p.delay)
-	}
-	p.queue = append(p.queue, e)
+	p.queue = append(p.queue, p.entry(c, time.Time{}))
 	p.mu.Unlock()
 	p.cond.Signal()
 	return true
 }
 
-// pop waits for a connection; nil once the pool stops.
-func (p *writePool) pop() pooledConn {
+// pushAll queues the connections a fan-out marked pooled (see
+// conn.scheduleLocked), under one lock. Once the pool has stopped it
+// hands them to their writer goroutines instead.
+func (p *writePool) pushAll(conns []*conn) {
+	if len(conns) == 0 {
+		return
+	}
 	p.mu.Lock()
+	if p.stopped {
+		p.mu.Unlock()
+		for _, c := range conns {
+			c.mu.Lock()
+			c.pooled = false
+			c.kickLocked()
+			c.mu.Unlock()
+		}
+		return
+	}
+	var now time.Time
+	if p.delay > 0 {
+		now = time.Now()
+	}
+	for _, c := range conns {
+		p.queue = append(p.queue, p.entry(c, now))
+	}
+	p.mu.Unlock()
+	if len(conns) == 1 {
+		p.cond.Signal()
+	} else {
+		p.cond.Broadcast()
+	}
+}
+
+// entry is c's place in the queue, due delay after now (the current time
+// when now is zero).
+func (p *writePool) entry(c *conn, now time.Time) pooledConn {
+	e := pooledConn{c: c}
+	if p.delay > 0 {
+		if now.IsZero() {
+			now = time.Now()
+		}
+		e.due = now.Add(p.delay)
+	}
+	return e
+}
+
+// popBatch is the most connections a worker takes from the queue at once.
+const popBatch = 16
+
+// pop moves up to popBatch connections from the queue to dst, waiting
+// for one when the queue is empty; before it waits it adds t to the
+// metrics, so that an idle pool holds no uncounted deliveries. It returns
+// dst empty once the pool stops.
+func (p *writePool) pop(dst []pooledConn, t *latencyTally) []pooledConn {
+	p.mu.Lock()
+	if p.head == len(p.queue) && !p.stopped {
+		p.mu.Unlock()
+		t.flush(p.metrics)
+		p.mu.Lock()
+	}
 	defer p.mu.Unlock()
 	for p.head == len(p.queue) && !p.stopped {
 		p.cond.Wait()
 	}
 	if p.stopped {
-		return pooledConn{}
+		return dst
 	}
-	c := p.queue[p.head]
-	p.queue[p.head] = pooledConn{}
-	p.head++
+	n := min(popBatch, len(p.queue)-p.head)
+	dst = append(dst, p.queue[p.head:p.head+n]...)
+	clear(p.queue[p.head : p.head+n])
+	p.head += n
 	if p.head == len(p.queue) {
 		p.queue, p.head = p.queue[:0], 0
 	} else if p.head > 1024 && p.head*2 > len(p.queue) {
@@ -91,7 +147,7 @@ func (p *writePool) pop() pooledConn {
 		clear(p.queue[n:])
 		p.queue, p.head = p.queue[:n], 0
 	}
-	return c
+	return dst
 }
 
 // stop ends the workers, waits for them, and hands the connections still
@@ -119,63 +175,84 @@ func (p *writePool) work() {
 	defer p.wg.Done()
 	var batch []outMsg
 	var frame []byte
+	var taken []pooledConn
+	var tally latencyTally
+	defer func() { tally.flush(p.metrics) }()
 	w := newRawWrite()
 	for {
-		e := p.pop()
-		c := e.c
-		if c == nil {
+		taken = p.pop(taken[:0], &tally)
+		if len(taken) == 0 {
 			return
 		}
-		if !e.due.IsZero() {
-			// Messages queued to c until then join its frame.
-			if d := time.Until(e.due); d > 0 {
-				time.Sleep(d)
-			}
+		for i, e := range taken {
+			taken[i] = pooledConn{}
+			batch, frame = p.write(e, w, batch, frame, &tally)
 		}
-		c.mu.Lock()
-		if c.needsWriterLocked() {
-			c.pooled = false
-			c.kickLocked()
-			c.mu.Unlock()
-			continue
+		if tally.seen >= tallyFlushEvery {
+			tally.flush(p.metrics)
 		}
-		batch = c.takeLocked(batch[:0])
-		if len(batch) == 0 {
-			c.pooled = false
-			c.mu.Unlock()
-			continue
-		}
-		c.mu.Unlock()
+		// The raw writes keep the worker's P (see writeFD): let the
+		// goroutines waiting for one, the dispatcher reading the next
+		// publication among them, run between takes, rather than at the
+		// scheduler's next preemption (10 ms).
+		runtime.Gosched()
+	}
+}
 
-		frame = appendFrame(frame[:0], batch)
-		inPart, err := c.writeNow(w, frame)
-		c.mu.Lock()
-		c.pooled = false
-		switch {
-		case err != nil:
-		case inPart:
-			c.inPart = true
-			c.kickLocked()
-		case c.needsWriterLocked():
-			c.kickLocked()
-		case len(c.queue) > 0:
-			if p.push(c) {
-				c.pooled = true
-			} else {
-				c.kickLocked()
-			}
-		}
-		c.mu.Unlock()
-		if err != nil {
-			c.writeFailed(err)
-		} else {
-			c.delivered(batch, time.Now().UnixNano())
-		}
-		clear(batch)
-		if cap(frame) > maxPoolFrame {
-			frame = nil // a rare large message keeps no buffer
+// write writes the queued messages of one connection the worker took,
+// counting them in tally. It reuses and returns batch and frame.
+func (p *writePool) write(e pooledConn, w *rawWrite, batch []outMsg, frame []byte, tally *latencyTally) ([]outMsg, []byte) {
+	c := e.c
+	if !e.due.IsZero() {
+		// Messages queued to c until then join its frame.
+		if d := time.Until(e.due); d > 0 {
+			time.Sleep(d)
 		}
 	}
+	c.mu.Lock()
+	if c.needsWriterLocked() {
+		c.pooled = false
+		c.kickLocked()
+		c.mu.Unlock()
+		return batch, frame
+	}
+	batch = c.takeLocked(batch[:0])
+	if len(batch) == 0 {
+		c.pooled = false
+		c.mu.Unlock()
+		return batch, frame
+	}
+	c.mu.Unlock()
+
+	frame = appendFrame(frame[:0], batch)
+	inPart, err := c.writeNow(w, frame)
+	c.mu.Lock()
+	c.pooled = false
+	switch {
+	case err != nil:
+	case inPart:
+		c.inPart = true
+		c.kickLocked()
+	case c.needsWriterLocked():
+		c.kickLocked()
+	case len(c.queue) > 0:
+		if p.push(c) {
+			c.pooled = true
+		} else {
+			c.kickLocked()
+		}
+	}
+	c.mu.Unlock()
+	if err != nil {
+		c.writeFailed(err)
+	} else {
+		delivered(tally, batch, time.Now().UnixNano())
+	}
+	clear(batch)
+	if cap(frame) > maxPoolFrame {
+		frame = nil // a rare large message keeps no buffer
+	}
+	return batch, frame
 }
 
 // maxPoolFrame bounds the frame buffer a pool worker keeps between

@@ -42,7 +42,7 @@ func newRawWrite() *rawWrite {
 // write writes as much of w.b as the socket takes at once.
 func (w *rawWrite) write(fd uintptr) bool {
 	for w.n < len(w.b) {
-		m, err := syscall.Write(int(fd), w.b[w.n:])
+		m, err := writeFD(fd, w.b[w.n:])
 		if m > 0 {
 			w.n += m
 		}

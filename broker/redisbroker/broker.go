@@ -312,7 +312,8 @@ func (b *Broker) HistoryWithin(ctx context.Context, channel string, since *broke
 }
 
 // parseEntry turns an XREVRANGE entry ([id, [field, value, ...]]) into a
-// Publication.
+// Publication: field p ("<offset>\n" and the entry of appendEntry), or,
+// as written before, fields o, i, t, d and g.
 func parseEntry(channel, epoch string, entry any) (broker.Publication, error) {
 	e, ok := entry.([]any)
 	if !ok || len(e) != 2 {
@@ -327,6 +328,15 @@ func parseEntry(channel, epoch string, entry any) (broker.Publication, error) {
 		k, _ := fields[i].(string)
 		val, _ := fields[i+1].(string)
 		switch k {
+		case "p":
+			off, rest, ok := strings.Cut(val, "\n")
+			if !ok {
+				return broker.Publication{}, fmt.Errorf("malformed stream entry %v", entry)
+			}
+			var err error
+			if p, err = decodeEntry(channel, epoch, off, []byte(rest)); err != nil {
+				return broker.Publication{}, err
+			}
 		case "o":
 			p.Offset, _ = strconv.ParseUint(val, 10, 64)
 		case "i":
@@ -346,16 +356,23 @@ func parseEntry(channel, epoch string, entry any) (broker.Publication, error) {
 	return p, nil
 }
 
-// encodePub is the pub/sub payload for a NoHistory message; publishScript
-// writes the same layout for the others:
-// "1\n<epoch>\n<offset>\n<event id>[\x1f<origin>]\n<unix ns>\n<data>".
-// The origin (broker.EncodeOrigin) rides after the event id, which never
-// holds a control character (broker.CheckMessages): a hub that predates
-// origins reads it as part of an id it does not use, and delivers the
-// event to everybody.
-func encodePub(id string, o broker.Origin, t time.Time, data []byte) []byte {
-	buf := make([]byte, 0, len(data)+len(id)+len(o.Session)+len(o.Subject)+34)
-	buf = append(buf, "1\n\n0\n"...)
+// noPosition starts the pub/sub payload of a publication without a
+// position: version 1, no epoch, offset 0.
+const noPosition = "1\n\n0\n"
+
+// appendEntry appends a message's entry, the part of its pub/sub payload
+// and of its stream entry that the publisher encodes:
+// "<event id>[\x1f<origin>]\n<unix ns>\n<data>". The pub/sub payload is
+// "1\n<epoch>\n<offset>\n<entry>" (noPosition and the entry for a
+// NoHistory message); the stream keeps "<offset>\n<entry>". The origin
+// (broker.EncodeOrigin) rides after the event id, which never holds a
+// control character (broker.CheckMessages): a hub that predates origins
+// reads it as part of an id it does not use, and delivers the event to
+// everybody.
+func appendEntry(buf []byte, id string, o broker.Origin, t time.Time, data []byte) []byte {
+	if buf == nil {
+		buf = make([]byte, 0, len(data)+len(id)+len(o.Session)+len(o.Subject)+24)
+	}
 	buf = append(buf, id...)
 	if !o.IsZero() {
 		buf = append(buf, broker.OriginSeparator)
@@ -367,35 +384,54 @@ func encodePub(id string, o broker.Origin, t time.Time, data []byte) []byte {
 	return append(buf, data...)
 }
 
-func decodePub(channel string, payload []byte) (broker.Publication, error) {
-	var parts [5][]byte
-	rest := payload
+// cutLines splits the first len(parts) lines off b into parts and
+// returns the rest; false when b has fewer lines.
+func cutLines(b []byte, parts [][]byte) ([]byte, bool) {
 	for i := range parts {
-		n := bytes.IndexByte(rest, '\n')
+		n := bytes.IndexByte(b, '\n')
 		if n < 0 {
-			return broker.Publication{}, errors.New("redisbroker: malformed publication")
+			return nil, false
 		}
-		parts[i], rest = rest[:n], rest[n+1:]
+		parts[i], b = b[:n], b[n+1:]
+	}
+	return b, true
+}
+
+func decodePub(channel string, payload []byte) (broker.Publication, error) {
+	var parts [3][]byte
+	rest, ok := cutLines(payload, parts[:])
+	if !ok {
+		return broker.Publication{}, errors.New("redisbroker: malformed publication")
 	}
 	if string(parts[0]) != "1" {
 		return broker.Publication{}, fmt.Errorf("redisbroker: unknown publication version %q", parts[0])
 	}
-	off, err := strconv.ParseUint(string(parts[2]), 10, 64)
+	return decodeEntry(channel, string(parts[1]), string(parts[2]), rest)
+}
+
+// decodeEntry reads the entry of appendEntry, published at offset off.
+func decodeEntry(channel, epoch, off string, entry []byte) (broker.Publication, error) {
+	offset, err := strconv.ParseUint(off, 10, 64)
 	if err != nil {
 		return broker.Publication{}, fmt.Errorf("redisbroker: malformed publication offset: %w", err)
 	}
-	ns, err := strconv.ParseInt(string(parts[4]), 10, 64)
+	var parts [2][]byte
+	rest, ok := cutLines(entry, parts[:])
+	if !ok {
+		return broker.Publication{}, errors.New("redisbroker: malformed publication")
+	}
+	ns, err := strconv.ParseInt(string(parts[1]), 10, 64)
 	if err != nil {
 		return broker.Publication{}, fmt.Errorf("redisbroker: malformed publication time: %w", err)
 	}
-	id, origin := parts[3], broker.Origin{}
+	id, origin := parts[0], broker.Origin{}
 	if n := bytes.IndexByte(id, broker.OriginSeparator); n >= 0 {
 		id, origin = id[:n], broker.DecodeOrigin(string(id[n+1:]))
 	}
 	return broker.Publication{
 		Channel: channel,
-		Epoch:   string(parts[1]),
-		Offset:  off,
+		Epoch:   epoch,
+		Offset:  offset,
 		EventID: string(id),
 		Time:    time.Unix(0, ns),
 		Data:    rest,

@@ -963,3 +963,43 @@ func TestHistoryStartsWhenWatched(t *testing.T) {
 		t.Errorf("stats %+v, want 5 published, 2 of them unwatched", st)
 	}
 }
+
+// TestHistoryReadsEarlierEntries: a stream entry in the layout written
+// before entries became one field (o, i, t, d, g) is served by History
+// beside the entries written now, with its offset, id, time, data and
+// origin; so is the newer entry after it.
+func TestHistoryReadsEarlierEntries(t *testing.T) {
+	t.Parallel()
+	url := testenv.StartRedis(t).URL
+	b := newBroker(t, url, Config{})
+	ctx := context.Background()
+	opt, _ := redis.ParseURL(url)
+	raw := redis.NewClient(opt)
+	defer raw.Close()
+	watch(t, b, "ch")
+	at := time.Unix(1764670000, 123456789)
+	err := raw.XAdd(ctx, &redis.XAddArgs{Stream: b.streamKey("ch"),
+		Values: []any{"o", 1, "i", "old", "t", at.UnixNano(), "d", `{"v":1}`, "g", "s1\x1fu1"}}).Err()
+	if err == nil {
+		err = raw.HIncrBy(ctx, b.metaKey("ch"), "o", 1).Err()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := msg("new", "ch")
+	m.Time, m.Origin = at.Add(time.Second), broker.Origin{Session: "s2", Subject: "u2"}
+	publish(t, b, m)
+	res := history(t, b, "ch", 2)
+	if !res.Recovered || len(res.Publications) != 2 {
+		t.Fatalf("history: %+v, want two publications", res)
+	}
+	old, cur := res.Publications[0], res.Publications[1]
+	if old.Offset != 1 || old.EventID != "old" || !old.Time.Equal(at) || string(old.Data) != `{"v":1}` ||
+		old.Origin != (broker.Origin{Session: "s1", Subject: "u1"}) {
+		t.Errorf("earlier entry read as %+v", old)
+	}
+	if cur.Offset != 2 || cur.EventID != "new" || !cur.Time.Equal(m.Time) || string(cur.Data) != string(m.Data) ||
+		cur.Origin != m.Origin {
+		t.Errorf("current entry read as %+v", cur)
+	}
+}

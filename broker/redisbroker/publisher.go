@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"strconv"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -126,8 +125,9 @@ func (b *Broker) write(jobs []job) (retry []job, noScript bool, first error) {
 	ttl := b.cfg.HistoryTTL.Milliseconds()
 	for i, j := range jobs {
 		m := j.msg
+		entry := appendEntry(nil, m.EventID, m.Origin, m.Time, m.Data)
 		if m.NoHistory || b.cfg.HistorySize == 0 {
-			payload := encodePub(m.EventID, m.Origin, m.Time, m.Data)
+			payload := append(append(make([]byte, 0, len(noPosition)+len(entry)), noPosition...), entry...)
 			for _, ch := range j.channels {
 				if b.cluster {
 					cmds[i] = append(cmds[i], pipe.SPublish(ctx, b.pubChannel(ch), payload))
@@ -141,13 +141,12 @@ func (b *Broker) write(jobs []job) (retry []job, noScript bool, first error) {
 		if m.EventID != "" {
 			dedupe = "1"
 		}
-		head := []any{m.EventID, strconv.FormatInt(m.Time.UnixNano(), 10), m.Data,
-			b.cfg.HistorySize, ttl, dedupe, newEpoch(), broker.EncodeOrigin(m.Origin)}
+		head := []any{m.EventID, entry, b.cfg.HistorySize, ttl, dedupe, newEpoch()}
 		if b.cluster {
 			// A channel's keys share one slot, channels do not: one call
 			// per channel, each routed to its slot's node.
 			for _, ch := range j.channels {
-				args := append(append(make([]any, 0, 10), head...), "SPUBLISH", b.pubChannel(ch))
+				args := append(append(make([]any, 0, 8), head...), "SPUBLISH", b.pubChannel(ch))
 				cmds[i] = append(cmds[i], publishScript.EvalSha(ctx, pipe,
 					[]string{b.metaKey(ch), b.streamKey(ch), b.idsKey(ch)}, args...))
 			}
@@ -156,7 +155,7 @@ func (b *Broker) write(jobs []job) (retry []job, noScript bool, first error) {
 		// One script call per message writes all its channels: on a
 		// single Redis the Lua call's fixed cost is paid once.
 		keys := make([]string, 0, 3*len(j.channels))
-		args := append(make([]any, 0, 9+len(j.channels)), head...)
+		args := append(make([]any, 0, 7+len(j.channels)), head...)
 		args = append(args, "PUBLISH")
 		for _, ch := range j.channels {
 			keys = append(keys, b.metaKey(ch), b.streamKey(ch), b.idsKey(ch))

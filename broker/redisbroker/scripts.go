@@ -17,8 +17,12 @@ import (
 //	                                 x = last expiry renewal (unix ms), d = ids exists,
 //	                                 r = replication id of the primary that wrote it,
 //	                                 s = "<unix ms> <id>": when this server last read its id (not replicated)
-//	<prefix>:{<channel>}:stream      stream: o, i (event id), t (unix ns), d (data),
-//	                                 g (origin, broker.EncodeOrigin; absent when none)
+//	<prefix>:{<channel>}:stream      stream: p = "<offset>\n<entry>", where entry is
+//	                                 "<event id>[\x1f<origin>]\n<unix ns>\n<data>", the end
+//	                                 of the pub/sub payload (see appendEntry); entries
+//	                                 written before this layout have o, i, t, d, g
+//	                                 (offset, id, unix ns, data, origin), which
+//	                                 History still reads
 //	<prefix>:{<channel>}:ids         sorted set: event id -> offset, for the
 //	                                 ids still in the stream
 //	<prefix>:{<channel>}:pub         the pub/sub channel hubs subscribe to
@@ -116,34 +120,33 @@ end
 // the expiry. The meta hash's field x holds the time of the last renewal;
 // the three keys then expire together, 1.25 HistoryTTL after it, which is
 // at least HistoryTTL after the last publication. Field d says the id set
-// exists and carries that expiry.
+// exists and carries that expiry. The publisher encodes the message once
+// (the entry: id, origin, time, data) and the script keeps it in the
+// stream as one field behind the offset, and publishes it behind the
+// epoch: a stream entry of one field, and a script call of few arguments,
+// cost Redis less than one field and one argument for each part.
 //
 // KEYS: per channel meta, stream, ids (all with the channel's hash tag, so
-// a call for one channel is valid on Redis Cluster). ARGV: event
-// id, time (unix ns), data, history size, TTL (ms), dedupe ("1" or "0"),
-// candidate epoch, origin ("" or broker.EncodeOrigin), PUBLISH or SPUBLISH,
+// a call for one channel is valid on Redis Cluster). ARGV: event id, the
+// entry ("<event id>[\x1f<origin>]\n<unix ns>\n<data>"), history size,
+// TTL (ms), dedupe ("1" or "0"), candidate epoch, PUBLISH or SPUBLISH,
 // then the channels' pub/sub channels.
 var publishScript = redis.NewScript(replicationIDs + `
-local size = tonumber(ARGV[4])
-local ttl = tonumber(ARGV[5])
-local dedupe = ARGV[6] == '1'
+local size = tonumber(ARGV[3])
+local ttl = tonumber(ARGV[4])
+local dedupe = ARGV[5] == '1'
 local now = redis.call('TIME')
 local nowms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
-local idf = ARGV[1]
-if ARGV[8] ~= '' then
-  idf = idf .. '\31' .. ARGV[8]
-end
-local tail = '\n' .. idf .. '\n' .. ARGV[2] .. '\n' .. ARGV[3]
-local numsub = ARGV[9] == 'SPUBLISH' and 'SHARDNUMSUB' or 'NUMSUB'
+local numsub = ARGV[7] == 'SPUBLISH' and 'SHARDNUMSUB' or 'NUMSUB'
 local res = {}
 for c = 0, #KEYS / 3 - 1 do
   local meta, stream, ids = KEYS[c*3+1], KEYS[c*3+2], KEYS[c*3+3]
-  local pub = ARGV[10+c]
+  local pub = ARGV[8+c]
   local m = redis.call('HMGET', meta, 'e', 'o', 'x', 'd', 'r', 's')
   if not m[1] and redis.call('PUBSUB', numsub, pub)[2] == 0 then
     if numsub ~= 'NUMSUB' then
       -- Sharded: replicas' subscribers are not counted.
-      redis.call(ARGV[9], pub, '1\n\n0' .. tail)
+      redis.call(ARGV[7], pub, '1\n\n0\n' .. ARGV[2])
     end
     res[c+1] = -1
   else
@@ -158,7 +161,7 @@ for c = 0, #KEYS / 3 - 1 do
       end
     end
     if not epoch then
-      epoch = ARGV[7]
+      epoch = ARGV[6]
       redis.call('DEL', meta, stream, ids)
       redis.call('HSET', meta, 'e', epoch, 'o', 0, 'r', cur)
       last, renewed, hasIds = 0, nil, nil
@@ -180,11 +183,8 @@ for c = 0, #KEYS / 3 - 1 do
       res[c+1] = 0
     else
       local off = redis.call('HINCRBY', meta, 'o', 1)
-      if ARGV[8] ~= '' then
-        redis.call('XADD', stream, 'MAXLEN', size, '*', 'o', off, 'i', ARGV[1], 't', ARGV[2], 'd', ARGV[3], 'g', ARGV[8])
-      else
-        redis.call('XADD', stream, 'MAXLEN', size, '*', 'o', off, 'i', ARGV[1], 't', ARGV[2], 'd', ARGV[3])
-      end
+      local entry = off .. '\n' .. ARGV[2]
+      redis.call('XADD', stream, 'MAXLEN', size, '*', 'p', entry)
       local renew = renewed == nil or renewed <= nowms - ttl / 4
       local tidy = renew or off % 32 == 0
       local expireAt = nowms + ttl + math.floor(ttl / 4)
@@ -213,7 +213,7 @@ for c = 0, #KEYS / 3 - 1 do
         redis.call('PEXPIREAT', stream, expireAt)
         redis.call('PEXPIREAT', ids, expireAt)
       end
-      redis.call(ARGV[9], pub, '1\n' .. epoch .. '\n' .. off .. tail)
+      redis.call(ARGV[7], pub, '1\n' .. epoch .. '\n' .. entry)
       res[c+1] = off
     end
   end
@@ -293,7 +293,7 @@ while left > 0 do
   for i = 1, #chunk do
     local f = chunk[i][2]
     for j = 1, #f - 1, 2 do
-      if f[j] == 'd' then
+      if f[j] == 'd' or f[j] == 'p' then
         size = size + #f[j+1]
       end
     end
