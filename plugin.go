@@ -11,6 +11,7 @@ import (
 	"github.com/telegraphy-go/telegraphy/broker"
 	"github.com/telegraphy-go/telegraphy/events"
 	"github.com/telegraphy-go/telegraphy/internal/model"
+	"github.com/telegraphy-go/telegraphy/internal/outbox"
 	"gorm.io/gorm"
 )
 
@@ -60,7 +61,7 @@ type Plugin struct {
 	notModel sync.Map // reflect.Type -> struct{}: types seen without registration
 	discover sync.Mutex
 
-	outbox *outbox // outbox mode; nil when off (see outbox.go)
+	outbox *outbox.Outbox // outbox mode (internal/outbox); nil when off
 }
 
 // New returns a Plugin configured by cfg. It does not fail; Initialize
