@@ -95,6 +95,14 @@
 // instance, and an update by condition that changes none of the rows it
 // matched emits nothing either.
 //
+// # Configuration
+//
+// The project's packages share one rule for configuration values: a zero
+// field means the default its comment documents; a negative value is an
+// error naming the field, returned by the constructor (Initialize), except in
+// the fields whose comment gives negative values a meaning (none, or no
+// limit): here Config.BulkLimit, where it means always bulk.
+//
 // # Concurrency
 //
 // Register, Emit and every DB operation may be called from any goroutine.

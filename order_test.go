@@ -69,7 +69,7 @@ func TestCommitOrderPerRecord(t *testing.T) {
 			}
 			t.Run(d.name+"/"+mode, func(t *testing.T) {
 				ctx := context.Background()
-				mem := broker.NewMemoryWith(broker.MemoryConfig{SubscriberBuffer: 2 * workers * each})
+				mem := broker.NewMemory(broker.MemoryConfig{SubscriberBuffer: 2 * workers * each})
 				p := telegraphy.New(telegraphy.Config{Broker: mem, Outbox: telegraphy.OutboxConfig{Enabled: outbox}})
 				db := openTallies(t, d, 1, p)
 				t.Cleanup(func() { p.Close(ctx) })

@@ -186,11 +186,25 @@ func (c *memChannel) push(pub Publication, size int) {
 	}
 }
 
-// NewMemory returns an in-process broker with the default MemoryConfig.
-func NewMemory() *Memory { return NewMemoryWith(MemoryConfig{}) }
+// NewMemory returns an in-process broker configured by cfg, or by the
+// zero MemoryConfig (every default) when cfg is left out:
+// NewMemory() and NewMemory(MemoryConfig{HistorySize: 100}). Only the
+// first cfg counts. NewMemory cannot fail: a negative value in a field
+// that does not give negative values a meaning counts as zero.
+func NewMemory(cfg ...MemoryConfig) *Memory {
+	var c MemoryConfig
+	if len(cfg) > 0 {
+		c = cfg[0]
+	}
+	return newMemory(c)
+}
 
 // NewMemoryWith returns an in-process broker configured by cfg.
-func NewMemoryWith(cfg MemoryConfig) *Memory {
+//
+// Deprecated: use NewMemory(cfg).
+func NewMemoryWith(cfg MemoryConfig) *Memory { return newMemory(cfg) }
+
+func newMemory(cfg MemoryConfig) *Memory {
 	cfg.setDefaults()
 	var seed [8]byte
 	_, _ = rand.Read(seed[:])

@@ -19,6 +19,7 @@ import (
 	"github.com/telegraphy-go/telegraphy/broker/redisbroker"
 	"github.com/telegraphy-go/telegraphy/hub"
 	"github.com/telegraphy-go/telegraphy/internal/testenv"
+	"github.com/telegraphy-go/telegraphy/tokens"
 )
 
 // newRedisEnv starts a hub on a Redis broker of a throwaway redis-server
@@ -440,4 +441,29 @@ func TestPingFrameRate(t *testing.T) {
 		}
 	}
 	c.expectClose(1008)
+}
+
+// TestVerifierSharedByTwoHubs: two hubs on one memory broker given one
+// tokens.Verifier (Config.Verifier) accept a token once between them,
+// and leeway and lifetime are the verifier's.
+func TestVerifierSharedByTwoHubs(t *testing.T) {
+	v, err := tokens.NewVerifier(tokens.VerifierConfig{Secret: testSecret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bus := broker.NewMemory()
+	withBroker(t, bus)
+	a := newEnvWith(t, hub.Config{Verifier: v, Broker: bus, Logger: quietLogger()}, bus)
+	b := newEnvWith(t, hub.Config{Verifier: v, Broker: bus, Logger: quietLogger()}, bus)
+
+	tok := a.token("17", "x")
+	c := a.mustDial()
+	c.send(`{"type":"hello","token":"` + tok + `"}`)
+	c.expect("welcome")
+	again := b.mustDial()
+	again.send(`{"type":"hello","token":"` + tok + `"}`)
+	if m := again.expect("error"); m.Code != "unauthorized" {
+		t.Fatalf("the token again, on the other hub: %s, want unauthorized", m)
+	}
+	again.expectClose(4001)
 }
