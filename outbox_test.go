@@ -1,7 +1,6 @@
 package telegraphy_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -339,9 +338,8 @@ func slicesContains(s []string, v string) bool {
 func TestOutboxBacklog(t *testing.T) {
 	dl := sqliteDialector(t)
 	rec := broker.NewRecorder(nil)
-	var logMu sync.Mutex
-	var logBuf bytes.Buffer
-	log := slog.New(slog.NewTextHandler(lockedWriter{&logMu, &logBuf}, nil))
+	var logBuf testenv.Buffer
+	log := slog.New(slog.NewTextHandler(&logBuf, nil))
 	reg := prometheus.NewRegistry()
 	rec.FailWith(errors.New("broker down"))
 	e := openOutbox(t, dl, nil, telegraphy.Config{Broker: rec, Logger: log, ErrorHandler: func(error) {},
@@ -366,9 +364,7 @@ func TestOutboxBacklog(t *testing.T) {
 		t.Fatalf("backlog = %+v, want 3 rows, oldest after %v", b, before)
 	}
 	waitFor(t, "backlog gauge at 3 and a warning logged", func() bool {
-		logMu.Lock()
 		logged := strings.Contains(logBuf.String(), "outbox backlog is old")
-		logMu.Unlock()
 		return metric(t, reg, "telegraphy_outbox_backlog_rows") == 3 && logged &&
 			metric(t, reg, "telegraphy_outbox_oldest_age_seconds") > 0
 	})
@@ -384,17 +380,6 @@ func TestOutboxBacklog(t *testing.T) {
 	if got := metric(t, reg, "telegraphy_outbox_relay_leader"); got != 1 {
 		t.Fatalf("relay_leader gauge = %v, want 1", got)
 	}
-}
-
-type lockedWriter struct {
-	mu *sync.Mutex
-	w  *bytes.Buffer
-}
-
-func (l lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
 }
 
 // metric returns the value of the gauge or counter name in reg.
