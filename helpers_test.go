@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/telegraphy-go/telegraphy"
@@ -187,3 +188,29 @@ func rows(t testing.TB, db *gorm.DB) []Order {
 }
 
 func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
+
+// concurrently runs do(w, i) for i from 0 to each-1 in each of workers
+// goroutines, and fails t with the first error once all have stopped (a
+// goroutine stops at its first error).
+func concurrently(t testing.TB, workers, each int, do func(w, i int) error) {
+	t.Helper()
+	var wg sync.WaitGroup
+	errs := make(chan error, workers)
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < each; i++ {
+				if err := do(w, i); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+}

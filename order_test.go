@@ -83,25 +83,9 @@ func TestCommitOrderPerRecord(t *testing.T) {
 				}
 				page := 0 // what a page applying the events shows
 				for run := 0; run < runs; run++ {
-					var wg sync.WaitGroup
-					errs := make(chan error, workers)
-					for w := 0; w < workers; w++ {
-						wg.Add(1)
-						go func() {
-							defer wg.Done()
-							for i := 0; i < each; i++ {
-								if err := db.Model(&Tally{ID: 1}).Update("n", gorm.Expr("n + 1")).Error; err != nil {
-									errs <- err
-									return
-								}
-							}
-						}()
-					}
-					wg.Wait()
-					close(errs)
-					for err := range errs {
-						t.Fatal(err)
-					}
+					concurrently(t, workers, each, func(int, int) error {
+						return db.Model(&Tally{ID: 1}).Update("n", gorm.Expr("n + 1")).Error
+					})
 					inversions := 0
 					deadline := time.After(2 * time.Minute)
 					for i := 0; i < workers*each; i++ {
