@@ -62,24 +62,7 @@ type env struct {
 // plugin publishing to a Recorder, with Order and Doc registered.
 func setup(t testing.TB, d dialect, gcfg *gorm.Config, pcfg telegraphy.Config) env {
 	t.Helper()
-	if gcfg == nil {
-		gcfg = &gorm.Config{}
-	}
-	if gcfg.Logger == nil {
-		gcfg.Logger = logger.Discard
-	}
-	db, err := gorm.Open(d.open(t), gcfg)
-	if err != nil {
-		t.Fatalf("open %s: %v", d.name, err)
-	}
-	sqlDB, err := db.DB()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = sqlDB.Close() })
-	if err := db.AutoMigrate(&Order{}, &Doc{}); err != nil {
-		t.Fatalf("migrate: %v", err)
-	}
+	db := openDB(t, d.open(t), gcfg, &Order{}, &Doc{})
 	rec := broker.NewRecorder(nil)
 	if pcfg.Broker == nil {
 		pcfg.Broker = rec
@@ -213,4 +196,29 @@ func concurrently(t testing.TB, workers, each int, do func(w, i int) error) {
 	for err := range errs {
 		t.Fatal(err)
 	}
+}
+
+// openDB opens dl with gcfg (nil means the defaults; a nil Logger means
+// none), closes it when the test ends and migrates models.
+func openDB(t testing.TB, dl gorm.Dialector, gcfg *gorm.Config, models ...any) *gorm.DB {
+	t.Helper()
+	if gcfg == nil {
+		gcfg = &gorm.Config{}
+	}
+	if gcfg.Logger == nil {
+		gcfg.Logger = logger.Discard
+	}
+	db, err := gorm.Open(dl, gcfg)
+	if err != nil {
+		t.Fatalf("open: %v", err)
+	}
+	sqlDB, err := db.DB()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sqlDB.Close() })
+	if err := db.AutoMigrate(models...); err != nil {
+		t.Fatalf("migrate: %v", err)
+	}
+	return db
 }

@@ -12,7 +12,6 @@ import (
 	"github.com/telegraphy-go/telegraphy/broker"
 	"github.com/telegraphy-go/telegraphy/events"
 	"gorm.io/gorm"
-	"gorm.io/gorm/logger"
 )
 
 // Tally is one row many transactions increment.
@@ -25,15 +24,7 @@ type Tally struct {
 // plugin, installs it.
 func openTallies(tb testing.TB, d dialect, rows int, p *telegraphy.Plugin) *gorm.DB {
 	tb.Helper()
-	db, err := gorm.Open(d.open(tb), &gorm.Config{Logger: logger.Discard})
-	if err != nil {
-		tb.Fatalf("open %s: %v", d.name, err)
-	}
-	sqlDB, _ := db.DB()
-	tb.Cleanup(func() { sqlDB.Close() })
-	if err := db.AutoMigrate(&Tally{}); err != nil {
-		tb.Fatal(err)
-	}
+	db := openDB(tb, d.open(tb), nil, &Tally{})
 	for i := 1; i <= rows; i++ {
 		if err := db.Create(&Tally{ID: uint(i)}).Error; err != nil {
 			tb.Fatal(err)

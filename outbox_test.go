@@ -35,18 +35,7 @@ func openOutbox(t testing.TB, dl gorm.Dialector, gcfg *gorm.Config, cfg telegrap
 		gcfg = &gorm.Config{}
 	}
 	gcfg.Logger = logger.Discard
-	db, err := gorm.Open(dl, gcfg)
-	if err != nil {
-		t.Fatalf("open: %v", err)
-	}
-	sqlDB, err := db.DB()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = sqlDB.Close() })
-	if err := db.AutoMigrate(&Order{}, &Doc{}); err != nil {
-		t.Fatalf("migrate: %v", err)
-	}
+	db := openDB(t, dl, gcfg, &Order{}, &Doc{})
 	p := telegraphy.New(cfg)
 	for _, m := range []any{Order{}, &Doc{}} {
 		if err := p.Register(m, events.Options{}); err != nil {
