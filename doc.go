@@ -186,7 +186,9 @@
 // IDs were published is published after them. Only transactions that ran
 // concurrently with nothing in common may appear in ID rather than commit
 // order. The relay deletes rows by ID, never by range, so a lower ID that
-// was not yet committed when a batch was read is published later.
+// was not yet committed when a batch was read is published later, and
+// each read starts from the lowest ID leaving out only those published, so
+// such a row goes out before any row committed after it.
 //
 // Plugin.OutboxBacklog reports the rows waiting and the age of the oldest;
 // with Outbox.Registerer the relay exports them as Prometheus gauges, and
