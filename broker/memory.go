@@ -70,6 +70,11 @@ func (c *MemoryConfig) setDefaults() {
 	}
 }
 
+// NewMemoryWith returns an in-process broker configured by cfg.
+//
+// Deprecated: use NewMemory(cfg).
+func NewMemoryWith(cfg MemoryConfig) *Memory { return NewMemory(cfg) }
+
 // Memory is the in-process Broker: publishers and subscribers share one
 // process. Publish delivers synchronously to every subscription's buffer and
 // never blocks on a slow subscriber: when a subscription's buffer is full the
@@ -191,20 +196,11 @@ func (c *memChannel) push(pub Publication, size int) {
 // NewMemory() and NewMemory(MemoryConfig{HistorySize: 100}). Only the
 // first cfg counts. NewMemory cannot fail: a negative value in a field
 // that does not give negative values a meaning counts as zero.
-func NewMemory(cfg ...MemoryConfig) *Memory {
-	var c MemoryConfig
-	if len(cfg) > 0 {
-		c = cfg[0]
+func NewMemory(cfgs ...MemoryConfig) *Memory {
+	var cfg MemoryConfig
+	if len(cfgs) > 0 {
+		cfg = cfgs[0]
 	}
-	return newMemory(c)
-}
-
-// NewMemoryWith returns an in-process broker configured by cfg.
-//
-// Deprecated: use NewMemory(cfg).
-func NewMemoryWith(cfg MemoryConfig) *Memory { return newMemory(cfg) }
-
-func newMemory(cfg MemoryConfig) *Memory {
 	cfg.setDefaults()
 	var seed [8]byte
 	_, _ = rand.Read(seed[:])
