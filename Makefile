@@ -17,7 +17,7 @@ GORM_OLDEST ?= gorm.io/gorm@v1.25.11 gorm.io/driver/mysql@v1.5.0 \
 GORM_CURRENT ?= gorm.io/gorm@v1.31.2 gorm.io/driver/mysql@v1.6.0 \
 	gorm.io/driver/postgres@v1.6.3 gorm.io/driver/sqlite@v1.6.0 gorm.io/plugin/dbresolver@v1.6.2
 # The packages that use GORM.
-GORM_PACKAGES ?= . ./internal/model/
+GORM_PACKAGES ?= . ./internal/model/ ./internal/outbox/
 
 .PHONY: test test-fast test-gorm test-gorm-oldest test-gorm-current vet staticcheck bench demo jstest fuzz
 

@@ -1,6 +1,7 @@
 package telegraphy
 
 import (
+	"fmt"
 	"log/slog"
 	"time"
 
@@ -9,7 +10,9 @@ import (
 )
 
 // Config configures a Plugin. Broker is required; every other field has a
-// usable zero value.
+// usable zero value. A zero field means its documented default; a negative
+// value is refused by Initialize with an error wrapping ErrBadConfig that
+// names the field, except in BulkLimit, where it means always bulk.
 type Config struct {
 	// Broker receives every event after its transaction commits. Required:
 	// Initialize fails with ErrNoBroker without it.
@@ -40,6 +43,27 @@ type Config struct {
 	Outbox OutboxConfig
 }
 
+// check returns an error naming the first field that may not be negative
+// and is.
+func (c *Config) check() error {
+	for _, f := range []struct {
+		name string
+		v    int64
+	}{
+		{"PublishTimeout", int64(c.PublishTimeout)},
+		{"Outbox.BatchSize", int64(c.Outbox.BatchSize)},
+		{"Outbox.PollInterval", int64(c.Outbox.PollInterval)},
+		{"Outbox.LeaseTTL", int64(c.Outbox.LeaseTTL)},
+		{"Outbox.BacklogInterval", int64(c.Outbox.BacklogInterval)},
+		{"Outbox.BacklogWarnAge", int64(c.Outbox.BacklogWarnAge)},
+	} {
+		if f.v < 0 {
+			return fmt.Errorf("%w: Config.%s is negative (zero means the default)", ErrBadConfig, f.name)
+		}
+	}
+	return nil
+}
+
 func (c *Config) setDefaults() {
 	if c.Logger == nil {
 		c.Logger = slog.Default()
@@ -47,7 +71,7 @@ func (c *Config) setDefaults() {
 	if c.BulkLimit == 0 {
 		c.BulkLimit = events.DefaultBulkLimit
 	}
-	if c.PublishTimeout <= 0 {
+	if c.PublishTimeout == 0 {
 		c.PublishTimeout = 5 * time.Second
 	}
 }

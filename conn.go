@@ -439,7 +439,7 @@ func (t *txn) Commit() error {
 		if g.p.outbox == nil {
 			continue
 		}
-		if err := g.p.outbox.write(ctx, t.exec, g.msgs); err != nil {
+		if err := g.p.outbox.Write(ctx, t.exec, g.msgs); err != nil {
 			_ = t.Tx.Rollback()
 			return fmt.Errorf("%w: %d event(s): %w", ErrOutbox, len(g.msgs), err)
 		}
@@ -449,7 +449,7 @@ func (t *txn) Commit() error {
 	}
 	for _, g := range groups {
 		if g.p.outbox != nil {
-			g.p.outbox.committed()
+			g.p.outbox.Committed()
 		} else {
 			g.p.publish(ctx, g.msgs)
 		}

@@ -109,6 +109,14 @@
 // instance, and an update by condition that changes none of the rows it
 // matched emits nothing either.
 //
+// # Configuration
+//
+// The project's packages share one rule for configuration values: a zero
+// field means the default its comment documents; a negative value is an
+// error naming the field, returned by the constructor (Initialize), except in
+// the fields whose comment gives negative values a meaning (none, or no
+// limit): here Config.BulkLimit, where it means always bulk.
+//
 // # Concurrency
 //
 // Register, Emit and every DB operation may be called from any goroutine.
@@ -192,7 +200,9 @@
 // IDs were published is published after them. Only transactions that ran
 // concurrently with nothing in common may appear in ID rather than commit
 // order. The relay deletes rows by ID, never by range, so a lower ID that
-// was not yet committed when a batch was read is published later.
+// was not yet committed when a batch was read is published later, and
+// each read starts from the lowest ID leaving out only those published, so
+// such a row goes out before any row committed after it.
 //
 // Plugin.OutboxBacklog reports the rows waiting and the age of the oldest;
 // with Outbox.Registerer the relay exports them as Prometheus gauges, and

@@ -66,7 +66,7 @@ func (p *Plugin) Emit(db *gorm.DB, name, eventType string, data any, channels ..
 		}
 	}
 	if p.outbox != nil {
-		return p.outbox.writeNow(ctx, msg) // in order with the model events
+		return p.outbox.WriteNow(ctx, msg) // in order with the model events
 	}
 	ctx, cancel := context.WithTimeout(ctx, p.cfg.PublishTimeout)
 	defer cancel()

@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/telegraphy-go/telegraphy"
@@ -61,24 +62,7 @@ type env struct {
 // plugin publishing to a Recorder, with Order and Doc registered.
 func setup(t testing.TB, d dialect, gcfg *gorm.Config, pcfg telegraphy.Config) env {
 	t.Helper()
-	if gcfg == nil {
-		gcfg = &gorm.Config{}
-	}
-	if gcfg.Logger == nil {
-		gcfg.Logger = logger.Discard
-	}
-	db, err := gorm.Open(d.open(t), gcfg)
-	if err != nil {
-		t.Fatalf("open %s: %v", d.name, err)
-	}
-	sqlDB, err := db.DB()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = sqlDB.Close() })
-	if err := db.AutoMigrate(&Order{}, &Doc{}); err != nil {
-		t.Fatalf("migrate: %v", err)
-	}
+	db := openDB(t, d.open(t), gcfg, &Order{}, &Doc{})
 	rec := broker.NewRecorder(nil)
 	if pcfg.Broker == nil {
 		pcfg.Broker = rec
@@ -187,3 +171,54 @@ func rows(t testing.TB, db *gorm.DB) []Order {
 }
 
 func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
+
+// concurrently runs do(w, i) for i from 0 to each-1 in each of workers
+// goroutines, and fails t with the first error once all have stopped (a
+// goroutine stops at its first error).
+func concurrently(t testing.TB, workers, each int, do func(w, i int) error) {
+	t.Helper()
+	var wg sync.WaitGroup
+	errs := make(chan error, workers)
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < each; i++ {
+				if err := do(w, i); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+}
+
+// openDB opens dl with gcfg (nil means the defaults; a nil Logger means
+// none), closes it when the test ends and migrates models.
+func openDB(t testing.TB, dl gorm.Dialector, gcfg *gorm.Config, models ...any) *gorm.DB {
+	t.Helper()
+	if gcfg == nil {
+		gcfg = &gorm.Config{}
+	}
+	if gcfg.Logger == nil {
+		gcfg.Logger = logger.Discard
+	}
+	db, err := gorm.Open(dl, gcfg)
+	if err != nil {
+		t.Fatalf("open: %v", err)
+	}
+	sqlDB, err := db.DB()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sqlDB.Close() })
+	if err := db.AutoMigrate(models...); err != nil {
+		t.Fatalf("migrate: %v", err)
+	}
+	return db
+}

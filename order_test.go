@@ -12,7 +12,6 @@ import (
 	"github.com/telegraphy-go/telegraphy/broker"
 	"github.com/telegraphy-go/telegraphy/events"
 	"gorm.io/gorm"
-	"gorm.io/gorm/logger"
 )
 
 // Tally is one row many transactions increment.
@@ -25,15 +24,7 @@ type Tally struct {
 // plugin, installs it.
 func openTallies(tb testing.TB, d dialect, rows int, p *telegraphy.Plugin) *gorm.DB {
 	tb.Helper()
-	db, err := gorm.Open(d.open(tb), &gorm.Config{Logger: logger.Discard})
-	if err != nil {
-		tb.Fatalf("open %s: %v", d.name, err)
-	}
-	sqlDB, _ := db.DB()
-	tb.Cleanup(func() { sqlDB.Close() })
-	if err := db.AutoMigrate(&Tally{}); err != nil {
-		tb.Fatal(err)
-	}
+	db := openDB(tb, d.open(tb), nil, &Tally{})
 	for i := 1; i <= rows; i++ {
 		if err := db.Create(&Tally{ID: uint(i)}).Error; err != nil {
 			tb.Fatal(err)
@@ -69,7 +60,7 @@ func TestCommitOrderPerRecord(t *testing.T) {
 			}
 			t.Run(d.name+"/"+mode, func(t *testing.T) {
 				ctx := context.Background()
-				mem := broker.NewMemoryWith(broker.MemoryConfig{SubscriberBuffer: 2 * workers * each})
+				mem := broker.NewMemory(broker.MemoryConfig{SubscriberBuffer: 2 * workers * each})
 				p := telegraphy.New(telegraphy.Config{Broker: mem, Outbox: telegraphy.OutboxConfig{Enabled: outbox}})
 				db := openTallies(t, d, 1, p)
 				t.Cleanup(func() { p.Close(ctx) })
@@ -83,25 +74,9 @@ func TestCommitOrderPerRecord(t *testing.T) {
 				}
 				page := 0 // what a page applying the events shows
 				for run := 0; run < runs; run++ {
-					var wg sync.WaitGroup
-					errs := make(chan error, workers)
-					for w := 0; w < workers; w++ {
-						wg.Add(1)
-						go func() {
-							defer wg.Done()
-							for i := 0; i < each; i++ {
-								if err := db.Model(&Tally{ID: 1}).Update("n", gorm.Expr("n + 1")).Error; err != nil {
-									errs <- err
-									return
-								}
-							}
-						}()
-					}
-					wg.Wait()
-					close(errs)
-					for err := range errs {
-						t.Fatal(err)
-					}
+					concurrently(t, workers, each, func(int, int) error {
+						return db.Model(&Tally{ID: 1}).Update("n", gorm.Expr("n + 1")).Error
+					})
 					inversions := 0
 					deadline := time.After(2 * time.Minute)
 					for i := 0; i < workers*each; i++ {
@@ -252,4 +227,100 @@ func BenchmarkConcurrentWriters(b *testing.B) {
 			b.ReportMetric(float64(tBase)/float64(tWith), "plugin/base-throughput")
 		})
 	}
+}
+
+// TestOutboxLateLowerIDKeepsRecordOrder: a transaction that took a lower
+// outbox ID commits after the relay published a higher one; then another
+// transaction updates the same record. Its event must reach the record
+// channel after the late one, as the database ordered them. The late
+// transaction's outbox row is written by hand, held uncommitted while the
+// relay publishes, the way a plugin transaction between its outbox insert
+// and its COMMIT holds it.
+func TestOutboxLateLowerIDKeepsRecordOrder(t *testing.T) {
+	for _, d := range allDialects[1:] { // PostgreSQL (READ COMMITTED) and MariaDB
+		t.Run(d.name, func(t *testing.T) {
+			ctx := context.Background()
+			mem := broker.NewMemory()
+			p := telegraphy.New(telegraphy.Config{Broker: mem, Outbox: telegraphy.OutboxConfig{
+				Enabled: true, PollInterval: time.Minute}})
+			db := openTallies(t, d, 2, p)
+			t.Cleanup(func() { p.Close(ctx) })
+			sub, err := mem.Subscribe(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer sub.Close()
+			const rec, other = "telegraphy_test.Tally:1", "telegraphy_test.Tally:2"
+			if err := sub.Add(ctx, rec, other); err != nil {
+				t.Fatal(err)
+			}
+			next := func() (string, int) {
+				t.Helper()
+				select {
+				case pub := <-sub.C():
+					var e struct{ Data Tally }
+					if err := json.Unmarshal(pub.Data, &e); err != nil {
+						t.Fatalf("event %s: %v", pub.Data, err)
+					}
+					return pub.Channel, e.Data.N
+				case <-time.After(30 * time.Second):
+					t.Fatal("no event for 30 seconds")
+					return "", 0
+				}
+			}
+
+			// The late transaction takes its outbox ID and holds it.
+			tx := db.Session(&gorm.Session{NewDB: true}).Begin()
+			if tx.Error != nil {
+				t.Fatal(tx.Error)
+			}
+			msg := lateEvent(t, 1, 1)
+			ch, _ := json.Marshal([]string{rec})
+			if err := tx.Table(telegraphy.DefaultOutboxTable).Create(map[string]any{
+				"event_id": msg.Meta.ID, "channels": string(ch), "data": mustEncode(t, msg),
+				"created_ns": time.Now().UnixNano(), "origin": "",
+			}).Error; err != nil {
+				t.Fatal(err)
+			}
+			// A higher ID on another record commits and is published.
+			if err := db.Model(&Tally{ID: 2}).Update("n", 7).Error; err != nil {
+				t.Fatal(err)
+			}
+			if c, n := next(); c != other || n != 7 {
+				t.Fatalf("got %s n=%d, want %s n=7", c, n, other)
+			}
+			// The late transaction commits, then the record is updated again.
+			if err := tx.Commit().Error; err != nil {
+				t.Fatal(err)
+			}
+			if err := db.Model(&Tally{ID: 1}).Update("n", 2).Error; err != nil {
+				t.Fatal(err)
+			}
+			for _, want := range []int{1, 2} {
+				if c, n := next(); c != rec || n != want {
+					t.Fatalf("record channel: got %s n=%d, want %s n=%d (the late commit's event must come first)", c, n, rec, want)
+				}
+			}
+		})
+	}
+}
+
+// lateEvent is the update event of Tally id with n, as the plugin encodes it.
+func lateEvent(t testing.TB, id uint, n int) events.Event {
+	t.Helper()
+	data, err := json.Marshal(Tally{ID: id, N: n})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return events.Event{Name: "telegraphy_test.Tally", Meta: events.Meta{ID: events.NewID(), EventType: "update",
+		PK: id, Timestamp: events.Timestamp(time.Now())}, Data: data}
+}
+
+func mustEncode(t testing.TB, e events.Event) []byte {
+	t.Helper()
+	b, err := e.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

@@ -88,7 +88,7 @@ func BenchmarkOutboxRelay(b *testing.B) {
 	} {
 		for _, bk := range []string{"memory", "redis"} {
 			b.Run(fmt.Sprintf("%s/%s", d.name, bk), func(b *testing.B) {
-				var bus broker.Broker = broker.NewMemoryWith(broker.MemoryConfig{SubscriberBuffer: b.N + 1})
+				var bus broker.Broker = broker.NewMemory(broker.MemoryConfig{SubscriberBuffer: b.N + 1})
 				if bk == "redis" {
 					rb, err := redisbroker.New(redisbroker.Config{URL: testenv.StartRedis(b).URL})
 					if err != nil {

@@ -11,6 +11,7 @@ import (
 	"github.com/telegraphy-go/telegraphy/broker"
 	"github.com/telegraphy-go/telegraphy/events"
 	"github.com/telegraphy-go/telegraphy/internal/model"
+	"github.com/telegraphy-go/telegraphy/internal/outbox"
 	"gorm.io/gorm"
 )
 
@@ -19,6 +20,9 @@ import (
 var (
 	// ErrNoBroker is returned by Initialize when Config.Broker is nil.
 	ErrNoBroker = errors.New("telegraphy: Config.Broker is required")
+	// ErrBadConfig is wrapped by the error Initialize returns for an
+	// invalid Config value; the error names the field.
+	ErrBadConfig = errors.New("telegraphy: invalid config")
 	// ErrUntracked is returned (as the statement's error) when a registered
 	// model is written through a connection whose commit the plugin cannot
 	// observe: one that does not come from a *sql.DB of a DB the plugin
@@ -60,7 +64,7 @@ type Plugin struct {
 	notModel sync.Map // reflect.Type -> struct{}: types seen without registration
 	discover sync.Mutex
 
-	outbox *outbox // outbox mode; nil when off (see outbox.go)
+	outbox *outbox.Outbox // outbox mode (internal/outbox); nil when off
 
 	// sqliteReturning makes SQLite updates take their rows from RETURNING
 	// as on PostgreSQL, not from the read by key (readback.go); set by
@@ -104,6 +108,9 @@ const resolverName = "gorm:db_resolver"
 func (p *Plugin) Initialize(db *gorm.DB) error {
 	if p.cfg.Broker == nil {
 		return ErrNoBroker
+	}
+	if err := p.cfg.check(); err != nil {
+		return err
 	}
 	if db.Callback().Create().Get("telegraphy:before_create") != nil {
 		return fmt.Errorf("telegraphy: a telegraphy plugin is already initialized on this DB")

@@ -24,19 +24,7 @@ func openWith(t *testing.T, d dialect, gcfg *gorm.Config) *gorm.DB {
 	if testing.Verbose() {
 		gcfg.Logger = logger.Default.LogMode(logger.Info)
 	}
-	db, err := gorm.Open(d.open(t), gcfg)
-	if err != nil {
-		t.Fatalf("open %s: %v", d.name, err)
-	}
-	sqlDB, err := db.DB()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = sqlDB.Close() })
-	if err := db.AutoMigrate(&Order{}); err != nil {
-		t.Fatal(err)
-	}
-	return db
+	return openDB(t, d.open(t), gcfg, &Order{})
 }
 
 // use installs a plugin publishing to a new Recorder, Order registered.

@@ -228,26 +228,13 @@ func TestUpsertRace(t *testing.T) {
 					before[th.ID] = th.Qty
 				}
 				newID := uint(100 + round)
-				var wg sync.WaitGroup
-				errs := make(chan error, workers)
-				for w := 0; w < workers; w++ {
-					wg.Add(1)
-					go func() {
-						defer wg.Done()
-						for i := 0; i < each; i++ {
-							rows := []Thing{{ID: 1, Code: "a", Qty: 1}, {ID: 2, Code: "b", Qty: 1}, {ID: newID, Code: fmt.Sprint("n", newID), Qty: 1}}
-							if err := e.db.Clauses(inc).Create(&rows).Error; err != nil {
-								errs <- err
-								return
-							}
-						}
-					}()
-				}
-				wg.Wait()
-				close(errs)
-				for err := range errs {
-					t.Fatalf("round %d: %v", round, err)
-				}
+				concurrently(t, workers, each, func(int, int) error {
+					rows := []Thing{{ID: 1, Code: "a", Qty: 1}, {ID: 2, Code: "b", Qty: 1}, {ID: newID, Code: fmt.Sprint("n", newID), Qty: 1}}
+					if err := e.db.Clauses(inc).Create(&rows).Error; err != nil {
+						return fmt.Errorf("round %d: %w", round, err)
+					}
+					return nil
+				})
 				seen := map[uint]map[int]int{}
 				creates := map[uint]int{}
 				for _, ev := range e.rec.Events() {

@@ -63,6 +63,32 @@ func TestRegisterErrors(t *testing.T) {
 	}
 }
 
+// TestNegativeConfigRefused: a negative value is an error naming the
+// field, from Initialize (db.Use); zero means the default.
+func TestNegativeConfigRefused(t *testing.T) {
+	for _, c := range []struct {
+		field string
+		cfg   telegraphy.Config
+	}{
+		{"PublishTimeout", telegraphy.Config{PublishTimeout: -time.Second}},
+		{"Outbox.BatchSize", telegraphy.Config{Outbox: telegraphy.OutboxConfig{Enabled: true, BatchSize: -1}}},
+		{"Outbox.LeaseTTL", telegraphy.Config{Outbox: telegraphy.OutboxConfig{Enabled: true, LeaseTTL: -time.Second}}},
+	} {
+		c.cfg.Broker = broker.NewRecorder(nil)
+		db, err := gorm.Open(sqliteDialector(t), &gorm.Config{Logger: logger.Discard})
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = db.Use(telegraphy.New(c.cfg))
+		if !errors.Is(err, telegraphy.ErrBadConfig) || !strings.Contains(err.Error(), "Config."+c.field+" is negative") {
+			t.Errorf("%s negative: db.Use = %v, want ErrBadConfig naming the field", c.field, err)
+		}
+		if sqlDB, err := db.DB(); err == nil {
+			sqlDB.Close()
+		}
+	}
+}
+
 type money string
 
 func (m money) MarshalJSON() ([]byte, error) { return []byte(m), nil }

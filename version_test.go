@@ -2,7 +2,6 @@ package telegraphy_test
 
 import (
 	"encoding/json"
-	"sync"
 	"testing"
 
 	"github.com/telegraphy-go/telegraphy"
@@ -37,28 +36,11 @@ func TestVersionConcurrentWriters(t *testing.T) {
 				t.Fatal(err)
 			}
 			const workers, each = 6, 10
-			var wg sync.WaitGroup
-			errs := make(chan error, workers)
-			for w := 0; w < workers; w++ {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					for i := 0; i < each; i++ {
-						err := e.db.Model(&Counter{ID: c.ID}).Updates(map[string]any{
-							"n": gorm.Expr("n + 1"), "version": gorm.Expr("version + 1"),
-						}).Error
-						if err != nil {
-							errs <- err
-							return
-						}
-					}
-				}()
-			}
-			wg.Wait()
-			close(errs)
-			for err := range errs {
-				t.Fatal(err)
-			}
+			concurrently(t, workers, each, func(int, int) error {
+				return e.db.Model(&Counter{ID: c.ID}).Updates(map[string]any{
+					"n": gorm.Expr("n + 1"), "version": gorm.Expr("version + 1"),
+				}).Error
+			})
 			var final Counter
 			if err := e.db.First(&final, c.ID).Error; err != nil {
 				t.Fatal(err)

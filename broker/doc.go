@@ -6,6 +6,15 @@
 // and serves. The redisbroker package implements the same Broker interface
 // over Redis for many app processes and many hubs.
 //
+// # Configuration
+//
+// The project's packages share one rule for configuration values: a zero
+// field means the default its comment documents; a negative value is an
+// error naming the field, except in the fields whose comment gives
+// negative values a meaning. NewMemory cannot fail, so MemoryConfig is
+// the one exception: a negative HistorySize keeps none, and any other
+// negative field counts as zero.
+//
 // # Concurrency
 //
 // Every Broker and Subscription method is safe to call from any goroutine.

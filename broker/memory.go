@@ -70,6 +70,11 @@ func (c *MemoryConfig) setDefaults() {
 	}
 }
 
+// NewMemoryWith returns an in-process broker configured by cfg.
+//
+// Deprecated: use NewMemory(cfg).
+func NewMemoryWith(cfg MemoryConfig) *Memory { return NewMemory(cfg) }
+
 // Memory is the in-process Broker: publishers and subscribers share one
 // process. Publish delivers synchronously to every subscription's buffer and
 // never blocks on a slow subscriber: when a subscription's buffer is full the
@@ -186,11 +191,16 @@ func (c *memChannel) push(pub Publication, size int) {
 	}
 }
 
-// NewMemory returns an in-process broker with the default MemoryConfig.
-func NewMemory() *Memory { return NewMemoryWith(MemoryConfig{}) }
-
-// NewMemoryWith returns an in-process broker configured by cfg.
-func NewMemoryWith(cfg MemoryConfig) *Memory {
+// NewMemory returns an in-process broker configured by cfg, or by the
+// zero MemoryConfig (every default) when cfg is left out:
+// NewMemory() and NewMemory(MemoryConfig{HistorySize: 100}). Only the
+// first cfg counts. NewMemory cannot fail: a negative value in a field
+// that does not give negative values a meaning counts as zero.
+func NewMemory(cfgs ...MemoryConfig) *Memory {
+	var cfg MemoryConfig
+	if len(cfgs) > 0 {
+		cfg = cfgs[0]
+	}
 	cfg.setDefaults()
 	var seed [8]byte
 	_, _ = rand.Read(seed[:])

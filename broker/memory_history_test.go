@@ -43,7 +43,7 @@ func history(t *testing.T, m *broker.Memory, ch string, since *broker.Position) 
 // position while the history reaches back to it, and says Recovered=false
 // otherwise.
 func TestMemoryHistory(t *testing.T) {
-	m := broker.NewMemoryWith(broker.MemoryConfig{HistorySize: 5})
+	m := broker.NewMemory(broker.MemoryConfig{HistorySize: 5})
 	defer m.Close(context.Background())
 	watch(t, m, "c")
 	publishN(t, m, "c", 1, 8) // offsets 1..8, history keeps 4..8
@@ -131,7 +131,7 @@ func TestMemoryHistoryStartsWhenWatched(t *testing.T) {
 // TestMemoryMaxChannels: past MaxChannels the least recently used channel
 // is forgotten (its epoch changes), and a recently used one is kept.
 func TestMemoryMaxChannels(t *testing.T) {
-	m := broker.NewMemoryWith(broker.MemoryConfig{MaxChannels: 3})
+	m := broker.NewMemory(broker.MemoryConfig{MaxChannels: 3})
 	defer m.Close(context.Background())
 	watch(t, m, "a", "b", "c")
 	publishN(t, m, "a", 1, 2)
@@ -160,7 +160,7 @@ func TestMemoryHistoryTTL(t *testing.T) {
 	if testing.Short() {
 		t.Skip("waits for the once-a-second sweep")
 	}
-	m := broker.NewMemoryWith(broker.MemoryConfig{HistoryTTL: 200 * time.Millisecond})
+	m := broker.NewMemory(broker.MemoryConfig{HistoryTTL: 200 * time.Millisecond})
 	defer m.Close(context.Background())
 	watch(t, m, "old", "kept")
 	publishN(t, m, "old", 1, 3)
@@ -193,7 +193,7 @@ func TestMemoryHistoryTTL(t *testing.T) {
 // for itself only, counts them, and never blocks the publisher.
 func TestMemorySlowSubscriber(t *testing.T) {
 	ctx := context.Background()
-	m := broker.NewMemoryWith(broker.MemoryConfig{SubscriberBuffer: 4})
+	m := broker.NewMemory(broker.MemoryConfig{SubscriberBuffer: 4})
 	defer m.Close(ctx)
 	slow, _ := m.Subscribe(ctx)
 	fast, _ := m.Subscribe(ctx)

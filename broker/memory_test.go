@@ -17,7 +17,7 @@ func TestMemoryDuplicateIDs(t *testing.T) {
 		t.Run(fmt.Sprint(size), func(t *testing.T) {
 			t.Parallel()
 			ctx := context.Background()
-			m := broker.NewMemoryWith(broker.MemoryConfig{HistorySize: size})
+			m := broker.NewMemory(broker.MemoryConfig{HistorySize: size})
 			defer m.Close(ctx)
 			sub, err := m.Subscribe(ctx)
 			if err != nil {

@@ -2,12 +2,10 @@ package broker_test
 
 import (
 	"context"
-	"errors"
-	"slices"
 	"testing"
-	"time"
 
 	"github.com/telegraphy-go/telegraphy/broker"
+	"github.com/telegraphy-go/telegraphy/internal/brokertest"
 )
 
 var _ broker.Presencer = (*broker.Memory)(nil)
@@ -16,88 +14,16 @@ func TestMemoryPresence(t *testing.T) {
 	t.Parallel()
 	b := broker.NewMemory()
 	t.Cleanup(func() { _ = b.Close(context.Background()) })
-	ctx := context.Background()
-	long := broker.PresenceLease{TTL: time.Hour, MaxMembers: 2}
-	subjects := func() []string {
-		t.Helper()
-		ms, err := b.Presence(ctx, "doc:1", 10)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var out []string
-		for _, m := range ms {
-			out = append(out, m.Subject+string(m.Info))
-		}
-		return out
-	}
-	update := func(node string, add []broker.PresenceMember, remove []string, lease broker.PresenceLease) broker.PresenceChange {
-		t.Helper()
-		ch, err := b.UpdatePresence(ctx, "doc:1", node, add, remove, lease)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return ch
-	}
-
-	// Reading creates nothing.
-	if got := subjects(); len(got) != 0 {
-		t.Fatalf("members of an empty channel: %v", got)
-	}
-	if n := b.PresenceChannels(); n != 0 {
-		t.Fatalf("presence of %d channels after a read", n)
-	}
-
-	ch := update("A", []broker.PresenceMember{{Subject: "ada", Info: []byte(`{"n":1}`)}}, nil, long)
-	if len(ch.Joined) != 1 || ch.Joined[0].Subject != "ada" || string(ch.Joined[0].Info) != `{"n":1}` {
-		t.Fatalf("first add: %+v", ch)
-	}
-	// The same subject from another node is no join; its removal from one
-	// node is no leave.
-	if ch := update("B", []broker.PresenceMember{{Subject: "ada"}}, nil, long); len(ch.Joined)+len(ch.Left) != 0 {
-		t.Fatalf("ada on B too: %+v", ch)
-	}
-	if ch := update("A", nil, []string{"ada"}, long); len(ch.Left) != 0 {
-		t.Fatalf("ada removed from A: %+v", ch)
-	}
-	if got := subjects(); !slices.Equal(got, []string{"ada"}) {
-		t.Fatalf("members: %v", got)
-	}
-	// The cap counts subjects.
-	if ch := update("A", []broker.PresenceMember{{Subject: "bob"}, {Subject: "cy"}}, nil, long); !slices.Equal(ch.Full, []string{"cy"}) || len(ch.Joined) != 1 {
-		t.Fatalf("third subject over a cap of 2: %+v", ch)
-	}
-	if ch := update("B", nil, []string{"ada"}, long); !slices.Equal(ch.Left, []string{"ada"}) {
-		t.Fatalf("ada's last entry removed: %+v", ch)
-	}
-
-	// A node whose lease ends loses its members, at the next update of
-	// any node; until then readers no longer see them.
-	short := broker.PresenceLease{TTL: 100 * time.Millisecond, MaxMembers: 2}
-	update("C", []broker.PresenceMember{{Subject: "dan"}}, nil, short)
-	for deadline := time.Now().Add(10 * time.Second); slices.Contains(subjects(), "dan"); time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("dan still listed after his lease")
-		}
-	}
-	if ch := update("A", nil, nil, long); !slices.Equal(ch.Left, []string{"dan"}) {
-		t.Fatalf("expiry of C's entries: %+v", ch)
-	}
+	doc := brokertest.Presence(t, b, b.PresenceChannels)
 
 	// A refresh of a member already there changes nothing.
-	if ch := update("A", []broker.PresenceMember{{Subject: "bob"}}, nil, long); len(ch.Joined)+len(ch.Left) != 0 {
+	if ch := doc.Update("A", []broker.PresenceMember{{Subject: "bob"}}, nil, brokertest.Long); len(ch.Joined)+len(ch.Left) != 0 {
 		t.Fatalf("refresh: %+v", ch)
 	}
 
 	// The last removal forgets the channel.
-	update("A", nil, []string{"bob"}, long)
+	doc.Update("A", nil, []string{"bob"}, brokertest.Long)
 	if n := b.PresenceChannels(); n != 0 {
 		t.Fatalf("presence of %d channels after the last member left", n)
-	}
-
-	if _, err := b.UpdatePresence(ctx, "doc:1", "", nil, nil, long); !errors.Is(err, broker.ErrBadPresence) {
-		t.Errorf("empty node: %v", err)
-	}
-	if _, err := b.UpdatePresence(ctx, "doc:1", "A", []broker.PresenceMember{{}}, nil, long); !errors.Is(err, broker.ErrBadPresence) {
-		t.Errorf("empty subject: %v", err)
 	}
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/telegraphy-go/telegraphy/broker/redisbroker"
 	"github.com/telegraphy-go/telegraphy/hub"
 	"github.com/telegraphy-go/telegraphy/internal/testenv"
+	"github.com/telegraphy-go/telegraphy/tokens"
 )
 
 // newRedisEnv starts a hub on a Redis broker of a throwaway redis-server
@@ -414,7 +415,12 @@ func TestSharedReplayStoreByDefault(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = other.Close(context.Background()) })
 	b := newEnvWith(t, hub.Config{Secret: testSecret, Broker: other, Logger: quietLogger()}, nil)
+	acceptedOnce(t, a, b)
+}
 
+// acceptedOnce checks that a token welcomed by hub a is refused by hub b.
+func acceptedOnce(t *testing.T, a, b *env) {
+	t.Helper()
 	tok := a.token("17", "x")
 	c := a.mustDial()
 	c.send(`{"type":"hello","token":"` + tok + `"}`)
@@ -440,4 +446,18 @@ func TestPingFrameRate(t *testing.T) {
 		}
 	}
 	c.expectClose(1008)
+}
+
+// TestVerifierSharedByTwoHubs: two hubs on one memory broker given one
+// tokens.Verifier (Config.Verifier) accept a token once between them.
+func TestVerifierSharedByTwoHubs(t *testing.T) {
+	v, err := tokens.NewVerifier(tokens.VerifierConfig{Secret: testSecret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bus := broker.NewMemory()
+	withBroker(t, bus)
+	a := newEnvWith(t, hub.Config{Verifier: v, Broker: bus, Logger: quietLogger()}, bus)
+	b := newEnvWith(t, hub.Config{Verifier: v, Broker: bus, Logger: quietLogger()}, bus)
+	acceptedOnce(t, a, b)
 }

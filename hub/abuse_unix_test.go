@@ -3,13 +3,11 @@
 package hub_test
 
 import (
-	"bytes"
 	"errors"
 	"log/slog"
 	"net"
 	"regexp"
 	"strconv"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -18,25 +16,8 @@ import (
 
 	"github.com/telegraphy-go/telegraphy/broker"
 	"github.com/telegraphy-go/telegraphy/hub"
+	"github.com/telegraphy-go/telegraphy/internal/testenv"
 )
-
-// lockedBuffer is a bytes.Buffer for a logger and a test.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // TestSlowClientMemory: a client that never reads is closed with 4008
 // once the hub holds about SendQueueBytes for it, counting the kernel's
@@ -46,7 +27,7 @@ func (l *lockedBuffer) String() string {
 // reports the bytes that were queued.
 func TestSlowClientMemory(t *testing.T) {
 	const queue, sndbuf = 64 << 10, 16 << 10
-	logs := &lockedBuffer{}
+	logs := &testenv.Buffer{}
 	e := newEnv(t, func(c *hub.Config, _ *broker.MemoryConfig) {
 		c.SendQueueBytes, c.SendBufferBytes = queue, sndbuf
 		c.Logger = slog.New(slog.NewTextHandler(logs, nil))

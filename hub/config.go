@@ -46,9 +46,10 @@ const ControlChannel = "$telegraphy.control"
 var (
 	// ErrNoBroker is returned by New when Config.Broker is nil.
 	ErrNoBroker = errors.New("hub: Config.Broker is nil")
-	// ErrNoSecret is returned by New when Config.Secret is empty and no
-	// public channels are configured, so nobody could ever connect.
-	ErrNoSecret = errors.New("hub: Config.Secret is empty (set a secret of at least 32 bytes, or PublicChannels for an anonymous-only hub)")
+	// ErrNoSecret is returned by New when neither Config.Verifier nor
+	// Config.Secret is set and no public channels are configured, so
+	// nobody could ever connect.
+	ErrNoSecret = errors.New("hub: Config.Secret is empty (set a secret of at least 32 bytes or a Verifier, or PublicChannels for an anonymous-only hub)")
 	// ErrBadConfig is wrapped by New for an invalid Config value.
 	ErrBadConfig = errors.New("hub: invalid config")
 	// ErrClosed is returned by Revoke after Close.
@@ -57,12 +58,23 @@ var (
 	ErrEmptySubject = errors.New("hub: empty subject")
 )
 
-// Config configures a Hub. Only Broker and Secret (or PublicChannels) are
-// needed; every other field has a documented default.
+// Config configures a Hub. Only Broker and a way to check tokens
+// (Verifier or Secret) or PublicChannels are needed; every other field
+// has a documented default.
 type Config struct {
 	// Broker delivers publications to the hub and keeps channel history.
 	// Required.
 	Broker broker.Broker
+	// Verifier checks connection tokens and marks each one used
+	// (tokens.NewVerifier: its secret, replay store, leeway and lifetime
+	// limit). Hubs behind a load balancer give theirs the store they share,
+	// such as the Redis broker's SharedReplayStore. When it is set,
+	// Secret, ReplayStore and TokenLeeway must be zero. Zero value means
+	// New builds one from Secret, ReplayStore and TokenLeeway.
+	Verifier *tokens.Verifier
+	// Secret, ReplayStore and TokenLeeway are a shorthand for Verifier:
+	// New passes them to tokens.NewVerifier.
+	//
 	// Secret verifies connection tokens (HS256, at least 32 bytes). Zero
 	// value is allowed only with PublicChannels: then every client is
 	// anonymous and hellos that carry a token are refused.
@@ -224,7 +236,10 @@ func (c Config) withDefaults() (Config, error) {
 	if c.Broker == nil {
 		return c, ErrNoBroker
 	}
-	if len(c.Secret) == 0 && len(c.PublicChannels) == 0 {
+	if c.Verifier != nil && (len(c.Secret) > 0 || c.ReplayStore != nil || c.TokenLeeway != 0) {
+		return c, fmt.Errorf("%w: set Verifier or Secret (with ReplayStore and TokenLeeway), not both", ErrBadConfig)
+	}
+	if c.Verifier == nil && len(c.Secret) == 0 && len(c.PublicChannels) == 0 {
 		return c, ErrNoSecret
 	}
 	for _, p := range c.PublicChannels {
@@ -319,7 +334,7 @@ func (c Config) withDefaults() (Config, error) {
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
-	if c.ReplayStore == nil {
+	if c.ReplayStore == nil && c.Verifier == nil {
 		if s, ok := c.Broker.(ReplayStoreSharer); ok {
 			c.ReplayStore = s.SharedReplayStore()
 		}

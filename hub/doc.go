@@ -25,6 +25,17 @@
 // notices travel between hubs on PresencePrefix+channel. See
 // docs/protocol.md, "Presence".
 //
+// # Configuration
+//
+// The project's packages share one rule for configuration values: a zero
+// field means the default its comment documents; a negative value is an
+// error naming the field, returned by the constructor (New), except in
+// the fields whose comment gives negative values a meaning (none, or no
+// limit): here TokenLeeway, where it means none.
+//
+// Tokens are checked by Config.Verifier (a tokens.Verifier), or by one
+// New builds from Config.Secret, ReplayStore and TokenLeeway.
+//
 // # Concurrency
 //
 // New, ServeHTTP, Revoke and Close may be called from any goroutine. A hub

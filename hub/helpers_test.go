@@ -91,7 +91,7 @@ func newEnv(t testing.TB, opts ...envOption) *env {
 	for _, o := range opts {
 		o(&cfg, &bcfg)
 	}
-	b := broker.NewMemoryWith(bcfg)
+	b := broker.NewMemory(bcfg)
 	cfg.Broker = b
 	withBroker(t, b)
 	return newEnvWith(t, cfg, b)

@@ -97,7 +97,8 @@ func New(cfg Config) (*Hub, error) {
 		stopTicker: make(chan struct{}),
 		closeDone:  make(chan struct{}),
 	}
-	if len(cfg.Secret) > 0 {
+	h.verifier = cfg.Verifier
+	if h.verifier == nil && len(cfg.Secret) > 0 {
 		h.verifier, err = tokens.NewVerifier(tokens.VerifierConfig{Secret: cfg.Secret, Store: cfg.ReplayStore, Leeway: cfg.TokenLeeway})
 		if err != nil {
 			return nil, fmt.Errorf("hub: Config.Secret: %w", err)

@@ -400,6 +400,14 @@ func TestHealthMetricsScript(t *testing.T) {
 	}
 }
 
+func testVerifier(t testing.TB) *tokens.Verifier {
+	v, err := tokens.NewVerifier(tokens.VerifierConfig{Secret: testSecret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
 func TestConfigErrors(t *testing.T) {
 	b := broker.NewMemory()
 	defer b.Close(context.Background())
@@ -411,6 +419,8 @@ func TestConfigErrors(t *testing.T) {
 		{"nil broker", hub.Config{Secret: testSecret}, hub.ErrNoBroker},
 		{"no secret, no public channels", hub.Config{Broker: b}, hub.ErrNoSecret},
 		{"short secret", hub.Config{Broker: b, Secret: []byte("short")}, tokens.ErrShortSecret},
+		{"verifier and secret", hub.Config{Broker: b, Secret: testSecret, Verifier: testVerifier(t)}, hub.ErrBadConfig},
+		{"verifier and token leeway", hub.Config{Broker: b, TokenLeeway: time.Second, Verifier: testVerifier(t)}, hub.ErrBadConfig},
 		{"pattern with inner star", hub.Config{Broker: b, Secret: testSecret, PublicChannels: []string{"a*b"}}, hub.ErrBadConfig},
 		{"reserved pattern", hub.Config{Broker: b, Secret: testSecret, PublicChannels: []string{"$x"}}, hub.ErrBadConfig},
 		{"empty pattern", hub.Config{Broker: b, Secret: testSecret, PublicChannels: []string{""}}, hub.ErrBadConfig},

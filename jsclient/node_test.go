@@ -256,7 +256,7 @@ func TestNode(t *testing.T) {
 		"main": {broker: broker.NewMemory()},
 		// A broker that keeps almost nothing: a burst overflows the hub's
 		// subscription and the hub cannot fill the gap from history.
-		"lossy": {broker: broker.NewMemoryWith(broker.MemoryConfig{SubscriberBuffer: 1, HistorySize: 2})},
+		"lossy": {broker: broker.NewMemory(broker.MemoryConfig{SubscriberBuffer: 1, HistorySize: 2})},
 	}
 	for name, hs := range hubs {
 		hs.secret, hs.addr = testSecret, "127.0.0.1:0"

@@ -73,7 +73,7 @@ func BenchmarkIssue(b *testing.B) {
 // holds about a million live marks, expiring as many as it adds.
 func BenchmarkMemoryStoreUse(b *testing.B) {
 	clk := newClock()
-	s := tokens.NewMemoryStoreWith(tokens.MemoryStoreConfig{Now: clk.Now})
+	s := tokens.NewMemoryStore(tokens.MemoryStoreConfig{Now: clk.Now})
 	ctx := context.Background()
 	const live = 1_000_000
 	i := 0

@@ -71,6 +71,16 @@
 //		},
 //	}))
 //
+// # Configuration
+//
+// The project's packages share one rule for configuration values: a zero
+// field means the default its comment documents; a negative value is an
+// error naming the field, returned by the constructor (NewIssuer, NewVerifier), except in
+// the fields whose comment gives negative values a meaning (none, or no
+// limit): here VerifierConfig.Leeway (none) and MaxLifetime (no limit).
+//
+// NewMemoryStore cannot fail: it takes a negative MaxEntries as zero.
+//
 // # Concurrency
 //
 // Issuer, Verifier and MemoryStore are safe for concurrent use from any

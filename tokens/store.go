@@ -50,11 +50,24 @@ type MemoryStore struct {
 	queue expiryQueue
 }
 
-// NewMemoryStore returns a MemoryStore with the default MemoryStoreConfig.
-func NewMemoryStore() *MemoryStore { return NewMemoryStoreWith(MemoryStoreConfig{}) }
+// NewMemoryStore returns a MemoryStore configured by cfg, or by the zero
+// MemoryStoreConfig (every default) when cfg is left out. Only the first
+// cfg counts. NewMemoryStore cannot fail: a negative MaxEntries counts as
+// zero.
+func NewMemoryStore(cfg ...MemoryStoreConfig) *MemoryStore {
+	var c MemoryStoreConfig
+	if len(cfg) > 0 {
+		c = cfg[0]
+	}
+	return newMemoryStore(c)
+}
 
 // NewMemoryStoreWith returns a MemoryStore configured by cfg.
-func NewMemoryStoreWith(cfg MemoryStoreConfig) *MemoryStore {
+//
+// Deprecated: use NewMemoryStore(cfg).
+func NewMemoryStoreWith(cfg MemoryStoreConfig) *MemoryStore { return newMemoryStore(cfg) }
+
+func newMemoryStore(cfg MemoryStoreConfig) *MemoryStore {
 	if cfg.MaxEntries <= 0 {
 		cfg.MaxEntries = DefaultMaxEntries
 	}

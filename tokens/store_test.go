@@ -14,7 +14,7 @@ import (
 func TestMemoryStoreExpiry(t *testing.T) {
 	t.Parallel()
 	clk := newClock()
-	s := tokens.NewMemoryStoreWith(tokens.MemoryStoreConfig{Now: clk.Now})
+	s := tokens.NewMemoryStore(tokens.MemoryStoreConfig{Now: clk.Now})
 	ctx := context.Background()
 	steps := []struct {
 		name      string
@@ -53,7 +53,7 @@ func TestMemoryStoreExpiry(t *testing.T) {
 func TestMemoryStoreBound(t *testing.T) {
 	t.Parallel()
 	clk := newClock()
-	s := tokens.NewMemoryStoreWith(tokens.MemoryStoreConfig{MaxEntries: 3, Now: clk.Now})
+	s := tokens.NewMemoryStore(tokens.MemoryStoreConfig{MaxEntries: 3, Now: clk.Now})
 	ctx := context.Background()
 	for i := range 3 {
 		if fresh, err := s.Use(ctx, strconv.Itoa(i), epoch.Add(time.Duration(i+1)*time.Second)); !fresh || err != nil {

@@ -72,7 +72,7 @@ func NewVerifier(cfg VerifierConfig) (*Verifier, error) {
 		cfg.MaxLifetime = DefaultMaxLifetime
 	}
 	if cfg.Store == nil {
-		cfg.Store = NewMemoryStoreWith(MemoryStoreConfig{Now: cfg.Now})
+		cfg.Store = NewMemoryStore(MemoryStoreConfig{Now: cfg.Now})
 	}
 	return &Verifier{
 		secret:      append([]byte(nil), cfg.Secret...),

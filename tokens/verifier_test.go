@@ -239,7 +239,7 @@ func TestVerifyRefusesReplay(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	store := tokens.NewMemoryStoreWith(tokens.MemoryStoreConfig{Now: clk.Now})
+	store := tokens.NewMemoryStore(tokens.MemoryStoreConfig{Now: clk.Now})
 	hubA, err := tokens.NewVerifier(tokens.VerifierConfig{Secret: testSecret, Store: store, Now: clk.Now})
 	if err != nil {
 		t.Fatal(err)
@@ -327,7 +327,7 @@ func TestVerifyRefusesWhenStoreFull(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	store := tokens.NewMemoryStoreWith(tokens.MemoryStoreConfig{MaxEntries: 1, Now: clk.Now})
+	store := tokens.NewMemoryStore(tokens.MemoryStoreConfig{MaxEntries: 1, Now: clk.Now})
 	v, err := tokens.NewVerifier(tokens.VerifierConfig{Secret: testSecret, Store: store, Now: clk.Now})
 	if err != nil {
 		t.Fatal(err)

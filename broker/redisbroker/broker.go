@@ -95,6 +95,9 @@ type Stats struct {
 // background publisher. The error says which of a bad URL, an unreachable
 // server or refused credentials stopped it.
 func New(cfg Config) (*Broker, error) {
+	if err := cfg.check(); err != nil {
+		return nil, err
+	}
 	cfg.setDefaults()
 	if strings.ContainsAny(cfg.Prefix, "{}") {
 		return nil, fmt.Errorf("redisbroker: Config.Prefix %q holds \"{\" or \"}\", which would change the keys' hash tags", cfg.Prefix)

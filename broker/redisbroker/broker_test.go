@@ -175,6 +175,26 @@ func startRedisWithArgs(t *testing.T, args ...string) int {
 	return port
 }
 
+// TestNewRefusesNegativeValues: a negative value is an error naming the
+// field, found before New connects; a negative HistorySize means none.
+func TestNewRefusesNegativeValues(t *testing.T) {
+	for _, c := range []struct {
+		field string
+		cfg   Config
+	}{
+		{"QueueSize", Config{QueueSize: -1}},
+		{"BatchWait", Config{BatchWait: -time.Millisecond}},
+		{"SubscriberBuffer", Config{SubscriberBuffer: -5}},
+		{"MaxRetryDelay", Config{MaxRetryDelay: -time.Second}},
+	} {
+		c.cfg.URL = "redis://127.0.0.1:1/0"
+		_, err := New(c.cfg)
+		if err == nil || !strings.Contains(err.Error(), "Config."+c.field+" is negative") {
+			t.Errorf("%s negative: New = %v, want an error naming the field", c.field, err)
+		}
+	}
+}
+
 func TestNewErrors(t *testing.T) {
 	t.Parallel()
 	port := startRedisWithArgs(t, "--requirepass", "s3cret-pass")
@@ -317,7 +337,7 @@ func TestHistoryLikeMemory(t *testing.T) {
 	t.Parallel()
 	url := testenv.StartRedis(t).URL
 	const size = 5
-	mem := broker.NewMemoryWith(broker.MemoryConfig{HistorySize: size})
+	mem := broker.NewMemory(broker.MemoryConfig{HistorySize: size})
 	rb := newBroker(t, url, Config{HistorySize: size})
 	// Both keep a channel's history from the first time it is watched.
 	watch(t, mem, "ch")
@@ -457,7 +477,7 @@ func TestDuplicateOutsideHistory(t *testing.T) {
 	t.Parallel()
 	url := testenv.StartRedis(t).URL
 	const size = 3
-	mem := broker.NewMemoryWith(broker.MemoryConfig{HistorySize: size})
+	mem := broker.NewMemory(broker.MemoryConfig{HistorySize: size})
 	rb := newBroker(t, url, Config{HistorySize: size})
 	ctx := context.Background()
 	watch(t, mem, "ch")

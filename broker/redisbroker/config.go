@@ -1,6 +1,7 @@
 package redisbroker
 
 import (
+	"fmt"
 	"log/slog"
 	"time"
 
@@ -8,7 +9,9 @@ import (
 )
 
 // Config configures a Broker. Either URL or Client must be set; every other
-// field has a usable zero value.
+// field has a usable zero value. A zero field means its documented default;
+// a negative value is refused by New with an error naming the field, except
+// in HistorySize, where it means none.
 type Config struct {
 	// URL is the Redis server, e.g. "redis://:password@127.0.0.1:6379/0"
 	// or "rediss://..." for TLS; query parameters such as dial_timeout are
@@ -74,18 +77,37 @@ type Config struct {
 	Logger *slog.Logger
 }
 
+// check returns an error naming the first field that may not be negative
+// and is.
+func (c *Config) check() error {
+	for _, f := range []struct {
+		name string
+		v    int64
+	}{
+		{"QueueSize", int64(c.QueueSize)},
+		{"BatchSize", int64(c.BatchSize)},
+		{"BatchWait", int64(c.BatchWait)},
+		{"HistoryTTL", int64(c.HistoryTTL)},
+		{"UnwatchedTTL", int64(c.UnwatchedTTL)},
+		{"SubscriberBuffer", int64(c.SubscriberBuffer)},
+		{"MaxRetryDelay", int64(c.MaxRetryDelay)},
+	} {
+		if f.v < 0 {
+			return fmt.Errorf("redisbroker: Config.%s is negative (zero means the default)", f.name)
+		}
+	}
+	return nil
+}
+
 func (c *Config) setDefaults() {
 	if c.Prefix == "" {
 		c.Prefix = "telegraphy"
 	}
-	if c.QueueSize <= 0 {
+	if c.QueueSize == 0 {
 		c.QueueSize = 10_000
 	}
-	if c.BatchSize <= 0 {
+	if c.BatchSize == 0 {
 		c.BatchSize = 256
-	}
-	if c.BatchWait < 0 {
-		c.BatchWait = 0
 	}
 	if c.HistorySize == 0 {
 		c.HistorySize = 1000

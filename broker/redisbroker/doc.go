@@ -10,6 +10,14 @@
 // a hub subscribes and reads history through it. Broker.ReplayStore is the
 // hubs' shared store of used connection tokens.
 //
+// # Configuration
+//
+// The project's packages share one rule for configuration values: a zero
+// field means the default its comment documents; a negative value is an
+// error naming the field, returned by the constructor (New), except in
+// the fields whose comment gives negative values a meaning (none, or no
+// limit): here HistorySize, where it means none.
+//
 // # Concurrency
 //
 // Every method of Broker, of the Subscriptions it returns and of

@@ -15,7 +15,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -105,30 +104,11 @@ func telegraphyBinary(t *testing.T) string {
 	return bin
 }
 
-// syncBuffer is a bytes.Buffer safe for a process writing and a test
-// reading.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // hubProcess is a running "telegraphy hub".
 type hubProcess struct {
 	cmd    *exec.Cmd
 	addr   string
-	stderr *syncBuffer
+	stderr *testenv.Buffer
 	exited chan error
 }
 
@@ -136,7 +116,7 @@ func startHubProcess(t *testing.T, redisURL string, extra ...string) *hubProcess
 	t.Helper()
 	bin := telegraphyBinary(t)
 	addr := "127.0.0.1:" + strconv.Itoa(testenv.FreePort(t))
-	p := &hubProcess{addr: addr, stderr: &syncBuffer{}, exited: make(chan error, 1)}
+	p := &hubProcess{addr: addr, stderr: &testenv.Buffer{}, exited: make(chan error, 1)}
 	p.cmd = exec.Command(bin, append([]string{"hub", "--log-format", "json"}, extra...)...)
 	p.cmd.Env = append(os.Environ(), "TELEGRAPHY_SECRET="+hubTestSecret, "TELEGRAPHY_ADDR="+addr, "TELEGRAPHY_REDIS_URL="+redisURL)
 	p.cmd.Stderr = p.stderr

@@ -55,7 +55,7 @@ func TestBuildWithoutCgo(t *testing.T) {
 	}
 
 	addr := "127.0.0.1:" + strconv.Itoa(testenv.FreePort(t))
-	p := &hubProcess{addr: addr, stderr: &syncBuffer{}, exited: make(chan error, 1)}
+	p := &hubProcess{addr: addr, stderr: &testenv.Buffer{}, exited: make(chan error, 1)}
 	p.cmd = exec.Command(bin, "hub")
 	p.cmd.Env = append(os.Environ(), "TELEGRAPHY_SECRET="+hubTestSecret, "TELEGRAPHY_ADDR="+addr, "TELEGRAPHY_REDIS_URL="+r.URL)
 	p.cmd.Stderr = p.stderr

@@ -1,0 +1,343 @@
+package outbox
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/telegraphy-go/telegraphy/broker"
+)
+
+// relay publishes outbox rows to the broker and deletes them. One
+// goroutine, started by New and stopped by Close, does all the work; the
+// fields from lease down are owned by it.
+type relay struct {
+	o     *Outbox
+	id    string
+	nudge chan struct{} // capacity 1: a commit happened
+
+	stop      chan struct{}      // closed by close: drain, release, exit
+	hard      context.Context    // cancelled when close gives up waiting
+	cancel    context.CancelFunc //
+	done      chan struct{}      // closed when run returns
+	closeOnce sync.Once
+
+	lease    lease
+	backoff  backoff
+	confirm  confirmer
+	measured time.Time // last backlog measurement
+
+	// Published rows are deleted in groups (see deleteDelay): pending are
+	// their IDs.
+	pending      []uint64
+	pendingSince time.Time
+	next         time.Time // no round before this (roundGap)
+}
+
+// roundGap is the least time between two rounds. A commit wakes an idle
+// relay at once; under a stream of commits, each round publishes the rows
+// of every commit of the last roundGap together, so the relay's work per
+// commit shrinks as the rate grows.
+const roundGap = 2 * time.Millisecond
+
+// deleteDelay is how long published rows may wait before the relay
+// deletes them, so that a busy outbox costs one DELETE per many commits
+// rather than one each. While rows wait, the relay reads the table from
+// the start leaving out the runs of IDs it published (see unpublished), so
+// a lower ID whose transaction committed late is still published before
+// any higher ID committed after it. A crash republishes at most these rows
+// (the brokers drop the copies).
+const deleteDelay = 100 * time.Millisecond
+
+// maxRuns bounds the runs of consecutive published IDs a read leaves out;
+// with more, the relay deletes the published rows first.
+const maxRuns = 32
+
+func newRelay(o *Outbox) *relay {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	r := &relay{
+		o:     o,
+		id:    hex.EncodeToString(b[:]),
+		nudge: make(chan struct{}, 1),
+		stop:  make(chan struct{}),
+		done:  make(chan struct{}),
+	}
+	r.hard, r.cancel = context.WithCancel(context.Background())
+	r.lease = lease{db: o.db, t: o.t, holder: r.id, ttl: o.cfg.LeaseTTL, log: o.cfg.Logger}
+	if m := o.metrics; m != nil {
+		r.lease.onHeld = func(held bool) {
+			v := 0.0
+			if held {
+				v = 1
+			}
+			m.leader.Set(v)
+		}
+	}
+	r.backoff = backoff{ceiling: o.cfg.PollInterval}
+	r.confirm = newConfirmer(&o.cfg, r.id, r.keepLease)
+	return r
+}
+
+// wake tells the relay that rows were committed. It never blocks.
+func (r *relay) wake() {
+	select {
+	case r.nudge <- struct{}{}:
+	default:
+	}
+}
+
+func (r *relay) run() {
+	defer close(r.done)
+	defer r.cancel()
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for {
+		select {
+		case <-r.stop:
+			r.drain()
+			r.lease.release()
+			return
+		case <-r.nudge:
+			if wait := time.Until(r.next); wait > 0 {
+				timer.Reset(wait)
+				continue
+			}
+		case <-timer.C:
+		}
+		r.round()
+		r.next = time.Now().Add(roundGap)
+		wait := r.o.cfg.PollInterval
+		if len(r.pending) > 0 {
+			wait = min(wait, deleteDelay)
+		}
+		timer.Reset(wait)
+	}
+}
+
+// round measures the backlog when it is time, then, holding the lease,
+// publishes batches until the outbox is empty or a batch fails.
+func (r *relay) round() {
+	ctx := r.hard
+	now := time.Now()
+	if now.Sub(r.measured) >= r.o.cfg.BacklogInterval {
+		r.measured = now
+		if b, err := r.o.Backlog(ctx); err == nil {
+			r.o.logBacklog(b, r.lease.held)
+		}
+	}
+	if r.backoff.waiting(now) {
+		return
+	}
+	if !r.lease.held && now.Sub(r.lease.checked) < r.o.cfg.PollInterval/2 {
+		return // commits wake every relay; a standby checks the lease at its own pace
+	}
+	if !r.lead(ctx) {
+		return
+	}
+	for ctx.Err() == nil {
+		n, err := r.batch(ctx)
+		if err != nil {
+			r.failed(err)
+			return
+		}
+		r.backoff.succeeded()
+		if n < r.o.cfg.BatchSize {
+			return
+		}
+		select {
+		case <-r.stop:
+			return // run drains
+		default:
+		}
+	}
+}
+
+// failed logs a failed batch (the first and every tenth in a row) and
+// backs off: its rows stay in the outbox and are tried again.
+func (r *relay) failed(err error) {
+	n := r.backoff.failed(time.Now())
+	if n == 1 || n%10 == 0 {
+		err = fmt.Errorf("telegraphy: outbox relay (attempt %d): %w", n, err)
+		r.o.cfg.Logger.Error("telegraphy: outbox relay failed, rows kept for the next attempt", "err", err)
+		if h := r.o.cfg.ErrorHandler; h != nil {
+			h(err)
+		}
+	}
+}
+
+// drain publishes what is left before the relay stops, until the outbox
+// is empty, a batch fails, or close gives up.
+func (r *relay) drain() {
+	if !r.lead(r.hard) {
+		return
+	}
+	for r.hard.Err() == nil {
+		n, err := r.batch(r.hard)
+		if err == nil && n == 0 {
+			if len(r.pending) == 0 {
+				return
+			}
+			err = r.deletePublished(r.hard)
+		}
+		if err != nil {
+			if r.hard.Err() == nil {
+				r.failed(err)
+			}
+			return
+		}
+	}
+}
+
+// lead reports whether this relay holds the lease, renewing it when due,
+// or taking it when it is free or its holder stopped renewing it.
+func (r *relay) lead(ctx context.Context) bool {
+	if r.lease.held {
+		if !r.lease.due(time.Now()) {
+			return true
+		}
+		if ok, err := r.lease.renew(ctx); ok {
+			return true
+		} else if err != nil {
+			r.o.cfg.Logger.Warn("telegraphy: outbox relay could not renew its lease", "err", err)
+		} else {
+			r.o.cfg.Logger.Warn("telegraphy: outbox relay lost its lease to another relay")
+		}
+		r.lease.set(false)
+		// What this relay published is published: delete it if possible,
+		// else the next leader publishes it again.
+		_ = r.deletePublished(ctx)
+		r.pending = nil
+	}
+	return r.lease.take(ctx)
+}
+
+var errLeaseLost = errors.New("lease lost")
+
+// keepLease renews the lease while the relay waits for a confirmation;
+// it fails when the lease is lost.
+func (r *relay) keepLease(ctx context.Context) error {
+	if !r.lease.held || !r.lease.due(time.Now()) {
+		return nil
+	}
+	ok, err := r.lease.renew(ctx)
+	if ok {
+		return nil
+	}
+	r.lease.set(false)
+	if err == nil {
+		err = errLeaseLost
+	}
+	return err
+}
+
+// batch publishes the oldest rows not yet published, in ID order, and
+// deletes them once the broker has them. It returns how many rows it
+// published.
+func (r *relay) batch(ctx context.Context) (int, error) {
+	if len(r.pending) > 0 && (len(r.pending) >= r.o.cfg.BatchSize || time.Since(r.pendingSince) >= deleteDelay) {
+		if err := r.deletePublished(ctx); err != nil {
+			return 0, err
+		}
+	}
+	runs := published(r.pending)
+	if len(runs) > maxRuns {
+		if err := r.deletePublished(ctx); err != nil {
+			return 0, err
+		}
+		runs = nil
+	}
+	q := r.o.db.WithContext(ctx).Table(r.o.t.name).Order("id").Limit(r.o.cfg.BatchSize)
+	for _, run := range runs {
+		q = q.Where("id NOT BETWEEN ? AND ?", run[0], run[1])
+	}
+	var rows []row
+	if err := q.Find(&rows).Error; err != nil {
+		return 0, fmt.Errorf("read outbox: %w", err)
+	}
+	if len(rows) == 0 {
+		return 0, nil
+	}
+	msgs := make([]broker.Message, len(rows), len(rows)+1)
+	ids := make([]uint64, len(rows))
+	for i, row := range rows {
+		var channels []string
+		if err := json.Unmarshal([]byte(row.Channels), &channels); err != nil || len(channels) == 0 {
+			return 0, fmt.Errorf("outbox row %d: bad channels %q: %v", row.ID, row.Channels, err)
+		}
+		msgs[i] = broker.Message{EventID: row.EventID, Channels: channels, Data: row.Data, Time: time.Unix(0, row.CreatedNs),
+			Origin: broker.DecodeOrigin(row.Origin)}
+		ids[i] = row.ID
+	}
+	if err := r.confirm.publish(ctx, msgs); err != nil {
+		return 0, err
+	}
+	if len(r.pending) == 0 {
+		r.pendingSince = time.Now()
+	}
+	r.pending = append(r.pending, ids...)
+	if m := r.o.metrics; m != nil {
+		m.published.Add(float64(len(rows)))
+	}
+	return len(rows), nil
+}
+
+// published returns the runs of consecutive IDs in ids, as [first, last]
+// pairs in increasing order. A read that leaves out exactly these runs
+// finds every row not yet published, IDs below, between and above them
+// alike: a row whose transaction took a lower ID and committed after the
+// rows around it were read is published before any row committed later.
+func published(ids []uint64) [][2]uint64 {
+	if len(ids) == 0 {
+		return nil
+	}
+	s := slices.Clone(ids)
+	slices.Sort(s)
+	runs := [][2]uint64{{s[0], s[0]}}
+	for _, id := range s[1:] {
+		last := &runs[len(runs)-1]
+		if id == last[1]+1 {
+			last[1] = id
+		} else if id > last[1] {
+			runs = append(runs, [2]uint64{id, id})
+		}
+	}
+	return runs
+}
+
+// deletePublished deletes the rows published so far. It deletes exactly
+// their IDs, never a range: a lower ID that was not visible when they were
+// read (its transaction still running) must stay for a later batch.
+func (r *relay) deletePublished(ctx context.Context) error {
+	ctx = context.WithoutCancel(ctx)
+	for len(r.pending) > 0 {
+		n := min(len(r.pending), chunk)
+		err := r.o.db.WithContext(ctx).Table(r.o.t.name).Where("id IN ?", r.pending[:n]).Delete(&row{}).Error
+		if err != nil {
+			return fmt.Errorf("delete published outbox rows (they will be published again if the relay stops now): %w", err)
+		}
+		r.pending = r.pending[n:]
+	}
+	r.pending = nil
+	return nil
+}
+
+// close stops the relay: it publishes what the outbox holds until ctx is
+// done, gives up the lease and returns when the goroutine has exited.
+func (r *relay) close(ctx context.Context) error {
+	r.closeOnce.Do(func() { close(r.stop) })
+	select {
+	case <-r.done:
+		return nil
+	case <-ctx.Done():
+		r.cancel()
+		<-r.done
+		return fmt.Errorf("telegraphy: outbox relay stopped before the outbox was drained: %w", context.Cause(ctx))
+	}
+}
