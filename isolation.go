@@ -65,10 +65,33 @@ func (p *Plugin) sessionIsolation(db *gorm.DB) (string, error) {
 	var err error
 	for _, name := range names {
 		var level string
-		if err = stmt.ConnPool.QueryRowContext(stmt.Context, "SELECT @@"+name).Scan(&level); err == nil {
+		if err = queryOne(stmt, &level, "SELECT @@"+name); err == nil {
 			isolationVariable.Store(p, name)
 			return strings.ToUpper(level), nil
 		}
 	}
 	return "", fmt.Errorf("telegraphy: ask the isolation level: %w", err)
+}
+
+// queryOne runs query on the statement's connection and scans its one
+// row into dest. It does not use QueryRowContext: GORM's prepared
+// statement pools answer a query they failed to prepare (MariaDB before
+// 11.1 refuses @@transaction_isolation, for one) with an empty *sql.Row,
+// whose Scan panics.
+func queryOne(stmt *gorm.Statement, dest any, query string, args ...any) error {
+	rows, err := stmt.ConnPool.QueryContext(stmt.Context, query, args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	if !rows.Next() {
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		return sql.ErrNoRows
+	}
+	if err := rows.Scan(dest); err != nil {
+		return err
+	}
+	return rows.Close()
 }

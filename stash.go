@@ -125,7 +125,7 @@ func unstash(db *gorm.DB, st *stmtState) {
 		return
 	}
 	var raw sql.NullString
-	if err := stmt.ConnPool.QueryRowContext(stmt.Context, "SELECT current_setting('"+stashSetting+"', true)").Scan(&raw); err != nil {
+	if err := queryOne(stmt, &raw, "SELECT current_setting('"+stashSetting+"', true)"); err != nil {
 		_ = db.AddError(fmt.Errorf("telegraphy: read the keys %s returned: %w", stmt.Table, err))
 		return
 	}

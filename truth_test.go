@@ -553,3 +553,33 @@ func TestSkipDefaultTransactionKeepsWrites(t *testing.T) {
 		})
 	}
 }
+
+// TestPreparedStatementsReadTheLevel: with GORM's prepared statements, a
+// query the server refuses to prepare (MariaDB before 11.1 knows no
+// @@transaction_isolation) gets an error, not a panic, and the plugin
+// asks for the older variable.
+func TestPreparedStatementsReadTheLevel(t *testing.T) {
+	for _, d := range allDialects {
+		t.Run(d.name, func(t *testing.T) {
+			e := setup(t, d, &gorm.Config{PrepareStmt: true}, telegraphy.Config{})
+			for i := 1; i <= 3; i++ {
+				if err := e.db.Create(&Order{Status: "new", Total: i}).Error; err != nil {
+					t.Fatal(err)
+				}
+			}
+			e.rec.Reset()
+			err := e.db.Transaction(func(tx *gorm.DB) error {
+				return tx.Model(&Order{}).Where("total < ?", 3).Update("status", "paid").Error
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			expect(t, e.rec, ev{Type: "update", PK: 1, Data: order(1, "paid", 1, ""), Changed: []string{"status"}},
+				ev{Type: "update", PK: 2, Data: order(2, "paid", 2, ""), Changed: []string{"status"}})
+			if err := e.db.Where("total = ?", 3).Delete(&Order{}).Error; err != nil {
+				t.Fatal(err)
+			}
+			expect(t, e.rec, ev{Type: "delete", PK: 3, Data: order(3, "new", 3, "")})
+		})
+	}
+}

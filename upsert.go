@@ -420,7 +420,7 @@ func (p *Plugin) emitBulk(db *gorm.DB, st *stmtState, count int64) {
 func maxRowid(db *gorm.DB) (int64, error) {
 	stmt := db.Statement
 	var n sql.NullInt64
-	err := stmt.ConnPool.QueryRowContext(stmt.Context, "SELECT max(rowid) FROM "+stmt.Quote(stmt.Table)).Scan(&n)
+	err := queryOne(stmt, &n, "SELECT max(rowid) FROM "+stmt.Quote(stmt.Table))
 	if err != nil {
 		return 0, fmt.Errorf("telegraphy: read the largest rowid of %s: %w", stmt.Table, err)
 	}
