@@ -54,7 +54,16 @@ func (p *Plugin) readAudience(db *gorm.DB, st *stmtState, where []clause.Express
 		st.bulk = true
 		return
 	}
-	rows, ok := p.readLocked(db, st, where, limit, st.m.AudienceColumns())
+	var cols []string // nil: whole rows
+	for _, name := range st.m.AudienceFields() {
+		f := stmt.Schema.LookUpField(name)
+		if f == nil {
+			st.bulk = true // not a field of the statement's schema
+			return
+		}
+		cols = append(cols, f.DBName)
+	}
+	rows, ok := p.readLocked(db, st, where, limit, cols)
 	if !ok {
 		return
 	}
@@ -65,8 +74,9 @@ func (p *Plugin) readAudience(db *gorm.DB, st *stmtState, where []clause.Express
 	}
 }
 
-// assigned returns the columns the statement's SET assigns; false when
-// it has none to look at (its SQL already built), which may assign any.
+// assigned returns the fields (Go names) the statement's SET assigns;
+// false when it has none to look at (its SQL already built) or assigns a
+// column that is no field of the schema, either of which may be any.
 func assigned(stmt *gorm.Statement) ([]string, bool) {
 	c, ok := stmt.Clauses["SET"]
 	if !ok {
@@ -78,11 +88,11 @@ func assigned(stmt *gorm.Statement) ([]string, bool) {
 	}
 	out := make([]string, len(set))
 	for i, a := range set {
-		if f := stmt.Schema.LookUpField(a.Column.Name); f != nil {
-			out[i] = f.DBName
-		} else {
-			out[i] = a.Column.Name
+		f := stmt.Schema.LookUpField(a.Column.Name)
+		if f == nil {
+			return nil, false
 		}
+		out[i] = f.Name
 	}
 	return out, true
 }

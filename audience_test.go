@@ -16,6 +16,7 @@ import (
 	"github.com/telegraphy-go/telegraphy/events"
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
+	"gorm.io/gorm/schema"
 )
 
 // Ticket belongs to one user at a time: its events go to "user:<id>" and
@@ -533,4 +534,39 @@ func TestAudienceUnseenRow(t *testing.T) {
 		t.Fatal(err)
 	}
 	expectRouted(t, e.rec, upd(4, 19, "team"), enter(4, 19, "user:19"), leave(4, "user:17"))
+}
+
+// TestAudienceNamingStrategy: the read before an update names the
+// columns as the database's naming strategy does, not as the default
+// one would.
+func TestAudienceNamingStrategy(t *testing.T) {
+	naming := schema.NamingStrategy{NameReplacer: strings.NewReplacer("UserID", "OwnerID")}
+	for _, d := range allDialects {
+		for _, o := range ticketOptions {
+			t.Run(d.name+"/"+o.name, func(t *testing.T) {
+				e := setup(t, d, &gorm.Config{NamingStrategy: naming}, telegraphy.Config{})
+				if err := e.p.Register(Ticket{}, o.opts); err != nil {
+					t.Fatal(err)
+				}
+				seedTickets(t, e.db)
+				if !e.db.Migrator().HasColumn(&Ticket{}, "owner_id") {
+					t.Fatal("the naming strategy did not apply: no column owner_id")
+				}
+				e.rec.Reset()
+				if err := e.db.Model(&Ticket{ID: 1}).Update("UserID", 18).Error; err != nil {
+					t.Fatal(err)
+				}
+				expectRouted(t, e.rec, upd(1, 18, "team"), enter(1, 18, "user:18"), leave(1, "user:17"))
+				if err := e.db.Model(&Ticket{}).Where(&Ticket{UserID: 17}).Updates(&Ticket{UserID: 19}).Error; err != nil {
+					t.Fatal(err)
+				}
+				expectRouted(t, e.rec, upd(2, 19, "team"), enter(2, 19, "user:19"), leave(2, "user:17"))
+				// A title change moves nothing.
+				if err := e.db.Model(&Ticket{ID: 3}).Update("Title", "z").Error; err != nil {
+					t.Fatal(err)
+				}
+				expectRouted(t, e.rec, upd(3, 19, "user:19", "team"))
+			})
+		}
+	}
 }

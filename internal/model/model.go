@@ -51,8 +51,10 @@ type Model struct {
 	pk      []*column
 	version *column // Options.Version, or nil
 	deleted *column // the gorm.DeletedAt field, or nil
-	// audience are the columns read before an update of a model with
-	// Channels: nil reads whole rows (see Options.ChannelFields).
+	// audience are the fields (Go names) read before an update of a model
+	// with Channels: nil reads whole rows (see Options.ChannelFields).
+	// Go names, not columns: the database's naming strategy may differ
+	// from the one the model was parsed with.
 	audience []string
 	byDBName map[string]*column
 	provider bool
@@ -173,7 +175,7 @@ func NewModel(model any, opts events.Options) (*Model, error) {
 		add := func(c *column) {
 			if c != nil && !seen[c] {
 				seen[c] = true
-				m.audience = append(m.audience, c.field.DBName)
+				m.audience = append(m.audience, c.field.Name)
 			}
 		}
 		for _, c := range m.pk {
@@ -296,18 +298,19 @@ func (m *Model) Column(dbName string) (jsonName string, ok bool) {
 	return c.json, true
 }
 
-// AudienceColumns returns the columns to read before an update of a model
-// with Channels, to know the channels each row was in: the primary key,
-// the soft-delete column and Options.ChannelFields; nil for whole rows.
-func (m *Model) AudienceColumns() []string { return m.audience }
+// AudienceFields returns the fields (Go names) to read before an update
+// of a model with Channels, to know the channels each row was in: the
+// primary key, the soft-delete field and Options.ChannelFields; nil for
+// whole rows.
+func (m *Model) AudienceFields() []string { return m.audience }
 
-// Moves reports whether a write assigning the columns dbNames can change
-// the channels of a row: always for a model without ChannelFields.
-func (m *Model) Moves(dbNames []string) bool {
+// Moves reports whether a write assigning the fields names (Go names) can
+// change the channels of a row: always for a model without ChannelFields.
+func (m *Model) Moves(names []string) bool {
 	if m.audience == nil {
 		return true
 	}
-	for _, n := range dbNames {
+	for _, n := range names {
 		if slices.Contains(m.audience, n) {
 			return true
 		}
