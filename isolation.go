@@ -18,7 +18,7 @@ import (
 // given, or else the session's (@@transaction_isolation, @@tx_isolation
 // before MariaDB 11.1), asked once per transaction.
 
-var isolationVariable sync.Map // *Plugin -> string: the variable the server knows
+var isolationVariable sync.Map // serverKey -> string: the variable the server knows
 
 // belowRepeatableRead reports whether the statement's MySQL transaction
 // runs at READ COMMITTED or READ UNCOMMITTED.
@@ -59,14 +59,14 @@ func (p *Plugin) belowRepeatableRead(db *gorm.DB, st *stmtState) (bool, error) {
 func (p *Plugin) sessionIsolation(db *gorm.DB) (string, error) {
 	stmt := db.Statement
 	names := []string{"transaction_isolation", "tx_isolation"}
-	if v, ok := isolationVariable.Load(p); ok {
+	if v, ok := isolationVariable.Load(serverKey(db)); ok {
 		names = []string{v.(string)}
 	}
 	var err error
 	for _, name := range names {
 		var level string
 		if err = queryOne(stmt, &level, "SELECT @@"+name); err == nil {
-			isolationVariable.Store(p, name)
+			isolationVariable.Store(serverKey(db), name)
 			return strings.ToUpper(level), nil
 		}
 	}

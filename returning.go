@@ -180,12 +180,13 @@ func (p *Plugin) returningSuffix(db *gorm.DB, op string) string {
 	return ""
 }
 
-var mariaDBReturning sync.Map // *Plugin -> bool
+var mariaDBReturning sync.Map // serverKey -> bool
 
 // mariaDBReturning reports whether the server is MariaDB 10.5 or later,
-// asking it once per plugin.
+// asking it once per database handle.
 func (p *Plugin) mariaDBReturning(db *gorm.DB) bool {
-	if v, ok := mariaDBReturning.Load(p); ok {
+	key := serverKey(db)
+	if v, ok := mariaDBReturning.Load(key); ok {
 		return v.(bool)
 	}
 	var version string
@@ -193,8 +194,18 @@ func (p *Plugin) mariaDBReturning(db *gorm.DB) bool {
 		return false // not cached: asked again next time
 	}
 	ok := isMariaDB105(version)
-	mariaDBReturning.Store(p, ok)
+	mariaDBReturning.Store(key, ok)
 	return ok
+}
+
+// serverKey identifies the database a statement's DB opened, for what
+// is asked of the server once: its *sql.DB, else its *gorm.Config (one
+// per gorm.Open). One plugin may serve several databases.
+func serverKey(db *gorm.DB) any {
+	if sqlDB := sqlDBOf(db.Config.ConnPool); sqlDB != nil {
+		return sqlDB
+	}
+	return db.Config
 }
 
 // isMariaDB105 reports whether a VERSION() string is MariaDB 10.5 or
