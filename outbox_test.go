@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -528,3 +529,72 @@ func TestOutboxRecorderAroundRedis(t *testing.T) {
 type discard struct{}
 
 func (discard) Write(p []byte) (int, error) { return len(p), nil }
+
+// TestOutboxUnpublishableRowDropped: rows no broker would take (written
+// by something else than the plugin, or damaged) are dropped with an
+// error naming them; the rows around them are published, in order.
+func TestOutboxUnpublishableRowDropped(t *testing.T) {
+	rec := broker.NewRecorder(nil)
+	var logBuf testenv.Buffer
+	var mu sync.Mutex
+	var errs []string
+	reg := prometheus.NewRegistry()
+	e := openOutbox(t, sqliteDialector(t), nil, telegraphy.Config{Broker: rec,
+		Logger: slog.New(slog.NewTextHandler(&logBuf, nil)),
+		ErrorHandler: func(err error) {
+			mu.Lock()
+			errs = append(errs, err.Error())
+			mu.Unlock()
+		},
+		Outbox: telegraphy.OutboxConfig{Enabled: true, PollInterval: 10 * time.Millisecond, Registerer: reg}})
+	// The relay is idle: nothing wakes it until the first create.
+	if err := e.db.Create(&Order{Status: "first"}).Error; err != nil {
+		t.Fatal(err)
+	}
+	raw := e.db.Session(&gorm.Session{NewDB: true}).Table(telegraphy.DefaultOutboxTable)
+	for _, row := range []map[string]any{
+		{"event_id": "not-json", "channels": "[oops", "data": []byte("{}"), "created_ns": 1},
+		{"event_id": "no-channels", "channels": "[]", "data": []byte("{}"), "created_ns": 1},
+		{"event_id": "bad-channel", "channels": `["a\u0001b"]`, "data": []byte("{}"), "created_ns": 1},
+	} {
+		if err := raw.Create(row).Error; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := e.db.Create(&Order{Status: "second"}).Error; err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "both creates published and the outbox empty", func() bool {
+		return rec.Len() == 2 && outboxRows(t, e.db) == 0
+	})
+	var got []string
+	for _, ev := range rec.Events() {
+		var o Order
+		if err := json.Unmarshal(ev.Data, &o); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, o.Status)
+	}
+	if fmt.Sprint(got) != "[first second]" {
+		t.Fatalf("published %v, want [first second]", got)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(errs) != 3 {
+		t.Fatalf("error handler got %d errors, want 3: %q", len(errs), errs)
+	}
+	for i, want := range []string{`(event "not-json") cannot be published`, `(event "no-channels")`, `(event "bad-channel")`} {
+		if !strings.Contains(errs[i], want) {
+			t.Errorf("error %d = %q, want it to name %s", i, errs[i], want)
+		}
+	}
+	if !strings.Contains(logBuf.String(), "outbox row dropped") || !strings.Contains(logBuf.String(), "[oops") {
+		t.Errorf("log does not show the dropped rows:\n%s", logBuf.String())
+	}
+	if n := metric(t, reg, "telegraphy_outbox_rejected_total"); n != 3 {
+		t.Errorf("rejected_total = %v, want 3", n)
+	}
+	if n := metric(t, reg, "telegraphy_outbox_published_total"); n != 2 {
+		t.Errorf("published_total = %v, want 2", n)
+	}
+}

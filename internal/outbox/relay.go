@@ -264,28 +264,64 @@ func (r *relay) batch(ctx context.Context) (int, error) {
 	if len(rows) == 0 {
 		return 0, nil
 	}
-	msgs := make([]broker.Message, len(rows), len(rows)+1)
+	msgs := make([]broker.Message, 0, len(rows)+1)
 	ids := make([]uint64, len(rows))
 	for i, row := range rows {
-		var channels []string
-		if err := json.Unmarshal([]byte(row.Channels), &channels); err != nil || len(channels) == 0 {
-			return 0, fmt.Errorf("outbox row %d: bad channels %q: %v", row.ID, row.Channels, err)
-		}
-		msgs[i] = broker.Message{EventID: row.EventID, Channels: channels, Data: row.Data, Time: time.Unix(0, row.CreatedNs),
-			Origin: broker.DecodeOrigin(row.Origin)}
 		ids[i] = row.ID
+		m, err := row.message()
+		if err != nil {
+			r.reject(row, err)
+			continue
+		}
+		msgs = append(msgs, m)
 	}
-	if err := r.confirm.publish(ctx, msgs); err != nil {
-		return 0, err
+	if len(msgs) > 0 {
+		if err := r.confirm.publish(ctx, msgs); err != nil {
+			return 0, err
+		}
 	}
 	if len(r.pending) == 0 {
 		r.pendingSince = time.Now()
 	}
 	r.pending = append(r.pending, ids...)
 	if m := r.o.metrics; m != nil {
-		m.published.Add(float64(len(rows)))
+		m.published.Add(float64(len(msgs)))
 	}
 	return len(rows), nil
+}
+
+// message decodes the row into the message it holds, checked as a
+// broker checks it.
+func (row row) message() (broker.Message, error) {
+	var channels []string
+	if err := json.Unmarshal([]byte(row.Channels), &channels); err != nil {
+		return broker.Message{}, fmt.Errorf("channels %q: %w", row.Channels, err)
+	}
+	if len(channels) == 0 {
+		return broker.Message{}, fmt.Errorf("channels %q: none", row.Channels)
+	}
+	m := broker.Message{EventID: row.EventID, Channels: channels, Data: row.Data, Time: time.Unix(0, row.CreatedNs),
+		Origin: broker.DecodeOrigin(row.Origin)}
+	if err := broker.CheckMessages(m); err != nil {
+		return broker.Message{}, err
+	}
+	return m, nil
+}
+
+// reject drops a row no broker would take (it was not written by Write, or
+// was changed since): publishing the rows after it must not wait for it
+// forever. The row goes with the published rows; the log and the error
+// handler get its contents.
+func (r *relay) reject(row row, err error) {
+	err = fmt.Errorf("telegraphy: outbox row %d (event %q) cannot be published, so it is dropped: %w", row.ID, row.EventID, err)
+	r.o.cfg.Logger.Error("telegraphy: outbox row dropped", "err", err, "id", row.ID, "event_id", row.EventID,
+		"channels", row.Channels, "data", string(row.Data))
+	if h := r.o.cfg.ErrorHandler; h != nil {
+		h(err)
+	}
+	if m := r.o.metrics; m != nil {
+		m.rejected.Inc()
+	}
 }
 
 // published returns the runs of consecutive IDs in ids, as [first, last]
