@@ -122,9 +122,10 @@ type conn struct {
 	tx *txn // the transaction open on the connection, nil outside one
 
 	// The statements the plugin's reads prepared on the connection
-	// (readback.go), at most readBackCacheSize, oldest first in stmtOrder.
-	stmts     map[string]driver.Stmt
-	stmtOrder []string
+	// (readback.go), at most readBackCacheSize; uses counts their uses,
+	// so that the least recently used is closed first.
+	stmts map[string]*cachedStmt
+	uses  uint64
 }
 
 // Close implements driver.Conn: it closes the plugin's statements, then

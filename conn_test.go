@@ -11,6 +11,7 @@ import (
 	"time"
 	"unsafe"
 
+	sqlite3 "github.com/mattn/go-sqlite3"
 	"gorm.io/driver/sqlite"
 	"gorm.io/gorm"
 	"gorm.io/gorm/logger"
@@ -162,5 +163,58 @@ func TestWrapConnInterfaces(t *testing.T) {
 		if u, ok := w.(interface{ Unwrap() driver.Conn }); !ok || u.Unwrap() != ci {
 			t.Errorf("%T: Unwrap", ci)
 		}
+	}
+}
+
+// preparing counts the statements prepared on a real SQLite connection.
+type preparing struct {
+	driver.Conn
+	prepared map[string]int
+}
+
+func (c *preparing) Prepare(query string) (driver.Stmt, error) {
+	c.prepared[query]++
+	return c.Conn.Prepare(query)
+}
+
+// TestStatementCacheKeepsHotStatements: the plugin's prepared reads are
+// closed least recently used first, so a statement used between many
+// others stays prepared, and the cache never holds more than its bound.
+func TestStatementCacheKeepsHotStatements(t *testing.T) {
+	raw, err := (&sqlite3.SQLiteDriver{}).Open(filepath.Join(t.TempDir(), "c.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pc := &preparing{Conn: raw, prepared: map[string]int{}}
+	c := &conn{Conn: pc}
+	defer c.Close()
+	ctx := context.Background()
+	read := func(q string) {
+		t.Helper()
+		rows, err := c.cachedQuery(ctx, q, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := rows.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const hot = "SELECT 0"
+	for i := 1; i <= 3*readBackCacheSize; i++ {
+		read(hot)
+		read(fmt.Sprintf("SELECT %d", i))
+		if len(c.stmts) > readBackCacheSize {
+			t.Fatalf("%d statements prepared, more than %d", len(c.stmts), readBackCacheSize)
+		}
+	}
+	if n := pc.prepared[hot]; n != 1 {
+		t.Fatalf("the statement used between all others was prepared %d times, want 1", n)
+	}
+	if n := pc.prepared["SELECT 1"]; n != 1 {
+		t.Fatalf("SELECT 1 prepared %d times before its second use, want 1", n)
+	}
+	read("SELECT 1") // closed long ago: prepared again
+	if n := pc.prepared["SELECT 1"]; n != 2 {
+		t.Fatalf("SELECT 1 prepared %d times after it was closed and used again, want 2", n)
 	}
 }

@@ -334,47 +334,59 @@ func (c *conn) cachedExec(ctx context.Context, query string) error {
 	return nil
 }
 
+// cachedStmt is a statement prepared by cachedStmt, with the connection's
+// use count at its last use.
+type cachedStmt struct {
+	si   driver.Stmt
+	used uint64
+}
+
 // cachedStmt returns the connection's statement for query, preparing it
-// the first time, and vals as its arguments.
+// the first time, and vals as its arguments. With readBackCacheSize
+// statements prepared already, the least recently used is closed.
 func (c *conn) cachedStmt(ctx context.Context, query string, vals []any) (driver.Stmt, []driver.NamedValue, error) {
 	args, err := c.namedValues(vals)
 	if err != nil {
 		return nil, nil, err
 	}
-	if si, ok := c.stmts[query]; ok {
-		return si, args, nil
+	c.uses++
+	if cs, ok := c.stmts[query]; ok {
+		cs.used = c.uses
+		return cs.si, args, nil
 	}
 	si, err := c.prepare(ctx, query)
 	if err != nil {
 		return nil, nil, err
 	}
 	if c.stmts == nil {
-		c.stmts = make(map[string]driver.Stmt, readBackCacheSize)
+		c.stmts = make(map[string]*cachedStmt, readBackCacheSize)
 	}
-	if len(c.stmtOrder) == readBackCacheSize {
-		c.dropStmt(c.stmtOrder[0])
+	if len(c.stmts) >= readBackCacheSize {
+		lru, oldest := "", c.uses
+		for q, cs := range c.stmts {
+			if cs.used < oldest {
+				lru, oldest = q, cs.used
+			}
+		}
+		c.dropStmt(lru)
 	}
-	c.stmts[query] = si
-	c.stmtOrder = append(c.stmtOrder, query)
+	c.stmts[query] = &cachedStmt{si: si, used: c.uses}
 	return si, args, nil
 }
 
 func (c *conn) dropStmt(query string) {
-	if si, ok := c.stmts[query]; ok {
-		si.Close()
+	if cs, ok := c.stmts[query]; ok {
+		cs.si.Close()
 		delete(c.stmts, query)
-		if i := slices.Index(c.stmtOrder, query); i >= 0 {
-			c.stmtOrder = slices.Delete(c.stmtOrder, i, i+1)
-		}
 	}
 }
 
 // closeStmts closes the statements cachedQuery prepared.
 func (c *conn) closeStmts() {
-	for _, si := range c.stmts {
-		si.Close()
+	for _, cs := range c.stmts {
+		cs.si.Close()
 	}
-	c.stmts, c.stmtOrder = nil, nil
+	c.stmts = nil
 }
 
 // namedValues converts vals as database/sql converts a statement's
