@@ -74,6 +74,7 @@ type Outbox struct {
 	t       table
 	relay   *relay // nil with NoRelay
 	metrics *metrics
+	rereads bool // the relay reads twice (MySQL, MariaDB; see relay.read)
 }
 
 // New creates the outbox and lease tables on db (AutoMigrate) and starts
@@ -89,6 +90,7 @@ func New(db *gorm.DB, cfg Config) (*Outbox, error) {
 			Logger: db.Logger.LogMode(logger.Silent)}),
 	}
 	o.t = newTable(db.Dialector, cfg.Table)
+	o.rereads = db.Dialector.Name() == "mysql"
 	if err := o.t.migrate(o.db); err != nil {
 		return nil, err
 	}

@@ -253,12 +253,8 @@ func (r *relay) batch(ctx context.Context) (int, error) {
 		}
 		runs = nil
 	}
-	q := r.o.db.WithContext(ctx).Table(r.o.t.name).Order("id").Limit(r.o.cfg.BatchSize)
-	for _, run := range runs {
-		q = q.Where("id NOT BETWEEN ? AND ?", run[0], run[1])
-	}
-	var rows []row
-	if err := q.Find(&rows).Error; err != nil {
+	rows, err := r.read(ctx, runs)
+	if err != nil {
 		return 0, fmt.Errorf("read outbox: %w", err)
 	}
 	if len(rows) == 0 {
@@ -289,6 +285,56 @@ func (r *relay) batch(ctx context.Context) (int, error) {
 	}
 	return len(rows), nil
 }
+
+// read returns the first BatchSize rows by ID, leaving out the runs of
+// IDs already published.
+//
+// On MySQL and MariaDB it reads twice and returns the rows of the second
+// read up to the highest ID of the first. A consistent read may leave out a
+// row whose transaction committed just before another's that it includes
+// (seen on MariaDB under load, where a snapshot is taken without stopping
+// commits: a later update of the same record was published first). A
+// transaction writing a record waits for the row lock of the one before
+// it, and takes its outbox ID after that one committed; so when the first
+// read holds an ID, every transaction before it on the same records had
+// committed before the first read ended, and the second read, taken after,
+// holds their rows. Rows above the first read's IDs wait for the next
+// round, which their commits' wake-ups start. PostgreSQL and SQLite take a
+// snapshot at one point in the commit order.
+func (r *relay) read(ctx context.Context, runs [][2]uint64) ([]row, error) {
+	query := func() ([]row, error) {
+		q := r.o.db.WithContext(ctx).Table(r.o.t.name).Order("id").Limit(r.o.cfg.BatchSize)
+		for _, run := range runs {
+			q = q.Where("id NOT BETWEEN ? AND ?", run[0], run[1])
+		}
+		var rows []row
+		err := q.Find(&rows).Error
+		return rows, err
+	}
+	first, err := query()
+	if err != nil || len(first) == 0 || !r.o.rereads {
+		return first, err
+	}
+	if betweenReads != nil {
+		betweenReads()
+	}
+	rows, err := query()
+	if err != nil {
+		return nil, err
+	}
+	hi := first[len(first)-1].ID
+	for i, row := range rows {
+		if row.ID > hi {
+			rows = rows[:i]
+			r.wake() // the rest in the next round
+			break
+		}
+	}
+	return rows, nil
+}
+
+// betweenReads, when set (by tests), runs between the two reads of read.
+var betweenReads func()
 
 // message decodes the row into the message it holds, checked as a
 // broker checks it.
