@@ -65,7 +65,8 @@ type OutboxConfig struct {
 	// minute.
 	BacklogWarnAge time.Duration
 	// Registerer receives the outbox metrics: telegraphy_outbox_backlog_rows,
-	// telegraphy_outbox_oldest_age_seconds, telegraphy_outbox_published_total
+	// telegraphy_outbox_oldest_age_seconds, telegraphy_outbox_published_total,
+	// telegraphy_outbox_rejected_total (rows no broker would take, dropped)
 	// and telegraphy_outbox_relay_leader. Zero value means no metrics.
 	Registerer prometheus.Registerer
 }
