@@ -180,11 +180,22 @@ func conflictKeys(db *gorm.DB, oc clause.OnConflict) [][]*schema.Field {
 	return sets
 }
 
-var uniqueKeyCache sync.Map // *schema.Schema -> [][]*schema.Field
+var (
+	uniqueKeyCache sync.Map // *schema.Schema -> [][]*schema.Field
+	// uniqueKeyMu serialises the first computation per schema:
+	// Schema.ParseIndexes writes to the schema's fields, so two
+	// concurrent first upserts of one model must not both call it.
+	uniqueKeyMu sync.Mutex
+)
 
 // uniqueKeys returns the model's declared unique keys (unique fields and
 // unique indexes without a WHERE), the primary key aside.
 func uniqueKeys(s *schema.Schema) [][]*schema.Field {
+	if v, ok := uniqueKeyCache.Load(s); ok {
+		return v.([][]*schema.Field)
+	}
+	uniqueKeyMu.Lock()
+	defer uniqueKeyMu.Unlock()
 	if v, ok := uniqueKeyCache.Load(s); ok {
 		return v.([][]*schema.Field)
 	}
