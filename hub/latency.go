@@ -7,8 +7,11 @@ import (
 )
 
 // latencyBounds are the upper bounds of the delivery-latency histogram's
-// buckets, in seconds.
-var latencyBounds = []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5}
+// buckets, in seconds; a last bucket, +Inf, counts the rest.
+var latencyBounds = [...]float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5}
+
+// latencyBuckets is the number of the histogram's buckets, +Inf included.
+const latencyBuckets = len(latencyBounds) + 1
 
 // latencyBoundsNs are latencyBounds in nanoseconds.
 var latencyBoundsNs = func() []int64 {
@@ -28,7 +31,7 @@ var latencyBoundsNs = func() []int64 {
 // the profile.
 type latencyHistogram struct {
 	desc    *prometheus.Desc
-	buckets [13]atomic.Uint64 // per bucket, not cumulative; the last is +Inf
+	buckets [latencyBuckets]atomic.Uint64 // per bucket, not cumulative; the last is +Inf
 	sumNs   atomic.Int64
 }
 
@@ -53,7 +56,7 @@ func (h *latencyHistogram) Collect(ch chan<- prometheus.Metric) {
 // latencyTally counts deliveries and their latencies until it is added
 // to the hub's metrics (flush). One goroutine owns it.
 type latencyTally struct {
-	buckets [13]uint64
+	buckets [latencyBuckets]uint64
 	sumNs   int64
 	seen    int // latencies counted since the last flush
 	events  int // event messages written since the last flush
