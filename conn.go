@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"reflect"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -16,6 +17,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 	"unsafe"
+	"weak"
 
 	"github.com/telegraphy-go/telegraphy/broker"
 	"gorm.io/gorm"
@@ -586,10 +588,22 @@ func (s *stripes) unlock(held []int) {
 	}
 }
 
-// followed records the *sql.DBs whose connector the plugin installed.
+// followed records the *sql.DBs whose connector the plugin installed, by
+// weak pointer: a DB the app drops is not kept alive, and forgetDB
+// removes its entries here and in what the plugin asked its server
+// (mariaDBReturning, isolationVariable) once it is collected.
 var followed struct {
 	sync.Mutex
-	dbs map[*sql.DB]struct{}
+	dbs map[weak.Pointer[sql.DB]]struct{}
+}
+
+// forgetDB drops what the plugin holds of a collected *sql.DB.
+func forgetDB(key weak.Pointer[sql.DB]) {
+	followed.Lock()
+	delete(followed.dbs, key)
+	followed.Unlock()
+	mariaDBReturning.Delete(key)
+	isolationVariable.Delete(key)
 }
 
 // errDatabaseSQL is returned by Initialize when database/sql's DB type
@@ -611,7 +625,8 @@ var errDatabaseSQL = errors.New("telegraphy: cannot install the connector on thi
 func followDB(sqlDB *sql.DB) error {
 	followed.Lock()
 	defer followed.Unlock()
-	if _, ok := followed.dbs[sqlDB]; ok {
+	key := weak.Make(sqlDB)
+	if _, ok := followed.dbs[key]; ok {
 		return nil
 	}
 	v := reflect.ValueOf(sqlDB).Elem()
@@ -641,16 +656,17 @@ func followDB(sqlDB *sql.DB) error {
 	}
 	mu.Unlock()
 	if followed.dbs == nil {
-		followed.dbs = make(map[*sql.DB]struct{})
+		followed.dbs = make(map[weak.Pointer[sql.DB]]struct{})
 	}
-	followed.dbs[sqlDB] = struct{}{}
+	followed.dbs[key] = struct{}{}
+	runtime.AddCleanup(sqlDB, forgetDB, key)
 	return nil
 }
 
 func isFollowed(sqlDB *sql.DB) bool {
 	followed.Lock()
 	defer followed.Unlock()
-	_, ok := followed.dbs[sqlDB]
+	_, ok := followed.dbs[weak.Make(sqlDB)]
 	return ok
 }
 

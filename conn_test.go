@@ -2,16 +2,20 @@ package telegraphy
 
 import (
 	"context"
+	"database/sql"
 	"database/sql/driver"
 	"fmt"
 	"log/slog"
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"testing"
 	"time"
 	"unsafe"
+	"weak"
 
 	sqlite3 "github.com/mattn/go-sqlite3"
+	"github.com/telegraphy-go/telegraphy/broker"
 	"gorm.io/driver/sqlite"
 	"gorm.io/gorm"
 	"gorm.io/gorm/logger"
@@ -113,6 +117,48 @@ func TestFollowDB(t *testing.T) {
 	}
 	if err := sqlDB.Ping(); err == nil {
 		t.Fatal("Ping after Close succeeded")
+	}
+}
+
+// TestFollowedDBNotKeptAlive: what the plugin records of a database
+// handle (that it is followed, what its server answered) does not keep
+// the handle alive, and goes once the app has dropped it.
+func TestFollowedDBNotKeptAlive(t *testing.T) {
+	key := func() weak.Pointer[sql.DB] {
+		gdb, err := gorm.Open(sqlite.Open(filepath.Join(t.TempDir(), "w.db")), &gorm.Config{Logger: logger.Discard})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := gdb.Use(New(Config{Broker: broker.NewMemory()})); err != nil {
+			t.Fatal(err)
+		}
+		sqlDB, err := gdb.DB()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !isFollowed(sqlDB) {
+			t.Fatal("not followed after Use")
+		}
+		isolationVariable.Store(serverKey(gdb), "transaction_isolation")
+		if err := sqlDB.Close(); err != nil {
+			t.Fatal(err)
+		}
+		return weak.Make(sqlDB)
+	}()
+	held := func() bool {
+		followed.Lock()
+		_, ok := followed.dbs[key]
+		followed.Unlock()
+		_, asked := isolationVariable.Load(key)
+		return ok || asked
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for held() || key.Value() != nil {
+		if time.Now().After(deadline) {
+			t.Fatalf("after 10 s of collections: DB alive %v, still recorded %v", key.Value() != nil, held())
+		}
+		runtime.GC()
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 

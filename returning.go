@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"weak"
 
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
@@ -199,11 +200,13 @@ func (p *Plugin) mariaDBReturning(db *gorm.DB) bool {
 }
 
 // serverKey identifies the database a statement's DB opened, for what
-// is asked of the server once: its *sql.DB, else its *gorm.Config (one
-// per gorm.Open). One plugin may serve several databases.
+// is asked of the server once: a weak pointer to its *sql.DB (whose
+// entries forgetDB drops once the DB is collected), else its
+// *gorm.Config (one per gorm.Open). One plugin may serve several
+// databases.
 func serverKey(db *gorm.DB) any {
 	if sqlDB := sqlDBOf(db.Config.ConnPool); sqlDB != nil {
-		return sqlDB
+		return weak.Make(sqlDB)
 	}
 	return db.Config
 }

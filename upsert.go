@@ -180,13 +180,19 @@ func conflictKeys(db *gorm.DB, oc clause.OnConflict) [][]*schema.Field {
 	return sets
 }
 
+// uniqueKeyCache holds the unique keys of at most uniqueKeyMax schemas
+// (a DB opened anew parses its models anew); beyond that they are found
+// for each statement.
 var (
 	uniqueKeyCache sync.Map // *schema.Schema -> [][]*schema.Field
-	// uniqueKeyMu serialises the first computation per schema:
-	// Schema.ParseIndexes writes to the schema's fields, so two
-	// concurrent first upserts of one model must not both call it.
+	uniqueKeyCount int      // guarded by uniqueKeyMu
+	// uniqueKeyMu serialises the computation: Schema.ParseIndexes
+	// writes to the schema's fields, so two concurrent first upserts
+	// of one model must not both call it.
 	uniqueKeyMu sync.Mutex
 )
+
+const uniqueKeyMax = 1024
 
 // uniqueKeys returns the model's declared unique keys (unique fields and
 // unique indexes without a WHERE), the primary key aside.
@@ -221,7 +227,10 @@ func uniqueKeys(s *schema.Schema) [][]*schema.Field {
 			sets = append(sets, set)
 		}
 	}
-	uniqueKeyCache.Store(s, sets)
+	if uniqueKeyCount < uniqueKeyMax {
+		uniqueKeyCache.Store(s, sets)
+		uniqueKeyCount++
+	}
 	return sets
 }
 

@@ -3,8 +3,8 @@ package hub
 import (
 	"testing"
 
-	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 )
 
 // TestLatencyHistogram checks that latencies land in the bucket of the
