@@ -169,7 +169,7 @@ func readsOf(stmt *gorm.Statement) *tableReads {
 	for i, n := range stmt.Schema.PrimaryFieldDBNames {
 		pk[i] = stmt.Quote(n)
 	}
-	r := &tableReads{lock: "UPDATE " + table + " SET " + pk[0] + " = " + pk[0] + " WHERE 0"}
+	r := &tableReads{lock: sqliteLockSQL(stmt)}
 	for n := 1; n <= readBatch; n++ {
 		var b strings.Builder
 		b.WriteString("SELECT * FROM " + table + " WHERE ")

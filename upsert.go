@@ -830,6 +830,13 @@ func lockForUpsert(db *gorm.DB) error {
 	return nil
 }
 
+// sqliteLockSQL is a write to the statement's table that changes
+// nothing: run in a transaction, it takes SQLite's write lock.
+func sqliteLockSQL(stmt *gorm.Statement) string {
+	pk := stmt.Quote(stmt.Schema.PrimaryFieldDBNames[0])
+	return "UPDATE " + stmt.Quote(stmt.Table) + " SET " + pk + " = " + pk + " WHERE 0"
+}
+
 // sqliteWriteLock takes SQLite's write lock for the statement's
 // transaction by a write that changes nothing, so that a read before the
 // statement and the statement see one state: a transaction that reads
@@ -838,9 +845,7 @@ func lockForUpsert(db *gorm.DB) error {
 // for the lock.
 func sqliteWriteLock(db *gorm.DB) error {
 	stmt := db.Statement
-	pk := stmt.Quote(stmt.Schema.PrimaryFieldDBNames[0])
-	q := "UPDATE " + stmt.Quote(stmt.Table) + " SET " + pk + " = " + pk + " WHERE 0"
-	if _, err := stmt.ConnPool.ExecContext(stmt.Context, q); err != nil {
+	if _, err := stmt.ConnPool.ExecContext(stmt.Context, sqliteLockSQL(stmt)); err != nil {
 		return fmt.Errorf("telegraphy: lock %s before reading it: %w", stmt.Table, err)
 	}
 	return nil
