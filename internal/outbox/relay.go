@@ -291,11 +291,11 @@ func (r *relay) batch(ctx context.Context) (int, error) {
 //
 // On MySQL and MariaDB it reads twice and returns the rows of the second
 // read up to the highest ID of the first. On MariaDB under load a later
-// update of a record was published before the one it followed (about once
-// in twenty runs of TestCommitOrderPerRecord); the likely cause is that
-// MariaDB builds a snapshot from its table of active transactions while
-// commits go on, so that a snapshot can hold a transaction and leave out
-// one that committed just before it. A
+// update of a record was once published before the one it followed (one
+// CI run of TestCommitOrderPerRecord; not seen again in some 450 runs);
+// the likely cause is that MariaDB builds a snapshot from its table of
+// active transactions while commits go on, so that a snapshot can hold a
+// transaction and leave out one that committed just before it. A
 // transaction writing a record waits for the row lock of the one before
 // it, and takes its outbox ID after that one committed; so when the first
 // read holds an ID, every transaction before it on the same records had
