@@ -425,11 +425,13 @@ func (t *txn) Commit() error {
 	if len(pending) == 0 {
 		return t.Tx.Commit()
 	}
-	groups := groupByPlugin(pending)
+	var groupBuf [1]pluginMsgs
+	groups := groupByPlugin(pending, groupBuf[:0])
+	var heldBuf [8]int
 	var held []int
 	for _, g := range groups {
 		if g.p.outbox == nil {
-			held = commitStripes.lock(pending, g.p.cfg.PublishTimeout, g.p.cfg.Logger)
+			held = commitStripes.lock(pending, g.p.cfg.PublishTimeout, g.p.cfg.Logger, heldBuf[:0])
 			break
 		}
 	}
@@ -483,10 +485,10 @@ type pluginMsgs struct {
 	msgs []broker.Message
 }
 
-// groupByPlugin splits pending by plugin, keeping the order within each.
-// A transaction nearly always carries one plugin's events.
-func groupByPlugin(pending []pendingMsg) []pluginMsgs {
-	groups := make([]pluginMsgs, 0, 1)
+// groupByPlugin splits pending by plugin, keeping the order within each,
+// appending the groups to groups. A transaction nearly always carries one
+// plugin's events.
+func groupByPlugin(pending []pendingMsg, groups []pluginMsgs) []pluginMsgs {
 	for _, pm := range pending {
 		i := 0
 		for i < len(groups) && groups[i].p != pm.p {
@@ -545,9 +547,9 @@ func stripeOf(key string) int {
 }
 
 // lock takes the stripes of the keyed messages, waiting at most wait for
-// each, and returns those it holds.
-func (s *stripes) lock(pending []pendingMsg, wait time.Duration, log *slog.Logger) []int {
-	var want []int
+// each, and returns those it holds, appended to buf.
+func (s *stripes) lock(pending []pendingMsg, wait time.Duration, log *slog.Logger, buf []int) []int {
+	want := buf
 	for _, pm := range pending {
 		if pm.key == "" {
 			continue

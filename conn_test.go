@@ -167,16 +167,16 @@ func TestFollowedDBNotKeptAlive(t *testing.T) {
 // COMMIT may itself wait for the transaction that waits for the stripe).
 func TestStripeWaitBounded(t *testing.T) {
 	s := newStripes()
-	first := s.lock([]pendingMsg{{key: "a:1"}, {key: "a:2"}, {key: "a:1"}}, time.Second, slog.Default())
+	first := s.lock([]pendingMsg{{key: "a:1"}, {key: "a:2"}, {key: "a:1"}}, time.Second, slog.Default(), nil)
 	if len(first) != 2 {
 		t.Fatalf("held %v, want the two stripes of a:1 and a:2", first)
 	}
-	second := s.lock([]pendingMsg{{key: "a:2"}, {}}, 10*time.Millisecond, slog.New(slog.DiscardHandler))
+	second := s.lock([]pendingMsg{{key: "a:2"}, {}}, 10*time.Millisecond, slog.New(slog.DiscardHandler), nil)
 	if len(second) != 0 {
 		t.Fatalf("held %v while another transaction holds it", second)
 	}
 	s.unlock(first)
-	third := s.lock([]pendingMsg{{key: "a:2"}}, time.Second, slog.Default())
+	third := s.lock([]pendingMsg{{key: "a:2"}}, time.Second, slog.Default(), nil)
 	if len(third) != 1 || third[0] != stripeOf("a:2") {
 		t.Fatalf("held %v after the first let go", third)
 	}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math"
 	"reflect"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -276,6 +277,9 @@ func sortByKey(s *schema.Schema, rows reflect.Value) {
 		return
 	}
 	keys := keysOf(s, rows)
+	if slices.IsSortedFunc(keys, compareKeys) {
+		return // the reads by key return their rows in key order
+	}
 	idx := make([]int, len(keys))
 	for i := range idx {
 		idx[i] = i
