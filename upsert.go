@@ -24,6 +24,14 @@ import (
 //     columns it sets (and, after GORM's create, the generated key), so
 //     the rows are read back by key for their defaults and generated
 //     columns;
+//   - creates from structs whose values are not what the statement
+//     stores (leavesValues): columns Select or Omit leaves out, read-only
+//     and generated columns, and on MySQL (no RETURNING) zero fields the
+//     database fills with a default expression; read back by key like
+//     maps;
+//   - creates with INSERT IGNORE / INSERT OR IGNORE: as ON CONFLICT DO
+//     NOTHING below; INSERT OR REPLACE, which deletes the rows it meets,
+//     is announced as one bulk_update;
 //   - creates with ON CONFLICT (clause.OnConflict, and Save of a row that
 //     was not there to update): the rows with the conflict key are read,
 //     and locked where the database can, before the statement, and read
@@ -35,7 +43,8 @@ import (
 // upsertState is what a create from maps or with ON CONFLICT learned
 // before its statement.
 type upsertState struct {
-	conflict bool
+	conflict bool // ON CONFLICT, or an INSERT modifier that skips rows
+	replace  bool // INSERT OR REPLACE: the rows it deleted are not known
 	// sets are the keys a row is found by: the primary key, and for ON
 	// CONFLICT its columns, or else every unique key of the model.
 	sets   [][]*schema.Field
@@ -66,6 +75,81 @@ type upsertState struct {
 	rowidErr   error
 }
 
+// insertModifier reports whether a create's INSERT modifier (clause.Insert)
+// lets the statement skip rows, as MySQL's INSERT IGNORE and SQLite's
+// INSERT OR IGNORE do, or replace the rows it meets, as SQLite's INSERT OR
+// REPLACE does (deleting every row that holds one of the new row's unique
+// keys). PostgreSQL has neither.
+func insertModifier(db *gorm.DB) (skip, replace bool) {
+	if db.Dialector.Name() == "postgres" {
+		return false, false
+	}
+	c, ok := db.Statement.Clauses["INSERT"]
+	if !ok {
+		return false, false
+	}
+	ins, ok := c.Expression.(clause.Insert)
+	if !ok {
+		return false, false
+	}
+	m := strings.ToUpper(ins.Modifier)
+	return strings.Contains(m, "IGNORE"), strings.Contains(m, "REPLACE")
+}
+
+// leavesValues reports whether a create from structs stores other values
+// than the structs hold in a column: a column Select or Omit leaves out
+// (the database's default goes in), a field GORM does not write on
+// create (read-only and generated columns), or, where GORM reads nothing
+// back after an INSERT (no RETURNING: MySQL), a zero field whose default
+// is an expression the database computes. The primary key is not
+// counted: GORM fills in a generated one.
+func leavesValues(db *gorm.DB) bool {
+	stmt := db.Statement
+	if stmt.Schema == nil {
+		return false
+	}
+	var selected map[string]bool
+	restricted := false
+	if len(stmt.Selects) > 0 || len(stmt.Omits) > 0 {
+		selected, restricted = stmt.SelectAndOmitColumns(true, false)
+	}
+	returning := 0 // 1: GORM's create has RETURNING, -1: it has not; 0: not asked yet
+	for _, f := range stmt.Schema.Fields {
+		if f.DBName == "" || f.PrimaryKey {
+			continue
+		}
+		if !f.Creatable {
+			return true
+		}
+		if v, ok := selected[f.DBName]; ok && !v || !ok && restricted && f.AutoCreateTime == 0 && f.AutoUpdateTime == 0 {
+			return true
+		}
+		if f.HasDefaultValue && f.DefaultValueInterface == nil {
+			if returning == 0 {
+				returning = -1
+				if slices.Contains(db.Callback().Create().Clauses, "RETURNING") {
+					returning = 1
+				}
+			}
+			if returning < 0 && anyZero(stmt, f) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// anyZero reports whether f is zero in any of the statement's structs.
+func anyZero(stmt *gorm.Statement, f *schema.Field) bool {
+	zero := false
+	each(stmt.ReflectValue, func(v reflect.Value) {
+		if _, z := f.ValueOf(stmt.Context, v); z {
+			zero = true
+		}
+	})
+	return zero
+}
+
 // isMapCreate reports whether a create's values are a map or maps.
 func isMapCreate(stmt *gorm.Statement) bool {
 	switch stmt.Dest.(type) {
@@ -82,7 +166,8 @@ func isMapCreate(stmt *gorm.Statement) bool {
 func (p *Plugin) beginReadBack(db *gorm.DB, st *stmtState) *stmtState {
 	stmt := db.Statement
 	c, conflict := stmt.Clauses["ON CONFLICT"]
-	if !conflict && !isMapCreate(stmt) {
+	skip, replace := insertModifier(db)
+	if !conflict && !skip && !replace && !isMapCreate(stmt) && !leavesValues(db) {
 		return st
 	}
 	if st == nil {
@@ -93,17 +178,25 @@ func (p *Plugin) beginReadBack(db *gorm.DB, st *stmtState) *stmtState {
 	if !p.beginOwnTx(db, st) {
 		return st
 	}
-	u := &upsertState{conflict: conflict, sets: [][]*schema.Field{stmt.Schema.PrimaryFields}}
+	u := &upsertState{conflict: conflict || skip, replace: replace, sets: [][]*schema.Field{stmt.Schema.PrimaryFields}}
 	st.upsert = u
+	if replace {
+		return st // announced as one bulk_update (emitReadBack)
+	}
 	pg := db.Dialector.Name() == "postgres" && stmt.Table != ""
 	if pg {
 		u.pg = &upsertPool{ConnPool: stmt.ConnPool, stmt: stmt}
 		stmt.ConnPool = u.pg
 	}
-	if !conflict {
+	if !u.conflict {
 		return st
 	}
 	oc, _ := c.Expression.(clause.OnConflict)
+	if !conflict {
+		// INSERT IGNORE skips a row that meets any unique key, as ON
+		// CONFLICT DO NOTHING without a target does.
+		oc = clause.OnConflict{DoNothing: true}
+	}
 	if pg && oc.DoNothing && len(oc.DoUpdates) == 0 && !oc.UpdateAll {
 		// The statement reports the rows it inserted, and updates none.
 		return st
@@ -251,6 +344,11 @@ func (p *Plugin) emitReadBack(db *gorm.DB, st *stmtState) {
 		return
 	}
 	if db.RowsAffected == 0 {
+		return
+	}
+	if u.replace {
+		// Which rows INSERT OR REPLACE deleted to make room is not known.
+		p.emitBulk(db, st, int64(len(inputKeys(stmt, u.sets))))
 		return
 	}
 	pk := stmt.Schema.PrimaryFields
