@@ -448,6 +448,27 @@ func TestPingFrameRate(t *testing.T) {
 	c.expectClose(1008)
 }
 
+// TestPingFrameRefusalsInARow: the connection is closed for refused ping
+// frames only when more than RequestBurst are refused in a row, as for
+// ping messages: a client whose pings go a little over the rate, so that
+// accepted and refused ones alternate, stays connected.
+func TestPingFrameRefusalsInARow(t *testing.T) {
+	e := newEnv(t, func(c *hub.Config, _ *broker.MemoryConfig) {
+		c.RequestRate, c.RequestBurst = 10, 10
+	})
+	c := e.connect("1", "a")
+	// About 16 a second for 3.6 s: some 14 refused in all, never 11 in a
+	// row (that would need the hub not to read for more than a second).
+	for i := 0; i < 60; i++ {
+		if err := c.ws.WriteControl(websocket.PingMessage, []byte("x"), time.Now().Add(5*time.Second)); err != nil {
+			t.Fatalf("ping frame %d: %v (closed by the hub)", i, err)
+		}
+		time.Sleep(60 * time.Millisecond)
+	}
+	time.Sleep(time.Second) // the bucket fills again
+	c.alive(1)
+}
+
 // TestVerifierSharedByTwoHubs: two hubs on one memory broker given one
 // tokens.Verifier (Config.Verifier) accept a token once between them.
 func TestVerifierSharedByTwoHubs(t *testing.T) {

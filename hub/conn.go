@@ -482,6 +482,7 @@ func (c *conn) readLoop() {
 			}
 			return nil
 		}
+		c.refused = 0
 		c.mu.Lock()
 		if !c.closing {
 			c.pongData = append(c.pongData[:0], data...)
@@ -725,7 +726,7 @@ func (c *conn) hello(req request) bool {
 	}
 	h.mu.Unlock()
 	c.authed = true
-	c.tokens, c.bucketAt = float64(h.cfg.RequestBurst), time.Now()
+	c.tokens, c.bucketAt, c.refused = float64(h.cfg.RequestBurst), time.Now(), 0
 	h.log.Debug("hub: authenticated", "session", c.session, "subject", c.subject)
 	return c.send(encode(welcomeMsg{Type: typeWelcome, Session: c.session, Subject: c.subject}))
 }
