@@ -80,7 +80,16 @@ func (p *Plugin) begin(db *gorm.DB, op events.Operation) *stmtState {
 // its events go; a nil model when it emits nothing, already failed, or
 // runs on a connection the plugin does not follow (an error on db).
 func (p *Plugin) target(db *gorm.DB, op events.Operation) (*model.Model, *txn, txState) {
-	if db.Error != nil || db.DryRun {
+	if db.Error != nil {
+		return nil, nil, untracked
+	}
+	return p.targetOf(db, op)
+}
+
+// targetOf is target for a statement that may have failed after its
+// write (written).
+func (p *Plugin) targetOf(db *gorm.DB, op events.Operation) (*model.Model, *txn, txState) {
+	if db.DryRun {
 		return nil, nil, untracked
 	}
 	m := p.model(db)
@@ -149,6 +158,15 @@ func (p *Plugin) emit(db *gorm.DB, tx *txn, msgs []broker.Message) {
 // finds the model and the transaction again, which costs less than
 // keeping them. Creates from maps and with ON CONFLICT read their rows
 // back (upsert.go).
+//
+// A write GORM reports failed after its statement wrote rows (an After
+// hook, an association that could not be saved) is announced all the
+// same: its events go to the statement's transaction, which decides
+// whether the rows stay (GORM's own rolls back, the caller's is the
+// caller's to commit), and without a transaction the rows have stayed.
+// So that "wrote rows" means this statement's rows, the before callbacks
+// set RowsAffected to zero (GORM leaves the previous count of a reused
+// chain in place when a statement does not run).
 
 func (p *Plugin) beforeCreate(db *gorm.DB) {
 	var st *stmtState
@@ -159,31 +177,38 @@ func (p *Plugin) beforeCreate(db *gorm.DB) {
 	} else if m, _, _ := p.target(db, events.OpCreate); m == nil {
 		return
 	}
+	db.RowsAffected = 0
 	p.beginReadBack(db, st)
 }
 
 func (p *Plugin) afterCreate(db *gorm.DB) {
 	var m *model.Model
 	var tx *txn
-	keep := false
 	if st := loadState(db); st != nil {
 		defer p.finish(db, st)
 		st.keep = wroteBeforeError(db, st)
-		keep = st.keep
 		if st.upsert != nil {
 			p.emitReadBack(db, st)
 			return
 		}
 		m, tx = st.m, st.tx
-	} else if p.outbox != nil {
+	} else if p.outbox != nil || db.RowsAffected == 0 {
 		return
-	} else if m, tx, _ = p.target(db, events.OpCreate); m == nil {
+	} else if m, tx, _ = p.targetOf(db, events.OpCreate); m == nil {
 		return
 	}
-	if db.Error != nil && !keep || db.RowsAffected == 0 {
+	if db.RowsAffected == 0 {
 		return
+	}
+	failed := db.Error
+	if failed != nil {
+		db.Error = nil
+		defer restoreError(db, failed)
 	}
 	if v := reflect.Indirect(db.Statement.ReflectValue); v.Kind() == reflect.Struct {
+		if failed != nil && !hasKey(m, v) {
+			return
+		}
 		msg, err := p.modelMessage(m, v, events.Meta{EventType: events.TypeCreate})
 		if err != nil {
 			_ = db.AddError(err)
@@ -194,7 +219,7 @@ func (p *Plugin) afterCreate(db *gorm.DB) {
 	}
 	var msgs []broker.Message
 	each(db.Statement.ReflectValue, func(v reflect.Value) {
-		if db.Error != nil {
+		if db.Error != nil || failed != nil && !hasKey(m, v) {
 			return
 		}
 		msg, err := p.modelMessage(m, v, events.Meta{EventType: events.TypeCreate})
@@ -206,6 +231,23 @@ func (p *Plugin) afterCreate(db *gorm.DB) {
 	})
 	if db.Error == nil {
 		p.emit(db, tx, msgs)
+	}
+}
+
+// hasKey reports whether the struct v holds its whole primary key: after
+// an error GORM may not have filled in every generated key.
+func hasKey(m *model.Model, v reflect.Value) bool {
+	_, zero := m.PKValues(v)
+	return !zero
+}
+
+// restoreError puts back the error GORM reported, joined with any error
+// the plugin added meanwhile.
+func restoreError(db *gorm.DB, failed error) {
+	added := db.Error
+	db.Error = failed
+	if added != nil {
+		_ = db.AddError(added)
 	}
 }
 
@@ -334,6 +376,7 @@ func (p *Plugin) beforeUpdate(db *gorm.DB) {
 	if st == nil {
 		return
 	}
+	db.RowsAffected = 0 // see beforeCreate
 	stmt := db.Statement
 	// Build the SET and WHERE the way gorm:update will, so the rows it is
 	// about to change can be read first.
@@ -482,10 +525,27 @@ func (p *Plugin) afterUpdate(db *gorm.DB) {
 	if st.addedSet {
 		delete(db.Statement.Clauses, "SET")
 	}
-	if db.Error == nil && db.RowsAffected > 0 {
-		p.emitRows(db, st, events.TypeBulkUpdate, events.Meta{EventType: events.TypeUpdate, Changed: st.changed})
+	st.keep = wroteBeforeError(db, st)
+	if db.RowsAffected > 0 {
+		p.emitWritten(db, func() {
+			p.emitRows(db, st, events.TypeBulkUpdate, events.Meta{EventType: events.TypeUpdate, Changed: st.changed})
+		})
 	}
 	p.finish(db, st)
+}
+
+// emitWritten runs emit for a statement that wrote rows, also when GORM
+// reported an error after the write (see beforeCreate): with the error
+// set aside, so that the plugin's reads run, and put back after.
+func (p *Plugin) emitWritten(db *gorm.DB, emit func()) {
+	failed := db.Error
+	if failed == nil {
+		emit()
+		return
+	}
+	db.Error = nil
+	emit()
+	restoreError(db, failed)
 }
 
 // emitRows emits one event per affected row (as the write returned it,
@@ -559,6 +619,7 @@ func (p *Plugin) beforeDelete(db *gorm.DB) {
 	if st == nil {
 		return
 	}
+	db.RowsAffected = 0 // see beforeCreate
 	stmt := db.Statement
 	soft := len(stmt.Schema.DeleteClauses) > 0 && !stmt.Unscoped
 	var where []clause.Expression
@@ -620,8 +681,11 @@ func (p *Plugin) afterDelete(db *gorm.DB) {
 	if st.stash != nil {
 		unstash(db, st)
 	}
-	if db.Error == nil && db.RowsAffected > 0 {
-		p.emitRows(db, st, events.TypeBulkDelete, events.Meta{EventType: events.TypeDelete, Soft: st.soft})
+	st.keep = wroteBeforeError(db, st)
+	if db.RowsAffected > 0 {
+		p.emitWritten(db, func() {
+			p.emitRows(db, st, events.TypeBulkDelete, events.Meta{EventType: events.TypeDelete, Soft: st.soft})
+		})
 	}
 	p.finish(db, st)
 }

@@ -507,7 +507,7 @@ func mysqlUniqueKeys(db *gorm.DB) ([][]string, error) {
 	return out, rows.Err()
 }
 
-// wroteBeforeError reports whether a create that runs in the plugin's own
+// wroteBeforeError reports whether a write that runs in the plugin's own
 // transaction and that GORM reports failed had written its rows first
 // (GORM's scan of what the statement returned into the caller's values, an
 // After hook): without the plugin the statement would have committed
