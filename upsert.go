@@ -332,14 +332,16 @@ func uniqueKeys(s *schema.Schema) [][]*schema.Field {
 // by reading its rows back by key.
 func (p *Plugin) emitReadBack(db *gorm.DB, st *stmtState) {
 	if st.upsert.pg != nil {
-		p.emitReported(db, st)
+		p.emitWritten(db, func() { p.emitReported(db, st) })
 		return
 	}
 	stmt, u := db.Statement, st.upsert
 	if db.Error != nil {
-		if st.keep {
-			// Committed as without the plugin, its rows unknown.
-			p.emitBulk(db, st, int64(len(inputKeys(stmt, u.sets))))
+		if db.RowsAffected > 0 {
+			// Written before GORM's error, in the statement's transaction,
+			// which decides whether the rows stay (see beforeCreate);
+			// GORM may not have filled in their keys.
+			p.emitWritten(db, func() { p.emitBulk(db, st, int64(len(inputKeys(stmt, u.sets)))) })
 		}
 		return
 	}
@@ -705,7 +707,7 @@ func (p *Plugin) collectReported(db *gorm.DB) {
 // statement and holds the values it had.
 func (p *Plugin) emitReported(db *gorm.DB, st *stmtState) {
 	r, u := st.upsert.pg, st.upsert
-	if !r.ok || (db.Error != nil && st.started == nil) {
+	if !r.ok {
 		return
 	}
 	stmt := db.Statement
