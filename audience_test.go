@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/telegraphy-go/telegraphy"
 	"github.com/telegraphy-go/telegraphy/broker"
@@ -44,6 +45,7 @@ type routed struct {
 	PK       uint
 	Data     bool
 	User     uint
+	Hard     bool // a delete that is not soft
 }
 
 func upd(pk, user uint, channels ...string) routed {
@@ -91,7 +93,7 @@ func checkRouted(t testing.TB, got []events.Event, want []routed) {
 			ok = ok && reflect.DeepEqual(g.Meta.PK, float64(w.PK))
 		}
 		if w.Type == "delete" {
-			ok = ok && g.Meta.Soft
+			ok = ok && g.Meta.Soft == !w.Hard
 		}
 		if !ok {
 			t.Fatalf("event %d: want %+v; got:%s", i, w, show())
@@ -146,6 +148,15 @@ var audienceSteps = []struct {
 	{"update of a deleted row: no channel shows it", func(db *gorm.DB) error {
 		return db.Unscoped().Model(&Ticket{ID: 3}).Update("user_id", 17).Error
 	}, []routed{upd(3, 17)}},
+	{"update of a deleted row that moves nothing: no channel shows it", func(db *gorm.DB) error {
+		return db.Unscoped().Model(&Ticket{ID: 3}).Update("title", "secret").Error
+	}, []routed{upd(3, 17)}},
+	{"hard delete of a deleted row: no channel showed it", func(db *gorm.DB) error {
+		return db.Unscoped().Delete(&Ticket{ID: 3}).Error
+	}, []routed{{Type: "delete", PK: 3, Data: true, User: 17, Hard: true, Channels: []string{ticketName, ticketName + ":3"}}}},
+	{"create of a deleted row: no channel shows it", func(db *gorm.DB) error {
+		return db.Create(&Ticket{ID: 9, UserID: 17, Title: "archived", DeletedAt: gorm.DeletedAt{Time: time.Now(), Valid: true}}).Error
+	}, []routed{{Type: "create", PK: 9, Data: true, User: 17, Channels: []string{ticketName, ticketName + ":9"}}}},
 	{"upsert moves it", func(db *gorm.DB) error {
 		return db.Clauses(clause.OnConflict{UpdateAll: true}).Create(&Ticket{ID: 2, UserID: 18, Title: "b"}).Error
 	}, []routed{upd(2, 18, "team"), enter(2, 18, "user:18"), leave(2, "user:17")}},
@@ -205,6 +216,32 @@ func TestAudienceMoves(t *testing.T) {
 					t.Log(s.name)
 					expectRouted(t, e.rec, s.want...)
 				}
+			})
+		}
+	}
+}
+
+// TestAudienceTableExpression: an update through a table expression
+// (an alias) runs as without the plugin; the plugin, which cannot read its
+// rows apart from it, sends one bulk_update to the model channel.
+func TestAudienceTableExpression(t *testing.T) {
+	for _, d := range allDialects {
+		for _, o := range ticketOptions {
+			t.Run(d.name+"/"+o.name, func(t *testing.T) {
+				e := setup(t, d, nil, telegraphy.Config{})
+				if err := e.p.Register(Ticket{}, o.opts); err != nil {
+					t.Fatal(err)
+				}
+				seedTickets(t, e.db)
+				e.rec.Reset()
+				if err := e.db.Model(&Ticket{}).Table("tickets AS t").Where("t.id = ?", 1).Update("user_id", 18).Error; err != nil {
+					t.Fatal(err)
+				}
+				var tk Ticket
+				if err := e.db.Session(&gorm.Session{NewDB: true}).First(&tk, 1).Error; err != nil || tk.UserID != 18 {
+					t.Fatalf("ticket 1 %+v (%v), want user 18", tk, err)
+				}
+				expectRouted(t, e.rec, routed{Type: "bulk_update", PK: 1, Channels: []string{ticketName}})
 			})
 		}
 	}

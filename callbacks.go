@@ -289,7 +289,8 @@ func (p *Plugin) modelMessage(m *model.Model, v reflect.Value, meta events.Meta)
 	if m.Options.Channels == nil {
 		return broker.Message{EventID: enc.ID, Channels: []string{m.Name, enc.RecordChannel}, Data: enc.Data, Time: now}, nil
 	}
-	channels := append([]string{m.Name, enc.RecordChannel}, m.Channels(v)...)
+	// A soft-deleted row is in no channel of Options.Channels (Audience).
+	channels := append([]string{m.Name, enc.RecordChannel}, m.Audience(v)...)
 	return broker.Message{EventID: enc.ID, Channels: channels, Data: enc.Data, Time: now}, nil
 }
 
@@ -472,6 +473,13 @@ func (p *Plugin) selectAffected(db *gorm.DB, st *stmtState, where []clause.Expre
 // when the statement's rows cannot be read apart from it, are more than
 // limit, or the read failed (st.bulk set, or an error on db).
 func (p *Plugin) readLocked(db *gorm.DB, st *stmtState, where []clause.Expression, limit int, cols []string) (reflect.Value, bool) {
+	if namedByExpression(db.Statement) {
+		// db.Table("tickets AS t"), a subquery, another schema: the
+		// statement's conditions may name what the plugin's read, which
+		// names the table, would not.
+		st.bulk = true
+		return reflect.Value{}, false
+	}
 	if c, ok := db.Statement.Clauses["FROM"]; ok {
 		if from, ok := c.Expression.(clause.From); ok && (len(from.Tables) > 0 || len(from.Joins) > 0) {
 			// UPDATE ... FROM: its conditions may name the other tables,
@@ -511,6 +519,14 @@ func (p *Plugin) readLocked(db *gorm.DB, st *stmtState, where []clause.Expressio
 		return reflect.Value{}, false
 	}
 	return rows.Elem(), true
+}
+
+// namedByExpression reports whether the statement names its table by an
+// expression (db.Table with an alias, a subquery or a schema) rather than
+// by its name alone.
+func namedByExpression(stmt *gorm.Statement) bool {
+	e := stmt.TableExpr
+	return e != nil && e.SQL != stmt.Quote(stmt.Table) && e.SQL != stmt.Table
 }
 
 func (p *Plugin) afterUpdate(db *gorm.DB) {
