@@ -236,7 +236,10 @@ type Subscription interface {
 	Add(ctx context.Context, channels ...string) error
 	// Remove stops delivery of the channels' publications.
 	Remove(ctx context.Context, channels ...string) error
-	// Dropped counts publications not delivered because C was full.
+	// Dropped counts publications not delivered because C was full, and
+	// (Redis) each time the subscription's connection came back after it
+	// was lost, when publications may have been missed. A subscriber that
+	// sees it grow checks its channels against History.
 	Dropped() uint64
 	// Close ends the subscription and closes C. It is idempotent.
 	Close() error

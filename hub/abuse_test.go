@@ -448,6 +448,23 @@ func TestPingFrameRate(t *testing.T) {
 	c.expectClose(1008)
 }
 
+// TestRedisReconnectTail: an event published while the hub's Redis
+// subscription is reconnecting, the last of its channel, still reaches
+// the client: once the connection is back the hub checks its channels
+// against their history, without waiting for a later publication to
+// show the gap.
+func TestRedisReconnectTail(t *testing.T) {
+	e, bus := newRedisEnv(t)
+	c := e.connect("u", "tail")
+	sub := c.subscribe(1, "tail", nil)
+	off := c.expectEvents("tail", sub.Offset, publishTo(t, bus, "tail", 1, 0))
+	ctx := context.Background()
+	if n, err := bus.Client().ClientKillByFilter(ctx, "TYPE", "pubsub").Result(); err != nil || n == 0 {
+		t.Fatalf("CLIENT KILL TYPE pubsub: %d %v", n, err)
+	}
+	c.expectEvents("tail", off, publishTo(t, bus, "tail", 1, 0))
+}
+
 // TestPingFrameRefusalsInARow: the connection is closed for refused ping
 // frames only when more than RequestBurst are refused in a row, as for
 // ping messages: a client whose pings go a little over the rate, so that

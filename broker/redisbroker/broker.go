@@ -53,6 +53,9 @@ type Broker struct {
 	mu     sync.RWMutex // guards closed and sending on queue
 	closed bool
 	queue  chan broker.Message
+	// enqueue serialises Publish calls' sends, so that one call's
+	// messages are queued all together or not at all.
+	enqueue sync.Mutex
 
 	stop      context.Context // cancelled when Close gives up flushing
 	stopNow   context.CancelFunc
@@ -189,11 +192,15 @@ func (b *Broker) Stats() Stats {
 }
 
 // Publish implements broker.Broker. It queues msgs and returns without
-// waiting for Redis; the background publisher writes them in order. When
-// the queue is full, the messages that do not fit are dropped, each is
-// reported through Config.ErrorHandler, and Publish returns an error
-// wrapping ErrQueueFull. The Broker keeps each Message's Data until it is
-// sent: callers must not modify it.
+// waiting for Redis; the background publisher writes them in order. The
+// messages of one call are queued together or not at all: when the queue
+// has no room for all of them, none is queued, each is reported through
+// Config.ErrorHandler, and Publish returns an error wrapping
+// ErrQueueFull, so that a caller retrying the call (the outbox relay)
+// neither publishes a message twice nor puts one after a later one. A
+// call of more messages than QueueSize is always refused. The Broker
+// keeps each Message's Data until it is sent: callers must not modify
+// it.
 func (b *Broker) Publish(ctx context.Context, msgs ...broker.Message) error {
 	if err := broker.CheckMessages(msgs...); err != nil {
 		return err
@@ -204,24 +211,34 @@ func (b *Broker) Publish(ctx context.Context, msgs ...broker.Message) error {
 	if b.closed {
 		return broker.ErrClosed
 	}
-	dropped := 0
+	b.enqueue.Lock()
+	defer b.enqueue.Unlock()
+	// Only the publisher takes from the queue meanwhile: the room seen
+	// here can only grow, so the sends below never wait.
+	if room := cap(b.queue) - len(b.queue); room < len(msgs) {
+		for _, m := range msgs {
+			b.dropped.Add(1)
+			b.report(fmt.Errorf("%w (event %q to %v)", ErrQueueFull, m.EventID, m.Channels))
+		}
+		return fmt.Errorf("%w: %d messages, room for %d", ErrQueueFull, len(msgs), room)
+	}
 	for _, m := range msgs {
 		if m.Time.IsZero() {
 			m.Time = now
 		}
-		select {
-		case b.queue <- m:
-		default:
-			dropped++
-			b.dropped.Add(1)
-			b.report(fmt.Errorf("%w (event %q to %v)", ErrQueueFull, m.EventID, m.Channels))
-		}
-	}
-	if dropped > 0 {
-		return fmt.Errorf("%w: %d of %d messages", ErrQueueFull, dropped, len(msgs))
+		b.queue <- m
 	}
 	return nil
 }
+
+// QueueCapacity returns the publish queue's size in messages
+// (Config.QueueSize): the most one Publish call can hand over.
+func (b *Broker) QueueCapacity() int { return cap(b.queue) }
+
+// KeepsHistory reports whether channels keep a history
+// (Config.HistorySize not negative), which the outbox relay needs to
+// confirm what it published.
+func (b *Broker) KeepsHistory() bool { return b.cfg.HistorySize > 0 }
 
 func (b *Broker) report(err error) {
 	if b.cfg.ErrorHandler != nil {

@@ -288,6 +288,36 @@ func TestPublishSubscribe(t *testing.T) {
 	expectNone(t, sub, 200*time.Millisecond)
 }
 
+// TestPublishAllOrNothing: a Publish call whose messages do not all fit
+// the queue queues none of them (so that a caller retrying it publishes
+// no message twice and none after a later one), and says so.
+func TestPublishAllOrNothing(t *testing.T) {
+	t.Parallel()
+	url := testenv.StartRedis(t).URL
+	var log errorLog
+	app := newBroker(t, url, Config{QueueSize: 3, ErrorHandler: log.handle})
+	hub := newBroker(t, url, Config{})
+	sub := subscribe(t, hub, "c")
+	if app.QueueCapacity() != 3 || !app.KeepsHistory() {
+		t.Fatalf("QueueCapacity %d, KeepsHistory %v", app.QueueCapacity(), app.KeepsHistory())
+	}
+	err := app.Publish(context.Background(), msg("a1", "c"), msg("a2", "c"), msg("a3", "c"), msg("a4", "c"))
+	if !errors.Is(err, ErrQueueFull) {
+		t.Fatalf("four messages into a queue of three: %v, want ErrQueueFull", err)
+	}
+	if n := log.count(ErrQueueFull); n != 4 {
+		t.Errorf("%d messages reported dropped, want 4", n)
+	}
+	publish(t, app, msg("b1", "c"))
+	if p := receive(t, sub, 5*time.Second); p.EventID != "b1" || p.Offset != 1 {
+		t.Fatalf("first publication %+v, want b1 at offset 1 (none of the refused call)", p)
+	}
+	expectNone(t, sub, 200*time.Millisecond)
+	if none := newBroker(t, url, Config{HistorySize: -1}); none.KeepsHistory() {
+		t.Error("KeepsHistory with HistorySize -1")
+	}
+}
+
 // TestOffsetsShared: two publishers and two hubs on one Redis; every hub
 // sees the same epoch and the same contiguous offsets, in order.
 func TestOffsetsShared(t *testing.T) {

@@ -254,6 +254,9 @@ func (s *subscription) run() {
 	ctx := context.Background()
 	delay := 50 * time.Millisecond
 	idle := false
+	// lost: the connection was lost or replaced since the last message;
+	// publications sent meanwhile were missed.
+	lost := false
 	for {
 		select {
 		case <-s.quit:
@@ -283,10 +286,11 @@ func (s *subscription) run() {
 				// No pong either: go-redis does not drop a connection
 				// for a read timeout, so replace it.
 				idle = false
+				lost = true
 				s.replace(ps)
 				continue
 			}
-			idle = false
+			idle, lost = false, true
 			select {
 			case <-s.quit:
 				return
@@ -296,6 +300,14 @@ func (s *subscription) run() {
 			continue
 		}
 		idle, delay = false, 50*time.Millisecond
+		if lost {
+			// Back after a lost connection: count it as a drop, so that
+			// the subscriber checks its channels against their history
+			// (a hub does), the only way to find a publication missed
+			// meanwhile that no later one follows.
+			lost = false
+			s.dropped.Add(1)
+		}
 		switch m := msg.(type) {
 		case *redis.Message:
 			s.deliver(m)

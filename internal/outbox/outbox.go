@@ -84,6 +84,15 @@ func New(db *gorm.DB, cfg Config) (*Outbox, error) {
 		return nil, errors.New("telegraphy: outbox: Config.Table and Config.Broker are required")
 	}
 	cfg.setDefaults()
+	if k, ok := cfg.Broker.(interface{ KeepsHistory() bool }); ok && !k.KeepsHistory() {
+		return nil, errors.New("telegraphy: outbox: the broker keeps no history (a negative HistorySize), " +
+			"which the relay needs to confirm what it published")
+	}
+	if q, ok := cfg.Broker.(interface{ QueueCapacity() int }); ok && cfg.BatchSize+1 > q.QueueCapacity() {
+		return nil, fmt.Errorf("telegraphy: outbox: a batch of BatchSize %d events and the relay's marker does not fit "+
+			"the broker's publish queue of %d messages (its QueueSize): lower the batch size or raise the queue size",
+			cfg.BatchSize, q.QueueCapacity())
+	}
 	o := &Outbox{
 		cfg: cfg,
 		db: db.Session(&gorm.Session{NewDB: true, SkipHooks: true, SkipDefaultTransaction: true,
