@@ -7,7 +7,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/telegraphy-go/telegraphy/broker"
 	"github.com/telegraphy-go/telegraphy/broker/redisbroker"
 	"github.com/telegraphy-go/telegraphy/internal/testenv"
 	"gorm.io/driver/sqlite"
@@ -53,5 +55,36 @@ func TestNewRefusesBrokerItCannotUse(t *testing.T) {
 			o.Close(context.Background())
 		}
 		bus.Close(context.Background())
+	}
+}
+
+// TestMarkerOfAnEarlierAttemptDoesNotConfirm: the relay confirms a batch
+// by its own marker: an earlier attempt's marker that reaches the broker
+// late (that attempt timed out while the broker's queue was long) does not
+// confirm the next attempt, whose rows may not be written yet.
+func TestMarkerOfAnEarlierAttemptDoesNotConfirm(t *testing.T) {
+	url := testenv.StartRedis(t).URL
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	bus, err := redisbroker.New(redisbroker.Config{URL: url, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bus.Close(context.Background())
+	ctx := context.Background()
+	c := &markerConfirm{b: bus, timeout: 300 * time.Millisecond, log: quiet, keep: func(context.Context) error { return nil }, ch: "telegraphy.outbox.relay:test"}
+	// A first batch, confirmed by its marker.
+	if err := c.publish(ctx, []broker.Message{{EventID: "row1", Channels: []string{"c"}, Data: []byte("1")}}); err != nil {
+		t.Fatalf("first batch: %v", err)
+	}
+	// An earlier attempt's marker arrives now; this attempt's never does.
+	if err := bus.Publish(ctx, broker.Message{EventID: "stale-marker", Channels: []string{c.ch}, Data: []byte("null")}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.wait(ctx, "never-published"); err == nil {
+		t.Fatal("confirmed by an earlier attempt's marker")
+	}
+	// Its own marker confirms it.
+	if err := c.publish(ctx, []broker.Message{{EventID: "row2", Channels: []string{"c"}, Data: []byte("2")}}); err != nil {
+		t.Fatalf("third batch: %v", err)
 	}
 }

@@ -74,15 +74,38 @@ func (c *markerConfirm) publish(ctx context.Context, msgs []broker.Message) erro
 	if err := c.b.Publish(pctx, append(msgs, marker)...); err != nil {
 		return fmt.Errorf("publish: %w", err)
 	}
-	return c.wait(ctx)
+	return c.wait(ctx, marker.EventID)
 }
 
-// wait waits until the marker published after a batch is in the marker
-// channel's history. While the broker is unreachable it waits (the batch
+// ours reports whether the marker id is among the marker channel's
+// publications after c.pos; sure is false when the history cannot say
+// (an error, a new epoch, history trimmed past c.pos), and the position
+// having moved must do.
+func (c *markerConfirm) ours(ctx context.Context, id string) (found, sure bool) {
+	if c.pos.Offset == 0 {
+		return false, false
+	}
+	since := c.pos
+	res, err := c.b.History(ctx, c.ch, &since)
+	if err != nil || !res.Recovered {
+		return false, false
+	}
+	for _, p := range res.Publications {
+		if p.EventID == id {
+			return true, true
+		}
+	}
+	return false, true
+}
+
+// wait waits until the marker id published after a batch is in the
+// marker channel's history: a marker of an earlier attempt that arrives
+// late (its attempt timed out while the broker's queue was long) does not
+// confirm this one. While the broker is unreachable it waits (the batch
 // is queued in the broker and goes out when it is back), keeping the
 // lease; once the broker has answered for the publish timeout without the
 // marker, the marker is taken as lost and the batch as failed.
-func (c *markerConfirm) wait(ctx context.Context) error {
+func (c *markerConfirm) wait(ctx context.Context, id string) error {
 	var reachable time.Time // since when History has answered
 	delay := time.Millisecond
 	start := time.Now()
@@ -94,8 +117,17 @@ func (c *markerConfirm) wait(ctx context.Context) error {
 		now := time.Now()
 		switch {
 		case err == nil && res.Position.Offset > 0 && res.Position != c.pos:
+			octx, ocancel := context.WithTimeout(ctx, c.timeout)
+			found, sure := c.ours(octx, id)
+			ocancel()
 			c.pos = res.Position
-			return nil
+			if found || !sure {
+				return nil
+			}
+			// Only earlier markers came: wait on for this one.
+			if reachable.IsZero() {
+				reachable = now
+			}
 		case err == nil:
 			if reachable.IsZero() {
 				reachable = now
