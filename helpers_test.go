@@ -172,6 +172,21 @@ func rows(t testing.TB, db *gorm.DB) []Order {
 
 func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
 
+// addModel gives e a fresh table for model (dropped first: the server's
+// databases outlive a test) and registers it with opts.
+func addModel(t testing.TB, e env, model any, opts events.Options) {
+	t.Helper()
+	if err := e.db.Migrator().DropTable(model); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.db.AutoMigrate(model); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.p.Register(model, opts); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // concurrently runs do(w, i) for i from 0 to each-1 in each of workers
 // goroutines, and fails t with the first error once all have stopped (a
 // goroutine stops at its first error).

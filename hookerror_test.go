@@ -89,15 +89,7 @@ func TestWriteFailedAfterItsStatement(t *testing.T) {
 				want := afterFailingRows(t, plain)
 
 				e := setup(t, d, &gorm.Config{SkipDefaultTransaction: skip}, telegraphy.Config{})
-				if err := e.db.Migrator().DropTable(&AfterFailing{}); err != nil {
-					t.Fatal(err)
-				}
-				if err := e.db.AutoMigrate(&AfterFailing{}); err != nil {
-					t.Fatal(err)
-				}
-				if err := e.p.Register(AfterFailing{}, events.Options{Name: "hooked"}); err != nil {
-					t.Fatal(err)
-				}
+				addModel(t, e, &AfterFailing{}, events.Options{Name: "hooked"})
 				failAfterWrites(t, e.db)
 				if got := afterFailingRows(t, e.db); got != want {
 					t.Fatalf("table %s with the plugin, %s without", got, want)
@@ -111,15 +103,7 @@ func TestWriteFailedAfterItsStatement(t *testing.T) {
 		}
 		t.Run(d.name+"/caller's transaction", func(t *testing.T) {
 			e := setup(t, d, nil, telegraphy.Config{})
-			if err := e.db.Migrator().DropTable(&AfterFailing{}); err != nil {
-				t.Fatal(err)
-			}
-			if err := e.db.AutoMigrate(&AfterFailing{}); err != nil {
-				t.Fatal(err)
-			}
-			if err := e.p.Register(AfterFailing{}, events.Options{Name: "hooked"}); err != nil {
-				t.Fatal(err)
-			}
+			addModel(t, e, &AfterFailing{}, events.Options{Name: "hooked"})
 			err := e.db.Transaction(func(tx *gorm.DB) error {
 				failAfterWrites(t, tx)
 				// An upsert, whose rows the plugin reads back.

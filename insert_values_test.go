@@ -106,15 +106,7 @@ func TestCreateEventIsTheStoredRow(t *testing.T) {
 		for _, c := range cases {
 			t.Run(d.name+"/"+c.name, func(t *testing.T) {
 				e := setup(t, d, nil, telegraphy.Config{})
-				if err := e.db.Migrator().DropTable(&Widget{}); err != nil {
-					t.Fatal(err)
-				}
-				if err := e.db.AutoMigrate(&Widget{}); err != nil {
-					t.Fatal(err)
-				}
-				if err := e.p.Register(Widget{}, events.Options{Name: "widgets"}); err != nil {
-					t.Fatal(err)
-				}
+				addModel(t, e, &Widget{}, events.Options{Name: "widgets"})
 				if err := c.run(e.db); err != nil {
 					t.Fatalf("run: %v", err)
 				}
