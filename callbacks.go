@@ -86,8 +86,8 @@ func (p *Plugin) target(db *gorm.DB, op events.Operation) (*model.Model, *txn, t
 	return p.targetOf(db, op)
 }
 
-// targetOf is target for a statement that may have failed after its
-// write (written).
+// targetOf is target without the check of db.Error: for a statement
+// GORM reports failed after its write wrote rows (see beforeCreate).
 func (p *Plugin) targetOf(db *gorm.DB, op events.Operation) (*model.Model, *txn, txState) {
 	if db.DryRun {
 		return nil, nil, untracked
