@@ -209,7 +209,7 @@ func (p *Plugin) afterCreate(db *gorm.DB) {
 		if failed != nil && !hasKey(m, v) {
 			return
 		}
-		msg, err := p.modelMessage(m, v, events.Meta{EventType: events.TypeCreate})
+		msg, err := p.modelMessage(m, asStored(db, m, v), events.Meta{EventType: events.TypeCreate})
 		if err != nil {
 			_ = db.AddError(err)
 			return
@@ -222,7 +222,7 @@ func (p *Plugin) afterCreate(db *gorm.DB) {
 		if db.Error != nil || failed != nil && !hasKey(m, v) {
 			return
 		}
-		msg, err := p.modelMessage(m, v, events.Meta{EventType: events.TypeCreate})
+		msg, err := p.modelMessage(m, asStored(db, m, v), events.Meta{EventType: events.TypeCreate})
 		if err != nil {
 			_ = db.AddError(err)
 			return

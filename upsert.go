@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/telegraphy-go/telegraphy/broker"
 	"github.com/telegraphy-go/telegraphy/events"
@@ -27,7 +28,8 @@ import (
 //   - creates from structs whose values are not what the statement
 //     stores (leavesValues): columns Select or Omit leaves out, read-only
 //     and generated columns, and on MySQL (no RETURNING) zero fields the
-//     database fills with a default expression; read back by key like
+//     database fills with a default expression and times with more
+//     fractional digits than their column keeps; read back by key like
 //     maps;
 //   - creates with INSERT IGNORE / INSERT OR IGNORE: as ON CONFLICT DO
 //     NOTHING below; INSERT OR REPLACE, which deletes the rows it meets,
@@ -101,8 +103,9 @@ func insertModifier(db *gorm.DB) (skip, replace bool) {
 // (the database's default goes in), a field GORM does not write on
 // create (read-only and generated columns), or, where GORM reads nothing
 // back after an INSERT (no RETURNING: MySQL), a zero field whose default
-// is an expression the database computes. The primary key is not
-// counted: GORM fills in a generated one.
+// is an expression the database computes, and on MySQL/MariaDB a time
+// with more fractional digits than its column keeps (finerTime). The
+// primary key is not counted: GORM fills in a generated one.
 func leavesValues(db *gorm.DB) bool {
 	stmt := db.Statement
 	if stmt.Schema == nil {
@@ -114,6 +117,7 @@ func leavesValues(db *gorm.DB) bool {
 		selected, restricted = stmt.SelectAndOmitColumns(true, false)
 	}
 	returning := 0 // 1: GORM's create has RETURNING, -1: it has not; 0: not asked yet
+	mysql := db.Dialector.Name() == "mysql"
 	for _, f := range stmt.Schema.Fields {
 		if f.DBName == "" || f.PrimaryKey {
 			continue
@@ -135,8 +139,119 @@ func leavesValues(db *gorm.DB) bool {
 				return true
 			}
 		}
+		if mysql && finerTime(db, f) {
+			return true
+		}
 	}
 	return false
+}
+
+// finerTime reports whether f is a time column (time.Time, *time.Time,
+// gorm.DeletedAt, sql.NullTime) and one of the statement's structs holds
+// a time in it with more fractional second digits than the column keeps.
+// MySQL rounds such a time to the column, MariaDB truncates it (and
+// sql_mode TIME_TRUNCATE_FRACTIONAL makes MySQL truncate): the row is
+// read back rather than guessed. GORM's own timestamps on MySQL are
+// rounded to the column's default precision (NowFunc) and need no read.
+func finerTime(db *gorm.DB, f *schema.Field) bool {
+	if f.DataType != schema.Time {
+		return false
+	}
+	if typ := strings.ToLower(f.TagSettings["TYPE"]); typ != "" && !strings.HasPrefix(typ, "datetime") && !strings.HasPrefix(typ, "timestamp") {
+		return false // a date, a time of day, text: as the struct holds it
+	}
+	digits := datetimeDigits(db, f)
+	if digits >= 9 {
+		return false
+	}
+	unit := int(math.Pow10(9 - digits))
+	finer := false
+	each(db.Statement.ReflectValue, func(v reflect.Value) {
+		if finer {
+			return
+		}
+		x, zero := f.ValueOf(db.Statement.Context, v)
+		if zero {
+			return
+		}
+		var t time.Time
+		switch x := x.(type) {
+		case time.Time:
+			t = x
+		case *time.Time:
+			if x == nil {
+				return
+			}
+			t = *x
+		case gorm.DeletedAt:
+			if !x.Valid {
+				return
+			}
+			t = x.Time
+		case sql.NullTime:
+			if !x.Valid {
+				return
+			}
+			t = x.Time
+		default:
+			return
+		}
+		finer = t.Nanosecond()%unit != 0
+	})
+	return finer
+}
+
+// datetimeDigits returns the fractional second digits f's column keeps on
+// MySQL/MariaDB: from the field's `type` tag ("datetime(6)"; none in the
+// parentheses: 0), else from the type GORM's dialector gives the field
+// (its default precision, 3 unless configured), as AutoMigrate creates it.
+// The dialector is asked with a copy of the field, which it may change.
+func datetimeDigits(db *gorm.DB, f *schema.Field) int {
+	if typ := f.TagSettings["TYPE"]; typ != "" {
+		return digitsIn(typ)
+	}
+	cache := reflect.TypeOf(db.Dialector).Comparable()
+	key := dialectField{db.Dialector, f}
+	if cache {
+		if d, ok := datetimeDigitsOf.Load(key); ok {
+			return d.(int)
+		}
+	}
+	cp := *f
+	d := digitsIn(db.Dialector.DataTypeOf(&cp))
+	if cache {
+		datetimeDigitsOf.Store(key, d)
+	}
+	return d
+}
+
+// datetimeDigitsOf caches datetimeDigits for fields without a type tag,
+// by dialector and field (GORM caches schemas: one *schema.Field per
+// field and database); a dialector of a type that cannot be a map key is
+// asked every time.
+var datetimeDigitsOf sync.Map
+
+type dialectField struct {
+	d gorm.Dialector
+	f *schema.Field
+}
+
+// digitsIn returns the number in parentheses of a column type
+// ("datetime(3) NULL": 3), 0 without one.
+func digitsIn(typ string) int {
+	i := strings.IndexByte(typ, '(')
+	if i < 0 {
+		return 0
+	}
+	j := strings.IndexByte(typ[i:], ')')
+	if j < 0 {
+		return 0
+	}
+	var n int
+	if _, err := fmt.Sscanf(strings.TrimSpace(typ[i+1:i+j]), "%d", &n); err != nil || n < 0 {
+		return 0
+	}
+	return n
 }
 
 // anyZero reports whether f is zero in any of the statement's structs.

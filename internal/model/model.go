@@ -49,8 +49,9 @@ type Model struct {
 	schema  *schema.Schema
 	data    []*column // the columns sent in data, in schema order
 	pk      []*column
-	version *column // Options.Version, or nil
-	deleted *column // the gorm.DeletedAt field, or nil
+	version *column      // Options.Version, or nil
+	deleted *column      // the gorm.DeletedAt field, or nil
+	times   []timeColumn // the columns of a time type (StoredTimes)
 	// audience are the fields (Go names) read before an update of a model
 	// with Channels: nil reads whole rows (see Options.ChannelFields).
 	// Go names, not columns: the database's naming strategy may differ
@@ -161,6 +162,7 @@ func NewModel(model any, opts events.Options) (*Model, error) {
 		}
 		m.version = c
 	}
+	m.times = timeColumns(cols)
 	for _, c := range cols {
 		if c.field.FieldType == deletedAtType {
 			m.deleted = c
