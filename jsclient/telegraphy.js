@@ -109,6 +109,7 @@ export class Telegraphy extends Emitter {
     this.session = this.subject = null;
     this._token = o.token;
     this._ch = new Map(); // channel name -> entry
+    this._colls = new Set(); // open collections, closed with the client
     this._req = new Map(); // request id -> {entry, since}
     this._id = this._gen = this._attempt = 0;
     this._online = () => {
@@ -123,8 +124,10 @@ export class Telegraphy extends Emitter {
   /** Subscribes to a channel; since (or options.positions[name]) asks for the events after it. */
   subscribe(name, { since, presence } = {}) {
     if (this.closed) throw new TelegraphyError("closed", "telegraphy: client closed");
-    let e = this._ch.get(name), go = !e;
-    if (go) this._ch.set(name, (e = { name, pos: since || this._o.positions?.[name] || null, seen: new Set(), subs: new Set(), state: 0 }));
+    // A channel the hub refused (state 0 while connected) is asked again:
+    // the new subscription hears the answer.
+    let e = this._ch.get(name), go = !e || (!e.state && this.state == "connected");
+    if (!e) this._ch.set(name, (e = { name, pos: since || this._o.positions?.[name] || null, seen: new Set(), subs: new Set(), state: 0 }));
     if (presence && !e.pres) {
       // Notices are asked for in subscribe: subscribe again.
       e.pres = go = 1;
@@ -160,6 +163,7 @@ export class Telegraphy extends Emitter {
     this._stop(1000);
     for (const e of this._ch.values()) for (const s of e.subs) s._h.clear();
     this._ch.clear();
+    for (const c of [...this._colls]) c.close();
     this._setState("disconnected");
     this._h.clear();
   }
@@ -287,11 +291,12 @@ export class Telegraphy extends Emitter {
       let m;
       try {
         m = JSON.parse(line);
-      } catch {
-        this._error("bad_message", "telegraphy: unreadable message from hub");
-        continue;
+        if (!m || typeof m != "object") throw new TypeError("not an object");
+        this._message(m);
+      } catch (err) {
+        // Handlers' own errors are reported by _emit: this is the hub's message.
+        this._error("bad_message", "telegraphy: unreadable message from hub", { cause: err });
       }
-      this._message(m);
     }
   }
 
@@ -304,7 +309,8 @@ export class Telegraphy extends Emitter {
         this.subject = m.subject ?? null;
         this._setState("connected");
         if (this.state != "connected") return;
-        for (const e of this._ch.values()) this._subscribe(e);
+        // Channels a "connected" handler subscribed to are asked already.
+        for (const e of this._ch.values()) if (!e.state) this._subscribe(e);
         if (this._o.pingInterval > 0) {
           let waiting = false;
           this._ping = setInterval(() => {
@@ -338,8 +344,10 @@ export class Telegraphy extends Emitter {
         e.state = 2;
         e.epoch = m.epoch;
         for (const x of m.missed || []) this._event(e, x.offset, x.event || x);
+        // Not recovered: the hub goes on from its position, even one below
+        // ours (a since ahead of the channel): live events follow from it.
         const p = e.pos;
-        if (!p || p.epoch != m.epoch || p.offset < m.offset) e.pos = { epoch: m.epoch, offset: m.offset };
+        if (!m.recovered || !p || p.epoch != m.epoch || p.offset < m.offset) e.pos = { epoch: m.epoch, offset: m.offset };
         const info = (e.info = { epoch: m.epoch, offset: m.offset, recovered: !!m.recovered });
         for (const s of [...e.subs]) {
           if (r.since && !m.recovered) s._emit("lost", info);
@@ -446,12 +454,29 @@ export class Collection extends Emitter {
     this._d.clear();
     this.rows = [...this._m.values()];
     const s = (this._s = client.subscribe(channel, pos ? { since: pos } : {}));
+    client._colls.add(this);
     s.on("*", (ev, info) => this._event(ev, info.offset, s._e.epoch));
-    s.on("lost", () => this.refetch());
+    // Events were lost: the rendered position says nothing any more (the
+    // hub's offsets may even be below it).
+    s.on("lost", () => {
+      this._pos = null;
+      this.refetch();
+    });
     // The channel was already subscribed: events after the rendered
     // position may have gone by, unless it is not past that position yet.
+    // Until the hub has confirmed the subscription, events may still go by
+    // unseen: the refetch waits for it.
     const p = shared?.pos;
-    if (shared && !(p && pos && p.epoch == pos.epoch && p.offset <= pos.offset)) this.refetch();
+    if (shared && !(p && pos && p.epoch == pos.epoch && p.offset <= pos.offset)) {
+      if (shared.state == 2) this.refetch();
+      else {
+        const once = () => {
+          s.off("subscribed", once);
+          this.refetch();
+        };
+        s.on("subscribed", once);
+      }
+    }
   }
 
   /** The row with this primary key, or undefined. */
@@ -501,7 +526,9 @@ export class Collection extends Emitter {
   }
 
   remove(pk) {
-    this._event({ meta: { event_type: "delete", pk } }, 0);
+    // With the version held, as a delete event carries it: a late event of
+    // that version does not bring the row back.
+    this._event({ meta: { event_type: "delete", pk, version: this._v.get(keyOf(pk)) } }, 0);
   }
 
   /** Stops following the channel. */
@@ -509,6 +536,7 @@ export class Collection extends Emitter {
     this.closed = true;
     this._g++;
     clearTimeout(this._retry);
+    this._c._colls.delete(this);
     this._s.unsubscribe();
     this._h.clear();
   }
