@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -36,7 +37,8 @@ type clusterSub struct {
 	done      chan struct{}
 }
 
-// nodeSub is the PubSub of one cluster node.
+// nodeSub is the PubSub of one cluster node. ps is replaced (replace)
+// when its connection goes silent; guarded by clusterSub.mu.
 type nodeSub struct {
 	addr string
 	ps   *redis.PubSub
@@ -153,8 +155,9 @@ func (s *clusterSub) Remove(ctx context.Context, channels ...string) error {
 		}
 		w := make(chan struct{})
 		s.leaving[name] = w
+		ps := n.ps
 		s.mu.Unlock()
-		err := n.ps.SUnsubscribe(ctx, name)
+		err := ps.SUnsubscribe(ctx, name)
 		if err != nil && !errors.Is(err, redis.ErrClosed) && firstErr == nil {
 			firstErr = fmt.Errorf("redisbroker: unsubscribe: %w", err)
 		}
@@ -168,7 +171,7 @@ func (s *clusterSub) Remove(ctx context.Context, channels ...string) error {
 			delete(s.leaving, name)
 			s.mu.Unlock()
 			if empty {
-				_ = n.ps.Close()
+				_ = ps.Close()
 			}
 			if confirmed {
 				s.b.release(ch)
@@ -176,6 +179,32 @@ func (s *clusterSub) Remove(ctx context.Context, channels ...string) error {
 		}()
 	}
 	return firstErr
+}
+
+// replace gives n a new PubSub subscribed to n's channels, in place of
+// old, whose connection went silent.
+func (s *clusterSub) replace(n *nodeSub, old *redis.PubSub) {
+	s.mu.Lock()
+	if s.closed || n.ps != old || s.nodes[n.addr] != n {
+		s.mu.Unlock()
+		return
+	}
+	names := make([]string, 0, len(s.channels))
+	for ch, m := range s.channels {
+		if m == n {
+			names = append(names, s.b.pubChannel(ch))
+		}
+	}
+	if len(names) == 0 {
+		s.mu.Unlock()
+		return
+	}
+	// A failed subscribe is retried by go-redis at the next read: the
+	// channels are recorded in the new PubSub either way.
+	n.ps = s.cc.SSubscribe(context.Background(), names...)
+	s.mu.Unlock()
+	_ = old.Close()
+	s.b.cfg.Logger.Warn("redisbroker: cluster subscription connection silent, reconnecting", "node", n.addr, "channels", len(names))
 }
 
 // usedLocked reports whether any channel is on n.
@@ -193,14 +222,14 @@ func (s *clusterSub) Close() error {
 	s.closeOnce.Do(func() {
 		s.mu.Lock()
 		s.closed = true
-		nodes := make([]*nodeSub, 0, len(s.nodes))
+		pss := make([]*redis.PubSub, 0, len(s.nodes))
 		for _, n := range s.nodes {
-			nodes = append(nodes, n)
+			pss = append(pss, n.ps)
 		}
 		s.mu.Unlock()
 		close(s.quit)
-		for _, n := range nodes {
-			_ = n.ps.Close()
+		for _, ps := range pss {
+			_ = ps.Close()
 		}
 		s.readers.Wait()
 		close(s.ch)
@@ -214,22 +243,48 @@ func (s *clusterSub) Close() error {
 }
 
 // read is the reader of one node's PubSub. go-redis reconnects it, to the
-// node that owns its first channel's slot, and resubscribes.
+// node that owns its first channel's slot, and resubscribes; a connection
+// silent for idleCheck is pinged, and replaced when the pong does not
+// come either (go-redis keeps a connection after a read timeout). As in
+// subscription.run, a lost or replaced connection counts in Dropped once
+// messages flow again.
 func (s *clusterSub) read(n *nodeSub) {
 	defer s.readers.Done()
 	ctx := context.Background()
 	delay := 50 * time.Millisecond
+	idle, lost := false, false
 	for {
 		select {
 		case <-s.quit:
 			return
 		default:
 		}
-		msg, err := n.ps.ReceiveTimeout(ctx, s.b.idleCheck)
+		s.mu.Lock()
+		ps := n.ps
+		s.mu.Unlock()
+		msg, err := ps.ReceiveTimeout(ctx, s.b.idleCheck)
 		if errors.Is(err, redis.ErrClosed) {
+			s.mu.Lock()
+			replaced := n.ps != ps
+			s.mu.Unlock()
+			if replaced {
+				continue
+			}
 			return // closed by Close, or by Remove of its last channel
 		}
 		if err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				if !idle {
+					idle = true
+					_ = ps.Ping(ctx)
+					continue
+				}
+				idle, lost = false, true
+				s.replace(n, ps)
+				continue
+			}
+			idle, lost = false, true
 			select {
 			case <-s.quit:
 				return
@@ -238,7 +293,11 @@ func (s *clusterSub) read(n *nodeSub) {
 			delay = min(delay*2, time.Second)
 			continue
 		}
-		delay = 50 * time.Millisecond
+		idle, delay = false, 50*time.Millisecond
+		if lost {
+			lost = false
+			s.dropped.Add(1)
+		}
 		switch m := msg.(type) {
 		case *redis.Message:
 			s.deliver(m)
@@ -287,14 +346,15 @@ func (s *clusterSub) moved(n *nodeSub, name string) {
 		// An empty sharded PubSub would reconnect to a random node.
 		delete(s.nodes, n.addr)
 	}
+	ps := n.ps
 	s.mu.Unlock()
 	if !still {
 		return
 	}
 	if empty {
-		_ = n.ps.Close()
+		_ = ps.Close()
 	} else {
-		_ = n.ps.SUnsubscribe(context.Background(), name)
+		_ = ps.SUnsubscribe(context.Background(), name)
 	}
 	s.readers.Add(1) // the caller, a reader, holds the count above zero
 	go func() {
