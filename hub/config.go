@@ -105,13 +105,16 @@ type Config struct {
 	// PresenceTTL is how long the broker keeps a hub's members after its
 	// last heartbeat: the members of a hub that died leave within
 	// PresenceTTL plus one PresenceHeartbeat (of a live hub with
-	// subscribers on the channel). Zero value means 30 seconds.
+	// subscribers on the channel). At least 10ms. Zero value means 30
+	// seconds.
 	PresenceTTL time.Duration
 	// PresenceHeartbeat is how often the hub refreshes its members of each
 	// channel with presence it has subscribers on (one broker call per
 	// channel), restoring those the broker lost and expiring those of dead
-	// hubs. It must be shorter than PresenceTTL. Zero value means 10
-	// seconds, or a third of PresenceTTL when that is shorter.
+	// hubs, and retrying what the broker refused (a removal, the
+	// subscription to a channel's notices). It must be shorter than
+	// PresenceTTL, and at least 1ms. Zero value means 10 seconds, or a
+	// third of PresenceTTL when that is shorter.
 	PresenceHeartbeat time.Duration
 	// MaxPresenceMembers is the most members a channel holds across every
 	// hub; a subject beyond it stays subscribed but is not listed (the

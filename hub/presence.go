@@ -52,6 +52,10 @@ type presence struct {
 
 	mu       sync.Mutex
 	channels map[string]*presenceChannel
+	// gone are the subjects whose removal from a channel failed in the
+	// broker, with the time it was asked: the heartbeat retries them
+	// until the broker has taken them, or their lease has run out there.
+	gone map[string]map[string]time.Time
 
 	members  prometheus.Gauge
 	chans    prometheus.Gauge
@@ -65,6 +69,10 @@ type presenceChannel struct {
 	conns    map[*conn]bool // subscribers; true for those that want join/leave
 	watchers int            // conns that want join/leave
 	subjects map[string]*localPresent
+	// noticed: the hub's subscription to the channel's notices is made.
+	// While there are watchers and it is not, every join and heartbeat
+	// tries again.
+	noticed bool
 }
 
 // localPresent is one subject on one channel of this hub.
@@ -88,6 +96,7 @@ func newPresence(h *Hub, reg prometheus.Registerer) (*presence, error) {
 		node:     newSessionID(),
 		lease:    broker.PresenceLease{TTL: h.cfg.PresenceTTL, MaxMembers: h.cfg.MaxPresenceMembers},
 		channels: make(map[string]*presenceChannel),
+		gone:     make(map[string]map[string]time.Time),
 		stop:     make(chan struct{}),
 		members: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "telegraphy_hub_presence_members",
@@ -130,11 +139,10 @@ func (ps *presence) join(ctx context.Context, c *conn, channel string, info json
 		ps.chans.Inc()
 	}
 	pc.conns[c] = watch
-	firstWatcher := false
 	if watch {
 		pc.watchers++
-		firstWatcher = pc.watchers == 1
 	}
+	subscribe := watch && !pc.noticed
 	var add []broker.PresenceMember
 	if c.subject != "" {
 		lp := pc.subjects[c.subject]
@@ -147,18 +155,29 @@ func (ps *presence) join(ctx context.Context, c *conn, channel string, info json
 		lp.conns++
 	}
 	ps.mu.Unlock()
-	if firstWatcher {
+	if subscribe {
 		// Before the update, so that this hub hears the join it causes.
-		ps.h.subMu.Lock()
-		err := ps.h.sub.Add(ctx, PresencePrefix+channel)
-		ps.h.subMu.Unlock()
-		if err != nil {
-			ps.h.log.Warn("hub: subscribing to presence notices failed", "channel", channel, "err", err)
-		}
+		ps.subscribeNotices(ctx, channel, pc)
 	}
 	if add != nil {
 		ps.update(ctx, channel, add, nil)
 	}
+}
+
+// subscribeNotices subscribes the hub to the channel's notices for pc,
+// the channel's local state, and records whether it did. The caller holds
+// the channel's lock.
+func (ps *presence) subscribeNotices(ctx context.Context, channel string, pc *presenceChannel) {
+	ps.h.subMu.Lock()
+	err := ps.h.sub.Add(ctx, PresencePrefix+channel)
+	ps.h.subMu.Unlock()
+	if err != nil {
+		ps.h.log.Warn("hub: subscribing to presence notices failed; the next heartbeat retries", "channel", channel, "err", err)
+		return
+	}
+	ps.mu.Lock()
+	pc.noticed = true
+	ps.mu.Unlock()
 }
 
 // leave unregisters a subscriber of channel; nothing when it was not one.
@@ -181,7 +200,10 @@ func (ps *presence) leave(ctx context.Context, c *conn, channel string) {
 	lastWatcher := false
 	if watch {
 		pc.watchers--
-		lastWatcher = pc.watchers == 0
+		lastWatcher = pc.watchers == 0 && pc.noticed
+		if lastWatcher {
+			pc.noticed = false
+		}
 	}
 	var remove []string
 	if lp := pc.subjects[c.subject]; lp != nil {
@@ -215,6 +237,30 @@ func (ps *presence) leave(ctx context.Context, c *conn, channel string) {
 func (ps *presence) update(ctx context.Context, channel string, add []broker.PresenceMember, remove []string) {
 	h := ps.h
 	res, err := ps.p.UpdatePresence(ctx, channel, ps.node, add, remove, ps.lease)
+	if len(remove) > 0 {
+		ps.mu.Lock()
+		g := ps.gone[channel]
+		if err != nil {
+			if g == nil {
+				g = make(map[string]time.Time, len(remove))
+				ps.gone[channel] = g
+			}
+			now := time.Now()
+			for _, s := range remove {
+				if _, ok := g[s]; !ok {
+					g[s] = now
+				}
+			}
+		} else if g != nil {
+			for _, s := range remove {
+				delete(g, s)
+			}
+			if len(g) == 0 {
+				delete(ps.gone, channel)
+			}
+		}
+		ps.mu.Unlock()
+	}
 	if err != nil {
 		h.log.Warn("hub: presence update failed; the next heartbeat retries", "channel", channel, "err", err)
 		return
@@ -265,9 +311,14 @@ func (ps *presence) heartbeat() {
 		case <-t.C:
 		}
 		ps.mu.Lock()
-		names := make([]string, 0, len(ps.channels))
+		names := make([]string, 0, len(ps.channels)+len(ps.gone))
 		for name := range ps.channels {
 			names = append(names, name)
+		}
+		for name := range ps.gone {
+			if ps.channels[name] == nil {
+				names = append(names, name)
+			}
 		}
 		ps.mu.Unlock()
 		for _, name := range names {
@@ -281,24 +332,49 @@ func (ps *presence) heartbeat() {
 	}
 }
 
+// refresh renews this hub's members of channel, retries the removals the
+// broker refused (those past PresenceTTL have expired there: dropped) and
+// the subscription to the channel's notices while it has watchers.
 func (ps *presence) refresh(channel string) {
 	l := ps.lock(channel)
 	l.Lock()
 	defer l.Unlock()
 	ps.mu.Lock()
 	pc := ps.channels[channel]
-	if pc == nil {
-		ps.mu.Unlock()
-		return
+	var add []broker.PresenceMember
+	subscribe := false
+	if pc != nil {
+		add = make([]broker.PresenceMember, 0, len(pc.subjects))
+		for s, lp := range pc.subjects {
+			add = append(add, broker.PresenceMember{Subject: s, Info: lp.info})
+		}
+		subscribe = pc.watchers > 0 && !pc.noticed
 	}
-	add := make([]broker.PresenceMember, 0, len(pc.subjects))
-	for s, lp := range pc.subjects {
-		add = append(add, broker.PresenceMember{Subject: s, Info: lp.info})
+	var remove []string
+	if g := ps.gone[channel]; g != nil {
+		expired := time.Now().Add(-ps.lease.TTL)
+		for s, at := range g {
+			if pc != nil && pc.subjects[s] != nil || at.Before(expired) {
+				delete(g, s) // here again, or expired in the broker
+				continue
+			}
+			remove = append(remove, s)
+		}
+		if len(g) == 0 {
+			delete(ps.gone, channel)
+		}
 	}
 	ps.mu.Unlock()
 	ctx, cancel := context.WithTimeout(ps.h.ctx, brokerTimeout)
 	defer cancel()
-	ps.update(ctx, channel, add, nil)
+	if subscribe {
+		ps.subscribeNotices(ctx, channel, pc)
+	}
+	if pc != nil || len(remove) > 0 {
+		// Even with nothing to add: the update expires the members of
+		// hubs that stopped refreshing, and announces their leave.
+		ps.update(ctx, channel, add, remove)
+	}
 }
 
 // stopHeartbeat ends the heartbeat; idempotent.
@@ -412,6 +488,9 @@ func (c *Config) checkPresenceConfig() error {
 	}
 	if c.PresenceHeartbeat == 0 {
 		c.PresenceHeartbeat = min(DefaultPresenceHeartbeat, c.PresenceTTL/3)
+	}
+	if c.PresenceTTL < 10*time.Millisecond || c.PresenceHeartbeat < time.Millisecond {
+		return fmt.Errorf("%w: PresenceTTL (%s) must be at least 10ms and PresenceHeartbeat (%s) at least 1ms", ErrBadConfig, c.PresenceTTL, c.PresenceHeartbeat)
 	}
 	if c.PresenceHeartbeat >= c.PresenceTTL {
 		return fmt.Errorf("%w: PresenceHeartbeat (%s) must be shorter than PresenceTTL (%s)", ErrBadConfig, c.PresenceHeartbeat, c.PresenceTTL)

@@ -253,6 +253,8 @@ func TestPresenceConfig(t *testing.T) {
 		{"bad pattern", hub.Config{Broker: b, Presence: []string{"doc:*:x*"}}},
 		{"reserved pattern", hub.Config{Broker: b, Presence: []string{"$x"}}},
 		{"heartbeat not shorter than TTL", hub.Config{Broker: b, Presence: []string{"doc:*"}, PresenceTTL: time.Second, PresenceHeartbeat: time.Second}},
+		{"TTL under 10ms (a zero heartbeat)", hub.Config{Broker: b, Presence: []string{"doc:*"}, PresenceTTL: 2}},
+		{"heartbeat under 1ms", hub.Config{Broker: b, Presence: []string{"doc:*"}, PresenceTTL: time.Second, PresenceHeartbeat: time.Microsecond}},
 		{"negative cap", hub.Config{Broker: b, Presence: []string{"doc:*"}, MaxPresenceMembers: -1}},
 	} {
 		tt.cfg.Secret = testSecret
