@@ -129,9 +129,15 @@ export class Telegraphy extends Emitter {
     let e = this._ch.get(name), go = !e || (!e.state && this.state == "connected");
     if (!e) this._ch.set(name, (e = { name, pos: since || this._o.positions?.[name] || null, seen: new Set(), subs: new Set(), state: 0 }));
     if (presence && !e.pres) {
-      // Notices are asked for in subscribe: subscribe again.
-      e.pres = go = 1;
-      if (e.state) this._send({ type: "unsubscribe", id: ++this._id, channel: name });
+      // Notices are asked for in subscribe: subscribe again, from the
+      // position of the first answer (while it is awaited, once it has
+      // come), so that no event goes by in between.
+      e.pres = 1;
+      if (e.state == 1) e.again = 1;
+      else {
+        go = 1;
+        if (e.state) this._send({ type: "unsubscribe", id: ++this._id, channel: name });
+      }
     }
     if (go && this.state == "connected") this._subscribe(e);
     const s = new Subscription(this, e);
@@ -197,7 +203,7 @@ export class Telegraphy extends Emitter {
     }
     for (const r of this._req.values()) r.p?.[1](new TelegraphyError("disconnected", "telegraphy: disconnected"));
     this._req.clear();
-    for (const e of this._ch.values()) e.state = 0;
+    for (const e of this._ch.values()) e.state = e.again = 0;
   }
 
   async _connect() {
@@ -353,6 +359,11 @@ export class Telegraphy extends Emitter {
           if (r.since && !m.recovered) s._emit("lost", info);
           s._emit("subscribed", info);
         }
+        if (e.again && this._ch.get(e.name) == e && this.state == "connected") {
+          e.again = 0;
+          this._send({ type: "unsubscribe", id: ++this._id, channel: e.name });
+          this._subscribe(e);
+        }
         return;
       }
       case "event": {
@@ -375,7 +386,7 @@ export class Telegraphy extends Emitter {
         this._req.delete(m.id);
         if (r?.p) return r.p[1](new TelegraphyError(m.code || "internal", m.message, { id: m.id }));
         const e = r && this._ch.get(r.entry.name) == r.entry ? r.entry : null;
-        if (e) e.state = 0;
+        if (e) e.state = e.again = 0;
         else if (m.id == null) this._told = true;
         const err = this._error(m.code || "internal", m.message, { id: m.id, channel: e?.name });
         if (e) for (const s of [...e.subs]) s._emit("error", err);

@@ -246,3 +246,41 @@ test("a second subscribe to a refused channel settles (subscribed or error)", as
   assert.ok(first);
   assert.deepEqual({ heard, hubErrors: c.record.errors.length }, { heard: ["error forbidden"], hubErrors: 2 });
 });
+
+// Asking for presence on a channel whose subscribe is still awaited
+// subscribes again once the first answer has come, from its position: no
+// event can go by between the two subscriptions, and the second answer
+// recovers (nothing lost).
+test("presence asked while the channel's subscribe is awaited resubscribes from the first answer's position", async (t) => {
+  const ch = chan("presence");
+  const sent = [];
+  class Spy extends WebSocket {
+    send(data) {
+      for (const line of String(data).split("\n")) {
+        const m = JSON.parse(line);
+        if (m.channel == ch) sent.push(m);
+      }
+      return super.send(data);
+    }
+  }
+  const c = await client([ch], { WebSocket: Spy });
+  t.after(() => c.close());
+  await until(() => c.state == "connected", 5000, "connected");
+  const plain = c.subscribe(ch);
+  const watching = c.subscribe(ch, { presence: true });
+  const infos = [];
+  watching.on("subscribed", (i) => infos.push(i));
+  let lost = 0;
+  plain.on("lost", () => lost++);
+  const joins = [];
+  watching.on("join", (m) => joins.push(m.subject));
+  await until(() => infos.length == 2, 5000, "both answers");
+  await until(() => joins.includes("tester"), 5000, "own join");
+  const first = infos[0];
+  assert.deepEqual(sent.map(({ type, since, presence }) => ({ type, since, presence })), [
+    { type: "subscribe", since: undefined, presence: undefined },
+    { type: "unsubscribe", since: undefined, presence: undefined },
+    { type: "subscribe", since: { epoch: first.epoch, offset: first.offset }, presence: true },
+  ]);
+  assert.deepEqual({ recovered: infos[1].recovered, lost }, { recovered: true, lost: 0 });
+});
