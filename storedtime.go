@@ -7,6 +7,7 @@ import (
 
 	"github.com/telegraphy-go/telegraphy/internal/model"
 	"gorm.io/gorm"
+	"gorm.io/gorm/schema"
 )
 
 // asStored returns the struct v of a create announced from the struct
@@ -50,8 +51,43 @@ func postgresTime(t time.Time, c model.TimeColumn) time.Time {
 		}
 	}
 	stored := time.UnixMicro(us + unixToY2K)
-	if zoned {
+	if _, off := t.Zone(); zoned && off%60 == 0 {
 		return stored.In(t.Location())
 	}
+	// RFC 3339 has no seconds in a zone's offset (Go's JSON drops them,
+	// moving the instant): such a time is announced in UTC.
 	return stored.UTC()
+}
+
+// naiveTimestamp reports whether the field's `type` tag makes it a
+// PostgreSQL timestamp without time zone.
+func naiveTimestamp(f *schema.Field) bool {
+	typ := strings.ToLower(strings.TrimSpace(f.TagSettings["TYPE"]))
+	return strings.HasPrefix(typ, "timestamp") && !strings.HasPrefix(typ, "timestamptz") && !strings.Contains(typ, "with time zone")
+}
+
+// zonedTime reports whether one of the statement's structs holds a time
+// with a zone offset other than 0 in f. Such a time in a PostgreSQL
+// timestamp without time zone is stored by its wall clock with pgx's
+// extended protocol, by its UTC wall clock with the simple protocol
+// (PreferSimpleProtocol): the row is read back rather than guessed.
+func zonedTime(db *gorm.DB, f *schema.Field) bool {
+	found := false
+	each(db.Statement.ReflectValue, func(v reflect.Value) {
+		if found {
+			return
+		}
+		x, zero := f.ValueOf(db.Statement.Context, v)
+		if zero {
+			x = db.NowFunc() // GORM's autoCreateTime / autoUpdateTime, if it is one
+			if f.AutoCreateTime == 0 && f.AutoUpdateTime == 0 {
+				return
+			}
+		}
+		if t, ok := timeOf(x); ok {
+			_, off := t.Zone()
+			found = off != 0
+		}
+	})
+	return found
 }

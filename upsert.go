@@ -7,6 +7,7 @@ import (
 	"math"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -103,9 +104,12 @@ func insertModifier(db *gorm.DB) (skip, replace bool) {
 // (the database's default goes in), a field GORM does not write on
 // create (read-only and generated columns), or, where GORM reads nothing
 // back after an INSERT (no RETURNING: MySQL), a zero field whose default
-// is an expression the database computes, and on MySQL/MariaDB a time
-// with more fractional digits than its column keeps (finerTime). The
-// primary key is not counted: GORM fills in a generated one.
+// is an expression the database computes; a time whose stored value the
+// plugin does not compute (asStored): on MySQL/MariaDB one with more
+// fractional digits than its column keeps (finerTime), on PostgreSQL one
+// with a serializer, or with a zone offset in a timestamp without time
+// zone (zonedTime). The primary key is not counted: GORM fills in a
+// generated one.
 func leavesValues(db *gorm.DB) bool {
 	stmt := db.Statement
 	if stmt.Schema == nil {
@@ -118,6 +122,7 @@ func leavesValues(db *gorm.DB) bool {
 	}
 	returning := 0 // 1: GORM's create has RETURNING, -1: it has not; 0: not asked yet
 	mysql := db.Dialector.Name() == "mysql"
+	pg := db.Dialector.Name() == "postgres"
 	for _, f := range stmt.Schema.Fields {
 		if f.DBName == "" || f.PrimaryKey {
 			continue
@@ -139,7 +144,7 @@ func leavesValues(db *gorm.DB) bool {
 				return true
 			}
 		}
-		if mysql && finerTime(db, f) {
+		if mysql && finerTime(db, f) || pg && isTimeField(f) && (f.Serializer != nil || naiveTimestamp(f) && zonedTime(db, f)) {
 			return true
 		}
 	}
@@ -147,93 +152,76 @@ func leavesValues(db *gorm.DB) bool {
 }
 
 // finerTime reports whether f is a time column (time.Time, *time.Time,
-// gorm.DeletedAt, sql.NullTime) and one of the statement's structs holds
-// a time in it with more fractional second digits than the column keeps.
-// MySQL rounds such a time to the column, MariaDB truncates it (and
-// sql_mode TIME_TRUNCATE_FRACTIONAL makes MySQL truncate): the row is
-// read back rather than guessed. GORM's own timestamps on MySQL are
-// rounded to the column's default precision (NowFunc) and need no read.
+// gorm.DeletedAt, sql.NullTime in a DATETIME or TIMESTAMP column) and one
+// of the statement's structs holds a time in it with more fractional
+// second digits than the column keeps: MySQL rounds such a time to the
+// column, MariaDB truncates it (and sql_mode TIME_TRUNCATE_FRACTIONAL
+// makes MySQL truncate), so the row is read back rather than guessed. A
+// zero time GORM fills in on create (autoCreateTime, autoUpdateTime) is
+// judged by a time of db.NowFunc: the MySQL dialector's own rounds to the
+// column's default precision, one the application sets may not.
 func finerTime(db *gorm.DB, f *schema.Field) bool {
-	if f.DataType != schema.Time {
+	if !isTimeField(f) {
 		return false
 	}
-	if typ := strings.ToLower(f.TagSettings["TYPE"]); typ != "" && !strings.HasPrefix(typ, "datetime") && !strings.HasPrefix(typ, "timestamp") {
+	typ := strings.ToLower(f.TagSettings["TYPE"])
+	if typ != "" && typ != "time" && !strings.HasPrefix(typ, "datetime") && !strings.HasPrefix(typ, "timestamp") {
 		return false // a date, a time of day, text: as the struct holds it
 	}
-	digits := datetimeDigits(db, f)
-	if digits >= 9 {
-		return false
-	}
-	unit := int(math.Pow10(9 - digits))
-	finer := false
+	cp := *f // the dialector may set the copy's precision to its default
+	unit := int(math.Pow10(9 - min(9, digitsIn(db.Dialector.DataTypeOf(&cp)))))
+	finer := func(t time.Time) bool { return t.Nanosecond()%unit != 0 }
+	auto := f.AutoCreateTime > 0 || f.AutoUpdateTime > 0
+	found := false
 	each(db.Statement.ReflectValue, func(v reflect.Value) {
-		if finer {
+		if found {
 			return
 		}
 		x, zero := f.ValueOf(db.Statement.Context, v)
 		if zero {
+			found = auto && finer(db.NowFunc())
 			return
 		}
-		var t time.Time
-		switch x := x.(type) {
-		case time.Time:
-			t = x
-		case *time.Time:
-			if x == nil {
-				return
-			}
-			t = *x
-		case gorm.DeletedAt:
-			if !x.Valid {
-				return
-			}
-			t = x.Time
-		case sql.NullTime:
-			if !x.Valid {
-				return
-			}
-			t = x.Time
-		default:
-			return
+		if t, ok := timeOf(x); ok {
+			found = finer(t)
 		}
-		finer = t.Nanosecond()%unit != 0
 	})
-	return finer
+	return found
 }
 
-// datetimeDigits returns the fractional second digits f's column keeps on
-// MySQL/MariaDB: from the field's `type` tag ("datetime(6)"; none in the
-// parentheses: 0), else from the type GORM's dialector gives the field
-// (its default precision, 3 unless configured), as AutoMigrate creates it.
-// The dialector is asked with a copy of the field, which it may change.
-func datetimeDigits(db *gorm.DB, f *schema.Field) int {
-	if typ := f.TagSettings["TYPE"]; typ != "" {
-		return digitsIn(typ)
+// isTimeField reports whether f's Go type is time.Time, gorm.DeletedAt or
+// sql.NullTime, or a pointer to one.
+func isTimeField(f *schema.Field) bool {
+	switch f.IndirectFieldType {
+	case reflect.TypeFor[time.Time](), reflect.TypeFor[gorm.DeletedAt](), reflect.TypeFor[sql.NullTime]():
+		return true
 	}
-	cache := reflect.TypeOf(db.Dialector).Comparable()
-	key := dialectField{db.Dialector, f}
-	if cache {
-		if d, ok := datetimeDigitsOf.Load(key); ok {
-			return d.(int)
+	return false
+}
+
+// timeOf returns the time a value of a time field holds, false for none.
+func timeOf(x any) (time.Time, bool) {
+	switch x := x.(type) {
+	case time.Time:
+		return x, true
+	case *time.Time:
+		if x != nil {
+			return *x, true
+		}
+	case gorm.DeletedAt:
+		return x.Time, x.Valid
+	case *gorm.DeletedAt:
+		if x != nil {
+			return x.Time, x.Valid
+		}
+	case sql.NullTime:
+		return x.Time, x.Valid
+	case *sql.NullTime:
+		if x != nil {
+			return x.Time, x.Valid
 		}
 	}
-	cp := *f
-	d := digitsIn(db.Dialector.DataTypeOf(&cp))
-	if cache {
-		datetimeDigitsOf.Store(key, d)
-	}
-	return d
-}
-
-// datetimeDigitsOf caches datetimeDigits for fields without a type tag,
-// by dialector and field (GORM caches schemas: one *schema.Field per
-// field and database); a dialector of a type that cannot be a map key is
-// asked every time.
-var datetimeDigitsOf sync.Map
-
-type dialectField struct {
-	d gorm.Dialector
-	f *schema.Field
+	return time.Time{}, false
 }
 
 // digitsIn returns the number in parentheses of a column type
@@ -247,8 +235,8 @@ func digitsIn(typ string) int {
 	if j < 0 {
 		return 0
 	}
-	var n int
-	if _, err := fmt.Sscanf(strings.TrimSpace(typ[i+1:i+j]), "%d", &n); err != nil || n < 0 {
+	n, err := strconv.Atoi(strings.TrimSpace(typ[i+1 : i+j]))
+	if err != nil || n < 0 {
 		return 0
 	}
 	return n

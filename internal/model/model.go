@@ -335,7 +335,7 @@ func (m *Model) Audience(v reflect.Value) []string {
 		v = v.Elem()
 	}
 	if m.deleted != nil {
-		if d, ok := m.deleted.field.ReflectValueOf(emptyCtx, v).Interface().(gorm.DeletedAt); ok && d.Valid {
+		if d, ok := valueOf(m.deleted.field, v).Interface().(gorm.DeletedAt); ok && d.Valid {
 			return nil
 		}
 	}
@@ -402,7 +402,7 @@ func (m *Model) appendData(b []byte, v reflect.Value) ([]byte, error) {
 		}
 		b = append(b, c.key...)
 		var err error
-		if b, err = c.enc(b, c.field.ReflectValueOf(emptyCtx, v)); err != nil {
+		if b, err = c.enc(b, valueOf(c.field, v)); err != nil {
 			return nil, fmt.Errorf("telegraphy: encode %s.%s: %w", m.Type.Name(), c.field.Name, err)
 		}
 	}
@@ -428,7 +428,7 @@ func (m *Model) PK(v reflect.Value) (json.RawMessage, string, error) {
 func (m *Model) appendPK(b, key []byte, v reflect.Value) ([]byte, []byte, error) {
 	if len(m.pk) == 1 {
 		start := len(b)
-		b, err := m.pk[0].enc(b, m.pk[0].field.ReflectValueOf(emptyCtx, v))
+		b, err := m.pk[0].enc(b, valueOf(m.pk[0].field, v))
 		if err != nil {
 			return nil, nil, err
 		}
@@ -443,7 +443,7 @@ func (m *Model) appendPK(b, key []byte, v reflect.Value) ([]byte, []byte, error)
 		b = append(b, c.key...)
 		start := len(b)
 		var err error
-		if b, err = c.enc(b, c.field.ReflectValueOf(emptyCtx, v)); err != nil {
+		if b, err = c.enc(b, valueOf(c.field, v)); err != nil {
 			return nil, nil, err
 		}
 		key = appendKeyText(key, b[start:])
@@ -504,7 +504,7 @@ func (m *Model) encode(v reflect.Value, meta events.Meta, now time.Time, data bo
 		b = b[:pkStart-len(`,"pk":`)]
 	}
 	if m.version != nil {
-		b = appendVersion(b, m.version.field.ReflectValueOf(emptyCtx, v))
+		b = appendVersion(b, valueOf(m.version.field, v))
 	}
 	b = wire.AppendMetaTail(b, meta.Changed, meta.Soft, meta.Count)
 	if !data {

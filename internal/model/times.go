@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"gorm.io/gorm/schema"
 )
 
 var nullTimeType = reflect.TypeFor[sql.NullTime]()
@@ -14,11 +16,12 @@ var nullTimeType = reflect.TypeFor[sql.NullTime]()
 // gorm.DeletedAt, sql.NullTime) for a function that says how a database
 // stores its values.
 type TimeColumn struct {
-	// Type is the field's `type` tag, lower case, or "" without one.
+	// Type is the field's `type` tag, lower case, or "" without one (or
+	// with GORM's abstract "time").
 	Type string
 	// Precision is the number of fractional second digits the column
-	// keeps, from the field's `precision` tag or its `type` tag
-	// ("timestamptz(3)"); -1 when neither says.
+	// keeps, from the `type` tag ("timestamptz(3)") when there is one,
+	// else from the `precision` tag; -1 when it does not say.
 	Precision int
 }
 
@@ -54,10 +57,21 @@ func timeColumns(cols []*column) []timeColumn {
 		if kind < 0 {
 			continue
 		}
+		if c.field.Serializer != nil {
+			continue // stored as its serializer writes it
+		}
+		// A `type` tag names the column's type, its precision included
+		// (GORM then ignores `precision`), except GORM's own "time",
+		// which the dialect turns into its time type with `precision`.
 		typ := strings.ToLower(strings.TrimSpace(c.field.TagSettings["TYPE"]))
+		if typ == "time" {
+			typ = ""
+		}
 		prec := -1
-		if c.field.Precision > 0 {
-			prec = c.field.Precision
+		if typ == "" {
+			if c.field.Precision > 0 {
+				prec = c.field.Precision
+			}
 		} else if i := strings.IndexByte(typ, '('); i >= 0 {
 			if j := strings.IndexByte(typ[i:], ')'); j > 0 {
 				if n, err := strconv.Atoi(strings.TrimSpace(typ[i+1 : i+j])); err == nil {
@@ -129,6 +143,17 @@ func (m *Model) StoredTimes(v reflect.Value, stored func(t time.Time, c TimeColu
 		return cp
 	}
 	return v
+}
+
+// valueOf returns field f of the struct v, reading it without changing v:
+// GORM's ReflectValueOf allocates the nil embedded pointers on the way, in
+// the caller's struct. Past a nil pointer the field is its type's zero
+// value (addressable, for encoders of pointer receivers).
+func valueOf(f *schema.Field, v reflect.Value) reflect.Value {
+	if fv, ok := fieldAt(v, f.StructField.Index); ok {
+		return fv
+	}
+	return reflect.New(f.FieldType).Elem()
 }
 
 // fieldAt returns the field of the struct v at index, false when a nil
