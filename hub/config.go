@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
+	"net/url"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -123,8 +125,9 @@ type Config struct {
 	// reply is cut to fit half of SendQueueBytes ("truncated":true).
 	// Zero value means 1000.
 	MaxPresenceMembers int
-	// AllowedOrigins lists the browser origins ("https://app.example.com")
-	// allowed to connect besides the hub's own; "*" allows any. Requests
+	// AllowedOrigins lists the browser origins ("https://app.example.com":
+	// scheme, host, optional port; no path or trailing slash) allowed to
+	// connect besides the hub's own; "*" allows any. Requests
 	// without an Origin header (non-browser clients) are always allowed.
 	// Zero value means same origin only.
 	AllowedOrigins []string
@@ -254,8 +257,8 @@ func (c Config) withDefaults() (Config, error) {
 		return c, err
 	}
 	for _, o := range c.AllowedOrigins {
-		if o != "*" && !strings.Contains(o, "://") {
-			return c, fmt.Errorf("%w: AllowedOrigins: %q is not an origin like \"https://app.example.com\" or \"*\"", ErrBadConfig, o)
+		if o != "*" && !isOrigin(o) {
+			return c, fmt.Errorf("%w: AllowedOrigins: %q is not an origin like \"https://app.example.com\" (scheme and host, optional port, no path or trailing slash) or \"*\"", ErrBadConfig, o)
 		}
 	}
 	neg := func(name string, v int64) error {
@@ -289,8 +292,8 @@ func (c Config) withDefaults() (Config, error) {
 	if c.WriteDelay > time.Second {
 		return c, fmt.Errorf("%w: WriteDelay must be at most one second", ErrBadConfig)
 	}
-	if c.RequestRate < 0 {
-		return c, fmt.Errorf("%w: RequestRate must not be negative (zero means the default)", ErrBadConfig)
+	if !(c.RequestRate >= 0) || math.IsInf(c.RequestRate, 1) {
+		return c, fmt.Errorf("%w: RequestRate must be a finite number, not negative (zero means the default), got %g", ErrBadConfig, c.RequestRate)
 	}
 	if c.MaxMessageSize == 0 {
 		c.MaxMessageSize = DefaultMaxMessageSize
@@ -385,4 +388,12 @@ func checkChannel(name string) error {
 		}
 	}
 	return nil
+}
+
+// isOrigin reports whether o is an origin as browsers send it in the
+// Origin header: scheme://host[:port], nothing after.
+func isOrigin(o string) bool {
+	u, err := url.Parse(o)
+	return err == nil && u.Scheme != "" && u.Host != "" && u.User == nil && u.Path == "" &&
+		u.RawQuery == "" && u.Fragment == "" && !u.ForceQuery && !strings.HasSuffix(o, "#")
 }

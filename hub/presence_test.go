@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"testing"
 	"time"
@@ -255,6 +256,10 @@ func TestPresenceConfig(t *testing.T) {
 		{"heartbeat not shorter than TTL", hub.Config{Broker: b, Presence: []string{"doc:*"}, PresenceTTL: time.Second, PresenceHeartbeat: time.Second}},
 		{"TTL under 10ms (a zero heartbeat)", hub.Config{Broker: b, Presence: []string{"doc:*"}, PresenceTTL: 2}},
 		{"heartbeat under 1ms", hub.Config{Broker: b, Presence: []string{"doc:*"}, PresenceTTL: time.Second, PresenceHeartbeat: time.Microsecond}},
+		{"request rate NaN (no limit)", hub.Config{Broker: b, RequestRate: math.NaN()}},
+		{"request rate +Inf", hub.Config{Broker: b, RequestRate: math.Inf(1)}},
+		{"origin with a trailing slash", hub.Config{Broker: b, AllowedOrigins: []string{"https://app.example.com/"}}},
+		{"origin with a path", hub.Config{Broker: b, AllowedOrigins: []string{"https://app.example.com/app"}}},
 		{"negative cap", hub.Config{Broker: b, Presence: []string{"doc:*"}, MaxPresenceMembers: -1}},
 	} {
 		tt.cfg.Secret = testSecret

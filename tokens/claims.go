@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/golang-jwt/jwt/v5"
 )
@@ -41,6 +42,9 @@ func checkInfo(info json.RawMessage) (json.RawMessage, error) {
 	}
 	if len(info) > MaxInfoLen {
 		return nil, fmt.Errorf("info claim of %d bytes, longer than %d", len(info), MaxInfoLen)
+	}
+	if !utf8.Valid(info) {
+		return nil, errors.New("info claim is not UTF-8")
 	}
 	var buf bytes.Buffer
 	if err := json.Compact(&buf, info); err != nil {

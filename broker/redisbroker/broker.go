@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -113,7 +114,7 @@ func New(cfg Config) (*Broker, error) {
 		if cfg.Cluster {
 			opt, err := redis.ParseClusterURL(cfg.URL)
 			if err != nil {
-				return nil, fmt.Errorf("redisbroker: bad Redis Cluster URL: %w (want redis://host:port?addr=host2:port2, rediss:// for TLS)", err)
+				return nil, fmt.Errorf("redisbroker: bad Redis Cluster URL: %w (want redis://host:port?addr=host2:port2, rediss:// for TLS)", urlError(err))
 			}
 			opt.MaintNotificationsConfig = &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
 			b.addr = strings.Join(opt.Addrs, ",")
@@ -121,7 +122,7 @@ func New(cfg Config) (*Broker, error) {
 		} else {
 			opt, err := redis.ParseURL(cfg.URL)
 			if err != nil {
-				return nil, fmt.Errorf("redisbroker: bad Redis URL: %w (want redis://[user:password@]host:port/db, rediss:// for TLS, e.g. redis://127.0.0.1:6379/0)", err)
+				return nil, fmt.Errorf("redisbroker: bad Redis URL: %w (want redis://[user:password@]host:port/db, rediss:// for TLS, e.g. redis://127.0.0.1:6379/0)", urlError(err))
 			}
 			// The maintenance-notification handshake is for managed Redis
 			// offerings; against a plain server it only adds a round trip.
@@ -506,4 +507,14 @@ func (b *Broker) Close(ctx context.Context) error {
 		return fmt.Errorf("redisbroker: close: queue not flushed: %w", context.Cause(ctx))
 	}
 	return nil
+}
+
+// urlError is err of parsing a Redis URL without the URL it quotes, which
+// may hold a password: *url.Error's own error, the rest as it is.
+func urlError(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
 }

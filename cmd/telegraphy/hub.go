@@ -8,6 +8,7 @@ import (
 	"io"
 	"log"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"os"
@@ -148,8 +149,8 @@ func runHub(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 			return fmt.Errorf("%s must be positive, got %d", f.name, f.v)
 		}
 	}
-	if *requestRate <= 0 {
-		return fmt.Errorf("--request-rate must be positive, got %g", *requestRate)
+	if !(*requestRate > 0) || math.IsInf(*requestRate, 1) {
+		return fmt.Errorf("--request-rate must be a positive number, got %g", *requestRate)
 	}
 	if *writeDelay < 0 || *writeDelay > time.Second {
 		return fmt.Errorf("--write-delay must be between 0 and 1s, got %s", *writeDelay)

@@ -76,6 +76,9 @@ func secretFromFileOrEnv(file string) ([]byte, error) {
 		secret = []byte(os.Getenv("TELEGRAPHY_SECRET"))
 	}
 	if len(secret) == 0 {
+		if file != "" {
+			return nil, fmt.Errorf("secret file %s is empty", file)
+		}
 		return nil, errors.New("no secret: set TELEGRAPHY_SECRET or pass --secret-file")
 	}
 	if len(secret) < tokens.MinSecretLen {

@@ -166,7 +166,9 @@ func (a *App) open(cfg Config) (err error) {
 	}
 
 	a.dbPath = filepath.Join(dir, "demo.db")
-	a.db, err = gorm.Open(sqlite.Open("file:"+a.dbPath+"?_busy_timeout=5000&_journal_mode=WAL"),
+	// A SQLite URI: "?" and "#" in the directory's name would end the
+	// path, "%" start an escape.
+	a.db, err = gorm.Open(sqlite.Open("file:"+uriPath.Replace(a.dbPath)+"?_busy_timeout=5000&_journal_mode=WAL"),
 		&gorm.Config{Logger: logger.Discard})
 	if err != nil {
 		return fmt.Errorf("open %s: %w", a.dbPath, err)
@@ -305,6 +307,12 @@ func loggedIn(r *http.Request) string {
 	return user
 }
 
+// uriPath escapes what ends or escapes the path of a SQLite URI.
+var uriPath = strings.NewReplacer("%", "%25", "?", "%3F", "#", "%23")
+
+// maxFormBytes bounds the body of a write request (guard).
+const maxFormBytes = 16 << 10
+
 // guard refuses requests that a page on another site could make the
 // browser send: any request whose Host is a domain name other than
 // localhost (DNS rebinding: a name the attacker controls, pointed at the
@@ -325,6 +333,22 @@ func guard(next http.Handler) http.Handler {
 					http.Error(w, "forbidden: cross-origin request", http.StatusForbidden)
 					return
 				}
+			}
+			// The largest form the demo takes is a few hundred bytes:
+			// read it here, bounded (handlers then use r.FormValue).
+			r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
+			err := r.ParseMultipartForm(maxFormBytes)
+			if errors.Is(err, http.ErrNotMultipart) {
+				err = r.ParseForm()
+			}
+			var tooBig *http.MaxBytesError
+			if errors.As(err, &tooBig) {
+				http.Error(w, "request body too large", http.StatusRequestEntityTooLarge)
+				return
+			}
+			if err != nil {
+				http.Error(w, "bad form: "+err.Error(), http.StatusBadRequest)
+				return
 			}
 		}
 		next.ServeHTTP(w, r)

@@ -123,8 +123,10 @@ func (c *Config) setDefaults() error {
 		c.Hubs = 1
 	}
 	switch {
-	case c.Clients < 0 || c.Channels < 0 || c.Rate < 0 || c.Duration < 0 || c.Warmup < 0 || c.Hubs < 0:
-		return errors.New("bench: clients, channels, rate, duration, warmup and hubs must not be negative")
+	case c.Clients < 0 || c.Channels < 0 || c.Duration < 0 || c.Warmup < 0 || c.Hubs < 0:
+		return errors.New("bench: clients, channels, duration, warmup and hubs must not be negative")
+	case !(c.Rate >= 0 && c.Rate <= 1e9):
+		return fmt.Errorf("bench: rate must be between 0 and 1e9 events per second, got %g", c.Rate)
 	case c.Window < 0 || c.Window > 1024:
 		return errors.New("bench: window must be between 0 and 1024")
 	case c.Channels > c.Clients:
