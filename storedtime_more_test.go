@@ -520,3 +520,52 @@ func TestStoredTimesValueSlice(t *testing.T) {
 	}
 	stReport(t, stCompare[StPgRand](t, e))
 }
+
+// Span is embedded twice with a prefix: its columns have one JSON name
+// each, twice.
+type Span struct {
+	From time.Time `json:"from"`
+	Note string    `json:"note"`
+}
+
+type Trip struct {
+	ID  uint `json:"id"`
+	Out Span `json:"out" gorm:"embedded;embeddedPrefix:out_"`
+	Ret Span `json:"ret" gorm:"embedded;embeddedPrefix:ret_"`
+}
+
+// TestEmbeddedTwiceNoDuplicateKeys: the data of an event has no duplicate
+// key (a JSON parser keeps the last one, losing the other column): the
+// second column of a JSON name goes by its column name.
+func TestEmbeddedTwiceNoDuplicateKeys(t *testing.T) {
+	e := setup(t, sqliteOnly[0], nil, telegraphy.Config{})
+	addModel(t, e, &Trip{}, events.Options{Name: "trips"})
+	at := time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC)
+	if err := e.db.Create(&Trip{Out: Span{From: at, Note: "out"}, Ret: Span{From: at.Add(time.Hour), Note: "back"}}).Error; err != nil {
+		t.Fatal(err)
+	}
+	got := e.rec.Events()
+	if len(got) != 1 {
+		t.Fatalf("%d events:%s", len(got), describe(got))
+	}
+	dec := json.NewDecoder(strings.NewReader(string(got[0].Data)))
+	keys := map[string]int{}
+	if _, err := dec.Token(); err != nil {
+		t.Fatal(err)
+	}
+	for dec.More() {
+		k, err := dec.Token()
+		if err != nil {
+			t.Fatal(err)
+		}
+		keys[k.(string)]++
+		var v json.RawMessage
+		if err := dec.Decode(&v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := map[string]int{"id": 1, "from": 1, "note": 1, "ret_from": 1, "ret_note": 1}
+	if !reflect.DeepEqual(keys, want) {
+		t.Fatalf("data %s: keys %v, want %v", got[0].Data, keys, want)
+	}
+}
