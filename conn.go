@@ -325,7 +325,7 @@ type txn struct {
 
 	mu      sync.Mutex
 	pending []pendingMsg
-	marks   map[string]int
+	marks   []savepointMark // in the order they were set
 	key     *sql.Tx // the *sql.Tx that runs the transaction, once a probe found it
 
 	isolation sql.IsolationLevel // as BeginTx was asked; LevelDefault: the session's
@@ -373,26 +373,40 @@ func (t *txn) add(p *Plugin, msgs []broker.Message, keyed bool) {
 func (t *txn) savepoint(op spOp, name string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	// The databases stack savepoints of one name: the latest counts.
+	last := -1
+	for i := len(t.marks) - 1; i >= 0; i-- {
+		if t.marks[i].name == name {
+			last = i
+			break
+		}
+	}
 	switch op {
 	case spSet:
-		if t.marks == nil {
-			t.marks = make(map[string]int)
-		}
-		t.marks[name] = len(t.pending)
+		t.marks = append(t.marks, savepointMark{name, len(t.pending)})
 	case spRollback:
-		if n, ok := t.marks[name]; ok && n <= len(t.pending) {
+		if last < 0 {
+			return
+		}
+		if n := t.marks[last].at; n <= len(t.pending) {
 			clear(t.pending[n:])
 			t.pending = t.pending[:n]
 		}
-		// Savepoints set after this one are gone.
-		for k, n2 := range t.marks {
-			if n2 > len(t.pending) {
-				delete(t.marks, k)
-			}
-		}
+		// The savepoint stays; those set after it are gone.
+		t.marks = t.marks[:last+1]
 	case spRelease:
-		delete(t.marks, name)
+		if last >= 0 {
+			// Gone with every savepoint set after it.
+			t.marks = t.marks[:last]
+		}
 	}
+}
+
+// savepointMark is a savepoint and the number of events buffered when it
+// was set.
+type savepointMark struct {
+	name string
+	at   int
 }
 
 // take ends the transaction's buffering and returns what it holds.
@@ -774,11 +788,21 @@ func savepointOp(q string) (spOp, string) {
 	if len(f) < 2 {
 		return spNone, ""
 	}
-	name := strings.Trim(f[len(f)-1], "\"`;")
+	raw := strings.TrimRight(f[len(f)-1], ";")
+	name := strings.Trim(raw, "\"`")
+	if !strings.HasPrefix(raw, `"`) {
+		// Unquoted names (and MySQL's backquoted ones) are
+		// case-insensitive; a PostgreSQL "quoted" one is not.
+		name = strings.ToLower(name)
+	}
+	to := 1 // ROLLBACK [TRANSACTION | WORK] TO [SAVEPOINT] name
+	if len(f) > 2 && (strings.EqualFold(f[1], "TRANSACTION") || strings.EqualFold(f[1], "WORK")) {
+		to = 2
+	}
 	switch {
 	case len(f) == 2 && strings.EqualFold(f[0], "SAVEPOINT"):
 		return spSet, name
-	case strings.EqualFold(f[0], "ROLLBACK") && len(f) >= 3 && strings.EqualFold(f[1], "TO"):
+	case strings.EqualFold(f[0], "ROLLBACK") && len(f) >= to+2 && strings.EqualFold(f[to], "TO"):
 		return spRollback, name
 	case strings.EqualFold(f[0], "RELEASE"):
 		return spRelease, name
