@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -182,29 +183,72 @@ func (s *clusterSub) Remove(ctx context.Context, channels ...string) error {
 }
 
 // replace gives n a new PubSub subscribed to n's channels, in place of
-// old, whose connection went silent.
+// old, whose connection went silent. The new connection is dialed with
+// s.mu released (the other nodes' readers take it), and its channels are
+// subscribed one by one: one SSUBSCRIBE must stay within a slot.
 func (s *clusterSub) replace(n *nodeSub, old *redis.PubSub) {
+	names := s.namesOn(n, old)
+	if len(names) == 0 {
+		return
+	}
+	ctx := context.Background()
+	ps := s.cc.SSubscribe(ctx, names[0])
+	for _, name := range names[1:] {
+		// A failure is retried by go-redis at the next read: the
+		// channel is recorded in ps either way.
+		_ = ps.SSubscribe(ctx, name)
+	}
 	s.mu.Lock()
 	if s.closed || n.ps != old || s.nodes[n.addr] != n {
 		s.mu.Unlock()
+		_ = ps.Close()
 		return
 	}
-	names := make([]string, 0, len(s.channels))
+	// Channels added or removed meanwhile went to old: carry them over.
+	now := make(map[string]bool, len(names))
+	for ch, m := range s.channels {
+		if m == n {
+			now[s.b.pubChannel(ch)] = true
+		}
+	}
+	var add, drop []string
+	for name := range now {
+		if !slices.Contains(names, name) {
+			add = append(add, name)
+		}
+	}
+	for _, name := range names {
+		if !now[name] {
+			drop = append(drop, name)
+		}
+	}
+	n.ps = ps
+	s.mu.Unlock()
+	for _, name := range add {
+		_ = ps.SSubscribe(ctx, name)
+	}
+	for _, name := range drop {
+		_ = ps.SUnsubscribe(ctx, name)
+	}
+	_ = old.Close()
+	s.b.cfg.Logger.Warn("redisbroker: cluster subscription connection silent, reconnecting", "node", n.addr, "channels", len(now))
+}
+
+// namesOn returns the pub/sub channels on n, none when n no longer uses
+// old (replaced, removed, closed).
+func (s *clusterSub) namesOn(n *nodeSub, old *redis.PubSub) []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed || n.ps != old || s.nodes[n.addr] != n {
+		return nil
+	}
+	var names []string
 	for ch, m := range s.channels {
 		if m == n {
 			names = append(names, s.b.pubChannel(ch))
 		}
 	}
-	if len(names) == 0 {
-		s.mu.Unlock()
-		return
-	}
-	// A failed subscribe is retried by go-redis at the next read: the
-	// channels are recorded in the new PubSub either way.
-	n.ps = s.cc.SSubscribe(context.Background(), names...)
-	s.mu.Unlock()
-	_ = old.Close()
-	s.b.cfg.Logger.Warn("redisbroker: cluster subscription connection silent, reconnecting", "node", n.addr, "channels", len(names))
+	return names
 }
 
 // usedLocked reports whether any channel is on n.

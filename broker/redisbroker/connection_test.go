@@ -226,3 +226,75 @@ func TestPresenceCluster(t *testing.T) {
 		t.Fatalf("key %s", b.presenceKeys(ch)[0])
 	}
 }
+
+// TestSilentConnectionClusterTwoSlots: a node's silent connection carrying
+// channels of two slots is replaced by one that subscribes each (one
+// SSUBSCRIBE of both would fail with CROSSSLOT), and both deliver again.
+func TestSilentConnectionClusterTwoSlots(t *testing.T) {
+	t.Parallel()
+	addrs := startCluster(t)
+	hole := &blackHole{}
+	cc := redis.NewClusterClient(&redis.ClusterOptions{Addrs: addrs, Dialer: hole.dial})
+	t.Cleanup(func() { _ = cc.Close() })
+	hub, err := New(Config{Client: cc, ErrorHandler: func(err error) { t.Logf("broker error: %v", err) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = hub.Close(context.Background()) })
+	hub.idleCheck = 300 * time.Millisecond
+	app := newClusterBroker(t, addrs)
+	ctx := context.Background()
+	// Two channels on one node, in two slots.
+	var first, second string
+	owner := map[string]string{}
+	for i := 0; i < 200 && second == ""; i++ {
+		ch := "x" + strconv.Itoa(i)
+		node, err := cc.MasterForKey(ctx, hub.pubChannel(ch))
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := node.Options().Addr
+		if f, ok := owner[addr]; ok {
+			if keySlot(t, cc, hub.pubChannel(f)) != keySlot(t, cc, hub.pubChannel(ch)) {
+				first, second = f, ch
+			}
+			continue
+		}
+		owner[addr] = ch
+	}
+	if second == "" {
+		t.Fatal("no two channels of one node in two slots")
+	}
+	sub := subscribe(t, hub, first, second)
+	publish(t, app, msg("0", first))
+	receive(t, sub, 10*time.Second)
+	hole.freeze()
+	for _, ch := range []string{first, second} {
+		deadline := time.Now().Add(15 * time.Second)
+		for i := 1; ; i++ {
+			publish(t, app, msg(ch+strconv.Itoa(i), ch))
+			got := false
+			select {
+			case p := <-sub.C():
+				got = p.Channel == ch
+			case <-time.After(200 * time.Millisecond):
+			}
+			if got {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: no delivery within 15 s of its node's connection going silent (idleCheck 300 ms)", ch)
+			}
+		}
+	}
+}
+
+// keySlot is the cluster slot of key.
+func keySlot(t *testing.T, cc *redis.ClusterClient, key string) int64 {
+	t.Helper()
+	n, err := cc.ClusterKeySlot(context.Background(), key).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
