@@ -326,7 +326,7 @@ type txn struct {
 	mu      sync.Mutex
 	pending []pendingMsg
 	marks   []savepointMark // in the order they were set
-	key     *sql.Tx // the *sql.Tx that runs the transaction, once a probe found it
+	key     *sql.Tx         // the *sql.Tx that runs the transaction, once a probe found it
 
 	isolation sql.IsolationLevel // as BeginTx was asked; LevelDefault: the session's
 	weak      int8               // MySQL: 0 not yet known, 1 below REPEATABLE READ, -1 not (isolation.go)

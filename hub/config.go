@@ -391,9 +391,15 @@ func checkChannel(name string) error {
 }
 
 // isOrigin reports whether o is an origin as browsers send it in the
-// Origin header: scheme://host[:port], nothing after.
+// Origin header: scheme://host[:port], nothing after, no default port.
 func isOrigin(o string) bool {
 	u, err := url.Parse(o)
-	return err == nil && u.Scheme != "" && u.Host != "" && u.User == nil && u.Path == "" &&
-		u.RawQuery == "" && u.Fragment == "" && !u.ForceQuery && !strings.HasSuffix(o, "#")
+	if err != nil || u.Scheme == "" || u.Host == "" || u.User != nil || u.Path != "" ||
+		u.RawQuery != "" || u.Fragment != "" || u.ForceQuery || strings.HasSuffix(o, "#") {
+		return false
+	}
+	// Browsers leave the scheme's default port out, and never send ":".
+	port := u.Port()
+	return !strings.HasSuffix(u.Host, ":") &&
+		!(port == "443" && strings.EqualFold(u.Scheme, "https")) && !(port == "80" && strings.EqualFold(u.Scheme, "http"))
 }

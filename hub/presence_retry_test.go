@@ -118,7 +118,6 @@ func (c *client) whoSkipping(id int, channel string) []string {
 // blip). The next watcher's join (or the heartbeat) tries again, so
 // watchers get join/leave notices once the broker is fine again.
 func TestPresenceNoticeSubscriptionRetried(t *testing.T) {
-	t.Parallel()
 	e, f := newFlakyEnv(t, withPresence("doc:*"), func(c *hub.Config, _ *broker.MemoryConfig) {
 		c.PresenceTTL, c.PresenceHeartbeat = 3*time.Second, 50*time.Millisecond
 	})
@@ -144,7 +143,6 @@ func TestPresenceNoticeSubscriptionRetried(t *testing.T) {
 // longer listed, and his leave is sent, long before his lease runs out
 // (PresenceTTL).
 func TestPresenceFailedRemoveRetried(t *testing.T) {
-	t.Parallel()
 	e, f := newFlakyEnv(t, withPresence("doc:*"), func(c *hub.Config, _ *broker.MemoryConfig) {
 		c.PresenceTTL, c.PresenceHeartbeat = 30*time.Second, 50*time.Millisecond
 	})
@@ -171,7 +169,6 @@ func TestPresenceFailedRemoveRetried(t *testing.T) {
 // subscribe and leave one channel concurrently while the heartbeat runs;
 // at the end nothing is left anywhere. (Run with -race.)
 func TestPresenceChurnRace(t *testing.T) {
-	t.Parallel()
 	e := newEnv(t, withPresence("doc:*"), func(c *hub.Config, _ *broker.MemoryConfig) {
 		c.PresenceTTL, c.PresenceHeartbeat = time.Second, 5*time.Millisecond
 		c.RequestBurst, c.RequestRate = 10000, 10000

@@ -260,6 +260,9 @@ func TestPresenceConfig(t *testing.T) {
 		{"request rate +Inf", hub.Config{Broker: b, RequestRate: math.Inf(1)}},
 		{"origin with a trailing slash", hub.Config{Broker: b, AllowedOrigins: []string{"https://app.example.com/"}}},
 		{"origin with a path", hub.Config{Broker: b, AllowedOrigins: []string{"https://app.example.com/app"}}},
+		{"origin with https's default port", hub.Config{Broker: b, AllowedOrigins: []string{"https://app.example.com:443"}}},
+		{"origin with http's default port", hub.Config{Broker: b, AllowedOrigins: []string{"http://app.example.com:80"}}},
+		{"origin with an empty port", hub.Config{Broker: b, AllowedOrigins: []string{"https://app.example.com:"}}},
 		{"negative cap", hub.Config{Broker: b, Presence: []string{"doc:*"}, MaxPresenceMembers: -1}},
 	} {
 		tt.cfg.Secret = testSecret

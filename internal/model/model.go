@@ -116,22 +116,10 @@ func NewModel(model any, opts events.Options) (*Model, error) {
 	m.recordPfx = m.Name + ":"
 	byName := make(map[string]*column)
 	var cols []*column
-	used := make(map[string]bool, len(s.DBNames))
 	for _, dbName := range s.DBNames {
 		f := s.FieldsByDBName[dbName]
 		c := &column{field: f, json: jsonName(f), enc: encoderFor(f.StructField.Type)}
-		if c.json != "-" {
-			// Two columns of one JSON name (the same struct embedded twice
-			// with embeddedPrefix): the later ones go by their column
-			// name, which is unique, so that data has no duplicate key.
-			for i := 2; used[c.json]; i++ {
-				c.json = dbName
-				if i > 2 {
-					c.json = dbName + "_" + strconv.Itoa(i-1)
-				}
-			}
-			used[c.json] = true
-		}
+
 		c.key = append(strconv.AppendQuote(nil, c.json), ':')
 		c.sent = c.json != "-"
 		cols = append(cols, c)
@@ -221,6 +209,26 @@ func NewModel(model any, opts events.Options) (*Model, error) {
 		}
 		c.data = true
 		m.data = append(m.data, c)
+	}
+	// Two columns of data with one JSON name (the same struct embedded
+	// twice with embeddedPrefix): the later ones go by their column name
+	// (made unique against every declared name), so that data has no
+	// duplicate key.
+	declared := make(map[string]bool, len(cols))
+	for _, c := range cols {
+		declared[c.json] = true
+	}
+	seen := make(map[string]bool, len(m.data))
+	for _, c := range m.data {
+		if seen[c.json] {
+			name := c.field.DBName
+			for i := 2; declared[name] || seen[name]; i++ {
+				name = c.field.DBName + "_" + strconv.Itoa(i)
+			}
+			c.json = name
+			c.key = append(strconv.AppendQuote(nil, name), ':')
+		}
+		seen[c.json] = true
 	}
 	return m, nil
 }
