@@ -439,7 +439,7 @@ func (p *Plugin) selectAffected(db *gorm.DB, st *stmtState, where []clause.Expre
 		st.bulk = true
 		return
 	}
-	if pkOnly {
+	if pkOnly && !whereHasOr(stmt) {
 		if rv := reflect.Indirect(stmt.ReflectValue); rv.Kind() == reflect.Struct {
 			key := make([]any, len(stmt.Schema.PrimaryFields))
 			complete := true

@@ -517,7 +517,7 @@ func (p *Plugin) directReadBack(db *gorm.DB, st *stmtState, op, suffix string) *
 // writes, when it writes one struct whose key is set.
 func instanceKey(stmt *gorm.Statement) ([]any, bool) {
 	rv := reflect.Indirect(stmt.ReflectValue)
-	if rv.Kind() != reflect.Struct {
+	if rv.Kind() != reflect.Struct || whereHasOr(stmt) {
 		return nil, false
 	}
 	key := make([]any, len(stmt.Schema.PrimaryFields))
@@ -528,6 +528,27 @@ func instanceKey(stmt *gorm.Statement) ([]any, bool) {
 		}
 	}
 	return key, true
+}
+
+// whereHasOr reports whether the statement's WHERE has an Or condition
+// at its top level: GORM builds the loaded row's key AND the other
+// conditions OR the Or ones ("id = 1 OR id = 2"), so the key does not
+// name every row the statement changes.
+func whereHasOr(stmt *gorm.Statement) bool {
+	c, ok := stmt.Clauses["WHERE"]
+	if !ok {
+		return false
+	}
+	w, ok := c.Expression.(clause.Where)
+	if !ok {
+		return false
+	}
+	for _, e := range w.Exprs {
+		if _, ok := e.(clause.OrConditions); ok {
+			return true
+		}
+	}
+	return false
 }
 
 // execDirect executes the statement's write with r.direct in its context,
