@@ -143,8 +143,8 @@ func TestStoredTimesPostgresTimestampSimpleProtocol(t *testing.T) {
 
 // TestStoredTimesPostgresZoneWithSeconds: a time in a zone whose offset has
 // seconds (Africa/Monrovia until 1972: -00:44:30; Europe/Amsterdam until
-// 1937: +00:19:32) is announced off by those seconds: the event keeps the
-// struct's zone and encoding/json's RFC 3339 drops the offset's seconds.
+// 1937: +00:19:32) is announced at its instant (in UTC: RFC 3339, as
+// encoding/json writes it, drops an offset's seconds).
 func TestStoredTimesPostgresZoneWithSeconds(t *testing.T) {
 	monrovia, err1 := time.LoadLocation("Africa/Monrovia")
 	amsterdam, err2 := time.LoadLocation("Europe/Amsterdam")
@@ -214,9 +214,8 @@ type StMyTyped struct {
 }
 
 // TestStoredTimesMySQLTypeTagPrecision: times finer than a `type:datetime(N)`
-// column are announced with the struct's digits: finerTime returns false
-// for every field with a `type` tag, since GORM sets DataType to the tag
-// ("datetime(6)"), not schema.Time.
+// column are announced as stored (GORM sets such a field's DataType to the
+// tag, "datetime(6)", not schema.Time).
 func TestStoredTimesMySQLTypeTagPrecision(t *testing.T) {
 	e := setup(t, stDialect("mysql"), nil, telegraphy.Config{})
 	addModel(t, e, &StMyTyped{}, events.Options{Name: "stmytyped"})
@@ -233,10 +232,10 @@ type StMyAuto struct {
 	UpdatedAt time.Time `json:"updated_at"`
 }
 
-// TestStoredTimesMySQLNowFunc: with gorm.Config.NowFunc set (the mysql dialector
-// then does not round it), GORM's own timestamps have nanoseconds the
-// datetime(3) column does not keep; finerTime runs before gorm:create
-// sets them, sees zero fields, and nothing is read back.
+// TestStoredTimesMySQLNowFunc: with gorm.Config.NowFunc set (the mysql
+// dialector then does not round it), GORM's own timestamps have
+// nanoseconds the datetime(3) column does not keep: they are announced as
+// stored although the plugin decides before gorm:create sets them.
 func TestStoredTimesMySQLNowFunc(t *testing.T) {
 	now := time.Date(2026, 12, 2, 23, 4, 5, 123_456_789, time.UTC)
 	e := setup(t, stDialect("mysql"), &gorm.Config{NowFunc: func() time.Time { return now }}, telegraphy.Config{})
@@ -252,7 +251,8 @@ func TestStoredTimesMySQLNowFunc(t *testing.T) {
 
 // StPgTags: `type` with `precision` (GORM creates the type tag's column
 // and ignores precision), `type:time` (GORM's postgres dialector makes it
-// timestamptz), a time kept as JSON text by a serializer.
+// timestamptz), a time kept as JSON text by a serializer: each announced
+// as stored.
 type StPgTags struct {
 	ID     uint      `json:"id"`
 	TzPrec time.Time `json:"tz_prec" gorm:"type:timestamptz;precision:3"`
@@ -377,10 +377,10 @@ func TestStoredTimesCallerStructs(t *testing.T) {
 	}
 }
 
-// TestStoredTimesCallerStructNilEmbedded: docs/delivery.md (this commit) says the
-// caller's struct is never changed; when no time needs changing (times in
-// whole microseconds on PostgreSQL) no copy is made and encoding the event
-// allocates the struct's nil embedded pointers, which GORM alone leaves nil.
+// TestStoredTimesCallerStructNilEmbedded: the caller's struct is not
+// changed, also when no time needs changing (times in whole microseconds
+// on PostgreSQL, no copy made): encoding the event leaves nil embedded
+// pointers nil, as GORM alone does.
 func TestStoredTimesCallerStructNilEmbedded(t *testing.T) {
 	e := setup(t, stDialect("postgres"), nil, telegraphy.Config{})
 	addModel(t, e, &StNest{}, events.Options{Name: "stnest"})
@@ -401,10 +401,10 @@ func TestStoredTimesCallerStructNilEmbedded(t *testing.T) {
 	}
 }
 
-// TestStoredTimesDatetimeDigitsCacheLeak: datetimeDigitsOf is a package-level
-// sync.Map keyed by (dialector, *schema.Field) and never pruned: every
-// *gorm.DB opened on MySQL that creates a model with a time field keeps
-// its dialector and schemas reachable after it is closed and dropped.
+// TestStoredTimesDatetimeDigitsCacheLeak: deciding whether a MySQL create
+// is read back keeps nothing of the database: a *gorm.DB opened on MySQL
+// that creates a model with a time field is collected once closed and
+// dropped, as one that creates a model without.
 func TestStoredTimesDatetimeDigitsCacheLeak(t *testing.T) {
 	for _, withTime := range []bool{false, true} {
 		t.Run(fmt.Sprintf("time=%v", withTime), func(t *testing.T) { stLeak(t, withTime) })
