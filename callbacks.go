@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"reflect"
+	"strings"
 	"time"
 
 	"github.com/telegraphy-go/telegraphy/broker"
@@ -372,6 +373,20 @@ func reread(db *gorm.DB, keys [][]any) (reflect.Value, error) {
 	return rows.Elem(), nil
 }
 
+// updateReplaces reports whether the update is SQLite's UPDATE OR
+// REPLACE (clause.Update{Modifier: "OR REPLACE"}).
+func updateReplaces(db *gorm.DB) bool {
+	if db.Dialector.Name() != "sqlite" {
+		return false
+	}
+	c, ok := db.Statement.Clauses["UPDATE"]
+	if !ok {
+		return false
+	}
+	u, ok := c.Expression.(clause.Update)
+	return ok && strings.Contains(strings.ToUpper(u.Modifier), "REPLACE")
+}
+
 func (p *Plugin) beforeUpdate(db *gorm.DB) {
 	st := p.begin(db, events.OpUpdate)
 	if st == nil {
@@ -409,6 +424,11 @@ func (p *Plugin) beforeUpdate(db *gorm.DB) {
 				}
 			}
 		}
+	}
+	if updateReplaces(db) {
+		// UPDATE OR REPLACE deletes the rows that hold a unique key the
+		// update gives another: which ones is not known.
+		st.bulk = true
 	}
 	where := whereExprs(stmt)
 	if len(where) == 0 && !stmt.AllowGlobalUpdate {
