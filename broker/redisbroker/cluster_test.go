@@ -87,14 +87,14 @@ func waitPort(t *testing.T, addr string) {
 
 func newClusterBroker(t *testing.T, addrs []string) *Broker {
 	t.Helper()
-	cc := redis.NewClusterClient(&redis.ClusterOptions{Addrs: addrs})
-	t.Cleanup(func() { _ = cc.Close() })
-	b, err := New(Config{Client: cc, ErrorHandler: func(err error) { t.Logf("broker error: %v", err) }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = b.Close(context.Background()) })
-	return b
+	return clientBroker(t, redis.NewClusterClient(&redis.ClusterOptions{Addrs: addrs}))
+}
+
+// clientBroker is a broker on the client c; both are closed when t ends.
+func clientBroker(t *testing.T, c redis.UniversalClient) *Broker {
+	t.Helper()
+	t.Cleanup(func() { _ = c.Close() })
+	return newBroker(t, "", Config{Client: c})
 }
 
 // TestCluster runs the broker on a three-node Redis Cluster: channels on

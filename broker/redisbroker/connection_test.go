@@ -37,16 +37,25 @@ func killAndWaitBack(t *testing.T, c *redis.Client, app *Broker, s broker.Subscr
 	if err := c.Do(ctx, "CLIENT", "KILL", "TYPE", "pubsub").Err(); err != nil {
 		t.Fatal(err)
 	}
+	publishUntilDelivered(t, app, s, ch, "the subscription did not come back")
+}
+
+// publishUntilDelivered publishes to ch through app every 200 ms until sub
+// delivers a publication of ch, and fails the test with failure after 15 s.
+func publishUntilDelivered(t *testing.T, app *Broker, sub broker.Subscription, ch, failure string) {
+	t.Helper()
 	deadline := time.Now().Add(15 * time.Second)
 	for i := 0; ; i++ {
-		publish(t, app, msg("after"+strconv.Itoa(i), ch))
+		publish(t, app, msg(ch+"-"+strconv.Itoa(i), ch))
 		select {
-		case <-s.C():
-			return
+		case p := <-sub.C():
+			if p.Channel == ch {
+				return
+			}
 		case <-time.After(200 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
-			t.Fatal("the subscription did not come back")
+			t.Fatal(failure)
 		}
 	}
 }
@@ -149,18 +158,7 @@ func silentTest(t *testing.T, hub, app *Broker, hole *blackHole) {
 	publish(t, app, msg("1", "ch"))
 	receive(t, sub, 10*time.Second)
 	hole.freeze()
-	deadline := time.Now().Add(15 * time.Second)
-	for i := 2; ; i++ {
-		publish(t, app, msg(strconv.Itoa(i), "ch"))
-		select {
-		case <-sub.C():
-			return
-		case <-time.After(200 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the subscription did not replace its silent connection within 15 s (idleCheck 300 ms)")
-		}
-	}
+	publishUntilDelivered(t, app, sub, "ch", "the subscription did not replace its silent connection within 15 s (idleCheck 300 ms)")
 }
 
 // TestSilentConnectionSingle: on a single Redis a silent pub/sub
@@ -169,13 +167,7 @@ func TestSilentConnectionSingle(t *testing.T) {
 	t.Parallel()
 	r := testenv.StartRedis(t)
 	hole := &blackHole{}
-	hc := redis.NewClient(&redis.Options{Addr: "127.0.0.1:" + strconv.Itoa(r.Port), Dialer: hole.dial})
-	t.Cleanup(func() { _ = hc.Close() })
-	hub, err := New(Config{Client: hc, ErrorHandler: func(err error) { t.Logf("broker error: %v", err) }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = hub.Close(context.Background()) })
+	hub := clientBroker(t, redis.NewClient(&redis.Options{Addr: "127.0.0.1:" + strconv.Itoa(r.Port), Dialer: hole.dial}))
 	app := newBroker(t, r.URL, Config{})
 	silentTest(t, hub, app, hole)
 }
@@ -188,12 +180,7 @@ func TestSilentConnectionCluster(t *testing.T) {
 	addrs := startCluster(t)
 	hole := &blackHole{}
 	cc := redis.NewClusterClient(&redis.ClusterOptions{Addrs: addrs, Dialer: hole.dial})
-	t.Cleanup(func() { _ = cc.Close() })
-	hub, err := New(Config{Client: cc, ErrorHandler: func(err error) { t.Logf("broker error: %v", err) }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = hub.Close(context.Background()) })
+	hub := clientBroker(t, cc)
 	app := newClusterBroker(t, addrs)
 	silentTest(t, hub, app, hole)
 }
@@ -235,12 +222,7 @@ func TestSilentConnectionClusterTwoSlots(t *testing.T) {
 	addrs := startCluster(t)
 	hole := &blackHole{}
 	cc := redis.NewClusterClient(&redis.ClusterOptions{Addrs: addrs, Dialer: hole.dial})
-	t.Cleanup(func() { _ = cc.Close() })
-	hub, err := New(Config{Client: cc, ErrorHandler: func(err error) { t.Logf("broker error: %v", err) }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = hub.Close(context.Background()) })
+	hub := clientBroker(t, cc)
 	hub.idleCheck = 300 * time.Millisecond
 	app := newClusterBroker(t, addrs)
 	ctx := context.Background()
@@ -270,22 +252,7 @@ func TestSilentConnectionClusterTwoSlots(t *testing.T) {
 	receive(t, sub, 10*time.Second)
 	hole.freeze()
 	for _, ch := range []string{first, second} {
-		deadline := time.Now().Add(15 * time.Second)
-		for i := 1; ; i++ {
-			publish(t, app, msg(ch+strconv.Itoa(i), ch))
-			got := false
-			select {
-			case p := <-sub.C():
-				got = p.Channel == ch
-			case <-time.After(200 * time.Millisecond):
-			}
-			if got {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%s: no delivery within 15 s of its node's connection going silent (idleCheck 300 ms)", ch)
-			}
-		}
+		publishUntilDelivered(t, app, sub, ch, ch+": no delivery within 15 s of its node's connection going silent (idleCheck 300 ms)")
 	}
 }
 
