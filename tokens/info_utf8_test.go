@@ -2,14 +2,13 @@ package tokens
 
 import (
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/telegraphy-go/telegraphy/internal/testenv"
 )
 
 // The info claim is forwarded verbatim by hubs into WebSocket text frames
@@ -29,14 +28,11 @@ func TestInfoInvalidUTF8(t *testing.T) {
 		t.Errorf("Issuer.IssueInfo signed info %q, which is not UTF-8: %s", bad, tok)
 	}
 	// Signed by hand: encoding/json would replace the bad bytes.
-	enc := base64.RawURLEncoding.EncodeToString
+	const header = `{"alg":"HS256","typ":"JWT"}`
 	now := time.Now().Unix()
 	payload := `{"sub":"17","exp":` + strconv.FormatInt(now+60, 10) + `,"iat":` + strconv.FormatInt(now, 10) +
 		`,"jti":"utf8-test","channels":["doc:*"],"info":` + string(bad) + `}`
-	signing := enc([]byte(`{"alg":"HS256","typ":"JWT"}`)) + "." + enc([]byte(payload))
-	mac := hmac.New(sha256.New, secret)
-	mac.Write([]byte(signing))
-	tok := signing + "." + enc(mac.Sum(nil))
+	tok := testenv.SignHS256(secret, header, payload)
 	v, err := NewVerifier(VerifierConfig{Secret: secret})
 	if err != nil {
 		t.Fatal(err)
@@ -44,10 +40,7 @@ func TestInfoInvalidUTF8(t *testing.T) {
 	// The same token with valid info is accepted: the refusal is the info's.
 	good := `{"sub":"17","exp":` + strconv.FormatInt(now+60, 10) + `,"iat":` + strconv.FormatInt(now, 10) +
 		`,"jti":"utf8-good","channels":["doc:*"],"info":{"name":"Ada"}}`
-	gs := enc([]byte(`{"alg":"HS256","typ":"JWT"}`)) + "." + enc([]byte(good))
-	gm := hmac.New(sha256.New, secret)
-	gm.Write([]byte(gs))
-	if _, err := v.Verify(context.Background(), gs+"."+enc(gm.Sum(nil))); err != nil {
+	if _, err := v.Verify(context.Background(), testenv.SignHS256(secret, header, good)); err != nil {
 		t.Fatalf("a hand-signed token with valid info: %v", err)
 	}
 	c, err := v.Verify(context.Background(), tok)

@@ -3,9 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/base64"
 	"errors"
 	"net/http"
 	"os"
@@ -91,14 +88,10 @@ func TestHubRedisPasswordInError(t *testing.T) {
 func TestHubInfoNotUTF8(t *testing.T) {
 	r := testenv.StartRedis(t)
 	p := startHubProcess(t, r.URL, "--presence", "doc:*")
-	enc := base64.RawURLEncoding.EncodeToString
 	now := time.Now().Unix()
 	payload := `{"sub":"17","exp":` + strconv.FormatInt(now+60, 10) + `,"iat":` + strconv.FormatInt(now, 10) +
 		`,"jti":"utf8-hub","channels":["doc:*"],"info":{"name":"` + "\xff" + `Ada"}}`
-	signing := enc([]byte(`{"alg":"HS256","typ":"JWT"}`)) + "." + enc([]byte(payload))
-	mac := hmac.New(sha256.New, []byte(hubTestSecret))
-	mac.Write([]byte(signing))
-	tok := signing + "." + enc(mac.Sum(nil))
+	tok := testenv.SignHS256([]byte(hubTestSecret), `{"alg":"HS256","typ":"JWT"}`, payload)
 	ws, _, err := websocket.DefaultDialer.Dial("ws://"+p.addr+"/ws", nil)
 	if err != nil {
 		t.Fatal(err)
