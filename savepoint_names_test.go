@@ -3,6 +3,8 @@ package telegraphy_test
 import (
 	"testing"
 
+	"gorm.io/gorm"
+
 	"github.com/telegraphy-go/telegraphy"
 )
 
@@ -11,21 +13,8 @@ import (
 func TestSavepointNameCase(t *testing.T) {
 	for _, d := range allDialects {
 		t.Run(d.name, func(t *testing.T) {
-			e := setup(t, d, nil, telegraphy.Config{})
-			e.db.Create(&Order{Status: "a"})
-			e.rec.Reset()
-			tx := e.db.Begin()
-			tx.SavePoint("Mark")
-			tx.Model(&Order{ID: 1}).Update("status", "rolled back")
-			if err := tx.RollbackTo("mark").Error; err != nil {
-				t.Fatal(err)
-			}
-			if err := tx.Commit().Error; err != nil {
-				t.Fatal(err)
-			}
-			if n := e.rec.Len(); n != 0 {
-				t.Fatalf("table: %+v; published for rolled-back work:%s", rows(t, e.db), describe(e.rec.Events()))
-			}
+			undone(t, d, func(tx *gorm.DB) error { return tx.SavePoint("Mark").Error },
+				func(tx *gorm.DB) error { return tx.RollbackTo("mark").Error })
 		})
 	}
 }
@@ -36,25 +25,16 @@ func TestSavepointNameCase(t *testing.T) {
 func TestSavepointSameNameRelease(t *testing.T) {
 	for _, d := range allDialects[:2] {
 		t.Run(d.name, func(t *testing.T) {
-			e := setup(t, d, nil, telegraphy.Config{})
-			e.db.Create(&Order{Status: "a"})
-			e.rec.Reset()
-			tx := e.db.Begin()
-			tx.SavePoint("s")
-			tx.Model(&Order{ID: 1}).Update("status", "rolled back")
-			tx.SavePoint("s")
-			if err := tx.Exec("RELEASE SAVEPOINT s").Error; err != nil {
-				t.Fatal(err)
-			}
-			if err := tx.RollbackTo("s").Error; err != nil {
-				t.Fatal(err)
-			}
-			if err := tx.Commit().Error; err != nil {
-				t.Fatal(err)
-			}
-			if n := e.rec.Len(); n != 0 {
-				t.Fatalf("table: %+v; published for rolled-back work:%s", rows(t, e.db), describe(e.rec.Events()))
-			}
+			undone(t, d, func(tx *gorm.DB) error { return tx.SavePoint("s").Error },
+				func(tx *gorm.DB) error {
+					if err := tx.SavePoint("s").Error; err != nil {
+						return err
+					}
+					if err := tx.Exec("RELEASE SAVEPOINT s").Error; err != nil {
+						return err
+					}
+					return tx.RollbackTo("s").Error
+				})
 		})
 	}
 }
@@ -68,21 +48,32 @@ func TestSavepointRollbackSyntax(t *testing.T) {
 			if d.name == "mysql" {
 				stmt = "ROLLBACK WORK TO SAVEPOINT sp" // MySQL, MariaDB, PostgreSQL
 			}
-			e := setup(t, d, nil, telegraphy.Config{})
-			e.db.Create(&Order{Status: "a"})
-			e.rec.Reset()
-			tx := e.db.Begin()
-			tx.SavePoint("sp")
-			tx.Model(&Order{ID: 1}).Update("status", "rolled back")
-			if err := tx.Exec(stmt).Error; err != nil {
-				t.Fatal(err)
-			}
-			if err := tx.Commit().Error; err != nil {
-				t.Fatal(err)
-			}
-			if n := e.rec.Len(); n != 0 {
-				t.Fatalf("table: %+v; published for rolled-back work:%s", rows(t, e.db), describe(e.rec.Events()))
-			}
+			undone(t, d, func(tx *gorm.DB) error { return tx.SavePoint("sp").Error },
+				func(tx *gorm.DB) error { return tx.Exec(stmt).Error })
 		})
+	}
+}
+
+// undone creates order 1 on d, then in one transaction runs mark, updates
+// the order, runs undo (which rolls the update back to a savepoint) and
+// commits: nothing may be published.
+func undone(t *testing.T, d dialect, mark, undo func(tx *gorm.DB) error) {
+	t.Helper()
+	e := setup(t, d, nil, telegraphy.Config{})
+	e.db.Create(&Order{Status: "a"})
+	e.rec.Reset()
+	tx := e.db.Begin()
+	if err := mark(tx); err != nil {
+		t.Fatal(err)
+	}
+	tx.Model(&Order{ID: 1}).Update("status", "rolled back")
+	if err := undo(tx); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Commit().Error; err != nil {
+		t.Fatal(err)
+	}
+	if n := e.rec.Len(); n != 0 {
+		t.Fatalf("table: %+v; published for rolled-back work:%s", rows(t, e.db), describe(e.rec.Events()))
 	}
 }
