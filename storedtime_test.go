@@ -2,13 +2,11 @@ package telegraphy_test
 
 import (
 	"database/sql"
-	"encoding/json"
 	"testing"
 	"time"
 
 	"github.com/telegraphy-go/telegraphy"
 	"github.com/telegraphy-go/telegraphy/events"
-	"gorm.io/gorm"
 )
 
 // Stamp has times of every kind the plugin knows, with and without a
@@ -25,18 +23,6 @@ type Stamp struct {
 
 type StampBase struct {
 	Naive time.Time `json:"naive" gorm:"type:timestamp"`
-}
-
-// stampEvent is the data of a Stamp event (sql.NullTime is sent as the
-// value of its driver.Valuer: a time or null).
-type stampEvent struct {
-	ID        uint       `json:"id"`
-	CreatedAt time.Time  `json:"created_at"`
-	At        time.Time  `json:"at"`
-	Ms        time.Time  `json:"ms"`
-	Sec       *time.Time `json:"sec"`
-	Null      *time.Time `json:"null"`
-	Naive     time.Time  `json:"naive"`
 }
 
 // TestCreateEventTimesAsStored: a create from structs announces each time
@@ -89,45 +75,10 @@ func TestCreateEventTimesAsStored(t *testing.T) {
 				if given[0].Sec != nil && !given[0].Sec.Equal(moon) {
 					t.Fatalf("struct 0's Sec changed: %v", given[0].Sec)
 				}
-				var stored []Stamp
-				if err := e.db.Session(&gorm.Session{NewDB: true}).Order("id").Find(&stored).Error; err != nil {
-					t.Fatal(err)
+				if n := e.rec.Len(); n != 2 {
+					t.Fatalf("%d events for 2 rows:%s", n, describe(e.rec.Events()))
 				}
-				got := e.rec.Events()
-				if len(stored) != 2 || len(got) != 2 {
-					t.Fatalf("%d rows, %d events:%s", len(stored), len(got), describe(got))
-				}
-				for i, ev := range got {
-					var announced stampEvent
-					if err := json.Unmarshal(ev.Data, &announced); err != nil {
-						t.Fatalf("event %d: %v", i, err)
-					}
-					row := stored[i]
-					if ev.Meta.EventType != "create" || announced.ID != row.ID {
-						t.Fatalf("event %d is not the create of row %d:%s", i, row.ID, describe(got[i:i+1]))
-					}
-					same := func(field string, a, b time.Time) {
-						t.Helper()
-						if !a.Equal(b) {
-							t.Errorf("row %d %s: announced %s, stored %s", row.ID, field,
-								a.Format(time.RFC3339Nano), b.Format(time.RFC3339Nano))
-						}
-					}
-					same("created_at", announced.CreatedAt, row.CreatedAt)
-					same("at", announced.At, row.At)
-					same("ms", announced.Ms, row.Ms)
-					same("naive", announced.Naive, row.Naive)
-					if (announced.Sec == nil) != (row.Sec == nil) {
-						t.Errorf("row %d sec: announced %v, stored %v", row.ID, announced.Sec, row.Sec)
-					} else if row.Sec != nil {
-						same("sec", *announced.Sec, *row.Sec)
-					}
-					if (announced.Null != nil) != row.Null.Valid {
-						t.Errorf("row %d null: announced %v, stored %v", row.ID, announced.Null, row.Null)
-					} else if row.Null.Valid {
-						same("null", *announced.Null, row.Null.Time)
-					}
-				}
+				stReport(t, stCompare[Stamp](t, e))
 			})
 		}
 	}
@@ -171,39 +122,10 @@ func TestCreateEventTimesAsStoredMySQL(t *testing.T) {
 				if err := e.db.Create(given).Error; err != nil {
 					t.Fatal(err)
 				}
-				var stored []MyStamp
-				if err := e.db.Session(&gorm.Session{NewDB: true}).Order("id").Find(&stored).Error; err != nil {
-					t.Fatal(err)
+				if n := e.rec.Len(); n != 2 {
+					t.Fatalf("%d events for 2 rows:%s", n, describe(e.rec.Events()))
 				}
-				got := e.rec.Events()
-				if len(stored) != 2 || len(got) != 2 {
-					t.Fatalf("%d rows, %d events:%s", len(stored), len(got), describe(got))
-				}
-				for i, ev := range got {
-					var announced MyStamp
-					if err := json.Unmarshal(ev.Data, &announced); err != nil {
-						t.Fatalf("event %d: %v", i, err)
-					}
-					row := stored[i]
-					if ev.Meta.EventType != "create" || announced.ID != row.ID {
-						t.Fatalf("event %d is not the create of row %d:%s", i, row.ID, describe(got[i:i+1]))
-					}
-					same := func(field string, a, b time.Time) {
-						t.Helper()
-						if !a.Equal(b) {
-							t.Errorf("row %d %s: announced %s, stored %s", row.ID, field,
-								a.Format(time.RFC3339Nano), b.Format(time.RFC3339Nano))
-						}
-					}
-					same("created_at", announced.CreatedAt, row.CreatedAt)
-					same("at", announced.At, row.At)
-					same("whole", announced.Whole, row.Whole)
-					if (announced.Micro == nil) != (row.Micro == nil) {
-						t.Errorf("row %d micro: announced %v, stored %v", row.ID, announced.Micro, row.Micro)
-					} else if row.Micro != nil {
-						same("micro", *announced.Micro, *row.Micro)
-					}
-				}
+				stReport(t, stCompare[MyStamp](t, e))
 			})
 		}
 	}
