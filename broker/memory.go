@@ -26,7 +26,9 @@ type MemoryConfig struct {
 	// never published to is forgotten UnwatchedTTL after its last
 	// subscriber leaves (see UnwatchedTTL).
 	HistorySize int
-	// HistoryTTL is how long a publication stays in a channel's history.
+	// HistoryTTL is how long a publication stays in a channel's history,
+	// from when it was published (not from its event's Time, which can be
+	// older: an outbox relay catching up).
 	// A channel neither published to nor asked for its History for that
 	// long is forgotten entirely, and its epoch changes when it is used
 	// again. Zero value means 10 minutes.
@@ -116,11 +118,19 @@ type memChannel struct {
 	// ring holds the history, oldest first from head, n entries, in a
 	// circular buffer that grows by doubling up to HistorySize and is
 	// then overwritten in place: a publish allocates nothing.
-	ring    []Publication
+	ring    []stored
 	head, n int
 	// ids holds the event ids in ring once it has more than smallRing
 	// entries; until then (most record channels) ring is searched.
 	ids map[string]struct{}
+}
+
+// stored is a publication in a channel's history and when it was
+// published, from which HistoryTTL counts (the publication's Time is the
+// event's, which can be much older: an outbox relay catching up).
+type stored struct {
+	pub Publication
+	at  time.Time
 }
 
 // smallRing is the history length up to which a channel finds duplicate
@@ -128,7 +138,10 @@ type memChannel struct {
 const smallRing = 16
 
 // at returns the i-th oldest publication in the history.
-func (c *memChannel) at(i int) *Publication {
+func (c *memChannel) at(i int) *Publication { return &c.slot(i).pub }
+
+// slot returns the i-th oldest entry of the ring.
+func (c *memChannel) slot(i int) *stored {
 	i += c.head
 	if i >= len(c.ring) {
 		i -= len(c.ring)
@@ -152,9 +165,9 @@ func (c *memChannel) has(id string) bool {
 
 // dropOldest removes the oldest publication from the history.
 func (c *memChannel) dropOldest() {
-	old := c.at(0)
-	delete(c.ids, old.EventID)
-	*old = Publication{}
+	old := c.slot(0)
+	delete(c.ids, old.pub.EventID)
+	*old = stored{}
 	c.head++
 	if c.head == len(c.ring) {
 		c.head = 0
@@ -164,17 +177,17 @@ func (c *memChannel) dropOldest() {
 
 // push appends pub to the history, dropping the oldest publication when
 // it already holds size.
-func (c *memChannel) push(pub Publication, size int) {
+func (c *memChannel) push(pub Publication, now time.Time, size int) {
 	if c.n == size {
 		c.dropOldest()
 	} else if c.n == len(c.ring) {
-		grown := make([]Publication, min(max(2*len(c.ring), 1), size))
+		grown := make([]stored, min(max(2*len(c.ring), 1), size))
 		for i := 0; i < c.n; i++ {
-			grown[i] = *c.at(i)
+			grown[i] = *c.slot(i)
 		}
 		c.ring, c.head = grown, 0
 	}
-	*c.at(c.n) = pub
+	*c.slot(c.n) = stored{pub: pub, at: now}
 	c.n++
 	switch {
 	case c.ids != nil:
@@ -252,7 +265,7 @@ func (m *Memory) Publish(ctx context.Context, msgs ...Message) error {
 				}
 				c.offset++
 				pub.Epoch, pub.Offset = c.epoch, c.offset
-				c.push(pub, m.cfg.HistorySize)
+				c.push(pub, now, m.cfg.HistorySize)
 			}
 			for s := range subs {
 				s.deliver(pub)
@@ -341,9 +354,9 @@ func (m *Memory) forgetUnwatchedLocked(now time.Time) {
 	}
 }
 
-// trim drops the publications older than cutoff.
+// trim drops the publications published before cutoff.
 func (c *memChannel) trim(cutoff time.Time) {
-	for c.n > 0 && c.at(0).Time.Before(cutoff) {
+	for c.n > 0 && c.slot(0).at.Before(cutoff) {
 		c.dropOldest()
 	}
 }

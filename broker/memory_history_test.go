@@ -189,6 +189,30 @@ func TestMemoryHistoryTTL(t *testing.T) {
 	}
 }
 
+// TestMemoryHistoryTTLFromPublish: HistoryTTL counts from when the broker
+// got a publication, not from the event's own time: an event written an
+// hour ago and published now (an outbox relay catching up, a clock behind)
+// stays in the history like any other, and keeps its time.
+func TestMemoryHistoryTTLFromPublish(t *testing.T) {
+	ctx := context.Background()
+	m := broker.NewMemory(broker.MemoryConfig{HistoryTTL: time.Minute})
+	defer m.Close(ctx)
+	watch(t, m, "c")
+	start := history(t, m, "c", nil).Position
+	written := time.Now().Add(-time.Hour).Truncate(time.Second)
+	if err := m.Publish(ctx, broker.Message{EventID: "late", Channels: []string{"c"}, Data: []byte("1"), Time: written}); err != nil {
+		t.Fatal(err)
+	}
+	publishN(t, m, "c", 2, 2)
+	res := history(t, m, "c", &start)
+	if !res.Recovered || len(res.Publications) != 2 {
+		t.Fatalf("history since the start: %+v, want both publications", res)
+	}
+	if p := res.Publications[0]; p.EventID != "late" || !p.Time.Equal(written) {
+		t.Fatalf("first publication %+v, want event late with its time %v", p, written)
+	}
+}
+
 // TestMemorySlowSubscriber: a full subscription drops new publications
 // for itself only, counts them, and never blocks the publisher.
 func TestMemorySlowSubscriber(t *testing.T) {
