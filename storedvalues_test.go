@@ -207,3 +207,62 @@ func TestCreateAnnouncesStoredColumnValues(t *testing.T) {
 		}
 	}
 }
+
+// TestUpdateAnnouncesStoredColumnValues: an update by key of such columns,
+// with Update, Updates from a struct and Save, announces the row as the
+// table holds it after commit.
+func TestUpdateAnnouncesStoredColumnValues(t *testing.T) {
+	zone := time.FixedZone("UTC-3", -3*3600)
+	for _, d := range allDialects {
+		t.Run(d.name, func(t *testing.T) {
+			e := setup(t, d, nil, telegraphy.Config{})
+			for _, m := range svModels {
+				addModel(t, e, m.model, events.Options{Name: "sv_" + m.name})
+			}
+			dec := &SvDecimal{Price: 1, Text: "1"}
+			ch := &SvChar{Code: "a"}
+			sg := &SvSingle{}
+			dt := &SvDate{Day: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+			id := &SvUUID{Ref: "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"}
+			for _, r := range []any{dec, ch, sg, dt, id} {
+				if err := e.db.Create(r).Error; err != nil {
+					t.Fatal(err)
+				}
+			}
+			e.rec.Reset()
+			steps := []struct {
+				model any
+				id    uint
+				do    func(db *gorm.DB) error
+			}{
+				{&SvDecimal{}, dec.ID, func(db *gorm.DB) error { return db.Model(&SvDecimal{ID: dec.ID}).Update("price", 2.4567).Error }},
+				{&SvDecimal{}, dec.ID, func(db *gorm.DB) error {
+					return db.Model(&SvDecimal{ID: dec.ID}).Updates(SvDecimal{Rate: 1.0005, Text: "2.5", Ptr: svFloat(0.25), Scaled: 1.23456, TextPtr: svString("08")}).Error
+				}},
+				{&SvDecimal{}, dec.ID, func(db *gorm.DB) error {
+					dec.Price, dec.Whole = 9.999, 0.5
+					return db.Save(dec).Error
+				}},
+				{&SvChar{}, ch.ID, func(db *gorm.DB) error { return db.Model(&SvChar{ID: ch.ID}).Update("code", "xy ").Error }},
+				{&SvChar{}, ch.ID, func(db *gorm.DB) error {
+					return db.Model(&SvChar{ID: ch.ID}).Updates(SvChar{Code: "q", Ptr: svString("r")}).Error
+				}},
+				{&SvSingle{}, sg.ID, func(db *gorm.DB) error {
+					return db.Model(&SvSingle{ID: sg.ID}).Updates(SvSingle{Real: 0.1, Float: 0.1, F4: 0.7}).Error
+				}},
+				{&SvDate{}, dt.ID, func(db *gorm.DB) error {
+					return db.Model(&SvDate{ID: dt.ID}).Update("day", time.Date(2026, 6, 7, 22, 30, 0, 0, zone)).Error
+				}},
+				{&SvUUID{}, id.ID, func(db *gorm.DB) error {
+					return db.Model(&SvUUID{ID: id.ID}).Update("ref", "B0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11").Error
+				}},
+			}
+			for i, s := range steps {
+				if err := s.do(e.db); err != nil {
+					t.Fatalf("step %d: %v", i, err)
+				}
+				t.Run(fmt.Sprint(i), func(t *testing.T) { svCheck(t, e, s.model, "update", []uint{s.id}) })
+			}
+		})
+	}
+}
