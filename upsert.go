@@ -169,7 +169,7 @@ func finerTime(db *gorm.DB, f *schema.Field) bool {
 	}
 	typ := strings.ToLower(f.TagSettings["TYPE"])
 	if typ != "" && typ != "time" && !strings.HasPrefix(typ, "datetime") && !strings.HasPrefix(typ, "timestamp") {
-		return false // a date, a time of day, text: as the struct holds it
+		return false // a time of day, text: as the struct holds it; a date: storesOther
 	}
 	cp := *f // the dialector may set the copy's precision to its default
 	unit := int(math.Pow10(9 - min(9, digitsIn(db.Dialector.DataTypeOf(&cp)))))
