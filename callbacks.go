@@ -171,15 +171,17 @@ func (p *Plugin) emit(db *gorm.DB, tx *txn, msgs []broker.Message) {
 
 func (p *Plugin) beforeCreate(db *gorm.DB) {
 	var st *stmtState
+	var m *model.Model
 	if p.outbox != nil {
 		if st = p.begin(db, events.OpCreate); st == nil {
 			return
 		}
-	} else if m, _, _ := p.target(db, events.OpCreate); m == nil {
+		m = st.m
+	} else if m, _, _ = p.target(db, events.OpCreate); m == nil {
 		return
 	}
 	db.RowsAffected = 0
-	p.beginReadBack(db, st)
+	p.beginReadBack(db, m, st)
 }
 
 func (p *Plugin) afterCreate(db *gorm.DB) {

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
@@ -582,7 +583,7 @@ func (r *returningPool) execDirect(ctx context.Context, query string, args []any
 // structs returns the rows read as a []Model, each column set in its
 // field as GORM's Scan sets it: through the field's scan value where that
 // is a sql.Scanner (nullable types, serializers), else by the field's
-// setter.
+// setter, given what database/sql's Scan gives the field's scan value.
 func (rb *readBack) structs(ctx context.Context, s *schema.Schema) (reflect.Value, error) {
 	fields := make([]*schema.Field, len(rb.cols))
 	for i, c := range rb.cols {
@@ -613,6 +614,21 @@ func setColumn(ctx context.Context, f *schema.Field, v reflect.Value, src driver
 			return err
 		}
 		return f.Set(ctx, v, pv)
+	}
+	if t := f.IndirectFieldType; t.Kind() == reflect.String {
+		// A number in a text field (SQLite keeps "2.50" given to a
+		// numeric column as 2.5): database/sql's Scan formats it in full,
+		// GORM's setter to the field's precision.
+		switch x := src.(type) {
+		case float64:
+			return f.Set(ctx, v, strconv.FormatFloat(x, 'g', -1, 64))
+		case int64:
+			return f.Set(ctx, v, strconv.FormatInt(x, 10))
+		case bool:
+			return f.Set(ctx, v, strconv.FormatBool(x))
+		case time.Time:
+			return f.Set(ctx, v, x.Format(time.RFC3339Nano))
+		}
 	}
 	return f.Set(ctx, v, src)
 }

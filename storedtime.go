@@ -28,8 +28,8 @@ const unixToY2K = 946_684_800 * 1_000_000
 // microseconds, dropping the rest (toward the past); the server rounds
 // them to the column's precision when that is below 6, halves away from
 // 2000-01-01; a timestamp without time zone keeps t's wall clock, read
-// back as UTC. A column of another type (`type:date`, text) is left as
-// the struct holds it.
+// back as UTC. A column of another type (text) is left as the struct
+// holds it; a create into a `type:date` column is read back (storesOther).
 func postgresTime(t time.Time, c model.TimeColumn) time.Time {
 	if c.Type != "" && !strings.HasPrefix(c.Type, "timestamp") {
 		return t

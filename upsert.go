@@ -14,6 +14,7 @@ import (
 
 	"github.com/telegraphy-go/telegraphy/broker"
 	"github.com/telegraphy-go/telegraphy/events"
+	"github.com/telegraphy-go/telegraphy/internal/model"
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
 	"gorm.io/gorm/schema"
@@ -30,8 +31,10 @@ import (
 //     stores (leavesValues): columns Select or Omit leaves out, read-only
 //     and generated columns, and on MySQL (no RETURNING) zero fields the
 //     database fills with a default expression and times with more
-//     fractional digits than their column keeps; read back by key like
-//     maps;
+//     fractional digits than their column keeps; and creates of a model
+//     with a column whose type stores another value than the Go value
+//     (storesOther: fixed-point numbers, char(n), single-precision
+//     floats, dates, uuids); read back by key like maps;
 //   - creates with INSERT IGNORE / INSERT OR IGNORE: as ON CONFLICT DO
 //     NOTHING below; INSERT OR REPLACE, which deletes the rows it meets,
 //     is announced as one bulk_update;
@@ -166,7 +169,7 @@ func finerTime(db *gorm.DB, f *schema.Field) bool {
 	}
 	typ := strings.ToLower(f.TagSettings["TYPE"])
 	if typ != "" && typ != "time" && !strings.HasPrefix(typ, "datetime") && !strings.HasPrefix(typ, "timestamp") {
-		return false // a date, a time of day, text: as the struct holds it
+		return false // a time of day, text: as the struct holds it; a date: storesOther
 	}
 	cp := *f // the dialector may set the copy's precision to its default
 	unit := int(math.Pow10(9 - min(9, digitsIn(db.Dialector.DataTypeOf(&cp)))))
@@ -262,15 +265,17 @@ func isMapCreate(stmt *gorm.Statement) bool {
 	return false
 }
 
-// beginReadBack prepares a create from maps or with ON CONFLICT: it runs
-// in a transaction (the plugin's own if the statement has none) and, for
-// ON CONFLICT, the rows it may meet are read and locked first. st is the
-// statement's state; nil when the create is neither.
-func (p *Plugin) beginReadBack(db *gorm.DB, st *stmtState) *stmtState {
+// beginReadBack prepares a create of m's rows that reads them back (from
+// maps, from structs whose values are not what the statement stores, with
+// ON CONFLICT): it runs in a transaction (the plugin's own if the statement
+// has none) and, for ON CONFLICT, the rows it may meet are read and locked
+// first. st is the statement's state; nil when the create reads nothing
+// back.
+func (p *Plugin) beginReadBack(db *gorm.DB, m *model.Model, st *stmtState) *stmtState {
 	stmt := db.Statement
 	c, conflict := stmt.Clauses["ON CONFLICT"]
 	skip, replace := insertModifier(db)
-	if !conflict && !skip && !replace && !isMapCreate(stmt) && !leavesValues(db) {
+	if !conflict && !skip && !replace && !isMapCreate(stmt) && !storesOther(db, m) && !leavesValues(db) {
 		return st
 	}
 	if st == nil {

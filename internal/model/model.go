@@ -59,6 +59,8 @@ type Model struct {
 	audience []string
 	byDBName map[string]*column
 	provider bool
+	// storesOther holds StoresOther's answer by dialect name.
+	storesOther sync.Map
 
 	// Precomputed parts of every event of the model (see Encode).
 	head      []byte       // {"name":<name>,"meta":{"event_type":
@@ -319,6 +321,20 @@ func (m *Model) Column(dbName string) (jsonName string, ok bool) {
 		return "", false
 	}
 	return c.json, true
+}
+
+// StoresOther reports whether a create of the model's structs on the
+// dialect named (GORM's Dialector.Name) may store another value than the
+// structs hold in some column, as decide says of the model's schema.
+// decide runs once per dialect (twice at most when two goroutines ask
+// first at once); its answer is kept.
+func (m *Model) StoresOther(dialect string, decide func(*schema.Schema) bool) bool {
+	if v, ok := m.storesOther.Load(dialect); ok {
+		return v.(bool)
+	}
+	b := decide(m.schema)
+	m.storesOther.Store(dialect, b)
+	return b
 }
 
 // AudienceFields returns the fields (Go names) to read before an update
