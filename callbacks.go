@@ -184,12 +184,18 @@ func (p *Plugin) beforeCreate(db *gorm.DB) {
 	p.beginReadBack(db, m, st)
 }
 
-func (p *Plugin) afterCreate(db *gorm.DB) {
+// collectCreate announces a create's rows once its statement has run,
+// before GORM saves associations and runs AfterCreate/AfterSave hooks: the
+// event carries the row as inserted, not what a hook then sets in the
+// struct without saving it, and comes before the events of the writes a
+// hook makes. An error GORM reports later (a hook, an association) does
+// not take the event back: the statement's transaction decides whether
+// the rows stay (see beforeCreate).
+func (p *Plugin) collectCreate(db *gorm.DB) {
+	p.collectReported(db)
 	var m *model.Model
 	var tx *txn
-	if st := loadState(db); st != nil {
-		defer p.finish(db, st)
-		st.keep = wroteBeforeError(db, st)
+	if st := peekState(db); st != nil {
 		if st.upsert != nil {
 			p.emitReadBack(db, st)
 			return
@@ -234,6 +240,15 @@ func (p *Plugin) afterCreate(db *gorm.DB) {
 	})
 	if db.Error == nil {
 		p.emit(db, tx, msgs)
+	}
+}
+
+// afterCreate ends the transaction the plugin began for the create, once
+// GORM's hooks have run in it.
+func (p *Plugin) afterCreate(db *gorm.DB) {
+	if st := loadState(db); st != nil {
+		st.keep = wroteBeforeError(db, st)
+		p.finish(db, st)
 	}
 }
 

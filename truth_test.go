@@ -293,8 +293,8 @@ func expectBadges(t *testing.T, e env, want ...string) {
 // TestUpsertsInOneTransaction: a second upsert in the transaction that
 // writes no row announces nothing, whatever the first wrote; and an
 // upsert of a parent with a new kid (GORM's own upsert of the
-// association runs after the parent's statement, before its events are
-// made) announces each row once, as what it is.
+// association runs after the parent's statement) announces each row once,
+// as what it is, the parent first.
 func TestUpsertsInOneTransaction(t *testing.T) {
 	for _, d := range allDialects {
 		t.Run(d.name, func(t *testing.T) {
@@ -324,8 +324,8 @@ func TestUpsertsInOneTransaction(t *testing.T) {
 				t.Fatal(err)
 			}
 			expect(t, e.rec,
-				ev{Name: "telegraphy_test.Kid", Type: "create", PK: 1, Data: map[string]any{"id": 1, "parent_id": 7, "name": "k"}},
-				ev{Name: "telegraphy_test.Parent", Type: "create", PK: 7, Data: map[string]any{"id": 7, "name": "p"}})
+				ev{Name: "telegraphy_test.Parent", Type: "create", PK: 7, Data: map[string]any{"id": 7, "name": "p"}},
+				ev{Name: "telegraphy_test.Kid", Type: "create", PK: 1, Data: map[string]any{"id": 1, "parent_id": 7, "name": "k"}})
 		})
 	}
 }
@@ -537,18 +537,15 @@ func TestSkipDefaultTransactionKeepsWrites(t *testing.T) {
 				t.Fatalf("without the plugin: %+v", want)
 			}
 			itemName, hookName := "telegraphy_test.Item", "telegraphy_test.Hooked"
+			// The hooked row is announced before its AfterCreate hook fails.
+			hooked := ev{Name: hookName, Type: "create", PK: 1, Data: map[string]any{"id": 1, "name": "fail"}}
 			switch {
-			case d.name == "postgres":
+			case d.name == "postgres", want.err == "<nil> | "+errHook.Error(): // MySQL: GORM fills the maps' keys
 				expect(t, e.rec, ev{Name: itemName, Type: "create", PK: 1, Data: item(1, "s1", 0, "none")}, // GORM inserts NULL where another map sets the column
 					ev{Name: itemName, Type: "create", PK: 2, Data: item(2, "s2", 3, "none")},
-					ev{Name: hookName, Type: "create", PK: 1, Data: map[string]any{"id": 1, "name": "fail"}})
-			case want.err == "<nil> | "+errHook.Error(): // MySQL: GORM fills the maps' keys
-				expect(t, e.rec, ev{Name: itemName, Type: "create", PK: 1, Data: item(1, "s1", 0, "none")}, // GORM inserts NULL where another map sets the column
-					ev{Name: itemName, Type: "create", PK: 2, Data: item(2, "s2", 3, "none")},
-					ev{Name: hookName, Type: "bulk_update", Count: 1})
+					hooked)
 			default:
-				expect(t, e.rec, ev{Name: itemName, Type: "bulk_update", Count: 2},
-					ev{Name: hookName, Type: "bulk_update", Count: 1})
+				expect(t, e.rec, ev{Name: itemName, Type: "bulk_update", Count: 2}, hooked)
 			}
 		})
 	}
