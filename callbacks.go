@@ -27,10 +27,12 @@ type stmtState struct {
 	// had none (SkipDefaultTransaction) but needs its reads and write to
 	// be atomic; restore is the connection to put back afterwards. keep:
 	// commit it although GORM reports an error, which came after the
-	// write (wroteBeforeError).
+	// write (wroteBeforeError). settled: the statement's events were
+	// emitted and that transaction ended right after the write (settle).
 	started *gorm.DB
 	restore gorm.ConnPool
 	keep    bool
+	settled bool
 
 	addedSet bool
 	soft     bool
@@ -127,6 +129,24 @@ func (p *Plugin) beginOwnTx(db *gorm.DB, st *stmtState) bool {
 	return true
 }
 
+// settle ends, right after the write, a transaction the plugin began for
+// it: complete (the statement's after callback) reads what the plugin
+// reads after the write, emits the events and commits, before GORM saves
+// associations and runs the After hooks. Those then run outside any
+// transaction, as they do without the plugin: each of their statements
+// commits on its own, and one that fails (which on PostgreSQL would
+// abort the plugin's transaction, and so undo the write) leaves the write
+// in place. The after callback then finds the state settled and does
+// nothing.
+func settle(db *gorm.DB, st *stmtState, complete func(*gorm.DB)) {
+	if st == nil || st.started == nil {
+		return
+	}
+	complete(db)
+	st.settled = true
+	db.Statement.Settings.Store(stateKey{db.Statement}, st)
+}
+
 // finish commits or rolls back a transaction begun by beginOwnTx.
 func (p *Plugin) finish(db *gorm.DB, st *stmtState) {
 	if st.started == nil {
@@ -182,10 +202,24 @@ func (p *Plugin) beforeCreate(db *gorm.DB) {
 	p.beginReadBack(db, st)
 }
 
+// collectCreate runs right after GORM's INSERT: it collects the rows the
+// statement reported and settles a transaction the plugin began for it.
+func (p *Plugin) collectCreate(db *gorm.DB) {
+	st := peekState(db)
+	if st == nil {
+		return
+	}
+	p.collectReported(db, st)
+	settle(db, st, p.afterCreate)
+}
+
 func (p *Plugin) afterCreate(db *gorm.DB) {
 	var m *model.Model
 	var tx *txn
 	if st := loadState(db); st != nil {
+		if st.settled {
+			return
+		}
 		defer p.finish(db, st)
 		st.keep = wroteBeforeError(db, st)
 		if st.upsert != nil {
@@ -387,6 +421,10 @@ func updateReplaces(db *gorm.DB) bool {
 	return ok && strings.Contains(strings.ToUpper(u.Modifier), "REPLACE")
 }
 
+// collectUpdate runs right after GORM's UPDATE: it settles a transaction
+// the plugin began for the statement.
+func (p *Plugin) collectUpdate(db *gorm.DB) { settle(db, peekState(db), p.afterUpdate) }
+
 func (p *Plugin) beforeUpdate(db *gorm.DB) {
 	st := p.begin(db, events.OpUpdate)
 	if st == nil {
@@ -551,7 +589,7 @@ func namedByExpression(stmt *gorm.Statement) bool {
 
 func (p *Plugin) afterUpdate(db *gorm.DB) {
 	st := loadState(db)
-	if st == nil {
+	if st == nil || st.settled {
 		return
 	}
 	unwatch(db, st)
@@ -710,7 +748,7 @@ func deleteKeyConds(stmt *gorm.Statement) []clause.Expression {
 
 func (p *Plugin) afterDelete(db *gorm.DB) {
 	st := loadState(db)
-	if st == nil {
+	if st == nil || st.settled {
 		return
 	}
 	unwatch(db, st)

@@ -137,10 +137,12 @@ func (p *Plugin) Initialize(db *gorm.DB) error {
 	steps := []error{
 		cb.Create().Before("gorm:create").Register("telegraphy:before_create", p.beforeCreate),
 		cb.Create().After("gorm:create").Before("gorm:save_after_associations").
-			Register("telegraphy:collect_create", p.collectReported),
+			Register("telegraphy:collect_create", p.collectCreate),
 		cb.Create().After("gorm:after_create").Before("gorm:commit_or_rollback_transaction").
 			Register("telegraphy:after_create", p.afterCreate),
 		cb.Update().Before("gorm:update").Register("telegraphy:before_update", p.beforeUpdate),
+		cb.Update().After("gorm:update").Before("gorm:save_after_associations").
+			Register("telegraphy:collect_update", p.collectUpdate),
 		cb.Update().After("gorm:after_update").Before("gorm:commit_or_rollback_transaction").
 			Register("telegraphy:after_update", p.afterUpdate),
 		cb.Delete().Before("gorm:delete").Register("telegraphy:before_delete", p.beforeDelete),

@@ -770,13 +770,13 @@ func (r *upsertPool) QueryContext(ctx context.Context, query string, args ...any
 	return r.ConnPool.QueryContext(ctx, stashRowsQuery(r.stmt, query, true), args...)
 }
 
-// collectReported runs right after GORM's INSERT, before any other
-// statement (association saves, hooks) may replace the setting: it puts
-// the statement's connection back, takes the stashed column out of the
-// maps GORM scanned it into, and reads the rows the statement wrote.
-func (p *Plugin) collectReported(db *gorm.DB) {
-	st := peekState(db)
-	if st == nil || st.upsert == nil || st.upsert.pg == nil {
+// collectReported runs right after GORM's INSERT (collectCreate), before
+// any other statement (association saves, hooks) may replace the setting:
+// it puts the statement's connection back, takes the stashed column out
+// of the maps GORM scanned it into, and reads the rows the statement
+// wrote.
+func (p *Plugin) collectReported(db *gorm.DB, st *stmtState) {
+	if st.upsert == nil || st.upsert.pg == nil {
 		return
 	}
 	r := st.upsert.pg
