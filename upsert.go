@@ -614,9 +614,10 @@ func mysqlUniqueKeys(db *gorm.DB) ([][]string, error) {
 
 // wroteBeforeError reports whether a write that runs in the plugin's own
 // transaction and that GORM reports failed had written its rows first
-// (GORM's scan of what the statement returned into the caller's values, an
-// After hook): without the plugin the statement would have committed
-// them on its own, so the plugin commits its transaction too.
+// (GORM's scan of what the statement returned into the caller's values;
+// the After hooks run once the transaction has ended, see settle):
+// without the plugin the statement would have committed them on its own,
+// so the plugin commits its transaction too.
 func wroteBeforeError(db *gorm.DB, st *stmtState) bool {
 	if db.Error == nil || st.started == nil {
 		return false
