@@ -27,10 +27,12 @@ type stmtState struct {
 	// had none (SkipDefaultTransaction) but needs its reads and write to
 	// be atomic; restore is the connection to put back afterwards. keep:
 	// commit it although GORM reports an error, which came after the
-	// write (wroteBeforeError).
+	// write (wroteBeforeError). settled: the statement's events were
+	// emitted and that transaction ended right after the write (settle).
 	started *gorm.DB
 	restore gorm.ConnPool
 	keep    bool
+	settled bool
 
 	addedSet bool
 	soft     bool
@@ -127,6 +129,24 @@ func (p *Plugin) beginOwnTx(db *gorm.DB, st *stmtState) bool {
 	return true
 }
 
+// settle ends, right after the write, a transaction the plugin began for
+// it: complete (the statement's after callback) reads what the plugin
+// reads after the write, emits the events and commits, before GORM saves
+// associations and runs the After hooks. Those then run outside any
+// transaction, as they do without the plugin: each of their statements
+// commits on its own, and one that fails (which on PostgreSQL would
+// abort the plugin's transaction, and so undo the write) leaves the write
+// in place. The after callback then finds the state settled and does
+// nothing.
+func settle(db *gorm.DB, st *stmtState, complete func(*gorm.DB)) {
+	if st == nil || st.started == nil {
+		return
+	}
+	complete(db)
+	st.settled = true
+	db.Statement.Settings.Store(stateKey{db.Statement}, st)
+}
+
 // finish commits or rolls back a transaction begun by beginOwnTx.
 func (p *Plugin) finish(db *gorm.DB, st *stmtState) {
 	if st.started == nil {
@@ -184,18 +204,29 @@ func (p *Plugin) beforeCreate(db *gorm.DB) {
 	p.beginReadBack(db, m, st)
 }
 
-// collectCreate announces a create's rows once its statement has run,
+// collectCreate runs right after GORM's INSERT: it collects the rows the
+// statement reported, announces them and settles a transaction the plugin
+// began for the create (see settle).
+func (p *Plugin) collectCreate(db *gorm.DB) {
+	st := peekState(db)
+	if st != nil {
+		p.collectReported(db, st)
+	}
+	p.announceCreate(db, st)
+	settle(db, st, p.afterCreate)
+}
+
+// announceCreate announces a create's rows once its statement has run,
 // before GORM saves associations and runs AfterCreate/AfterSave hooks: the
 // event carries the row as inserted, not what a hook then sets in the
 // struct without saving it, and comes before the events of the writes a
 // hook makes. An error GORM reports later (a hook, an association) does
 // not take the event back: the statement's transaction decides whether
-// the rows stay (see beforeCreate).
-func (p *Plugin) collectCreate(db *gorm.DB) {
-	p.collectReported(db)
+// the rows stay (see beforeCreate). st is the statement's state, if any.
+func (p *Plugin) announceCreate(db *gorm.DB, st *stmtState) {
 	var m *model.Model
 	var tx *txn
-	if st := peekState(db); st != nil {
+	if st != nil {
 		if st.upsert != nil {
 			p.emitReadBack(db, st)
 			return
@@ -243,10 +274,10 @@ func (p *Plugin) collectCreate(db *gorm.DB) {
 	}
 }
 
-// afterCreate ends the transaction the plugin began for the create, once
-// GORM's hooks have run in it.
+// afterCreate ends a transaction the plugin began for the create that
+// collectCreate did not settle.
 func (p *Plugin) afterCreate(db *gorm.DB) {
-	if st := loadState(db); st != nil {
+	if st := loadState(db); st != nil && !st.settled {
 		st.keep = wroteBeforeError(db, st)
 		p.finish(db, st)
 	}
@@ -403,6 +434,10 @@ func updateReplaces(db *gorm.DB) bool {
 	u, ok := c.Expression.(clause.Update)
 	return ok && strings.Contains(strings.ToUpper(u.Modifier), "REPLACE")
 }
+
+// collectUpdate runs right after GORM's UPDATE: it settles a transaction
+// the plugin began for the statement.
+func (p *Plugin) collectUpdate(db *gorm.DB) { settle(db, peekState(db), p.afterUpdate) }
 
 func (p *Plugin) beforeUpdate(db *gorm.DB) {
 	st := p.begin(db, events.OpUpdate)
@@ -568,7 +603,7 @@ func namedByExpression(stmt *gorm.Statement) bool {
 
 func (p *Plugin) afterUpdate(db *gorm.DB) {
 	st := loadState(db)
-	if st == nil {
+	if st == nil || st.settled {
 		return
 	}
 	unwatch(db, st)
@@ -727,7 +762,7 @@ func deleteKeyConds(stmt *gorm.Statement) []clause.Expression {
 
 func (p *Plugin) afterDelete(db *gorm.DB) {
 	st := loadState(db)
-	if st == nil {
+	if st == nil || st.settled {
 		return
 	}
 	unwatch(db, st)

@@ -75,7 +75,9 @@
 // bulk_delete is sent instead (docs/delivery.md). Beyond BulkLimit one bulk_update or bulk_delete event with
 // meta.count replaces the per-row events. A hard delete event carries the
 // row as it was; a soft delete sets meta.soft. A write outside a
-// transaction that needs reads runs in a transaction the plugin begins.
+// transaction that needs reads runs in a transaction the plugin begins
+// and commits right after the statement, before GORM's After hooks run,
+// as autocommit commits it without the plugin.
 // meta.changed lists the JSON names of the assigned columns that are sent
 // in data. An update that assigns a primary key column emits one
 // bulk_update with the row count, and so does a MySQL update with a LIMIT
@@ -168,7 +170,8 @@
 // table just before its COMMIT, so they commit or roll back with the
 // change. If the insert fails, the transaction is rolled back and Commit
 // returns an error wrapping ErrOutbox. A write outside a transaction
-// (SkipDefaultTransaction) runs in a transaction the plugin begins; Emit
+// (SkipDefaultTransaction) runs in a transaction the plugin begins and
+// commits before GORM's After hooks run; Emit
 // outside a transaction inserts its one row on its own. Initialize creates
 // the table and its lease table (AutoMigrate) on SQLite, PostgreSQL and
 // MySQL/MariaDB.

@@ -141,6 +141,8 @@ func (p *Plugin) Initialize(db *gorm.DB) error {
 		cb.Create().After("gorm:after_create").Before("gorm:commit_or_rollback_transaction").
 			Register("telegraphy:after_create", p.afterCreate),
 		cb.Update().Before("gorm:update").Register("telegraphy:before_update", p.beforeUpdate),
+		cb.Update().After("gorm:update").Before("gorm:save_after_associations").
+			Register("telegraphy:collect_update", p.collectUpdate),
 		cb.Update().After("gorm:after_update").Before("gorm:commit_or_rollback_transaction").
 			Register("telegraphy:after_update", p.afterUpdate),
 		cb.Delete().Before("gorm:delete").Register("telegraphy:before_delete", p.beforeDelete),

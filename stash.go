@@ -156,9 +156,12 @@ func unstash(db *gorm.DB, st *stmtState) {
 
 // collectDeleted reads the rows a hard delete with the caller's RETURNING
 // recorded right after the statement, before a hook's statement may
-// replace them.
+// replace them, and settles a transaction the plugin began for the
+// statement.
 func (p *Plugin) collectDeleted(db *gorm.DB) {
-	if st := peekState(db); st != nil && st.stash != nil {
+	st := peekState(db)
+	if st != nil && st.stash != nil {
 		unstash(db, st)
 	}
+	settle(db, st, p.afterDelete)
 }

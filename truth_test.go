@@ -486,8 +486,10 @@ func (h *Hooked) AfterCreate(*gorm.DB) error {
 // create from maps or an upsert that GORM reports failed after its
 // statement wrote the rows (GORM's scan into a slice of maps, an
 // AfterCreate hook) leaves the table as it is without the plugin, with
-// the same error, and the rows written are announced: exactly on
-// PostgreSQL, by one bulk_update elsewhere.
+// the same error, and the rows written are announced. The plugin commits
+// its transaction before the hooks run, so the upsert's row is announced
+// exactly; the maps after GORM's scan failed exactly on PostgreSQL (the
+// statement reported them), by one bulk_update elsewhere.
 func TestSkipDefaultTransactionKeepsWrites(t *testing.T) {
 	type result struct {
 		err   string

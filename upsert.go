@@ -619,9 +619,10 @@ func mysqlUniqueKeys(db *gorm.DB) ([][]string, error) {
 
 // wroteBeforeError reports whether a write that runs in the plugin's own
 // transaction and that GORM reports failed had written its rows first
-// (GORM's scan of what the statement returned into the caller's values, an
-// After hook): without the plugin the statement would have committed
-// them on its own, so the plugin commits its transaction too.
+// (GORM's scan of what the statement returned into the caller's values;
+// the After hooks run once the transaction has ended, see settle):
+// without the plugin the statement would have committed them on its own,
+// so the plugin commits its transaction too.
 func wroteBeforeError(db *gorm.DB, st *stmtState) bool {
 	if db.Error == nil || st.started == nil {
 		return false
@@ -775,13 +776,13 @@ func (r *upsertPool) QueryContext(ctx context.Context, query string, args ...any
 	return r.ConnPool.QueryContext(ctx, stashRowsQuery(r.stmt, query, true), args...)
 }
 
-// collectReported runs right after GORM's INSERT, before any other
-// statement (association saves, hooks) may replace the setting: it puts
-// the statement's connection back, takes the stashed column out of the
-// maps GORM scanned it into, and reads the rows the statement wrote.
-func (p *Plugin) collectReported(db *gorm.DB) {
-	st := peekState(db)
-	if st == nil || st.upsert == nil || st.upsert.pg == nil {
+// collectReported runs right after GORM's INSERT (collectCreate), before
+// any other statement (association saves, hooks) may replace the setting:
+// it puts the statement's connection back, takes the stashed column out
+// of the maps GORM scanned it into, and reads the rows the statement
+// wrote.
+func (p *Plugin) collectReported(db *gorm.DB, st *stmtState) {
+	if st.upsert == nil || st.upsert.pg == nil {
 		return
 	}
 	r := st.upsert.pg
