@@ -167,6 +167,9 @@ func otherTableCases(d string) []tableCase {
 		{"create through an alias", func(db *gorm.DB, _ tableWorld) *gorm.DB {
 			return db.Table("crates_archive AS a").Create(&Crate{ID: 10, Name: "al"})
 		}, nil},
+		{"create through a clause.Table argument", func(db *gorm.DB, _ tableWorld) *gorm.DB {
+			return db.Table("?", clause.Table{Name: "crates_archive"}).Create(&Crate{ID: 3, Name: "arg"})
+		}, nil},
 		{"update by key", func(db *gorm.DB, _ tableWorld) *gorm.DB {
 			return db.Model(&Crate{ID: 1}).Table("crates_archive").Update("name", "u1")
 		}, nil},
@@ -257,6 +260,9 @@ func ownTableCases(d string) []tableCase {
 		{"update by key through crates", func(db *gorm.DB, _ tableWorld) *gorm.DB {
 			return db.Model(&Crate{ID: 1}).Table("crates").Update("name", "t1")
 		}, []ev{{Name: crateName, Type: "update", PK: 1, Data: crate(1, "t1"), Changed: []string{"name"}}}},
+		{"update by key through a clause.Table argument", func(db *gorm.DB, _ tableWorld) *gorm.DB {
+			return db.Model(&Crate{ID: 1}).Table("?", clause.Table{Name: "crates"}).Update("name", "arg")
+		}, []ev{{Name: crateName, Type: "update", PK: 1, Data: crate(1, "arg"), Changed: []string{"name"}}}},
 		{"create through the current schema's crates", func(db *gorm.DB, w tableWorld) *gorm.DB {
 			return db.Table(w.schema + ".crates").Create(&Crate{ID: 3, Name: "q3"})
 		}, []ev{{Name: crateName, Type: "create", PK: 3, Data: crate(3, "q3")}}},
@@ -346,6 +352,70 @@ func TestOtherTable(t *testing.T) {
 					expect(t, rec, c.want...)
 				})
 			}
+		}
+	}
+}
+
+// TestTableExpressionUnresolved: a table expression that is more than one
+// table name (a join, a subquery) runs as without the plugin; the plugin
+// takes it for the model's own table when it names that table anywhere
+// (then an update sends one bulk_update, as for any table expression the
+// plugin cannot read apart from the statement) and for another table when
+// it does not (nothing). MySQL and MariaDB run a join as a multi-table
+// UPDATE; PostgreSQL and SQLite refuse both forms, and nothing is sent.
+func TestTableExpressionUnresolved(t *testing.T) {
+	cases := []struct {
+		name string
+		run  func(db *gorm.DB) *gorm.DB
+		want func(d string) []ev
+	}{
+		{"a join naming the model's table", func(db *gorm.DB) *gorm.DB {
+			return db.Model(&Crate{}).Table("crates JOIN orders ON orders.id = crates.id").Where("orders.status = ?", "paid").Update("name", "joined")
+		}, func(d string) []ev {
+			if d == "mysql" {
+				return []ev{{Name: crateName, Type: "bulk_update", Count: 1}}
+			}
+			return nil
+		}},
+		{"a join of other tables", func(db *gorm.DB) *gorm.DB {
+			return db.Model(&Crate{}).Table("crates_archive JOIN orders ON orders.id = crates_archive.id").Where("orders.status = ?", "paid").Update("name", "joined")
+		}, func(string) []ev { return nil }},
+		{"a subquery of the model's table", func(db *gorm.DB) *gorm.DB {
+			return db.Model(&Crate{}).Table("(SELECT * FROM crates) AS c").Where("c.id = ?", 1).Update("name", "sub")
+		}, func(string) []ev { return nil }},
+		{"a subquery of another table", func(db *gorm.DB) *gorm.DB {
+			return db.Model(&Crate{}).Table("(SELECT * FROM crates_archive) AS c").Where("c.id = ?", 1).Update("name", "sub")
+		}, func(string) []ev { return nil }},
+	}
+	for _, d := range allDialects {
+		for _, c := range cases {
+			t.Run(d.name+"/"+c.name, func(t *testing.T) {
+				seed := func(db *gorm.DB) {
+					t.Helper()
+					if err := db.Session(&gorm.Session{NewDB: true}).Create(&[]Order{{ID: 1, Status: "paid"}, {ID: 2, Status: "new"}}).Error; err != nil {
+						t.Fatal(err)
+					}
+				}
+				plain := openTableWorld(t, d, nil, nil)
+				seed(plain.db)
+				want := plain.outcome(t, c.run(plain.db))
+
+				rec := broker.NewRecorder(nil)
+				p := telegraphy.New(telegraphy.Config{Broker: rec})
+				for _, m := range []any{Crate{}, ArchivedCrate{}} {
+					if err := p.Register(m, events.Options{}); err != nil {
+						t.Fatal(err)
+					}
+				}
+				w := openTableWorld(t, d, nil, p)
+				seed(w.db)
+				rec.Reset()
+				got := w.outcome(t, c.run(w.db))
+				if !reflect.DeepEqual(got, want) {
+					t.Fatalf("with the plugin %+v\nwithout it    %+v", got, want)
+				}
+				expect(t, rec, c.want(d.name)...)
+			})
 		}
 	}
 }
