@@ -38,12 +38,14 @@ const crateName = "telegraphy_test.Crate"
 type tableWorld struct {
 	db           *gorm.DB
 	schema       string
+	database     string // PostgreSQL's current database
 	otherSchema  string
 	outboxBefore int64
 }
 
 // openTableWorld opens a database of d, migrates and seeds it: crates
-// holds 1 and 5, crates_archive 1 and 2, the other schema's crates 1.
+// holds 1 and 5, crates_archive 1 and 2, the other schema's crates 1,
+// docs and docs_archive 1 and 2.
 // With p, the plugin is installed first (the seed's events are dropped by
 // the caller).
 func openTableWorld(t *testing.T, d dialect, gcfg *gorm.Config, p *telegraphy.Plugin) tableWorld {
@@ -68,9 +70,13 @@ func openTableWorld(t *testing.T, d dialect, gcfg *gorm.Config, p *telegraphy.Pl
 	if err := w.db.Table("crates_archive").AutoMigrate(&Crate{}); err != nil {
 		t.Fatal(err)
 	}
+	if err := w.db.Table("docs_archive").AutoMigrate(&Doc{}); err != nil {
+		t.Fatal(err)
+	}
 	switch d.name {
 	case "postgres":
 		w.schema = scalar(t, w.db, "SELECT current_schema()")
+		w.database = scalar(t, w.db, "SELECT current_database()")
 	case "mysql":
 		w.schema = scalar(t, w.db, "SELECT DATABASE()")
 	default:
@@ -83,6 +89,11 @@ func openTableWorld(t *testing.T, d dialect, gcfg *gorm.Config, p *telegraphy.Pl
 	}
 	seedCrates(t, w.db, "crates", Crate{1, "own1"}, Crate{5, "own5"})
 	seedCrates(t, w.db, "crates_archive", Crate{1, "arc1"}, Crate{2, "arc2"})
+	for _, table := range []string{"docs", "docs_archive"} {
+		if err := w.db.Session(&gorm.Session{NewDB: true}).Table(table).Create(&[]Doc{{ID: 1, Title: "d1"}, {ID: 2, Title: "d2"}}).Error; err != nil {
+			t.Fatal(err)
+		}
+	}
 	return w
 }
 
@@ -103,16 +114,24 @@ func scalar(t *testing.T, db *gorm.DB, query string) string {
 }
 
 // tableOutcome is what a write left: its error (the schema names
-// replaced), rows affected, and the three tables.
+// replaced), rows affected, the crates tables and the docs not deleted.
 type tableOutcome struct {
 	err      string
 	affected int64
 	tables   map[string][]Crate
+	docs     map[string][]uint
 }
 
 func (w tableWorld) outcome(t *testing.T, tx *gorm.DB) tableOutcome {
 	t.Helper()
-	o := tableOutcome{affected: tx.RowsAffected, tables: map[string][]Crate{}}
+	o := tableOutcome{affected: tx.RowsAffected, tables: map[string][]Crate{}, docs: map[string][]uint{}}
+	for _, table := range []string{"docs", "docs_archive"} {
+		var ids []uint
+		if err := w.db.Session(&gorm.Session{NewDB: true}).Model(&Doc{}).Table(table).Order("id").Pluck("id", &ids).Error; err != nil {
+			t.Fatal(err)
+		}
+		o.docs[table] = ids
+	}
 	if tx.Error != nil {
 		o.err = strings.ReplaceAll(tx.Error.Error(), w.schema, "<schema>")
 		if w.otherSchema != "" {
@@ -200,6 +219,15 @@ func otherTableCases(d string) []tableCase {
 		{"delete by condition", func(db *gorm.DB, _ tableWorld) *gorm.DB {
 			return db.Table("crates_archive").Where("id > ?", 0).Delete(&Crate{})
 		}, nil},
+		{"soft delete by key", func(db *gorm.DB, _ tableWorld) *gorm.DB {
+			return db.Table("docs_archive").Delete(&Doc{ID: 1})
+		}, nil},
+		{"soft delete by condition", func(db *gorm.DB, _ tableWorld) *gorm.DB {
+			return db.Table("docs_archive").Where("title LIKE ?", "d%").Delete(&Doc{})
+		}, nil},
+		{"restore by condition", func(db *gorm.DB, _ tableWorld) *gorm.DB {
+			return db.Unscoped().Model(&Doc{}).Table("docs_archive").Where("id = ?", 2).Update("deleted_at", nil)
+		}, nil},
 		{"upsert, update all", func(db *gorm.DB, _ tableWorld) *gorm.DB {
 			return db.Table("crates_archive").Clauses(clause.OnConflict{UpdateAll: true}).
 				Create(&[]Crate{{ID: 1, Name: "up1"}, {ID: 5, Name: "up5"}})
@@ -216,6 +244,9 @@ func otherTableCases(d string) []tableCase {
 	switch d {
 	case "postgres":
 		cases = append(cases,
+			tableCase{"update of crates in another database", func(db *gorm.DB, w tableWorld) *gorm.DB {
+				return db.Model(&Crate{ID: 1}).Table("nosuchdb."+w.schema+".crates").Update("name", "far")
+			}, nil},
 			tableCase{"update of a table named in capitals, quoted", func(db *gorm.DB, _ tableWorld) *gorm.DB {
 				return db.Model(&Crate{ID: 1}).Table("Crates").Update("name", "caps")
 			}, nil},
@@ -275,6 +306,11 @@ func ownTableCases(d string) []tableCase {
 		}, []ev{{Name: crateName, Type: "update", PK: 1, Data: crate(1, "qu1"), Changed: []string{"name"}},
 			{Name: crateName, Type: "create", PK: 4, Data: crate(4, "qu4")}}},
 	}
+	if d == "postgres" {
+		cases = append(cases, tableCase{"create through the current database's schema's crates", func(db *gorm.DB, w tableWorld) *gorm.DB {
+			return db.Table(w.database + "." + w.schema + ".crates").Create(&Crate{ID: 3, Name: "d3"})
+		}, []ev{{Name: crateName, Type: "create", PK: 3, Data: crate(3, "d3")}}})
+	}
 	if d != "mysql" {
 		// PostgreSQL folds unquoted names to lower case; SQLite ignores
 		// the case of names, quoted or not.
@@ -324,7 +360,7 @@ func TestOtherTable(t *testing.T) {
 					cfg := mode.cfg
 					cfg.Broker = rec
 					p := telegraphy.New(cfg)
-					for _, m := range []any{Crate{}, ArchivedCrate{}} {
+					for _, m := range []any{Crate{}, ArchivedCrate{}, Doc{}} {
 						if err := p.Register(m, events.Options{}); err != nil {
 							t.Fatal(err)
 						}
