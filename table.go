@@ -3,6 +3,7 @@ package telegraphy
 import (
 	"database/sql"
 	"strings"
+	"unicode/utf8"
 
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
@@ -267,6 +268,11 @@ func sameTable(db *gorm.DB, ref, own []ident) bool {
 		if sameParts(d, ref, own) {
 			return true
 		}
+		if !sendable(ref) || !sendable(own) {
+			// PostgreSQL would refuse the text, aborting the transaction:
+			// the statement fails on it anyway.
+			return false
+		}
 		var same bool
 		err := queryOne(stmt, &same, `SELECT COALESCE(($1 = '' OR $1 = current_database()) AND ($2 = '' OR $2 = current_database())
 	AND to_regclass($3) = to_regclass($4), false)`, pgCatalog(ref), pgCatalog(own), pgRelation(ref), pgRelation(own))
@@ -302,6 +308,16 @@ func sameTable(db *gorm.DB, ref, own []ident) bool {
 		return sameName(d, ref[len(ref)-1], own[len(own)-1], fold) && sameName(d, qualifier(ref), qualifier(own), fold)
 	}
 	return sameParts(d, ref, own)
+}
+
+// sendable reports whether PostgreSQL accepts the parts of r as text.
+func sendable(r []ident) bool {
+	for _, p := range r {
+		if !utf8.ValidString(p.name) || strings.ContainsRune(p.name, 0) {
+			return false
+		}
+	}
+	return true
 }
 
 // sameParts reports whether two table names are spelled alike, part by
