@@ -33,12 +33,13 @@ import (
 //     databases in order).
 //
 // An alias (db.Table("things AS t"), "things t") leaves the table what it
-// is, and so does a clause.Table argument (db.Table("?", clause.Table{...})).
-// An expression that is not one table name with an optional alias (a
-// join, a subquery, a placeholder for a value) cannot be resolved this way: it is taken
-// as the model's table when it names it anywhere (the plugin then sends
-// what it sends for a table expression today, one bulk event for updates
-// and deletes), and as another table when it does not.
+// is, and so does a clause.Table argument (db.Table("?",
+// clause.Table{...})). An expression that is not one table name with an
+// optional alias (a join, a subquery, a placeholder for a value) cannot be
+// resolved this way: it is taken as the model's table when it names it
+// anywhere (the plugin then sends what it sends for a table expression of
+// the model's table: one bulk event for an update or delete it cannot
+// read apart from the statement), and as another table when it does not.
 //
 // A table that another registered model maps to is not announced as that
 // model: the statement's columns, keys and rows are the statement's
