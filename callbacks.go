@@ -80,8 +80,9 @@ func (p *Plugin) begin(db *gorm.DB, op events.Operation) *stmtState {
 }
 
 // target returns the model of a statement that emits op events and where
-// its events go; a nil model when it emits nothing, already failed, or
-// runs on a connection the plugin does not follow (an error on db).
+// its events go; a nil model when it emits nothing (another table than
+// the model's: table.go), already failed, or runs on a connection the
+// plugin does not follow (an error on db).
 func (p *Plugin) target(db *gorm.DB, op events.Operation) (*model.Model, *txn, txState) {
 	if db.Error != nil {
 		return nil, nil, untracked
@@ -96,7 +97,7 @@ func (p *Plugin) targetOf(db *gorm.DB, op events.Operation) (*model.Model, *txn,
 		return nil, nil, untracked
 	}
 	m := p.model(db)
-	if m == nil || !m.Options.Operations.Has(op) || m.Options.Operations&events.OpNone != 0 {
+	if m == nil || !m.Options.Operations.Has(op) || m.Options.Operations&events.OpNone != 0 || !ownTable(db) {
 		return nil, nil, untracked
 	}
 	tx, state, err := p.track(db)

@@ -58,7 +58,14 @@
 // connections' unexported fields, after checking their names and types
 // (it returns an error rather than guess if a Go release changes them).
 // Writes without a model (db.Table("orders").Update, db.Exec) are not seen
-// and emit nothing.
+// and emit nothing. Nor are writes of a registered model through another
+// table than its own (db.Table("orders_archive").Create(&order), another
+// schema's table): they run as without the plugin. The table db.Table
+// names is compared with the model's as the database resolves names
+// (quoting and case, a schema or database qualifier naming the one the
+// model's table is found in); an alias of the model's table
+// (db.Table("orders AS o")) is the model's table (docs/delivery.md, "The
+// model's table").
 //
 // # Updates and deletes
 //

@@ -79,6 +79,11 @@ func (p *Plugin) sessionIsolation(db *gorm.DB) (string, error) {
 // 11.1 refuses @@transaction_isolation, for one) with an empty *sql.Row,
 // whose Scan panics.
 func queryOne(stmt *gorm.Statement, dest any, query string, args ...any) error {
+	return queryRow(stmt, []any{dest}, query, args...)
+}
+
+// queryRow is queryOne for a row of several columns, scanned into dests.
+func queryRow(stmt *gorm.Statement, dests []any, query string, args ...any) error {
 	rows, err := stmt.ConnPool.QueryContext(stmt.Context, query, args...)
 	if err != nil {
 		return err
@@ -90,7 +95,7 @@ func queryOne(stmt *gorm.Statement, dest any, query string, args ...any) error {
 		}
 		return sql.ErrNoRows
 	}
-	if err := rows.Scan(dest); err != nil {
+	if err := rows.Scan(dests...); err != nil {
 		return err
 	}
 	return rows.Close()

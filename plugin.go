@@ -24,11 +24,11 @@ var (
 	// invalid Config value; the error names the field.
 	ErrBadConfig = errors.New("telegraphy: invalid config")
 	// ErrUntracked is returned (as the statement's error) when a registered
-	// model is written through a connection whose commit the plugin cannot
-	// observe: one that does not come from a *sql.DB of a DB the plugin
-	// was initialized on (or of its dbresolver sources), such as a
-	// *sql.Tx of another *sql.DB, or a connection that was in use while
-	// db.Use ran. Emit returns it for such a connection too.
+	// model's table is written through a connection whose commit the
+	// plugin cannot observe: one that does not come from a *sql.DB of a DB
+	// the plugin was initialized on (or of its dbresolver sources), such
+	// as a *sql.Tx of another *sql.DB, or a connection that was in use
+	// while db.Use ran. Emit returns it for such a connection too.
 	ErrUntracked = errors.New("telegraphy: connection not tracked by the plugin, events would be wrong")
 	// ErrNotInitialized is returned by Emit given a DB the plugin was not
 	// initialized on.

@@ -189,7 +189,8 @@ func TestPoolKeepsItsTypes(t *testing.T) {
 }
 
 // TestUntracked: a write through a connection that does not come from the
-// DB's pool fails before it runs, and so does Emit.
+// DB's pool fails before it runs, and so does Emit; a write of another
+// table than the model's (db.Table) runs as without the plugin.
 func TestUntracked(t *testing.T) {
 	t.Run("transaction of another *sql.DB", func(t *testing.T) {
 		e := setup(t, sqliteOnly[0], nil, telegraphy.Config{})
@@ -211,6 +212,17 @@ func TestUntracked(t *testing.T) {
 		var n int
 		if err := sqlTx.QueryRow("SELECT count(*) FROM orders").Scan(&n); err != nil || n != 0 {
 			t.Fatalf("%d rows written (%v)", n, err)
+		}
+		// A write of another table than the model's is not the plugin's
+		// to announce: it runs as without the plugin.
+		if _, err := sqlTx.Exec("CREATE TABLE orders_archive AS SELECT * FROM orders"); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Table("orders_archive").Create(&Order{ID: 7, Status: "b"}).Error; err != nil {
+			t.Fatalf("Create of another table = %v, want nil", err)
+		}
+		if err := sqlTx.QueryRow("SELECT count(*) FROM orders_archive WHERE id = 7").Scan(&n); err != nil || n != 1 {
+			t.Fatalf("%d rows written to orders_archive (%v), want 1", n, err)
 		}
 		expect(t, e.rec)
 	})
