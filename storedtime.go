@@ -1,6 +1,7 @@
 package telegraphy
 
 import (
+	"database/sql"
 	"reflect"
 	"strings"
 	"time"
@@ -72,6 +73,18 @@ func naiveTimestamp(f *schema.Field) bool {
 // extended protocol, by its UTC wall clock with the simple protocol
 // (PreferSimpleProtocol): the row is read back rather than guessed.
 func zonedTime(db *gorm.DB, f *schema.Field) bool {
+	return anyStructTime(db, f, func(t time.Time) bool {
+		_, off := t.Zone()
+		return off != 0
+	})
+}
+
+// anyStructTime reports whether test holds for the time in f of one of
+// the statement's structs. A zero f is judged by a time of db.NowFunc when
+// GORM fills it in (autoCreateTime, autoUpdateTime), and passed over
+// otherwise.
+func anyStructTime(db *gorm.DB, f *schema.Field, test func(time.Time) bool) bool {
+	auto := f.AutoCreateTime > 0 || f.AutoUpdateTime > 0
 	found := false
 	each(db.Statement.ReflectValue, func(v reflect.Value) {
 		if found {
@@ -79,15 +92,37 @@ func zonedTime(db *gorm.DB, f *schema.Field) bool {
 		}
 		x, zero := f.ValueOf(db.Statement.Context, v)
 		if zero {
-			x = db.NowFunc() // GORM's autoCreateTime / autoUpdateTime, if it is one
-			if f.AutoCreateTime == 0 && f.AutoUpdateTime == 0 {
-				return
-			}
+			found = auto && test(db.NowFunc())
+			return
 		}
 		if t, ok := timeOf(x); ok {
-			_, off := t.Zone()
-			found = off != 0
+			found = test(t)
 		}
 	})
 	return found
+}
+
+// timeOf returns the time a value of a time field holds, false for none.
+func timeOf(x any) (time.Time, bool) {
+	switch x := x.(type) {
+	case time.Time:
+		return x, true
+	case *time.Time:
+		if x != nil {
+			return *x, true
+		}
+	case gorm.DeletedAt:
+		return x.Time, x.Valid
+	case *gorm.DeletedAt:
+		if x != nil {
+			return x.Time, x.Valid
+		}
+	case sql.NullTime:
+		return x.Time, x.Valid
+	case *sql.NullTime:
+		if x != nil {
+			return x.Time, x.Valid
+		}
+	}
+	return time.Time{}, false
 }

@@ -173,23 +173,7 @@ func finerTime(db *gorm.DB, f *schema.Field) bool {
 	}
 	cp := *f // the dialector may set the copy's precision to its default
 	unit := int(math.Pow10(9 - min(9, digitsIn(db.Dialector.DataTypeOf(&cp)))))
-	finer := func(t time.Time) bool { return t.Nanosecond()%unit != 0 }
-	auto := f.AutoCreateTime > 0 || f.AutoUpdateTime > 0
-	found := false
-	each(db.Statement.ReflectValue, func(v reflect.Value) {
-		if found {
-			return
-		}
-		x, zero := f.ValueOf(db.Statement.Context, v)
-		if zero {
-			found = auto && finer(db.NowFunc())
-			return
-		}
-		if t, ok := timeOf(x); ok {
-			found = finer(t)
-		}
-	})
-	return found
+	return anyStructTime(db, f, func(t time.Time) bool { return t.Nanosecond()%unit != 0 })
 }
 
 // isTimeField reports whether f's Go type is time.Time, gorm.DeletedAt or
@@ -200,31 +184,6 @@ func isTimeField(f *schema.Field) bool {
 		return true
 	}
 	return false
-}
-
-// timeOf returns the time a value of a time field holds, false for none.
-func timeOf(x any) (time.Time, bool) {
-	switch x := x.(type) {
-	case time.Time:
-		return x, true
-	case *time.Time:
-		if x != nil {
-			return *x, true
-		}
-	case gorm.DeletedAt:
-		return x.Time, x.Valid
-	case *gorm.DeletedAt:
-		if x != nil {
-			return x.Time, x.Valid
-		}
-	case sql.NullTime:
-		return x.Time, x.Valid
-	case *sql.NullTime:
-		if x != nil {
-			return x.Time, x.Valid
-		}
-	}
-	return time.Time{}, false
 }
 
 // digitsIn returns the number in parentheses of a column type
