@@ -167,8 +167,16 @@ func (c *conn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, e
 	if err != nil {
 		return nil, err
 	}
-	c.tx = &txn{Tx: inner, c: c, ctx: ctx, isolation: sql.IsolationLevel(opts.Isolation)}
-	return c.tx, nil
+	t := &txn{Tx: inner, c: c, ctx: ctx, isolation: sql.IsolationLevel(opts.Isolation)}
+	if prev := c.tx; prev != nil {
+		if _, raw := prev.Tx.(*rawTx); raw {
+			// A transaction begun with SQL is still open on the server:
+			// PostgreSQL goes on in it, so its events go with this one.
+			t.pending = prev.take()
+		}
+	}
+	c.tx = t
+	return t, nil
 }
 
 // ExecContext implements driver.ExecerContext: it answers probeQuery,
@@ -181,13 +189,22 @@ func (c *conn) ExecContext(ctx context.Context, query string, args []driver.Name
 	if rb, ok := ctx.Value(readBackKey{}).(*readBack); ok {
 		return c.readBack(ctx, query, args, rb)
 	}
-	if c.tx != nil {
-		if op, name := savepointOp(query); op != spNone {
-			res, err := c.exec(ctx, query, args)
-			if err == nil {
-				c.tx.savepoint(op, name)
-			}
-			return res, err
+	if c.tx == nil {
+		if beginsTx(query) {
+			return c.rawBegin(ctx, func() (driver.Result, error) { return c.exec(ctx, query, args) })
+		}
+		return c.exec(ctx, query, args)
+	}
+	if op, name := savepointOp(query); op != spNone {
+		res, err := c.exec(ctx, query, args)
+		if err == nil {
+			c.tx.savepoint(op, name)
+		}
+		return res, err
+	}
+	if rt, ok := c.tx.Tx.(*rawTx); ok {
+		if end, chain := endsTx(query); end != txKeeps {
+			return c.rawEnd(ctx, c.tx, rt, end, chain, query, args)
 		}
 	}
 	return c.exec(ctx, query, args)
@@ -249,6 +266,12 @@ func (c *conn) PrepareContext(ctx context.Context, query string) (driver.Stmt, e
 	}
 	if op, name := savepointOp(query); op != spNone {
 		return &savepointStmt{Stmt: si, c: c, op: op, name: name}, nil
+	}
+	if beginsTx(query) {
+		return &txStmt{Stmt: si, c: c, query: query}, nil
+	}
+	if end, chain := endsTx(query); end != txKeeps {
+		return &txStmt{Stmt: si, c: c, query: query, end: end, chain: chain}, nil
 	}
 	return si, nil
 }

@@ -32,9 +32,15 @@
 // its statements; its COMMIT publishes them, in statement order and in one
 // Broker.Publish call, and its ROLLBACK drops them. SAVEPOINT and ROLLBACK
 // TO statements (SavePoint, RollbackTo, nested Transaction, or raw Exec)
-// cut the buffer back to the savepoint. A write outside any transaction
-// (SkipDefaultTransaction, globally or per session) publishes as soon as
-// the statement succeeds. A statement finds its transaction through a
+// cut the buffer back to the savepoint. A transaction begun with SQL on
+// one connection (db.Connection with Exec("BEGIN") or "START
+// TRANSACTION", then "COMMIT" or "ROLLBACK") is followed the same way; on
+// PostgreSQL the COMMIT of one a failed statement aborted publishes
+// nothing, as it commits nothing. Not followed: MySQL's implicit commits
+// (DDL inside such a transaction), a BEGIN or COMMIT inside a string of
+// several statements, and sessions with autocommit off. A write outside
+// any transaction (SkipDefaultTransaction, globally or per session)
+// publishes as soon as the statement succeeds. A statement finds its transaction through a
 // probe that the wrapped driver connection answers without a round trip to
 // the server.
 //

@@ -166,6 +166,25 @@ var outboxScenarios = []struct {
 			}
 			return db.Delete(&Order{ID: 1}).Error
 		}},
+	{"transactions begun with SQL", func() *gorm.Config { return &gorm.Config{SkipDefaultTransaction: true} },
+		func(db *gorm.DB, p *telegraphy.Plugin) error {
+			return db.Connection(func(conn *gorm.DB) error {
+				tx := conn.Session(&gorm.Session{})
+				for _, q := range []any{"BEGIN", &Order{Status: "a"}, &Doc{Title: "d"}, "COMMIT",
+					"BEGIN", &Order{Status: "rolled back"}, "ROLLBACK", "BEGIN", &Order{Status: "b"}, "COMMIT"} {
+					var err error
+					if sql, ok := q.(string); ok {
+						err = tx.Exec(sql).Error
+					} else {
+						err = tx.Create(q).Error
+					}
+					if err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+		}},
 	{"PrepareStmt", func() *gorm.Config { return &gorm.Config{PrepareStmt: true} },
 		func(db *gorm.DB, p *telegraphy.Plugin) error {
 			if err := db.Create(&Order{Status: "a"}).Error; err != nil {

@@ -1,0 +1,202 @@
+package telegraphy
+
+import (
+	"context"
+	"database/sql/driver"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+)
+
+// A transaction begun with SQL on one connection (db.Connection with
+// tx.Exec("BEGIN"), a *sql.Conn) is followed like one begun through
+// database/sql: the statement that begins it opens a *txn on the driver
+// connection, whose events wait for the statement that ends it. COMMIT
+// (END) publishes them once it succeeded, ROLLBACK (ABORT) drops them, and
+// savepoints work as in any transaction. PostgreSQL turns the COMMIT of a
+// transaction in which a statement failed into a rollback without an
+// error: before such a COMMIT the plugin asks the server (SELECT 1 fails
+// in an aborted transaction) and drops the events if it is aborted.
+//
+// Not followed: a transaction begun or ended by a statement that holds
+// more than one (multi-statement strings), MySQL's implicit commits (a
+// statement that commits the transaction on its own, as DDL does, leaves
+// the events waiting for the explicit COMMIT or ROLLBACK), and sessions
+// with autocommit turned off.
+
+// rawTx is the driver.Tx of a transaction begun with SQL: its Commit and
+// Rollback run the statement that ends it, as the caller wrote it.
+type rawTx struct {
+	c     *conn
+	ctx   context.Context
+	query string
+	args  []driver.NamedValue
+}
+
+func (r *rawTx) Commit() error   { return r.end() }
+func (r *rawTx) Rollback() error { return r.end() }
+
+func (r *rawTx) end() error {
+	_, err := r.c.exec(r.ctx, r.query, r.args)
+	return err
+}
+
+// txEnd is what a statement does to the transaction it runs in.
+type txEnd int8
+
+const (
+	txKeeps     txEnd = iota
+	txCommits         // COMMIT, END
+	txRollsBack       // ROLLBACK, ABORT (not ROLLBACK TO)
+)
+
+// rawBegin runs a statement that begins a transaction, and follows it.
+func (c *conn) rawBegin(ctx context.Context, run func() (driver.Result, error)) (driver.Result, error) {
+	res, err := run()
+	if err == nil {
+		c.tx = &txn{Tx: &rawTx{c: c}, c: c, ctx: ctx}
+	}
+	return res, err
+}
+
+// txStmt is a prepared statement that begins or ends a transaction.
+type txStmt struct {
+	driver.Stmt
+	c     *conn
+	query string
+	end   txEnd // txKeeps: it begins one
+	chain bool
+}
+
+func (s *txStmt) ExecContext(ctx context.Context, args []driver.NamedValue) (driver.Result, error) {
+	run := func() (driver.Result, error) { return stmtExec(ctx, s.Stmt, args) }
+	switch t := s.c.tx; {
+	case t == nil && s.end == txKeeps:
+		return s.c.rawBegin(ctx, run)
+	case t != nil && s.end != txKeeps:
+		if rt, ok := t.Tx.(*rawTx); ok {
+			return s.c.rawEnd(ctx, t, rt, s.end, s.chain, s.query, args)
+		}
+	}
+	return run()
+}
+
+// rawEnd runs query, which ends the transaction begun with SQL that t
+// follows, through t's Commit or Rollback. With AND CHAIN a new one
+// begins.
+func (c *conn) rawEnd(ctx context.Context, t *txn, rt *rawTx, end txEnd, chain bool, query string, args []driver.NamedValue) (driver.Result, error) {
+	rt.ctx, rt.query, rt.args = ctx, query, args
+	t.ctx = ctx
+	var err error
+	if end == txRollsBack {
+		err = t.Rollback()
+	} else {
+		if t.hasPending() {
+			if _, aborted := c.exec(ctx, "SELECT 1", nil); aborted != nil {
+				t.take() // the COMMIT can only roll back (PostgreSQL)
+			}
+		}
+		err = t.Commit()
+	}
+	if err == nil && chain {
+		c.tx = &txn{Tx: &rawTx{c: c}, c: c, ctx: ctx}
+	}
+	return driver.RowsAffected(0), err
+}
+
+func (t *txn) hasPending() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.pending) > 0
+}
+
+// txWords returns the words of a statement that may begin or end a
+// transaction, upper case, without a final semicolon; nil for any other
+// statement (decided by its first letter first: every statement outside
+// a transaction passes here) and for one that holds more than one.
+func txWords(q string) []string {
+	i := 0
+	for i < len(q) && (q[i] == ' ' || q[i] >= '\t' && q[i] <= '\r') {
+		i++
+	}
+	rest := q[i:]
+	if rest != "" && rest[0] >= utf8.RuneSelf {
+		rest = strings.TrimLeftFunc(rest, unicode.IsSpace)
+	}
+	if rest == "" {
+		return nil
+	}
+	switch rest[0] | 0x20 {
+	case 'b', 's', 'c', 'e', 'r', 'a':
+	default:
+		return nil
+	}
+	rest = strings.TrimRightFunc(rest, func(r rune) bool { return r == ';' || unicode.IsSpace(r) })
+	if strings.ContainsRune(rest, ';') {
+		return nil
+	}
+	f := strings.Fields(rest)
+	if len(f) > 8 {
+		return nil
+	}
+	for i := range f {
+		f[i] = strings.ToUpper(f[i])
+	}
+	return f
+}
+
+// beginsTx reports whether q begins a transaction: BEGIN [WORK |
+// TRANSACTION | DEFERRED | IMMEDIATE | EXCLUSIVE] ... or START TRANSACTION
+// ... (the modes that may follow are the database's to check).
+func beginsTx(q string) bool {
+	f := txWords(q)
+	switch {
+	case len(f) == 0:
+		return false
+	case f[0] == "BEGIN":
+		return true
+	case f[0] == "START":
+		return len(f) > 1 && f[1] == "TRANSACTION"
+	}
+	return false
+}
+
+// endsTx reports how q ends a transaction: COMMIT or END [WORK |
+// TRANSACTION], ROLLBACK or ABORT [WORK | TRANSACTION], each with MySQL's
+// [AND [NO] CHAIN] [[NO] RELEASE]; chain for AND CHAIN, which begins the
+// next one at once. ROLLBACK ... TO (a savepoint), COMMIT PREPARED and
+// ROLLBACK PREPARED (two-phase commit, outside the transaction) are not.
+func endsTx(q string) (end txEnd, chain bool) {
+	f := txWords(q)
+	if len(f) == 0 {
+		return txKeeps, false
+	}
+	switch f[0] {
+	case "COMMIT", "END":
+		end = txCommits
+	case "ROLLBACK", "ABORT":
+		end = txRollsBack
+	default:
+		return txKeeps, false
+	}
+	rest := f[1:]
+	if len(rest) > 0 && (rest[0] == "WORK" || rest[0] == "TRANSACTION") {
+		rest = rest[1:]
+	}
+	switch {
+	case len(rest) >= 2 && rest[0] == "AND" && rest[1] == "CHAIN":
+		chain, rest = true, rest[2:]
+	case len(rest) >= 3 && rest[0] == "AND" && rest[1] == "NO" && rest[2] == "CHAIN":
+		rest = rest[3:]
+	}
+	switch {
+	case len(rest) == 1 && rest[0] == "RELEASE":
+		rest = nil
+	case len(rest) == 2 && rest[0] == "NO" && rest[1] == "RELEASE":
+		rest = nil
+	}
+	if len(rest) != 0 {
+		return txKeeps, false // TO SAVEPOINT, PREPARED, or not SQL this knows
+	}
+	return end, chain
+}
