@@ -112,8 +112,9 @@ func (t *txn) hasPending() bool {
 
 // txWords returns the words of a statement that may begin or end a
 // transaction, upper case, without a final semicolon; nil for any other
-// statement (decided by its first letter first: every statement outside
-// a transaction passes here) and for one that holds more than one.
+// statement (decided by its first word's beginning before anything is
+// split: every statement outside a transaction passes here) and for one
+// that holds more than one.
 func txWords(q string) []string {
 	i := 0
 	for i < len(q) && (q[i] == ' ' || q[i] >= '\t' && q[i] <= '\r') {
@@ -126,9 +127,8 @@ func txWords(q string) []string {
 	if rest == "" {
 		return nil
 	}
-	switch rest[0] | 0x20 {
-	case 'b', 's', 'c', 'e', 'r', 'a':
-	default:
+	if !hasPrefixFold(rest, "BEGIN") && !hasPrefixFold(rest, "START") && !hasPrefixFold(rest, "COMMIT") &&
+		!hasPrefixFold(rest, "END") && !hasPrefixFold(rest, "ROLLBACK") && !hasPrefixFold(rest, "ABORT") {
 		return nil
 	}
 	rest = strings.TrimRightFunc(rest, func(r rune) bool { return r == ';' || unicode.IsSpace(r) })
