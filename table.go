@@ -275,8 +275,8 @@ func sameTable(db *gorm.DB, ref, own []ident) bool {
 			return false
 		}
 		var same bool
-		err := queryOne(stmt, &same, `SELECT COALESCE(($1 = '' OR $1 = current_database()) AND ($2 = '' OR $2 = current_database())
-	AND to_regclass($3) = to_regclass($4), false)`, pgCatalog(ref), pgCatalog(own), pgRelation(ref), pgRelation(own))
+		err := queryOne(stmt, &same, pgSameRelation, pgCatalog(ref), pgCatalog(own),
+			pgSchema(ref), pgFold(ref[len(ref)-1]), pgSchema(own), pgFold(own[len(own)-1]))
 		return err == nil && same
 	case "sqlite":
 		if len(ref) > 2 || len(own) > 2 || !sameName(d, ref[len(ref)-1], own[len(own)-1], false) {
@@ -344,18 +344,29 @@ func pgCatalog(r []ident) string {
 	return ""
 }
 
-// pgRelation returns the schema and name parts of r quoted, for
-// to_regclass.
-func pgRelation(r []ident) string {
-	if len(r) == 3 {
-		r = r[1:]
+// pgSchema returns the schema part of r, "" when it has none.
+func pgSchema(r []ident) string {
+	if len(r) >= 2 {
+		return pgFold(r[len(r)-2])
 	}
-	parts := make([]string, len(r))
-	for i, p := range r {
-		parts[i] = `"` + strings.ReplaceAll(pgFold(p), `"`, `""`) + `"`
-	}
-	return strings.Join(parts, ".")
+	return ""
 }
+
+// pgSameRelation tells whether two names, each a catalog ($1, $2: "" or
+// the current database's), a schema ($3, $5: "" for the search path) and
+// a relation name ($4, $6), find one relation, as to_regclass would
+// resolve them, from the catalog alone: to_regclass fails on a schema
+// the role may not use, and its error would abort the caller's
+// transaction. current_schemas(true) is the search path the role may use,
+// implicit schemas included, in order.
+const pgSameRelation = `WITH path AS (SELECT current_schemas(true) AS s)
+SELECT COALESCE(($1 = '' OR $1 = current_database()) AND ($2 = '' OR $2 = current_database()) AND
+	(SELECT c.oid FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace, path
+		WHERE c.relname = $4 AND ($3 = '' AND n.nspname = ANY(path.s) OR n.nspname = $3)
+		ORDER BY array_position(path.s, n.nspname) LIMIT 1) =
+	(SELECT c.oid FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace, path
+		WHERE c.relname = $6 AND ($5 = '' AND n.nspname = ANY(path.s) OR n.nspname = $5)
+		ORDER BY array_position(path.s, n.nspname) LIMIT 1), false)`
 
 // sqliteSchema returns the schema (lower case) holding the table r names:
 // its qualifier, or the first schema SQLite searches that has it; "" when
