@@ -85,6 +85,12 @@ func (p *Plugin) begin(db *gorm.DB, op events.Operation) *stmtState {
 // plugin does not follow (an error on db).
 func (p *Plugin) target(db *gorm.DB, op events.Operation) (*model.Model, *txn, txState) {
 	if db.Error != nil {
+		// The statement will not run (a Before hook failed): it wrote
+		// nothing, which the after callbacks read from RowsAffected (GORM
+		// leaves a reused chain's previous count in place).
+		if !db.DryRun && p.model(db) != nil {
+			db.RowsAffected = 0
+		}
 		return nil, nil, untracked
 	}
 	return p.targetOf(db, op)
