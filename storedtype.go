@@ -129,6 +129,14 @@ func columnChanges(dialect, typ string, k goKind) bool {
 		return k != goInt
 	case name == "uuid":
 		return k == goString
+	case isInteger(name):
+		// Numeric text ("012" is 12) and floats (rounded on MySQL; refused
+		// on PostgreSQL unless whole) come back as the integer.
+		return k == goString || k == goFloat || k == goFloat32
+	case name == "jsonb" || my && name == "json":
+		// Kept in a normal form: keys sorted, spaces dropped, the last of
+		// duplicate keys (MySQL's JSON too; MariaDB's is text, read alike).
+		return k == goString || k == goOther
 	case name == "real" || name == "float4" || name == "float" || name == "double" || name == "float8":
 		if k == goInt {
 			return false
@@ -147,6 +155,16 @@ func columnChanges(dialect, typ string, k goKind) bool {
 			single = p <= 24
 		}
 		return single && k != goFloat32
+	}
+	return false
+}
+
+// isInteger reports whether a column type name is an integer type.
+func isInteger(name string) bool {
+	switch name {
+	case "int", "integer", "bigint", "smallint", "tinyint", "mediumint", "int2", "int4", "int8",
+		"serial", "bigserial", "smallserial", "serial2", "serial4", "serial8":
+		return true
 	}
 	return false
 }

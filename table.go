@@ -54,6 +54,9 @@ type ident struct {
 // ownTable reports whether the statement writes its model's own table.
 func ownTable(db *gorm.DB) bool {
 	stmt := db.Statement
+	if stmt.TableExpr == nil && (stmt.Table == "" || stmt.Table == stmt.Schema.Table) {
+		return true // no db.Table: the common case, without a split
+	}
 	own := splitQuoted(stmt.Schema.Table)
 	var ref []ident
 	switch e := stmt.TableExpr; {
