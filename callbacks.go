@@ -361,10 +361,11 @@ func whereExprs(stmt *gorm.Statement) []clause.Expression {
 	return nil
 }
 
-// reader returns a fresh query on the statement's table and connection,
-// without hooks or soft-delete scoping.
+// reader returns a fresh query on the model's table (readTable) and the
+// statement's connection, without hooks or soft-delete scoping. Its
+// columns are qualified by clause.CurrentTable, which it names.
 func reader(db *gorm.DB) *gorm.DB {
-	return db.Session(&gorm.Session{NewDB: true, SkipHooks: true}).Unscoped().Table(db.Statement.Table)
+	return db.Session(&gorm.Session{NewDB: true, SkipHooks: true}).Unscoped().Table(readTable(db.Statement))
 }
 
 func pkOrder(s *schema.Schema) clause.OrderBy {
@@ -413,7 +414,7 @@ func keysOf(s *schema.Schema, rows reflect.Value) [][]any {
 // order.
 func reread(db *gorm.DB, keys [][]any) (reflect.Value, error) {
 	s := db.Statement.Schema
-	column, values := schema.ToQueryValues(db.Statement.Table, s.PrimaryFieldDBNames, keys)
+	column, values := schema.ToQueryValues(clause.CurrentTable, s.PrimaryFieldDBNames, keys)
 	rows := reflect.New(reflect.SliceOf(s.ModelType))
 	err := reader(db).Where(clause.IN{Column: column, Values: values}).Order(pkOrder(s)).Find(rows.Interface()).Error
 	if err != nil {

@@ -403,15 +403,15 @@ func readStashedRows(db *gorm.DB, inserted bool) (reflect.Value, []bool, error) 
 	}
 	q := `SELECT "r".*` + col + ` FROM jsonb_array_elements(COALESCE(NULLIF(current_setting('` + rowsSetting +
 		`', true), ''), '[]')::jsonb) WITH ORDINALITY AS "e"("v", "n") CROSS JOIN LATERAL jsonb_populate_record(NULL::` +
-		stmt.Quote(stmt.Table) + `, "e"."v") AS "r" ORDER BY "e"."n"`
+		stmt.Quote(readTable(stmt)) + `, "e"."v") AS "r" ORDER BY "e"."n"`
 	rows, err := stmt.ConnPool.QueryContext(stmt.Context, q)
 	if err != nil {
-		return reflect.Value{}, nil, fmt.Errorf("telegraphy: read the rows written to %s: %w", stmt.Table, err)
+		return reflect.Value{}, nil, fmt.Errorf("telegraphy: read the rows written to %s: %w", readTable(stmt), err)
 	}
 	defer rows.Close()
 	out, flags, _, err := scanModelRows(stmt.Context, stmt.Schema, rows, math.MaxInt, flag)
 	if err != nil {
-		return reflect.Value{}, nil, fmt.Errorf("telegraphy: read the rows written to %s: %w", stmt.Table, err)
+		return reflect.Value{}, nil, fmt.Errorf("telegraphy: read the rows written to %s: %w", readTable(stmt), err)
 	}
 	return out, flags, nil
 }

@@ -211,6 +211,20 @@ func singleTable(dialect string, tokens []token, ok bool) ([]ident, bool) {
 	return nil, false
 }
 
+// The plugin's own reads (the rows before and after a write, the keys
+// and rowids an upsert compares, the row type of rows a statement
+// returned) name the model's table as the model declares it: with the
+// schema or database its TableName gives, and never by the statement's
+// alias, which names nothing outside the statement. ownTable has found
+// that the statement writes that table. What the plugin adds to the
+// statement itself (a RETURNING clause, the columns a CTE wrapping it
+// takes) names the table as the statement does: by its alias, when it
+// has one.
+
+// readTable returns the name of the table the plugin's reads name, for
+// stmt.Quote or db.Table.
+func readTable(stmt *gorm.Statement) string { return stmt.Schema.Table }
+
 // mentions reports whether any identifier of tokens could name the table
 // name: a loose test for expressions that are not one table.
 func mentions(dialect string, tokens []token, name ident) bool {

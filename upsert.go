@@ -596,7 +596,7 @@ func (p *Plugin) mysqlCreatesExact(db *gorm.DB, st *stmtState, rows int) bool {
 func mysqlUniqueKeys(db *gorm.DB) ([][]string, error) {
 	stmt := db.Statement
 	rows, err := stmt.ConnPool.QueryContext(stmt.Context, "SELECT INDEX_NAME, COALESCE(COLUMN_NAME, '') FROM information_schema.STATISTICS "+
-		"WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ? AND NON_UNIQUE = 0 ORDER BY INDEX_NAME, SEQ_IN_INDEX", stmt.Table)
+		"WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ? AND NON_UNIQUE = 0 ORDER BY INDEX_NAME, SEQ_IN_INDEX", readTable(stmt))
 	if err != nil {
 		return nil, err
 	}
@@ -649,9 +649,9 @@ func (p *Plugin) emitBulk(db *gorm.DB, st *stmtState, count int64) {
 func maxRowid(db *gorm.DB) (int64, error) {
 	stmt := db.Statement
 	var n sql.NullInt64
-	err := queryOne(stmt, &n, "SELECT max(rowid) FROM "+stmt.Quote(stmt.Table))
+	err := queryOne(stmt, &n, "SELECT max(rowid) FROM "+stmt.Quote(readTable(stmt)))
 	if err != nil {
-		return 0, fmt.Errorf("telegraphy: read the largest rowid of %s: %w", stmt.Table, err)
+		return 0, fmt.Errorf("telegraphy: read the largest rowid of %s: %w", readTable(stmt), err)
 	}
 	return n.Int64, nil
 }
@@ -669,7 +669,7 @@ func rowsUpTo(db *gorm.DB, rows []reflect.Value, max int64, before error) (map[s
 	for i, row := range rows {
 		keys[i] = rowKey(stmt, s.PrimaryFields, row)
 	}
-	column, values := schema.ToQueryValues(stmt.Table, s.PrimaryFieldDBNames, keys)
+	column, values := schema.ToQueryValues(clause.CurrentTable, s.PrimaryFieldDBNames, keys)
 	r, err := reader(db).Select(append([]string{"rowid"}, s.PrimaryFieldDBNames...)).
 		Where(clause.IN{Column: column, Values: values}).Rows()
 	if err != nil {
@@ -1016,7 +1016,7 @@ func readByKey(db *gorm.DB, fields []*schema.Field, keys [][]any, lock bool) (re
 	for i, f := range fields {
 		names[i] = f.DBName
 	}
-	column, values := schema.ToQueryValues(db.Statement.Table, names, keys)
+	column, values := schema.ToQueryValues(clause.CurrentTable, names, keys)
 	q := reader(db).Where(clause.IN{Column: column, Values: values}).Order(pkOrder(s))
 	if lock {
 		q = q.Clauses(clause.Locking{Strength: "UPDATE"})
@@ -1043,7 +1043,7 @@ func lockForUpsert(db *gorm.DB) error {
 // nothing: run in a transaction, it takes SQLite's write lock.
 func sqliteLockSQL(stmt *gorm.Statement) string {
 	pk := stmt.Quote(stmt.Schema.PrimaryFieldDBNames[0])
-	return "UPDATE " + stmt.Quote(stmt.Table) + " SET " + pk + " = " + pk + " WHERE 0"
+	return "UPDATE " + stmt.Quote(readTable(stmt)) + " SET " + pk + " = " + pk + " WHERE 0"
 }
 
 // sqliteWriteLock takes SQLite's write lock for the statement's
@@ -1055,7 +1055,7 @@ func sqliteLockSQL(stmt *gorm.Statement) string {
 func sqliteWriteLock(db *gorm.DB) error {
 	stmt := db.Statement
 	if _, err := stmt.ConnPool.ExecContext(stmt.Context, sqliteLockSQL(stmt)); err != nil {
-		return fmt.Errorf("telegraphy: lock %s before reading it: %w", stmt.Table, err)
+		return fmt.Errorf("telegraphy: lock %s before reading it: %w", readTable(stmt), err)
 	}
 	return nil
 }

@@ -1,0 +1,192 @@
+package telegraphy_test
+
+import (
+	"reflect"
+	"testing"
+
+	"github.com/telegraphy-go/telegraphy"
+	"github.com/telegraphy-go/telegraphy/broker"
+	"github.com/telegraphy-go/telegraphy/events"
+	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
+)
+
+// Box has a column that stores another value than the one written on
+// PostgreSQL (char pads) and MariaDB (char drops trailing spaces): its
+// creates are read back.
+type Box struct {
+	ID   uint   `json:"id"`
+	Code string `json:"code" gorm:"type:char(6)"`
+}
+
+const boxName = "telegraphy_test.Box"
+
+type aliasCase struct {
+	name string
+	run  func(db *gorm.DB) *gorm.DB
+	want func(d string, db *gorm.DB) []ev // the events when the write succeeds; db after it
+}
+
+func box(id uint, code string) map[string]any { return map[string]any{"id": id, "code": code} }
+
+// aliasCases write crates (holding 1 and 5), docs (1 and 2) and boxes
+// (1) through an alias of the model's table.
+func aliasCases() []aliasCase {
+	same := func(evs ...ev) func(string, *gorm.DB) []ev { return func(string, *gorm.DB) []ev { return evs } }
+	// returning: the events of an update or delete whose statement
+	// returns its rows (PostgreSQL, SQLite); bulk: one bulk event for
+	// MariaDB, which reads the rows apart from the statement.
+	returning := func(bulk ev, evs ...ev) func(string, *gorm.DB) []ev {
+		return func(d string, _ *gorm.DB) []ev {
+			if d == "mysql" {
+				return []ev{bulk}
+			}
+			return evs
+		}
+	}
+	return []aliasCase{
+		{"create from a map", func(db *gorm.DB) *gorm.DB {
+			return db.Model(&Crate{}).Table("crates AS c").Create(map[string]any{"id": 3, "name": "m3"})
+		}, same(ev{Name: crateName, Type: "create", PK: 3, Data: crate(3, "m3")})},
+		{"create from maps", func(db *gorm.DB) *gorm.DB {
+			return db.Model(&Crate{}).Table("crates AS c").Create([]map[string]any{{"id": 3, "name": "m3"}, {"id": 4, "name": "m4"}})
+		}, same(ev{Name: crateName, Type: "create", PK: 3, Data: crate(3, "m3")}, ev{Name: crateName, Type: "create", PK: 4, Data: crate(4, "m4")})},
+		{"create", func(db *gorm.DB) *gorm.DB {
+			return db.Table("crates AS c").Create(&Crate{ID: 3, Name: "s3"})
+		}, same(ev{Name: crateName, Type: "create", PK: 3, Data: crate(3, "s3")})},
+		{"create of a row read back", func(db *gorm.DB) *gorm.DB {
+			return db.Table("boxes AS b").Create(&Box{ID: 2, Code: "ab "})
+		}, func(d string, _ *gorm.DB) []ev {
+			code := map[string]string{"postgres": "ab    ", "mysql": "ab", "sqlite": "ab "}[d]
+			return []ev{{Name: boxName, Type: "create", PK: 2, Data: box(2, code)}}
+		}},
+		{"upsert, update all", func(db *gorm.DB) *gorm.DB {
+			return db.Table("crates AS c").Clauses(clause.OnConflict{UpdateAll: true}).
+				Create(&[]Crate{{ID: 1, Name: "u1"}, {ID: 4, Name: "u4"}})
+		}, same(ev{Name: crateName, Type: "update", PK: 1, Data: crate(1, "u1"), Changed: []string{"name"}},
+			ev{Name: crateName, Type: "create", PK: 4, Data: crate(4, "u4")})},
+		{"upsert, assigned columns", func(db *gorm.DB) *gorm.DB {
+			return db.Table("crates AS c").Clauses(clause.OnConflict{Columns: []clause.Column{{Name: "id"}}, DoUpdates: clause.AssignmentColumns([]string{"name"})}).
+				Create(&Crate{ID: 5, Name: "a5"})
+		}, same(ev{Name: crateName, Type: "update", PK: 5, Data: crate(5, "a5"), Changed: []string{"name"}})},
+		{"upsert, do nothing", func(db *gorm.DB) *gorm.DB {
+			return db.Table("crates AS c").Clauses(clause.OnConflict{DoNothing: true}).
+				Create(&[]Crate{{ID: 1, Name: "kept"}, {ID: 6, Name: "n6"}})
+		}, same(ev{Name: crateName, Type: "create", PK: 6, Data: crate(6, "n6")})},
+		{"upsert of a row read back", func(db *gorm.DB) *gorm.DB {
+			return db.Table("boxes AS b").Clauses(clause.OnConflict{UpdateAll: true}).Create(&[]Box{{ID: 1, Code: "x "}, {ID: 3, Code: "y"}})
+		}, func(d string, _ *gorm.DB) []ev {
+			x := map[string]string{"postgres": "x     ", "mysql": "x", "sqlite": "x "}[d]
+			y := map[string]string{"postgres": "y     ", "mysql": "y", "sqlite": "y"}[d]
+			return []ev{{Name: boxName, Type: "update", PK: 1, Data: box(1, x), Changed: []string{"code"}},
+				{Name: boxName, Type: "create", PK: 3, Data: box(3, y)}}
+		}},
+		{"save of a new row", func(db *gorm.DB) *gorm.DB {
+			return db.Table("crates AS c").Save(&Crate{ID: 7, Name: "s7"})
+		}, same(ev{Name: crateName, Type: "create", PK: 7, Data: crate(7, "s7")})},
+		{"update by key", func(db *gorm.DB) *gorm.DB {
+			return db.Model(&Crate{ID: 1}).Table("crates AS c").Update("name", "k1")
+		}, same(ev{Name: crateName, Type: "update", PK: 1, Data: crate(1, "k1"), Changed: []string{"name"}})},
+		{"update by condition", func(db *gorm.DB) *gorm.DB {
+			return db.Model(&Crate{}).Table("crates AS c").Where("c.id = ?", 1).Update("name", "c1")
+		}, returning(ev{Name: crateName, Type: "bulk_update", Count: 1},
+			ev{Name: crateName, Type: "update", PK: 1, Data: crate(1, "c1"), Changed: []string{"name"}})},
+		{"update by condition with RETURNING", func(db *gorm.DB) *gorm.DB {
+			var out []Crate
+			return db.Model(&out).Table("crates AS c").Clauses(clause.Returning{}).Where("c.id = ?", 5).Update("name", "r5")
+		}, func(d string, _ *gorm.DB) []ev {
+			if d == "postgres" { // the statement records the keys it returned
+				return []ev{{Name: crateName, Type: "update", PK: 5, Data: crate(5, "r5"), Changed: []string{"name"}}}
+			}
+			return []ev{{Name: crateName, Type: "bulk_update", Count: 1}}
+		}},
+		{"soft delete by condition", func(db *gorm.DB) *gorm.DB {
+			return db.Table("docs AS d").Where("d.id = ?", 1).Delete(&Doc{})
+		}, func(d string, db *gorm.DB) []ev {
+			if d == "mysql" {
+				return []ev{{Name: "telegraphy_test.Doc", Type: "bulk_delete", Count: 1, Soft: true}}
+			}
+			var doc Doc
+			if err := db.Session(&gorm.Session{NewDB: true}).Unscoped().First(&doc, 1).Error; err != nil {
+				panic(err)
+			}
+			return []ev{{Name: "telegraphy_test.Doc", Type: "delete", PK: 1, Soft: true,
+				Data: map[string]any{"id": 1, "title": "d1", "deleted_at": doc.DeletedAt}}}
+		}},
+		{"create through clause.Table with an alias", func(db *gorm.DB) *gorm.DB {
+			return db.Table("?", clause.Table{Name: "crates", Alias: "c"}).Create(&Crate{ID: 3, Name: "t3"})
+		}, same(ev{Name: crateName, Type: "create", PK: 3, Data: crate(3, "t3")})},
+		{"create from a map through clause.Table with an alias", func(db *gorm.DB) *gorm.DB {
+			return db.Model(&Crate{}).Table("?", clause.Table{Name: "crates", Alias: "c"}).Create(map[string]any{"id": 3, "name": "t3"})
+		}, same(ev{Name: crateName, Type: "create", PK: 3, Data: crate(3, "t3")})},
+		{"upsert through clause.Table with an alias", func(db *gorm.DB) *gorm.DB {
+			return db.Table("?", clause.Table{Name: "crates", Alias: "c"}).Clauses(clause.OnConflict{UpdateAll: true}).
+				Create(&[]Crate{{ID: 1, Name: "u1"}, {ID: 4, Name: "u4"}})
+		}, same(ev{Name: crateName, Type: "update", PK: 1, Data: crate(1, "u1"), Changed: []string{"name"}},
+			ev{Name: crateName, Type: "create", PK: 4, Data: crate(4, "u4")})},
+	}
+}
+
+// boxesOf returns the boxes of db, by id.
+func boxesOf(t *testing.T, db *gorm.DB) []Box {
+	t.Helper()
+	var out []Box
+	if err := db.Session(&gorm.Session{NewDB: true}).Order("id").Find(&out).Error; err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// TestOwnTableAlias: a write through an alias of the model's own table
+// (db.Table("crates AS c"), a clause.Table with an alias) runs as without
+// the plugin: its error, rows affected and tables are plain GORM's. When
+// it succeeds, creates, upserts and updates of a loaded row are announced
+// row by row as through the table's name, read (where they are read) from
+// the model's table; an update or delete by condition is announced row by
+// row where the statement returns its rows (PostgreSQL, SQLite), and with
+// one bulk event on MariaDB, whose read before the statement could not
+// name the alias its conditions may use. When it fails, nothing is sent.
+func TestOwnTableAlias(t *testing.T) {
+	for _, d := range allDialects {
+		for _, c := range aliasCases() {
+			t.Run(d.name+"/"+c.name, func(t *testing.T) {
+				seed := func(w tableWorld) {
+					t.Helper()
+					if err := w.db.AutoMigrate(&Box{}); err != nil {
+						t.Fatal(err)
+					}
+					if err := w.db.Session(&gorm.Session{NewDB: true}).Create(&Box{ID: 1, Code: "old"}).Error; err != nil {
+						t.Fatal(err)
+					}
+				}
+				plain := openTableWorld(t, d, nil, nil)
+				seed(plain)
+				want := plain.outcome(t, c.run(plain.db))
+				wantBoxes := boxesOf(t, plain.db)
+
+				rec := broker.NewRecorder(nil)
+				p := telegraphy.New(telegraphy.Config{Broker: rec})
+				for _, m := range []any{Crate{}, ArchivedCrate{}, Doc{}, Box{}} {
+					if err := p.Register(m, events.Options{}); err != nil {
+						t.Fatal(err)
+					}
+				}
+				w := openTableWorld(t, d, nil, p)
+				seed(w)
+				rec.Reset()
+				got := w.outcome(t, c.run(w.db))
+				if !reflect.DeepEqual(got, want) {
+					t.Fatalf("with the plugin %+v\nwithout it    %+v", got, want)
+				}
+				if b := boxesOf(t, w.db); !reflect.DeepEqual(b, wantBoxes) {
+					t.Fatalf("boxes with the plugin %+v, without it %+v", b, wantBoxes)
+				}
+				if want.err != "" {
+					expect(t, rec)
+					return
+				}
+				expect(t, rec, c.want(d.name, w.db)...)
+			})
+		}
+	}
+}
