@@ -603,6 +603,16 @@ func namedByExpression(stmt *gorm.Statement) bool {
 	return e != nil && e.SQL != stmt.Quote(stmt.Table) && e.SQL != stmt.Table
 }
 
+// throughAlias reports whether the statement names its table by an alias
+// or by an expression that is more than one table.
+func throughAlias(db *gorm.DB) bool {
+	if !namedByExpression(db.Statement) {
+		return false
+	}
+	alias, ok := tableAlias(db)
+	return !ok || alias != ""
+}
+
 func (p *Plugin) afterUpdate(db *gorm.DB) {
 	st := loadState(db)
 	if st == nil || st.settled {

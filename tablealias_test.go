@@ -100,6 +100,12 @@ func aliasCases() []aliasCase {
 			}
 			return []ev{{Name: crateName, Type: "bulk_update", Count: 1}}
 		}},
+		{"delete by key", func(db *gorm.DB) *gorm.DB {
+			return db.Table("crates AS c").Delete(&Crate{ID: 5})
+		}, returning(ev{Name: crateName, Type: "bulk_delete", Count: 1}, ev{Name: crateName, Type: "delete", PK: 5, Data: crate(5, "own5")})},
+		{"delete by condition", func(db *gorm.DB) *gorm.DB {
+			return db.Table("crates AS c").Where("c.id = ?", 5).Delete(&Crate{})
+		}, returning(ev{Name: crateName, Type: "bulk_delete", Count: 1}, ev{Name: crateName, Type: "delete", PK: 5, Data: crate(5, "own5")})},
 		{"soft delete by condition", func(db *gorm.DB) *gorm.DB {
 			return db.Table("docs AS d").Where("d.id = ?", 1).Delete(&Doc{})
 		}, func(d string, db *gorm.DB) []ev {
@@ -124,6 +130,9 @@ func aliasCases() []aliasCase {
 				Create(&[]Crate{{ID: 1, Name: "u1"}, {ID: 4, Name: "u4"}})
 		}, same(ev{Name: crateName, Type: "update", PK: 1, Data: crate(1, "u1"), Changed: []string{"name"}},
 			ev{Name: crateName, Type: "create", PK: 4, Data: crate(4, "u4")})},
+		{"update by key through clause.Table with an alias", func(db *gorm.DB) *gorm.DB {
+			return db.Model(&Crate{ID: 1}).Table("?", clause.Table{Name: "crates", Alias: "c"}).Update("name", "k1")
+		}, same(ev{Name: crateName, Type: "update", PK: 1, Data: crate(1, "k1"), Changed: []string{"name"}})},
 	}
 }
 

@@ -293,7 +293,7 @@ func (p *Plugin) beginReadBack(db *gorm.DB, m *model.Model, st *stmtState) *stmt
 	}
 	pg := db.Dialector.Name() == "postgres" && stmt.Table != ""
 	if pg {
-		u.pg = &upsertPool{ConnPool: stmt.ConnPool, stmt: stmt}
+		u.pg = &upsertPool{ConnPool: stmt.ConnPool, stmt: stmt, ref: tableRef(db)}
 		stmt.ConnPool = u.pg
 	}
 	if !u.conflict {
@@ -732,6 +732,7 @@ func conflictAssigns(stmt *gorm.Statement, st *stmtState) []string {
 type upsertPool struct {
 	gorm.ConnPool
 	stmt *gorm.Statement
+	ref  string // the table as the statement names it (tableRef)
 
 	done     bool          // the INSERT was sent
 	stashed  bool          // through GORM's query: the rows wait in the setting
@@ -750,7 +751,7 @@ func (r *upsertPool) ExecContext(ctx context.Context, query string, args ...any)
 	}
 	r.done = true
 	r.stmt.ConnPool = r.ConnPool
-	t := r.stmt.Quote(r.stmt.Table)
+	t := r.stmt.Quote(r.ref)
 	rows, err := r.ConnPool.QueryContext(ctx, strings.TrimRight(query, " ;\n\t")+
 		"\nRETURNING "+t+".*, ("+t+".xmax = 0) AS "+insertedColumn, args...)
 	if err != nil {
@@ -773,7 +774,7 @@ func (r *upsertPool) QueryContext(ctx context.Context, query string, args ...any
 	}
 	r.done, r.stashed = true, true
 	r.stmt.ConnPool = r.ConnPool
-	return r.ConnPool.QueryContext(ctx, stashRowsQuery(r.stmt, query, true), args...)
+	return r.ConnPool.QueryContext(ctx, stashRowsQuery(r.stmt, r.ref, query, true), args...)
 }
 
 // collectReported runs right after GORM's INSERT (collectCreate), before
