@@ -97,7 +97,7 @@ func (p *Plugin) targetOf(db *gorm.DB, op events.Operation) (*model.Model, *txn,
 		return nil, nil, untracked
 	}
 	m := p.model(db)
-	if m == nil || !m.Options.Operations.Has(op) || m.Options.Operations&events.OpNone != 0 || !ownTable(db) {
+	if m == nil || !m.Options.Operations.Has(op) || m.Options.Operations&events.OpNone != 0 || !ownTable(db, op) {
 		return nil, nil, untracked
 	}
 	tx, state, err := p.track(db)
@@ -597,10 +597,11 @@ func (p *Plugin) readLocked(db *gorm.DB, st *stmtState, where []clause.Expressio
 
 // namedByExpression reports whether the statement names its table by an
 // expression (db.Table with an alias, a subquery or a schema) rather than
-// by its name alone.
+// by its name alone, or as the model declares it (a TableName with a
+// schema: GORM's stmt.Table then holds the name without it).
 func namedByExpression(stmt *gorm.Statement) bool {
 	e := stmt.TableExpr
-	return e != nil && e.SQL != stmt.Quote(stmt.Table) && e.SQL != stmt.Table
+	return e != nil && e.SQL != stmt.Quote(stmt.Table) && e.SQL != stmt.Table && e.SQL != stmt.Quote(stmt.Schema.Table)
 }
 
 // throughAlias reports whether the statement names its table by an alias

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/telegraphy-go/telegraphy/events"
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
 )
@@ -51,12 +52,18 @@ type ident struct {
 	quoted bool
 }
 
-// ownTable reports whether the statement writes its model's own table.
-func ownTable(db *gorm.DB) bool {
+// ownTable reports whether the statement, of operation op, writes its
+// model's own table.
+func ownTable(db *gorm.DB, op events.Operation) bool {
 	stmt := db.Statement
 	own := splitQuoted(stmt.Schema.Table)
 	var ref []ident
 	switch e := stmt.TableExpr; {
+	case op == events.OpCreate && stmt.Table != stmt.Schema.Table && db.Dialector.Name() == "sqlite" && !insertNamesTable(stmt):
+		// GORM's SQLite INSERT names stmt.Table, not the table
+		// expression: the alias of db.Table("t AS a"), the name without
+		// the schema of a model's "schema.t".
+		ref = splitQuoted(stmt.Table)
 	case e != nil:
 		if e.SQL == stmt.Quote(stmt.Schema.Table) {
 			return true
@@ -79,6 +86,17 @@ func ownTable(db *gorm.DB) bool {
 		return true
 	}
 	return sameTable(db, ref, own)
+}
+
+// insertNamesTable reports whether the statement's INSERT clause names
+// its table itself (clause.Insert{Table: ...}).
+func insertNamesTable(stmt *gorm.Statement) bool {
+	c, ok := stmt.Clauses["INSERT"]
+	if !ok {
+		return false
+	}
+	ins, ok := c.Expression.(clause.Insert)
+	return ok && ins.Table.Name != ""
 }
 
 // splitQuoted splits a table name as GORM quotes it: at each dot, every

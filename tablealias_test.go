@@ -1,7 +1,10 @@
 package telegraphy_test
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/telegraphy-go/telegraphy"
@@ -196,6 +199,202 @@ func TestOwnTableAlias(t *testing.T) {
 				}
 				expect(t, rec, c.want(d.name, w.db)...)
 			})
+		}
+	}
+}
+
+// remSchema is the schema (PostgreSQL; a database on MariaDB, an
+// attached database on SQLite) that Rem's table is in: not the
+// connection's, unique to the test process.
+var remSchema = func() string {
+	b := make([]byte, 6)
+	if _, err := rand.Read(b); err != nil {
+		panic(err)
+	}
+	return "t_rems_" + hex.EncodeToString(b)
+}()
+
+// Rem's table is in another schema than the connection's, and has a
+// column whose values are read back (char pads on PostgreSQL).
+type Rem struct {
+	ID   uint   `json:"id"`
+	Name string `json:"name" gorm:"type:char(4)"`
+}
+
+func (Rem) TableName() string { return remSchema + ".rems" }
+
+const remName = "telegraphy_test.Rem"
+
+func rem(id uint, name string) map[string]any { return map[string]any{"id": id, "name": name} }
+
+// openRemWorld opens a database of d with remSchema.rems holding 1 and 5,
+// and with own a rems table of the connection's schema holding 1 (which
+// the model's reads must not see); with p the plugin is installed. The
+// schema is dropped when the test ends.
+func openRemWorld(t *testing.T, d dialect, own bool, p *telegraphy.Plugin) *gorm.DB {
+	t.Helper()
+	db := openDB(t, d.open(t), nil)
+	exec := func(q string) {
+		t.Helper()
+		if err := db.Session(&gorm.Session{NewDB: true}).Exec(q).Error; err != nil {
+			t.Fatal(err)
+		}
+	}
+	switch d.name {
+	case "sqlite":
+		sqlDB, err := db.DB()
+		if err != nil {
+			t.Fatal(err)
+		}
+		sqlDB.SetMaxOpenConns(1) // the attachment is the connection's
+		exec("ATTACH DATABASE '" + t.TempDir() + "/rems.db' AS " + remSchema)
+	case "postgres":
+		exec("CREATE SCHEMA " + remSchema)
+		t.Cleanup(func() { _ = db.Exec("DROP SCHEMA " + remSchema + " CASCADE").Error })
+	case "mysql":
+		exec("CREATE DATABASE " + remSchema)
+		t.Cleanup(func() { _ = db.Exec("DROP DATABASE " + remSchema).Error })
+	}
+	exec("CREATE TABLE " + remSchema + ".rems (id bigint PRIMARY KEY, name char(4))")
+	exec("INSERT INTO " + remSchema + ".rems (id, name) VALUES (1, 'r1'), (5, 'r5')")
+	if own {
+		exec("CREATE TABLE rems (id bigint PRIMARY KEY, name char(4))")
+		exec("INSERT INTO rems (id, name) VALUES (1, 'own1')")
+	}
+	if p != nil {
+		if err := db.Use(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return db
+}
+
+type remOutcome struct {
+	err      string
+	affected int64
+	rems     []Rem // remSchema.rems
+	own      []Rem // the connection schema's rems
+}
+
+func remOutcomeOf(t *testing.T, db, tx *gorm.DB, own bool) remOutcome {
+	t.Helper()
+	o := remOutcome{affected: tx.RowsAffected}
+	if tx.Error != nil {
+		o.err = strings.ReplaceAll(tx.Error.Error(), remSchema, "<rems>")
+	}
+	s := db.Session(&gorm.Session{NewDB: true})
+	if err := s.Order("id").Find(&o.rems).Error; err != nil {
+		t.Fatal(err)
+	}
+	if own {
+		if err := s.Table("rems").Order("id").Find(&o.own).Error; err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, r := range [][]Rem{o.rems, o.own} {
+		for i := range r {
+			r[i].Name = strings.TrimRight(r[i].Name, " ") // as each database reads char back
+		}
+	}
+	return o
+}
+
+// TestSchemaQualifiedModel: a model whose TableName names a table of
+// another schema (PostgreSQL, outside the search path), database
+// (MariaDB) or attached database (SQLite), with or without a table of the
+// same name in the connection's, runs as without the plugin, and its
+// events say what the named table holds: the plugin reads that table,
+// never the one of the same name in the connection's schema. GORM's
+// SQLite INSERT names the table without its schema: a create or upsert
+// there writes the first table of that name SQLite finds, the
+// connection's own when it has one, and is announced only when that is
+// the model's.
+func TestSchemaQualifiedModel(t *testing.T) {
+	pad := func(d, s string) string {
+		if d == "postgres" {
+			return s + strings.Repeat(" ", 4-len(s))
+		}
+		return s
+	}
+	cases := []struct {
+		name string
+		run  func(db *gorm.DB) *gorm.DB
+		want func(d string) []ev
+	}{
+		{"create", func(db *gorm.DB) *gorm.DB { return db.Create(&Rem{ID: 2, Name: "c2"}) },
+			func(d string) []ev { return []ev{{Name: remName, Type: "create", PK: 2, Data: rem(2, pad(d, "c2"))}} }},
+		{"create from a map", func(db *gorm.DB) *gorm.DB {
+			return db.Model(&Rem{}).Create(map[string]any{"id": 3, "name": "m3"})
+		}, func(d string) []ev { return []ev{{Name: remName, Type: "create", PK: 3, Data: rem(3, pad(d, "m3"))}} }},
+		{"upsert, update all", func(db *gorm.DB) *gorm.DB {
+			return db.Clauses(clause.OnConflict{UpdateAll: true}).Create(&[]Rem{{ID: 1, Name: "u1"}, {ID: 4, Name: "u4"}})
+		}, func(d string) []ev {
+			return []ev{{Name: remName, Type: "update", PK: 1, Data: rem(1, pad(d, "u1")), Changed: []string{"name"}},
+				{Name: remName, Type: "create", PK: 4, Data: rem(4, pad(d, "u4"))}}
+		}},
+		{"upsert, do nothing", func(db *gorm.DB) *gorm.DB {
+			return db.Clauses(clause.OnConflict{DoNothing: true}).Create(&[]Rem{{ID: 5, Name: "no"}, {ID: 6, Name: "n6"}})
+		}, func(d string) []ev { return []ev{{Name: remName, Type: "create", PK: 6, Data: rem(6, pad(d, "n6"))}} }},
+		{"update by key", func(db *gorm.DB) *gorm.DB { return db.Model(&Rem{ID: 1}).Update("name", "k1") },
+			func(d string) []ev {
+				return []ev{{Name: remName, Type: "update", PK: 1, Data: rem(1, pad(d, "k1")), Changed: []string{"name"}}}
+			}},
+		{"update by condition", func(db *gorm.DB) *gorm.DB {
+			return db.Model(&Rem{}).Where("id >= ?", 1).Update("name", "all")
+		}, func(d string) []ev {
+			return []ev{{Name: remName, Type: "update", PK: 1, Data: rem(1, pad(d, "all")), Changed: []string{"name"}},
+				{Name: remName, Type: "update", PK: 5, Data: rem(5, pad(d, "all")), Changed: []string{"name"}}}
+		}},
+		{"update by condition with RETURNING", func(db *gorm.DB) *gorm.DB {
+			var out []Rem
+			return db.Model(&out).Clauses(clause.Returning{}).Where("id = ?", 5).Update("name", "ret")
+		}, func(d string) []ev {
+			return []ev{{Name: remName, Type: "update", PK: 5, Data: rem(5, pad(d, "ret")), Changed: []string{"name"}}}
+		}},
+		{"delete with RETURNING", func(db *gorm.DB) *gorm.DB {
+			var out []Rem
+			return db.Clauses(clause.Returning{}).Where("id = ?", 5).Delete(&out)
+		}, func(d string) []ev { return []ev{{Name: remName, Type: "delete", PK: 5, Data: rem(5, pad(d, "r5"))}} }},
+		{"delete by key", func(db *gorm.DB) *gorm.DB { return db.Delete(&Rem{ID: 1}) },
+			func(d string) []ev { return []ev{{Name: remName, Type: "delete", PK: 1, Data: rem(1, pad(d, "r1"))}} }},
+		{"delete by condition", func(db *gorm.DB) *gorm.DB { return db.Where("id > ?", 0).Delete(&Rem{}) },
+			func(d string) []ev {
+				return []ev{{Name: remName, Type: "delete", PK: 1, Data: rem(1, pad(d, "r1"))},
+					{Name: remName, Type: "delete", PK: 5, Data: rem(5, pad(d, "r5"))}}
+			}},
+	}
+	for _, d := range allDialects {
+		for _, own := range []bool{true, false} {
+			for _, c := range cases {
+				name := d.name + "/" + c.name
+				if own {
+					name += "/with rems of its own"
+				}
+				t.Run(name, func(t *testing.T) {
+					// One world at a time: both use remSchema.
+					var want remOutcome
+					t.Run("plain", func(t *testing.T) {
+						db := openRemWorld(t, d, own, nil)
+						want = remOutcomeOf(t, db, c.run(db), own)
+					})
+					rec := broker.NewRecorder(nil)
+					p := telegraphy.New(telegraphy.Config{Broker: rec})
+					if err := p.Register(Rem{}, events.Options{}); err != nil {
+						t.Fatal(err)
+					}
+					db := openRemWorld(t, d, own, p)
+					got := remOutcomeOf(t, db, c.run(db), own)
+					if !reflect.DeepEqual(got, want) {
+						t.Fatalf("with the plugin %+v\nwithout it    %+v", got, want)
+					}
+					if want.err != "" || d.name == "sqlite" && own && (strings.HasPrefix(c.name, "create") || strings.HasPrefix(c.name, "upsert")) {
+						// The statement wrote the connection's rems.
+						expect(t, rec)
+						return
+					}
+					expect(t, rec, c.want(d.name)...)
+				})
+			}
 		}
 	}
 }

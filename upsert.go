@@ -595,8 +595,15 @@ func (p *Plugin) mysqlCreatesExact(db *gorm.DB, st *stmtState, rows int) bool {
 // has a column "").
 func mysqlUniqueKeys(db *gorm.DB) ([][]string, error) {
 	stmt := db.Statement
+	// The database a TableName such as "otherdb.t" names, else the
+	// connection's.
+	name := readTable(stmt)
+	database, table := "DATABASE()", []any{name}
+	if i := strings.IndexByte(name, '.'); i >= 0 {
+		database, table = "?", []any{name[:i], name[i+1:]}
+	}
 	rows, err := stmt.ConnPool.QueryContext(stmt.Context, "SELECT INDEX_NAME, COALESCE(COLUMN_NAME, '') FROM information_schema.STATISTICS "+
-		"WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ? AND NON_UNIQUE = 0 ORDER BY INDEX_NAME, SEQ_IN_INDEX", readTable(stmt))
+		"WHERE TABLE_SCHEMA = "+database+" AND TABLE_NAME = ? AND NON_UNIQUE = 0 ORDER BY INDEX_NAME, SEQ_IN_INDEX", table...)
 	if err != nil {
 		return nil, err
 	}
