@@ -103,7 +103,7 @@ func (p *Plugin) targetOf(db *gorm.DB, op events.Operation) (*model.Model, *txn,
 		return nil, nil, untracked
 	}
 	m := p.model(db)
-	if m == nil || !m.Options.Operations.Has(op) || m.Options.Operations&events.OpNone != 0 || !ownTable(db) {
+	if m == nil || !m.Options.Operations.Has(op) || m.Options.Operations&events.OpNone != 0 || !ownTable(db, op) {
 		return nil, nil, untracked
 	}
 	tx, state, err := p.track(db)
@@ -367,10 +367,11 @@ func whereExprs(stmt *gorm.Statement) []clause.Expression {
 	return nil
 }
 
-// reader returns a fresh query on the statement's table and connection,
-// without hooks or soft-delete scoping.
+// reader returns a fresh query on the model's table (readTable) and the
+// statement's connection, without hooks or soft-delete scoping. Its
+// columns are qualified by clause.CurrentTable, which it names.
 func reader(db *gorm.DB) *gorm.DB {
-	return db.Session(&gorm.Session{NewDB: true, SkipHooks: true}).Unscoped().Table(db.Statement.Table)
+	return db.Session(&gorm.Session{NewDB: true, SkipHooks: true}).Unscoped().Table(readTable(db.Statement))
 }
 
 func pkOrder(s *schema.Schema) clause.OrderBy {
@@ -419,7 +420,7 @@ func keysOf(s *schema.Schema, rows reflect.Value) [][]any {
 // order.
 func reread(db *gorm.DB, keys [][]any) (reflect.Value, error) {
 	s := db.Statement.Schema
-	column, values := schema.ToQueryValues(db.Statement.Table, s.PrimaryFieldDBNames, keys)
+	column, values := schema.ToQueryValues(clause.CurrentTable, s.PrimaryFieldDBNames, keys)
 	rows := reflect.New(reflect.SliceOf(s.ModelType))
 	err := reader(db).Where(clause.IN{Column: column, Values: values}).Order(pkOrder(s)).Find(rows.Interface()).Error
 	if err != nil {
@@ -602,10 +603,21 @@ func (p *Plugin) readLocked(db *gorm.DB, st *stmtState, where []clause.Expressio
 
 // namedByExpression reports whether the statement names its table by an
 // expression (db.Table with an alias, a subquery or a schema) rather than
-// by its name alone.
+// by its name alone, or as the model declares it (a TableName with a
+// schema: GORM's stmt.Table then holds the name without it).
 func namedByExpression(stmt *gorm.Statement) bool {
 	e := stmt.TableExpr
-	return e != nil && e.SQL != stmt.Quote(stmt.Table) && e.SQL != stmt.Table
+	return e != nil && e.SQL != stmt.Quote(stmt.Table) && e.SQL != stmt.Table && e.SQL != stmt.Quote(stmt.Schema.Table)
+}
+
+// throughAlias reports whether the statement names its table by an alias
+// or by an expression that is more than one table.
+func throughAlias(db *gorm.DB) bool {
+	if !namedByExpression(db.Statement) {
+		return false
+	}
+	alias, ok := tableAlias(db)
+	return !ok || alias != ""
 }
 
 func (p *Plugin) afterUpdate(db *gorm.DB) {

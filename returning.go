@@ -161,11 +161,11 @@ func (p *Plugin) returningSuffix(db *gorm.DB, op string) string {
 	stmt := db.Statement
 	switch db.Dialector.Name() {
 	case "postgres":
-		if stmt.Table != "" {
+		if ref := tableRef(db); ref != "" {
 			// Qualified: an UPDATE ... FROM may name other tables
-			// with the same columns. stmt.Table is the alias when
-			// db.Table gave one.
-			return "\nRETURNING " + stmt.Quote(stmt.Table) + ".*"
+			// with the same columns. The alias when the statement
+			// gives one.
+			return "\nRETURNING " + stmt.Quote(ref) + ".*"
 		}
 		return "\nRETURNING *"
 	case "sqlite":
@@ -175,7 +175,9 @@ func (p *Plugin) returningSuffix(db *gorm.DB, op string) string {
 	case "mysql":
 		// MariaDB has DELETE ... RETURNING since 10.5, for single-table
 		// deletes (the only ones GORM builds); UPDATE has none.
-		if op == "DELETE" && p.mariaDBReturning(db) {
+		// MariaDB refuses a DELETE through an alias or a join: it fails
+		// with its own error, without the plugin's text.
+		if op == "DELETE" && !throughAlias(db) && p.mariaDBReturning(db) {
 			return "\nRETURNING *"
 		}
 	}
@@ -346,15 +348,15 @@ const (
 	stashColumn = "telegraphy_row"
 )
 
-// stashRowsQuery wraps query (an INSERT or DELETE ... RETURNING on
-// stmt.Table) as described above; with inserted, each row also says
+// stashRowsQuery wraps query (an INSERT or DELETE ... RETURNING on the
+// statement's table, ref as the statement names it) as described above; with inserted, each row also says
 // whether the statement inserted it (xmax = 0) or its ON CONFLICT clause
 // updated it. GORM gets the columns it asked for, by name, when the
 // RETURNING clause names plain columns; otherwise (RETURNING *, raw
 // expressions) the stashed column too, which collectReported takes out
 // of maps.
-func stashRowsQuery(stmt *gorm.Statement, query string, inserted bool) string {
-	t := stmt.Quote(stmt.Table)
+func stashRowsQuery(stmt *gorm.Statement, ref, query string, inserted bool) string {
+	t := stmt.Quote(ref)
 	row := "to_jsonb(" + t + ")"
 	if inserted {
 		row += " || jsonb_build_object('" + insertedColumn + "', " + t + ".xmax = 0)"
@@ -403,15 +405,15 @@ func readStashedRows(db *gorm.DB, inserted bool) (reflect.Value, []bool, error) 
 	}
 	q := `SELECT "r".*` + col + ` FROM jsonb_array_elements(COALESCE(NULLIF(current_setting('` + rowsSetting +
 		`', true), ''), '[]')::jsonb) WITH ORDINALITY AS "e"("v", "n") CROSS JOIN LATERAL jsonb_populate_record(NULL::` +
-		stmt.Quote(stmt.Table) + `, "e"."v") AS "r" ORDER BY "e"."n"`
+		stmt.Quote(readTable(stmt)) + `, "e"."v") AS "r" ORDER BY "e"."n"`
 	rows, err := stmt.ConnPool.QueryContext(stmt.Context, q)
 	if err != nil {
-		return reflect.Value{}, nil, fmt.Errorf("telegraphy: read the rows written to %s: %w", stmt.Table, err)
+		return reflect.Value{}, nil, fmt.Errorf("telegraphy: read the rows written to %s: %w", readTable(stmt), err)
 	}
 	defer rows.Close()
 	out, flags, _, err := scanModelRows(stmt.Context, stmt.Schema, rows, math.MaxInt, flag)
 	if err != nil {
-		return reflect.Value{}, nil, fmt.Errorf("telegraphy: read the rows written to %s: %w", stmt.Table, err)
+		return reflect.Value{}, nil, fmt.Errorf("telegraphy: read the rows written to %s: %w", readTable(stmt), err)
 	}
 	return out, flags, nil
 }

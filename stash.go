@@ -27,6 +27,7 @@ const stashSetting = "telegraphy.keys"
 type stashPool struct {
 	gorm.ConnPool
 	stmt      *gorm.Statement
+	ref       string // the table as the statement names it (tableRef)
 	done      bool
 	collected bool // unstash ran
 	deleted   bool // a hard delete: the rows whole (stashRowsQuery), not only keys
@@ -41,15 +42,15 @@ func (r *stashPool) QueryContext(ctx context.Context, query string, args ...any)
 	r.done = true
 	r.stmt.ConnPool = r.ConnPool
 	if r.deleted {
-		return r.ConnPool.QueryContext(ctx, stashRowsQuery(r.stmt, query, false), args...)
+		return r.ConnPool.QueryContext(ctx, stashRowsQuery(r.stmt, r.ref, query, false), args...)
 	}
-	return r.ConnPool.QueryContext(ctx, stashQuery(r.stmt, query), args...)
+	return r.ConnPool.QueryContext(ctx, stashQuery(r.stmt, r.ref, query), args...)
 }
 
 // stashQuery wraps an UPDATE ... RETURNING so that it also records the
 // keys of the rows it returns.
-func stashQuery(stmt *gorm.Statement, query string) string {
-	table := stmt.Quote(stmt.Table)
+func stashQuery(stmt *gorm.Statement, ref, query string) string {
+	table := stmt.Quote(ref)
 	var keys, cols strings.Builder
 	for i, n := range stmt.Schema.PrimaryFieldDBNames {
 		fmt.Fprintf(&keys, `, %s.%s::text AS "telegraphy_k%d"`, table, stmt.Quote(n), i)
@@ -97,7 +98,7 @@ func (p *Plugin) stashWith(db *gorm.DB, st *stmtState, deleted bool) bool {
 	if !p.beginOwnTx(db, st) { // the setting lives as long as the transaction
 		return true
 	}
-	st.stash = &stashPool{ConnPool: stmt.ConnPool, stmt: stmt, deleted: deleted}
+	st.stash = &stashPool{ConnPool: stmt.ConnPool, stmt: stmt, ref: tableRef(db), deleted: deleted}
 	stmt.ConnPool = st.stash
 	return true
 }

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/telegraphy-go/telegraphy/events"
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
 )
@@ -51,8 +52,9 @@ type ident struct {
 	quoted bool
 }
 
-// ownTable reports whether the statement writes its model's own table.
-func ownTable(db *gorm.DB) bool {
+// ownTable reports whether the statement, of operation op, writes its
+// model's own table.
+func ownTable(db *gorm.DB, op events.Operation) bool {
 	stmt := db.Statement
 	if stmt.TableExpr == nil && (stmt.Table == "" || stmt.Table == stmt.Schema.Table) {
 		return true // no db.Table: the common case, without a split
@@ -60,6 +62,11 @@ func ownTable(db *gorm.DB) bool {
 	own := splitQuoted(stmt.Schema.Table)
 	var ref []ident
 	switch e := stmt.TableExpr; {
+	case op == events.OpCreate && stmt.Table != stmt.Schema.Table && db.Dialector.Name() == "sqlite" && !insertNamesTable(stmt):
+		// GORM's SQLite INSERT names stmt.Table, not the table
+		// expression: the alias of db.Table("t AS a"), the name without
+		// the schema of a model's "schema.t".
+		ref = splitQuoted(stmt.Table)
 	case e != nil:
 		if e.SQL == stmt.Quote(stmt.Schema.Table) {
 			return true
@@ -73,7 +80,7 @@ func ownTable(db *gorm.DB) bool {
 			text = b.SQL.String()
 		}
 		tokens, ok := scanIdents(db.Dialector.Name(), text)
-		if ref, ok = singleTable(db.Dialector.Name(), tokens, ok); !ok {
+		if ref, _, ok = singleTable(db.Dialector.Name(), tokens, ok); !ok {
 			return mentions(db.Dialector.Name(), tokens, own[len(own)-1])
 		}
 	case stmt.Table != "" && stmt.Table != stmt.Schema.Table:
@@ -82,6 +89,17 @@ func ownTable(db *gorm.DB) bool {
 		return true
 	}
 	return sameTable(db, ref, own)
+}
+
+// insertNamesTable reports whether the statement's INSERT clause names
+// its table itself (clause.Insert{Table: ...}).
+func insertNamesTable(stmt *gorm.Statement) bool {
+	c, ok := stmt.Clauses["INSERT"]
+	if !ok {
+		return false
+	}
+	ins, ok := c.Expression.(clause.Insert)
+	return ok && ins.Table.Name != ""
 }
 
 // splitQuoted splits a table name as GORM quotes it: at each dot, every
@@ -181,13 +199,14 @@ func identStart(c byte) bool {
 }
 
 // singleTable returns the name of the one table tokens name, as
-// [qualifier.]...name [[AS] alias]; false when they are anything else.
-func singleTable(dialect string, tokens []token, ok bool) ([]ident, bool) {
+// [qualifier.]...name [[AS] alias], and its alias (name "" without one);
+// false when they are anything else.
+func singleTable(dialect string, tokens []token, ok bool) ([]ident, ident, bool) {
 	if !ok || len(tokens) == 0 || tokens[0].punct != "" {
-		return nil, false
+		return nil, ident{}, false
 	}
 	if first := tokens[0]; !first.quoted && dialect == "postgres" && strings.EqualFold(first.name, "only") {
-		return nil, false // UPDATE ONLY t: a modifier, not a table
+		return nil, ident{}, false // UPDATE ONLY t: a modifier, not a table
 	}
 	ref := []ident{tokens[0].ident}
 	i := 1
@@ -196,22 +215,72 @@ func singleTable(dialect string, tokens []token, ok bool) ([]ident, bool) {
 		i += 2
 	}
 	if len(ref) > 3 {
-		return nil, false
+		return nil, ident{}, false
 	}
 	rest := tokens[i:]
 	if len(rest) > 0 && rest[0].punct == "" && !rest[0].quoted && strings.EqualFold(rest[0].name, "as") {
 		rest = rest[1:]
 		if len(rest) == 0 {
-			return nil, false
+			return nil, ident{}, false
 		}
 	}
 	switch {
 	case len(rest) == 0:
-		return ref, true
+		return ref, ident{}, true
 	case len(rest) == 1 && rest[0].punct == "":
-		return ref, true // the alias
+		return ref, rest[0].ident, true
 	}
-	return nil, false
+	return nil, ident{}, false
+}
+
+// The plugin's own reads (the rows before and after a write, the keys
+// and rowids an upsert compares, the row type of rows a statement
+// returned) name the model's table as the model declares it: with the
+// schema or database its TableName gives, and never by the statement's
+// alias, which names nothing outside the statement. ownTable has found
+// that the statement writes that table. What the plugin adds to the
+// statement itself (a RETURNING clause, the columns a CTE wrapping it
+// takes) names the table as the statement does: by its alias, when it
+// has one (tableRef).
+
+// readTable returns the name of the table the plugin's reads name, for
+// stmt.Quote or db.Table.
+func readTable(stmt *gorm.Statement) string { return stmt.Schema.Table }
+
+// tableRef returns the name by which the statement's own SQL refers to its
+// table: the alias its table expression gives, else stmt.Table (GORM sets
+// it to the alias of db.Table("t AS a"), and to the table's name without
+// its qualifier).
+func tableRef(db *gorm.DB) string {
+	stmt := db.Statement
+	if e := stmt.TableExpr; e == nil || len(e.Vars) == 0 {
+		return stmt.Table
+	}
+	// A clause.Table argument with an alias: GORM writes `"t" "a"`.
+	if alias, ok := tableAlias(db); ok && alias != "" {
+		return alias
+	}
+	return stmt.Table
+}
+
+// tableAlias returns the alias the statement's table expression gives
+// its table, "" without one; false when the expression is not one table
+// name with an optional alias.
+func tableAlias(db *gorm.DB) (string, bool) {
+	stmt := db.Statement
+	e := stmt.TableExpr
+	if e == nil {
+		return "", true
+	}
+	text := e.SQL
+	if len(e.Vars) > 0 {
+		b := &gorm.Statement{DB: db, Context: stmt.Context, Clauses: map[string]clause.Clause{}}
+		e.Build(b)
+		text = b.SQL.String()
+	}
+	tokens, ok := scanIdents(db.Dialector.Name(), text)
+	_, alias, ok := singleTable(db.Dialector.Name(), tokens, ok)
+	return alias.name, ok
 }
 
 // mentions reports whether any identifier of tokens could name the table

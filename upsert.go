@@ -252,7 +252,7 @@ func (p *Plugin) beginReadBack(db *gorm.DB, m *model.Model, st *stmtState) *stmt
 	}
 	pg := db.Dialector.Name() == "postgres" && stmt.Table != ""
 	if pg {
-		u.pg = &upsertPool{ConnPool: stmt.ConnPool, stmt: stmt}
+		u.pg = &upsertPool{ConnPool: stmt.ConnPool, stmt: stmt, ref: tableRef(db)}
 		stmt.ConnPool = u.pg
 	}
 	if !u.conflict {
@@ -554,8 +554,15 @@ func (p *Plugin) mysqlCreatesExact(db *gorm.DB, st *stmtState, rows int) bool {
 // has a column "").
 func mysqlUniqueKeys(db *gorm.DB) ([][]string, error) {
 	stmt := db.Statement
+	// The database a TableName such as "otherdb.t" names, else the
+	// connection's.
+	name := readTable(stmt)
+	database, table := "DATABASE()", []any{name}
+	if i := strings.IndexByte(name, '.'); i >= 0 {
+		database, table = "?", []any{name[:i], name[i+1:]}
+	}
 	rows, err := stmt.ConnPool.QueryContext(stmt.Context, "SELECT INDEX_NAME, COALESCE(COLUMN_NAME, '') FROM information_schema.STATISTICS "+
-		"WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ? AND NON_UNIQUE = 0 ORDER BY INDEX_NAME, SEQ_IN_INDEX", stmt.Table)
+		"WHERE TABLE_SCHEMA = "+database+" AND TABLE_NAME = ? AND NON_UNIQUE = 0 ORDER BY INDEX_NAME, SEQ_IN_INDEX", table...)
 	if err != nil {
 		return nil, err
 	}
@@ -608,9 +615,9 @@ func (p *Plugin) emitBulk(db *gorm.DB, st *stmtState, count int64) {
 func maxRowid(db *gorm.DB) (int64, error) {
 	stmt := db.Statement
 	var n sql.NullInt64
-	err := queryOne(stmt, &n, "SELECT max(rowid) FROM "+stmt.Quote(stmt.Table))
+	err := queryOne(stmt, &n, "SELECT max(rowid) FROM "+stmt.Quote(readTable(stmt)))
 	if err != nil {
-		return 0, fmt.Errorf("telegraphy: read the largest rowid of %s: %w", stmt.Table, err)
+		return 0, fmt.Errorf("telegraphy: read the largest rowid of %s: %w", readTable(stmt), err)
 	}
 	return n.Int64, nil
 }
@@ -628,7 +635,7 @@ func rowsUpTo(db *gorm.DB, rows []reflect.Value, max int64, before error) (map[s
 	for i, row := range rows {
 		keys[i] = rowKey(stmt, s.PrimaryFields, row)
 	}
-	column, values := schema.ToQueryValues(stmt.Table, s.PrimaryFieldDBNames, keys)
+	column, values := schema.ToQueryValues(clause.CurrentTable, s.PrimaryFieldDBNames, keys)
 	r, err := reader(db).Select(append([]string{"rowid"}, s.PrimaryFieldDBNames...)).
 		Where(clause.IN{Column: column, Values: values}).Rows()
 	if err != nil {
@@ -691,6 +698,7 @@ func conflictAssigns(stmt *gorm.Statement, st *stmtState) []string {
 type upsertPool struct {
 	gorm.ConnPool
 	stmt *gorm.Statement
+	ref  string // the table as the statement names it (tableRef)
 
 	done     bool          // the INSERT was sent
 	stashed  bool          // through GORM's query: the rows wait in the setting
@@ -709,7 +717,7 @@ func (r *upsertPool) ExecContext(ctx context.Context, query string, args ...any)
 	}
 	r.done = true
 	r.stmt.ConnPool = r.ConnPool
-	t := r.stmt.Quote(r.stmt.Table)
+	t := r.stmt.Quote(r.ref)
 	rows, err := r.ConnPool.QueryContext(ctx, strings.TrimRight(query, " ;\n\t")+
 		"\nRETURNING "+t+".*, ("+t+".xmax = 0) AS "+insertedColumn, args...)
 	if err != nil {
@@ -732,7 +740,7 @@ func (r *upsertPool) QueryContext(ctx context.Context, query string, args ...any
 	}
 	r.done, r.stashed = true, true
 	r.stmt.ConnPool = r.ConnPool
-	return r.ConnPool.QueryContext(ctx, stashRowsQuery(r.stmt, query, true), args...)
+	return r.ConnPool.QueryContext(ctx, stashRowsQuery(r.stmt, r.ref, query, true), args...)
 }
 
 // collectReported runs right after GORM's INSERT (collectCreate), before
@@ -975,7 +983,7 @@ func readByKey(db *gorm.DB, fields []*schema.Field, keys [][]any, lock bool) (re
 	for i, f := range fields {
 		names[i] = f.DBName
 	}
-	column, values := schema.ToQueryValues(db.Statement.Table, names, keys)
+	column, values := schema.ToQueryValues(clause.CurrentTable, names, keys)
 	q := reader(db).Where(clause.IN{Column: column, Values: values}).Order(pkOrder(s))
 	if lock {
 		q = q.Clauses(clause.Locking{Strength: "UPDATE"})
@@ -1002,7 +1010,7 @@ func lockForUpsert(db *gorm.DB) error {
 // nothing: run in a transaction, it takes SQLite's write lock.
 func sqliteLockSQL(stmt *gorm.Statement) string {
 	pk := stmt.Quote(stmt.Schema.PrimaryFieldDBNames[0])
-	return "UPDATE " + stmt.Quote(stmt.Table) + " SET " + pk + " = " + pk + " WHERE 0"
+	return "UPDATE " + stmt.Quote(readTable(stmt)) + " SET " + pk + " = " + pk + " WHERE 0"
 }
 
 // sqliteWriteLock takes SQLite's write lock for the statement's
@@ -1014,7 +1022,7 @@ func sqliteLockSQL(stmt *gorm.Statement) string {
 func sqliteWriteLock(db *gorm.DB) error {
 	stmt := db.Statement
 	if _, err := stmt.ConnPool.ExecContext(stmt.Context, sqliteLockSQL(stmt)); err != nil {
-		return fmt.Errorf("telegraphy: lock %s before reading it: %w", stmt.Table, err)
+		return fmt.Errorf("telegraphy: lock %s before reading it: %w", readTable(stmt), err)
 	}
 	return nil
 }
