@@ -20,24 +20,39 @@ import (
 //
 // Not followed: a transaction begun or ended by a statement that holds
 // more than one (multi-statement strings), MySQL's implicit commits (a
-// statement that commits the transaction on its own, as DDL does, leaves
-// the events waiting for the explicit COMMIT or ROLLBACK), and sessions
-// with autocommit turned off.
+// statement that commits the transaction on its own, as DDL or another
+// BEGIN does, leaves the events waiting for the explicit COMMIT or
+// ROLLBACK), sessions with autocommit turned off, and statements that
+// reach the connection through the pool while such a transaction is open
+// on it (the plugin takes a statement on a *sql.DB to run outside any
+// transaction). A COMMIT or ROLLBACK that fails ends the plugin's record
+// of the transaction: its events are dropped, never sent for work that
+// was not committed.
 
 // rawTx is the driver.Tx of a transaction begun with SQL: its Commit and
 // Rollback run the statement that ends it, as the caller wrote it.
 type rawTx struct {
 	c     *conn
 	ctx   context.Context
+	how   txEnd
 	query string
 	args  []driver.NamedValue
 }
 
-func (r *rawTx) Commit() error   { return r.end() }
-func (r *rawTx) Rollback() error { return r.end() }
+func (r *rawTx) Commit() error { return r.run(r.query, r.args) }
 
-func (r *rawTx) end() error {
-	_, err := r.c.exec(r.ctx, r.query, r.args)
+// Rollback runs the caller's ROLLBACK, or a ROLLBACK of the plugin's own
+// when it is the caller's COMMIT that must not happen (in outbox mode,
+// when the events could not be written to the outbox).
+func (r *rawTx) Rollback() error {
+	if r.how == txRollsBack {
+		return r.run(r.query, r.args)
+	}
+	return r.run("ROLLBACK", nil)
+}
+
+func (r *rawTx) run(query string, args []driver.NamedValue) error {
+	_, err := r.c.exec(r.ctx, query, args)
 	return err
 }
 
@@ -85,7 +100,7 @@ func (s *txStmt) ExecContext(ctx context.Context, args []driver.NamedValue) (dri
 // follows, through t's Commit or Rollback. With AND CHAIN a new one
 // begins.
 func (c *conn) rawEnd(ctx context.Context, t *txn, rt *rawTx, end txEnd, chain bool, query string, args []driver.NamedValue) (driver.Result, error) {
-	rt.ctx, rt.query, rt.args = ctx, query, args
+	rt.ctx, rt.how, rt.query, rt.args = ctx, end, query, args
 	t.ctx = ctx
 	var err error
 	if end == txRollsBack {
@@ -116,13 +131,9 @@ func (t *txn) hasPending() bool {
 // split: every statement outside a transaction passes here) and for one
 // that holds more than one.
 func txWords(q string) []string {
-	i := 0
-	for i < len(q) && (q[i] == ' ' || q[i] >= '\t' && q[i] <= '\r') {
-		i++
-	}
-	rest := q[i:]
-	if rest != "" && rest[0] >= utf8.RuneSelf {
-		rest = strings.TrimLeftFunc(rest, unicode.IsSpace)
+	rest := skipSpace(q)
+	for strings.HasPrefix(rest, "/*") || strings.HasPrefix(rest, "--") {
+		rest = skipSpace(skipComment(rest))
 	}
 	if rest == "" {
 		return nil
@@ -130,6 +141,9 @@ func txWords(q string) []string {
 	if !hasPrefixFold(rest, "BEGIN") && !hasPrefixFold(rest, "START") && !hasPrefixFold(rest, "COMMIT") &&
 		!hasPrefixFold(rest, "END") && !hasPrefixFold(rest, "ROLLBACK") && !hasPrefixFold(rest, "ABORT") {
 		return nil
+	}
+	if strings.Contains(rest, "/*") || strings.Contains(rest, "--") {
+		rest = withoutComments(rest)
 	}
 	rest = strings.TrimRightFunc(rest, func(r rune) bool { return r == ';' || unicode.IsSpace(r) })
 	if strings.ContainsRune(rest, ';') {
@@ -199,4 +213,52 @@ func endsTx(q string) (end txEnd, chain bool) {
 		return txKeeps, false // TO SAVEPOINT, PREPARED, or not SQL this knows
 	}
 	return end, chain
+}
+
+// skipSpace returns s without its leading white space.
+func skipSpace(s string) string {
+	i := 0
+	for i < len(s) && (s[i] == ' ' || s[i] >= '\t' && s[i] <= '\r') {
+		i++
+	}
+	s = s[i:]
+	if s != "" && s[0] >= utf8.RuneSelf {
+		s = strings.TrimLeftFunc(s, unicode.IsSpace)
+	}
+	return s
+}
+
+// skipComment returns s, which starts with a comment, after it; "" for a
+// comment that does not end.
+func skipComment(s string) string {
+	if strings.HasPrefix(s, "--") {
+		if i := strings.IndexByte(s, '\n'); i >= 0 {
+			return s[i+1:]
+		}
+		return ""
+	}
+	if i := strings.Index(s[2:], "*/"); i >= 0 {
+		return s[2+i+2:]
+	}
+	return ""
+}
+
+// withoutComments returns s, a statement of keywords, with its comments
+// replaced by a space.
+func withoutComments(s string) string {
+	var b strings.Builder
+	for s != "" {
+		i := strings.Index(s, "/*")
+		if j := strings.Index(s, "--"); j >= 0 && (i < 0 || j < i) {
+			i = j
+		}
+		if i < 0 {
+			b.WriteString(s)
+			break
+		}
+		b.WriteString(s[:i])
+		b.WriteByte(' ')
+		s = skipComment(s[i:])
+	}
+	return b.String()
 }

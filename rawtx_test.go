@@ -1,6 +1,8 @@
 package telegraphy_test
 
 import (
+	"context"
+	"errors"
 	"testing"
 
 	"gorm.io/gorm"
@@ -162,4 +164,88 @@ func TestRawTransactionThenGORMs(t *testing.T) {
 	}
 	expect(t, e.rec, ev{Type: "create", PK: got[0].ID, Data: order(got[0].ID, "raw", 0, "")},
 		ev{Type: "create", PK: got[1].ID, Data: order(got[1].ID, "gorm", 0, "")})
+}
+
+// onConn runs each step on one connection, stopping at the first error.
+func onConn(t *testing.T, db *gorm.DB, steps ...func(tx *gorm.DB) error) error {
+	t.Helper()
+	return db.Connection(func(conn *gorm.DB) error {
+		tx := conn.Session(&gorm.Session{})
+		for _, s := range steps {
+			if err := s(tx); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+func execStep(q string) func(tx *gorm.DB) error {
+	return func(tx *gorm.DB) error { return tx.Exec(q).Error }
+}
+
+func createStep(status string) func(tx *gorm.DB) error {
+	return func(tx *gorm.DB) error { return tx.Create(&Order{Status: status}).Error }
+}
+
+func beginOf(d string) string { return rawForms[d][0][0] }
+
+// TestRawTransactionOutboxFailure: in outbox mode, when the events cannot
+// be written to the outbox at the COMMIT of a transaction begun with SQL,
+// it is rolled back and the COMMIT fails with ErrOutbox, as a GORM
+// transaction's does: the change and its events are lost together.
+func TestRawTransactionOutboxFailure(t *testing.T) {
+	for _, d := range allDialects {
+		t.Run(d.name, func(t *testing.T) {
+			e := setup(t, d, &gorm.Config{SkipDefaultTransaction: true},
+				telegraphy.Config{Outbox: telegraphy.OutboxConfig{Enabled: true, NoRelay: true}})
+			t.Cleanup(func() { _ = e.p.Close(context.Background()) })
+			if err := e.db.Migrator().DropTable(telegraphy.DefaultOutboxTable); err != nil {
+				t.Fatal(err)
+			}
+			// Reference: GORM's transaction.
+			err := e.db.Transaction(func(tx *gorm.DB) error { return tx.Create(&Order{Status: "gorm"}).Error })
+			if !errors.Is(err, telegraphy.ErrOutbox) {
+				t.Fatalf("gorm tx: %v", err)
+			}
+			if got := rows(t, e.db); len(got) != 0 {
+				t.Fatalf("gorm tx: table %+v", got)
+			}
+			err = onConn(t, e.db, execStep(beginOf(d.name)), createStep("raw"), execStep("COMMIT"))
+			if !errors.Is(err, telegraphy.ErrOutbox) {
+				t.Errorf("raw COMMIT: err %v, want ErrOutbox", err)
+			}
+			if got := rows(t, e.db); len(got) != 0 {
+				t.Fatalf("the COMMIT failed with ErrOutbox, yet the table holds %+v", got)
+			}
+		})
+	}
+}
+
+// TestRawTransactionComments: statements that begin or end a transaction
+// are recognised with comments around them.
+func TestRawTransactionComments(t *testing.T) {
+	for _, d := range allDialects {
+		t.Run(d.name+"/commit", func(t *testing.T) {
+			e := setup(t, d, &gorm.Config{SkipDefaultTransaction: true}, telegraphy.Config{})
+			if err := onConn(t, e.db, execStep(beginOf(d.name)), createStep("kept"), execStep("/* x */ COMMIT")); err != nil {
+				t.Fatal(err)
+			}
+			got := rows(t, e.db)
+			if len(got) != 1 {
+				t.Fatalf("table %+v", got)
+			}
+			expect(t, e.rec, ev{Type: "create", PK: got[0].ID, Data: order(got[0].ID, "kept", 0, "")})
+		})
+		t.Run(d.name+"/begin", func(t *testing.T) {
+			e := setup(t, d, &gorm.Config{SkipDefaultTransaction: true}, telegraphy.Config{})
+			if err := onConn(t, e.db, execStep("/* x */ "+beginOf(d.name)), createStep("undone"), execStep("ROLLBACK")); err != nil {
+				t.Fatal(err)
+			}
+			if got := rows(t, e.db); len(got) != 0 {
+				t.Fatalf("table %+v", got)
+			}
+			expect(t, e.rec)
+		})
+	}
 }

@@ -7,8 +7,9 @@ import "testing"
 // statements in one string, other statements).
 func TestTxStatements(t *testing.T) {
 	begins := []string{"BEGIN", "begin;", "  BEGIN WORK", "BEGIN TRANSACTION", "BEGIN IMMEDIATE", "begin exclusive transaction",
-		"START TRANSACTION", "start transaction read only", "START TRANSACTION ISOLATION LEVEL SERIALIZABLE ;"}
-	notBegins := []string{"", "BEGINS", "START", "START SLAVE", "SELECT 1", "BEGIN; INSERT INTO t VALUES (1)", "COMMIT", "begin\u00a0;x"}
+		"START TRANSACTION", "start transaction read only", "START TRANSACTION ISOLATION LEVEL SERIALIZABLE ;",
+		"/* x */ BEGIN", "-- a\nBEGIN", "/* a */ /* b */\n BEGIN /* c */;"}
+	notBegins := []string{"", "BEGINS", "START", "START SLAVE", "SELECT 1", "BEGIN; INSERT INTO t VALUES (1)", "COMMIT", "begin\u00a0;x", "/* BEGIN */ SELECT 1", "-- BEGIN"}
 	for _, q := range begins {
 		if !beginsTx(q) {
 			t.Errorf("beginsTx(%q) = false", q)
@@ -33,7 +34,9 @@ func TestTxStatements(t *testing.T) {
 		{"ROLLBACK TO sp", txKeeps, false}, {"ROLLBACK TO SAVEPOINT sp", txKeeps, false},
 		{"ROLLBACK WORK TO SAVEPOINT sp", txKeeps, false}, {"COMMIT PREPARED 'x'", txKeeps, false},
 		{"ROLLBACK PREPARED 'x'", txKeeps, false}, {"COMMIT; BEGIN", txKeeps, false},
-		{"COMMITTED", txKeeps, false}, {"RELEASE SAVEPOINT sp", txKeeps, false}, {"SELECT 1", txKeeps, false},
+		{"COMMITTED", txKeeps, false}, {"/* x */ COMMIT", txCommits, false},
+		{"COMMIT /* x */", txCommits, false}, {"-- done\nROLLBACK -- now", txRollsBack, false},
+		{"/* unterminated COMMIT", txKeeps, false}, {"ROLLBACK /* x */ TO sp", txKeeps, false}, {"RELEASE SAVEPOINT sp", txKeeps, false}, {"SELECT 1", txKeeps, false},
 	}
 	for _, c := range ends {
 		if end, chain := endsTx(c.q); end != c.end || chain != c.chain {
