@@ -5,7 +5,6 @@ import (
 
 	"github.com/telegraphy-go/telegraphy"
 	"github.com/telegraphy-go/telegraphy/events"
-	"gorm.io/gorm"
 )
 
 // IntColumns declares integer columns for a float and a string field;
@@ -36,17 +35,7 @@ func TestIntegerColumnOfOtherGoType(t *testing.T) {
 			if err := e.db.Create(row).Error; err != nil {
 				t.Fatal(err)
 			}
-			var stored IntColumns
-			if err := e.db.Session(&gorm.Session{NewDB: true}).First(&stored).Error; err != nil {
-				t.Fatal(err)
-			}
-			got := e.rec.Events()
-			if len(got) != 1 {
-				t.Fatalf("%d events:%s", len(got), describe(got))
-			}
-			if bad := svDiff(got[0].Data, stored); len(bad) > 0 {
-				t.Errorf("table holds %+v: %v", stored, bad)
-			}
+			stReport(t, stCompare[IntColumns](t, e))
 		})
 	}
 }
@@ -59,15 +48,5 @@ func TestJSONBColumn(t *testing.T) {
 	if err := e.db.Create(&JSONBColumn{Doc: `{"b":1,   "a":2}`}).Error; err != nil {
 		t.Fatal(err)
 	}
-	var stored JSONBColumn
-	if err := e.db.Session(&gorm.Session{NewDB: true}).First(&stored).Error; err != nil {
-		t.Fatal(err)
-	}
-	got := e.rec.Events()
-	if len(got) != 1 {
-		t.Fatalf("%d events:%s", len(got), describe(got))
-	}
-	if bad := svDiff(got[0].Data, stored); len(bad) > 0 {
-		t.Errorf("table holds %+v: %v", stored, bad)
-	}
+	stReport(t, stCompare[JSONBColumn](t, e))
 }
