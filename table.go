@@ -56,6 +56,16 @@ type ident struct {
 // model's own table.
 func ownTable(db *gorm.DB, op events.Operation) bool {
 	stmt := db.Statement
+	if op == events.OpCreate {
+		if c, ok := stmt.Clauses["INSERT"]; ok {
+			if ins, ok := c.Expression.(clause.Insert); ok && ins.Table.Name != "" && !ins.Table.Raw {
+				// The INSERT names its table itself, whatever db.Table
+				// says: GORM quotes the name, part by part.
+				return ins.Table.Name == stmt.Schema.Table ||
+					sameTable(db, splitQuoted(ins.Table.Name), splitQuoted(stmt.Schema.Table))
+			}
+		}
+	}
 	if stmt.TableExpr == nil && (stmt.Table == "" || stmt.Table == stmt.Schema.Table) {
 		return true // no db.Table: the common case, without a split
 	}
