@@ -24,14 +24,15 @@ import (
 // without such a column pays one lookup.
 
 // storesOther reports whether a create of m's structs on db's dialect may
-// store another value than the structs hold in a column other than the
-// primary key (GORM reads a generated key back; a given one is the key
-// the row is read back by).
+// store another value than the structs hold in one of its columns, the
+// primary key included: a key given in another form than the table keeps
+// (an upper-case uuid) reads back the row the database's comparison finds
+// (see rowOfKey), and the events name the key as stored.
 func storesOther(db *gorm.DB, m *model.Model) bool {
 	dialect := db.Dialector.Name()
 	return m.StoresOther(dialect, func(s *schema.Schema) bool {
 		for _, f := range s.Fields {
-			if f.DBName == "" || f.PrimaryKey || f.Serializer != nil {
+			if f.DBName == "" || f.Serializer != nil {
 				continue
 			}
 			if columnChanges(dialect, columnType(db, f), goKindOf(f)) {

@@ -451,7 +451,18 @@ func (p *Plugin) emitReadBack(db *gorm.DB, st *stmtState) {
 			}
 		}
 		if !row.IsValid() {
-			continue
+			// A key given in another form than the table keeps (an
+			// upper-case uuid, a char(n) key PostgreSQL pads, MySQL's
+			// case-insensitive collations, a number as text) names its
+			// row by the database's comparison, not by its text.
+			var err error
+			if row, err = rowOfKey(db, u.sets, keys); err != nil {
+				_ = db.AddError(err)
+				return
+			}
+			if !row.IsValid() {
+				continue
+			}
 		}
 		id := keyText(rowKey(stmt, pk, row))
 		if done[id] {
@@ -969,6 +980,25 @@ func keyText(key []any) string {
 		fmt.Fprint(&sb, v)
 	}
 	return sb.String()
+}
+
+// rowOfKey reads the row that one of an input row's keys names, as the
+// database compares the key with its columns; none when no key names
+// exactly one row.
+func rowOfKey(db *gorm.DB, sets [][]*schema.Field, keys [][]any) (reflect.Value, error) {
+	for i, key := range keys {
+		if key == nil {
+			continue
+		}
+		rows, err := readByKey(db, sets[i], [][]any{key}, false)
+		if err != nil {
+			return reflect.Value{}, err
+		}
+		if rows.Len() == 1 {
+			return rows.Index(0), nil
+		}
+	}
+	return reflect.Value{}, nil
 }
 
 // readByKey reads the rows whose fields hold one of keys, in the
