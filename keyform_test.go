@@ -61,7 +61,9 @@ func TestKeyGivenInAnotherForm(t *testing.T) {
 		{"uuid", KfUUID{}, func() any { return &KfUUID{ID: "A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11", Name: "a"} },
 			func(db *gorm.DB) *gorm.DB { return db.Model(&KfUUID{ID: "A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11"}) }},
 		{"uuid-decimal", KfUUIDDecimal{}, func() any { return &KfUUIDDecimal{ID: "A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A12", Price: 1.005} },
-			func(db *gorm.DB) *gorm.DB { return db.Model(&KfUUIDDecimal{ID: "A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A12"}) }},
+			func(db *gorm.DB) *gorm.DB {
+				return db.Model(&KfUUIDDecimal{ID: "A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A12"})
+			}},
 		{"char", KfChar{}, func() any { return &KfChar{ID: "ab", Name: "a"} },
 			func(db *gorm.DB) *gorm.DB { return db.Model(&KfChar{ID: "ab"}) }},
 		{"text-number", KfText{}, func() any { return &KfText{ID: "012", Name: "a"} },

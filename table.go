@@ -263,10 +263,12 @@ func readTable(stmt *gorm.Statement) string { return stmt.Schema.Table }
 // its qualifier).
 func tableRef(db *gorm.DB) string {
 	stmt := db.Statement
-	if e := stmt.TableExpr; e == nil || len(e.Vars) == 0 {
+	e := stmt.TableExpr
+	if e == nil || len(e.Vars) == 0 && !strings.ContainsAny(e.SQL, "\"`[") {
 		return stmt.Table
 	}
-	// A clause.Table argument with an alias: GORM writes `"t" "a"`.
+	// A clause.Table argument with an alias (GORM writes `"t" "a"`), or a
+	// quoted alias, which GORM leaves stmt.Table the model's table for.
 	if alias, ok := tableAlias(db); ok && alias != "" {
 		return alias
 	}

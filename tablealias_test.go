@@ -94,6 +94,15 @@ func aliasCases() []aliasCase {
 			return db.Model(&Crate{}).Table("crates AS c").Where("c.id = ?", 1).Update("name", "c1")
 		}, returning(ev{Name: crateName, Type: "bulk_update", Count: 1},
 			ev{Name: crateName, Type: "update", PK: 1, Data: crate(1, "c1"), Changed: []string{"name"}})},
+		{"update by condition through a quoted alias", func(db *gorm.DB) *gorm.DB {
+			c := db.Statement.Quote("c")
+			return db.Model(&Crate{}).Table("crates AS "+c).Where(c+".id = ?", 1).Update("name", "q1")
+		}, returning(ev{Name: crateName, Type: "bulk_update", Count: 1},
+			ev{Name: crateName, Type: "update", PK: 1, Data: crate(1, "q1"), Changed: []string{"name"}})},
+		{"delete by condition through a quoted alias", func(db *gorm.DB) *gorm.DB {
+			c := db.Statement.Quote("c")
+			return db.Table("crates AS "+c).Where(c+".id = ?", 5).Delete(&Crate{})
+		}, returning(ev{Name: crateName, Type: "bulk_delete", Count: 1}, ev{Name: crateName, Type: "delete", PK: 5, Data: crate(5, "own5")})},
 		{"update by condition with RETURNING", func(db *gorm.DB) *gorm.DB {
 			var out []Crate
 			return db.Model(&out).Table("crates AS c").Clauses(clause.Returning{}).Where("c.id = ?", 5).Update("name", "r5")
