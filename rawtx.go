@@ -3,6 +3,7 @@ package telegraphy
 import (
 	"context"
 	"database/sql/driver"
+	"slices"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -25,9 +26,10 @@ import (
 // ROLLBACK), sessions with autocommit turned off, and statements that
 // reach the connection through the pool while such a transaction is open
 // on it (the plugin takes a statement on a *sql.DB to run outside any
-// transaction). A COMMIT or ROLLBACK that fails ends the plugin's record
-// of the transaction: its events are dropped, never sent for work that
-// was not committed.
+// transaction). A COMMIT that fails leaves the events waiting where the
+// transaction stays open (SQLite, see rawEnd); elsewhere, and after a
+// ROLLBACK that fails, they are dropped, never sent for work that was not
+// committed.
 
 // rawTx is the driver.Tx of a transaction begun with SQL: its Commit and
 // Rollback run the statement that ends it, as the caller wrote it.
@@ -111,12 +113,66 @@ func (c *conn) rawEnd(ctx context.Context, t *txn, rt *rawTx, end txEnd, chain b
 				t.take() // the COMMIT can only roll back (PostgreSQL)
 			}
 		}
+		// SQLite keeps the transaction open after a COMMIT that failed
+		// (a deferred foreign key, SQLITE_BUSY): its events then wait
+		// for the statement that ends it, and the outbox rows Commit
+		// wrote are taken back, to be written by that statement.
+		pending, marks, outbox := t.snapshot()
+		undo := outbox && c.tellsTransaction()
+		if undo {
+			_, serr := c.exec(ctx, "SAVEPOINT telegraphy_commit", nil)
+			undo = serr == nil
+		}
 		err = t.Commit()
+		if err != nil && c.inTransaction() {
+			if undo {
+				_, _ = c.exec(ctx, "ROLLBACK TO telegraphy_commit", nil)
+				_, _ = c.exec(ctx, "RELEASE telegraphy_commit", nil)
+			}
+			t.restore(pending, marks)
+			c.tx = t
+		}
 	}
 	if err == nil && chain {
 		c.tx = &txn{Tx: &rawTx{c: c}, c: c, ctx: ctx}
 	}
 	return driver.RowsAffected(0), err
+}
+
+// snapshot returns copies of the transaction's events and savepoints,
+// and whether any event is bound for an outbox.
+func (t *txn) snapshot() ([]pendingMsg, []savepointMark, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	outbox := slices.ContainsFunc(t.pending, func(pm pendingMsg) bool { return pm.p.outbox != nil })
+	return slices.Clone(t.pending), slices.Clone(t.marks), outbox
+}
+
+// restore puts back what snapshot returned, on a transaction that stays
+// open after its COMMIT failed.
+func (t *txn) restore(pending []pendingMsg, marks []savepointMark) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.pending, t.marks = pending, marks
+}
+
+// autoCommitter is a driver connection that tells whether it is outside
+// a transaction (go-sqlite3's).
+type autoCommitter interface{ AutoCommit() bool }
+
+// tellsTransaction reports whether inTransaction can answer true.
+func (c *conn) tellsTransaction() bool {
+	_, ok := c.Conn.(autoCommitter)
+	return ok
+}
+
+// inTransaction reports whether the driver connection is inside a
+// transaction, where the driver can tell (SQLite); false elsewhere, where
+// a failed COMMIT ends the transaction (PostgreSQL rolls it back; MySQL
+// and MariaDB fail it with its connection, or roll it back).
+func (c *conn) inTransaction() bool {
+	ac, ok := c.Conn.(autoCommitter)
+	return ok && !ac.AutoCommit()
 }
 
 func (t *txn) hasPending() bool {
