@@ -402,7 +402,10 @@ func (h *Hub) sweepControl() {
 		h.log.Warn("hub: checking the control channel after broker drops failed", "err", err)
 		return
 	}
-	if !res.Recovered {
+	// A position the history no longer holds lost what was published
+	// after it, unless the channel has started anew (its history expired)
+	// and nothing was published since.
+	if !res.Recovered && (res.Position.Epoch == since.Epoch || res.Position.Offset > 0) {
 		h.log.Warn("hub: control messages (revocations) may have been lost with the broker's drops")
 	}
 	for _, p := range res.Publications {
