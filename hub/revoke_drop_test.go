@@ -5,7 +5,9 @@ import (
 	"testing"
 
 	"github.com/telegraphy-go/telegraphy/broker"
+	"github.com/telegraphy-go/telegraphy/broker/redisbroker"
 	"github.com/telegraphy-go/telegraphy/hub"
+	"github.com/telegraphy-go/telegraphy/internal/testenv"
 )
 
 // TestRevokeAfterBrokerDrops: a revocation that another hub publishes
@@ -43,4 +45,32 @@ func TestRevokeAfterBrokerDrops(t *testing.T) {
 		t.Log("the broker dropped nothing for hub b: the test shows nothing this time")
 	}
 	banned.expectClose(4010)
+}
+
+// TestRevokeAcrossRedisReconnect: a revocation published while a hub's
+// Redis pub/sub connection is coming back still closes the subject's
+// connections on that hub.
+func TestRevokeAcrossRedisReconnect(t *testing.T) {
+	r := testenv.StartRedis(t)
+	newBus := func() *redisbroker.Broker {
+		bus, err := redisbroker.New(redisbroker.Config{URL: r.URL, Logger: quietLogger()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = bus.Close(context.Background()) })
+		return bus
+	}
+	busA, busB := newBus(), newBus()
+	a := newEnvWith(t, hub.Config{Secret: testSecret, Broker: busA, Logger: quietLogger()}, nil)
+	b := newEnvWith(t, hub.Config{Secret: testSecret, Broker: busB, Logger: quietLogger()}, nil)
+	c := b.connect("banned", "x")
+	c.subscribe(1, "x", nil)
+	ctx := context.Background()
+	if n, err := busB.Client().ClientKillByFilter(ctx, "TYPE", "pubsub").Result(); err != nil || n == 0 {
+		t.Fatalf("CLIENT KILL TYPE pubsub: %d %v", n, err)
+	}
+	if err := a.hub.Revoke(ctx, "banned"); err != nil {
+		t.Fatal(err)
+	}
+	c.expectClose(4010)
 }
