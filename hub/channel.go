@@ -264,6 +264,9 @@ loop:
 }
 
 func (h *Hub) control(p broker.Publication) {
+	if p.Offset != 0 {
+		h.ctlPos = broker.Position{Epoch: p.Epoch, Offset: p.Offset}
+	}
 	var msg controlMsg
 	if err := json.Unmarshal(p.Data, &msg); err != nil {
 		h.log.Warn("hub: bad control message", "err", err)
@@ -334,6 +337,7 @@ func (h *Hub) fillGap(p broker.Publication, since broker.Position) []broker.Publ
 // dropped publications: it fans out the ones the channel has not seen, or
 // tells its members that they lost events when the history cannot say.
 func (h *Hub) sweep() {
+	h.sweepControl()
 	type check struct {
 		name string
 		pos  broker.Position
@@ -384,6 +388,30 @@ func (h *Hub) sweep() {
 		}
 		h.mu.Unlock()
 	}
+}
+
+// sweepControl applies the control messages (revocations) published
+// since the last one the dispatcher saw, which the broker may have
+// dropped with other publications.
+func (h *Hub) sweepControl() {
+	ctx, cancel := context.WithTimeout(h.ctx, brokerTimeout)
+	defer cancel()
+	since := h.ctlPos
+	res, err := h.cfg.Broker.History(ctx, ControlChannel, &since)
+	if err != nil {
+		h.log.Warn("hub: checking the control channel after broker drops failed", "err", err)
+		return
+	}
+	// A position the history no longer holds lost what was published
+	// after it, unless the channel has started anew (its history expired)
+	// and nothing was published since.
+	if !res.Recovered && (res.Position.Epoch == since.Epoch || res.Position.Offset > 0) {
+		h.log.Warn("hub: control messages (revocations) may have been lost with the broker's drops")
+	}
+	for _, p := range res.Publications {
+		h.control(p)
+	}
+	h.ctlPos = res.Position
 }
 
 // fanoutLocked encodes the event message once and queues the shared bytes

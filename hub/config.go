@@ -146,7 +146,8 @@ type Config struct {
 	MaxRecoveredEvents int
 	// RequestRate is how many requests (subscribe, unsubscribe, ping: every
 	// message after hello; and WebSocket ping frames, which beyond it are
-	// not answered) per second a connection may send on average,
+	// not answered, pong frames and text frames without a message) per
+	// second a connection may send on average,
 	// and RequestBurst how many it may send at once: a token bucket per
 	// connection. A request beyond it is answered with error "limit"
 	// unprocessed; a client that goes on sending, RequestBurst refused

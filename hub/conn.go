@@ -465,6 +465,10 @@ func (c *conn) readLoop() {
 	c.ws.SetReadLimit(h.cfg.MaxMessageSize)
 	_ = c.ws.SetReadDeadline(time.Now().Add(h.cfg.HelloTimeout))
 	c.ws.SetPongHandler(func(string) error {
+		// A pong is a sign of life, but counts toward the request rate
+		// (see frameToken): unsolicited pongs cost the hub as much to
+		// read as pings.
+		c.frameToken()
 		c.extendDeadline()
 		return nil
 	})
@@ -475,14 +479,9 @@ func (c *conn) readLoop() {
 	// allows.
 	c.ws.SetPingHandler(func(data string) error {
 		// Ping frames count toward the request rate, as ping messages do.
-		if !c.takeToken(time.Now()) {
-			if c.refused++; c.refused > h.cfg.RequestBurst {
-				h.metrics.limited.WithLabelValues("rate_close").Inc()
-				c.closeWith(closePolicy, "rate limit", false)
-			}
+		if !c.frameToken() {
 			return nil
 		}
-		c.refused = 0
 		c.mu.Lock()
 		if !c.closing {
 			c.pongData = append(c.pongData[:0], data...)
@@ -512,11 +511,17 @@ func (c *conn) readLoop() {
 			c.closeWith(closeInvalidData, "invalid UTF-8", true)
 			return
 		}
-		keep := true
+		keep, requests := true, false
 		eachLine(frame, func(line []byte) bool {
+			requests = true
 			keep = c.handle(line)
 			return keep
 		})
+		if !requests {
+			// An empty or blank frame asks nothing, but costs a read
+			// and an allocation: it counts toward the rate all the same.
+			c.frameToken()
+		}
 		if !keep || !c.extendDeadline() {
 			return
 		}
@@ -656,6 +661,23 @@ func (c *conn) takeToken(now time.Time) bool {
 	}
 	c.tokens--
 	return true
+}
+
+// frameToken takes one request from the connection's token bucket for
+// a frame that carries no request (a ping or pong frame, a text frame
+// without a line), and reports false when the bucket is empty. Such a
+// frame gets no error message; after RequestBurst refusals in a row the
+// connection is closed with 1008, as for requests.
+func (c *conn) frameToken() bool {
+	if c.takeToken(time.Now()) {
+		c.refused = 0
+		return true
+	}
+	if c.refused++; c.refused > c.h.cfg.RequestBurst {
+		c.h.metrics.limited.WithLabelValues("rate_close").Inc()
+		c.closeWith(closePolicy, "rate limit", false)
+	}
+	return false
 }
 
 // touch counts name among the distinct channels subscribed to this

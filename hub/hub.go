@@ -60,6 +60,12 @@ type Hub struct {
 
 	presence *presence // see presence.go
 
+	// ctlPos is the position of the newest ControlChannel publication
+	// the dispatcher has applied: after the broker dropped publications,
+	// sweep reads the revocations published since from the channel's
+	// history. Owned by the dispatcher.
+	ctlPos broker.Position
+
 	// pool writes the queued messages of connections whose writer
 	// goroutine is idle (see writePool).
 	pool *writePool
@@ -146,6 +152,12 @@ func New(cfg Config) (*Hub, error) {
 		_ = h.sub.Close()
 		h.cancel()
 		return nil, fmt.Errorf("hub: subscribing to %s: %w", ControlChannel, err)
+	}
+	// Where the control channel stands, so that revocations dropped by
+	// the broker can be read back (see Hub.sweepControl). Without it,
+	// the first sweep reports them lost.
+	if res, err := cfg.Broker.History(ctx, ControlChannel, nil); err == nil {
+		h.ctlPos = res.Position
 	}
 	h.metrics.brokerUp.Set(1)
 
@@ -314,7 +326,9 @@ func setSendBuffer(nc net.Conn, n int) {
 }
 
 // Revoke closes the connections authenticated as subject with 4010, on
-// this hub and on every hub sharing its broker. It does not invalidate
+// this hub and on every hub sharing its broker (a hub whose broker
+// subscription dropped the revocation reads it from the control channel's
+// history once it notices the drop). It does not invalidate
 // tokens already issued: stop issuing them to the subject first.
 func (h *Hub) Revoke(ctx context.Context, subject string) error {
 	if subject == "" {
@@ -328,7 +342,9 @@ func (h *Hub) Revoke(ctx context.Context, subject string) error {
 	}
 	h.revokeLocal(subject)
 	data, _ := json.Marshal(controlMsg{Revoke: subject})
-	if err := h.cfg.Broker.Publish(ctx, broker.Message{Channels: []string{ControlChannel}, Data: data, NoHistory: true}); err != nil {
+	// Kept in the channel's history: a hub whose subscription dropped it
+	// reads it back there (Hub.sweepControl).
+	if err := h.cfg.Broker.Publish(ctx, broker.Message{Channels: []string{ControlChannel}, Data: data}); err != nil {
 		return fmt.Errorf("hub: publishing revocation: %w", err)
 	}
 	return nil

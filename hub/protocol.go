@@ -3,6 +3,7 @@ package hub
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"strconv"
 
 	"github.com/telegraphy-go/telegraphy/broker"
@@ -78,8 +79,15 @@ func decodeRequest(line []byte) (request, *protoError) {
 	var w wireRequest
 	if err := json.Unmarshal(line, &w); err != nil {
 		// The id is echoed when it could be read, so a client can match
-		// the error to its request.
-		return request{}, &protoError{id: readID(line), code: codeBadRequest, message: "message is not a JSON object of the protocol: " + err.Error()}
+		// the error to its request. The type is kept when only another
+		// field had the wrong type (json.Unmarshal decodes the rest):
+		// before hello, the hub judges the message by it.
+		var r request
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) && w.Type != nil {
+			r.Type = *w.Type
+		}
+		return r, &protoError{id: readID(line), code: codeBadRequest, message: "message is not a JSON object of the protocol: " + err.Error()}
 	}
 	if w.Type == nil || *w.Type == "" {
 		return request{}, &protoError{id: w.ID, code: codeBadRequest, message: "missing type"}
