@@ -478,7 +478,7 @@ func (p *Plugin) beforeUpdate(db *gorm.DB) {
 					// say how many changed instead.
 					st.bulk = true
 				}
-				if name, ok := st.m.Column(a.Column.Name); ok && !seen[name] {
+				if name, ok := changedName(st.m, stmt.Schema, a.Column.Name); ok && !seen[name] {
 					seen[name] = true
 					st.changed = append(st.changed, name)
 				}
@@ -795,4 +795,16 @@ func (p *Plugin) afterDelete(db *gorm.DB) {
 		})
 	}
 	p.finish(db, st)
+}
+
+// changedName returns the JSON name meta.changed gives the column col of
+// a statement of the model m, whose schema is s, and whether it may be
+// named. The statement names its columns by the database's naming
+// strategy (NoLowerCase, a NameReplacer), which may differ from the one
+// m was parsed with: the column is matched to m's field by its Go name.
+func changedName(m *model.Model, s *schema.Schema, col string) (string, bool) {
+	if f := s.LookUpField(col); f != nil && f.DBName == col {
+		return m.FieldColumn(f.BindName())
+	}
+	return m.Column(col)
 }
