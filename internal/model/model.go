@@ -451,8 +451,15 @@ func (m *Model) appendData(b []byte, v reflect.Value) ([]byte, error) {
 			b = append(b, ',')
 		}
 		b = append(b, c.key...)
+		fv, ok := fieldAt(v, c.field.StructField.Index)
+		if !ok {
+			// Behind a nil embedded pointer: GORM writes NULL, and
+			// leaves the pointer nil when it reads NULLs back.
+			b = append(b, "null"...)
+			continue
+		}
 		var err error
-		if b, err = c.enc(b, valueOf(c.field, v)); err != nil {
+		if b, err = c.enc(b, fv); err != nil {
 			return nil, fmt.Errorf("telegraphy: encode %s.%s: %w", m.Type.Name(), c.field.Name, err)
 		}
 	}
