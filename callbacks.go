@@ -396,7 +396,9 @@ func preselect(db *gorm.DB, where []clause.Expression, limit int, cols []string)
 	}
 	rows := reflect.New(reflect.SliceOf(s.ModelType))
 	if err := q.Find(rows.Interface()).Error; err != nil {
-		return reflect.Value{}, fmt.Errorf("telegraphy: read rows before %s: %w", s.Table, err)
+		// As the database gave it: with the statement's conditions, it
+		// is mostly the error the statement itself would fail with.
+		return reflect.Value{}, err
 	}
 	return rows, nil
 }
@@ -585,7 +587,9 @@ func (p *Plugin) readLocked(db *gorm.DB, st *stmtState, where []clause.Expressio
 	rows, err := preselect(db, where, limit, cols)
 	if err != nil {
 		if db.Dialector.Name() == "postgres" {
-			// The failed read has aborted the transaction.
+			// The failed read has aborted the transaction: its error
+			// is the statement's, as GORM without the plugin would
+			// return it (a condition naming no column, say).
 			_ = db.AddError(err)
 			return reflect.Value{}, false
 		}
