@@ -396,7 +396,9 @@ func preselect(db *gorm.DB, where []clause.Expression, limit int, cols []string)
 	}
 	rows := reflect.New(reflect.SliceOf(s.ModelType))
 	if err := q.Find(rows.Interface()).Error; err != nil {
-		return reflect.Value{}, fmt.Errorf("telegraphy: read rows before %s: %w", s.Table, err)
+		// As the database gave it: with the statement's conditions, it
+		// is mostly the error the statement itself would fail with.
+		return reflect.Value{}, err
 	}
 	return rows, nil
 }
@@ -478,7 +480,7 @@ func (p *Plugin) beforeUpdate(db *gorm.DB) {
 					// say how many changed instead.
 					st.bulk = true
 				}
-				if name, ok := st.m.Column(a.Column.Name); ok && !seen[name] {
+				if name, ok := changedName(st.m, stmt.Schema, a.Column.Name); ok && !seen[name] {
 					seen[name] = true
 					st.changed = append(st.changed, name)
 				}
@@ -585,7 +587,9 @@ func (p *Plugin) readLocked(db *gorm.DB, st *stmtState, where []clause.Expressio
 	rows, err := preselect(db, where, limit, cols)
 	if err != nil {
 		if db.Dialector.Name() == "postgres" {
-			// The failed read has aborted the transaction.
+			// The failed read has aborted the transaction: its error
+			// is the statement's, as GORM without the plugin would
+			// return it (a condition naming no column, say).
 			_ = db.AddError(err)
 			return reflect.Value{}, false
 		}
@@ -795,4 +799,16 @@ func (p *Plugin) afterDelete(db *gorm.DB) {
 		})
 	}
 	p.finish(db, st)
+}
+
+// changedName returns the JSON name meta.changed gives the column col of
+// a statement of the model m, whose schema is s, and whether it may be
+// named. The statement names its columns by the database's naming
+// strategy (NoLowerCase, a NameReplacer), which may differ from the one
+// m was parsed with: the column is matched to m's field by its Go name.
+func changedName(m *model.Model, s *schema.Schema, col string) (string, bool) {
+	if f := s.LookUpField(col); f != nil && f.DBName == col {
+		return m.FieldColumn(f.BindName())
+	}
+	return m.Column(col)
 }

@@ -90,7 +90,18 @@ func (c *conn) readBack(ctx context.Context, query string, args []driver.NamedVa
 		rb.reread = false
 		rows, err := c.query(ctx, strings.TrimRight(query, " ;\n\t")+rb.suffix, args)
 		if err != nil {
-			return nil, err
+			if !syntaxError("sqlite", err) {
+				return nil, err
+			}
+			// Nothing ran, and the error names the plugin's RETURNING:
+			// run the statement as GORM built it, for its own error.
+			res, err := c.execNamed(ctx, query, args)
+			if err != nil {
+				return nil, err
+			}
+			rb.bulk = true
+			rb.count, err = res.RowsAffected()
+			return res, err
 		}
 		if err := rb.collect(rows, true); err != nil {
 			return nil, err

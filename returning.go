@@ -35,10 +35,11 @@ import (
 // result that counts them. Every other call passes through.
 type returningPool struct {
 	gorm.ConnPool
-	stmt   *gorm.Statement
-	suffix string
-	limit  int
-	pg     bool
+	stmt    *gorm.Statement
+	suffix  string
+	limit   int
+	pg      bool
+	dialect string
 
 	direct *readBack // set where the driver connection reads the rows (readback.go)
 
@@ -78,6 +79,17 @@ func (r *returningPool) ExecContext(ctx context.Context, query string, args ...a
 	}
 	rows, err := r.ConnPool.QueryContext(ctx, strings.TrimRight(query, " ;\n\t")+r.suffix, args...)
 	if err != nil {
+		if syntaxError(r.dialect, err) {
+			// Nothing ran, and the error quotes the plugin's RETURNING:
+			// run the statement as GORM built it, for its own error.
+			res, err := r.ConnPool.ExecContext(ctx, query, args...)
+			if err != nil {
+				return nil, err
+			}
+			r.bulk = true
+			r.count, err = res.RowsAffected()
+			return res, err
+		}
 		return nil, err
 	}
 	defer rows.Close()
@@ -151,6 +163,25 @@ func scanModelRows(ctx context.Context, s *schema.Schema, rows *sql.Rows, limit 
 		return reflect.Value{}, nil, 0, err
 	}
 	return out, flags, n, nil
+}
+
+// syntaxError reports whether err is the parse error of a statement that
+// SQLite or MySQL/MariaDB refused before running any of it (a failure
+// that leaves the transaction usable). Their messages quote the text
+// where parsing stopped, up to the end of the statement ("near
+// '...RETURNING *'", "near \"RETURNING\"" where GORM's statement would
+// fail with "incomplete input"), so a write the plugin extended fails
+// with another error than the statement GORM built. PostgreSQL is not
+// named: a failed statement aborts its transaction.
+func syntaxError(dialect string, err error) bool {
+	msg := err.Error()
+	switch dialect {
+	case "mysql":
+		return strings.HasPrefix(msg, "Error 1064 (42000)")
+	case "sqlite":
+		return msg == "incomplete input" || strings.HasSuffix(msg, ": syntax error")
+	}
+	return false
 }
 
 // returningSuffix returns the RETURNING clause the plugin appends to the
@@ -258,6 +289,7 @@ func (p *Plugin) watch(db *gorm.DB, st *stmtState, op string) bool {
 		suffix:   suffix,
 		limit:    p.bulkLimit(st.m),
 		pg:       db.Dialector.Name() == "postgres",
+		dialect:  db.Dialector.Name(),
 	}
 	r.direct = p.directReadBack(db, st, op, suffix)
 	st.ret = r

@@ -683,7 +683,7 @@ func conflictAssigns(stmt *gorm.Statement, st *stmtState) []string {
 		if oc, ok := c.Expression.(clause.OnConflict); ok {
 			seen := map[string]bool{}
 			for _, a := range oc.DoUpdates {
-				if name, ok := st.m.Column(a.Column.Name); ok && !seen[name] {
+				if name, ok := changedName(st.m, stmt.Schema, a.Column.Name); ok && !seen[name] {
 					seen[name] = true
 					changed = append(changed, name)
 				}

@@ -323,6 +323,19 @@ func (m *Model) Column(dbName string) (jsonName string, ok bool) {
 	return c.json, true
 }
 
+// FieldColumn is Column for the field of the model that bindName (a
+// schema.Field's BindName: "Embedded.Field" for embedded fields) names.
+// A statement's columns are named by the database's naming strategy,
+// which may differ from the one the model was parsed with: its fields
+// are matched by their Go names.
+func (m *Model) FieldColumn(bindName string) (jsonName string, ok bool) {
+	f := m.schema.FieldsByBindName[bindName]
+	if f == nil || f.DBName == "" {
+		return "", false
+	}
+	return m.Column(f.DBName)
+}
+
 // StoresOther reports whether a create of the model's structs on the
 // dialect named (GORM's Dialector.Name) may store another value than the
 // structs hold in some column, as decide says of the model's schema.
@@ -438,8 +451,15 @@ func (m *Model) appendData(b []byte, v reflect.Value) ([]byte, error) {
 			b = append(b, ',')
 		}
 		b = append(b, c.key...)
+		fv, ok := fieldAt(v, c.field.StructField.Index)
+		if !ok {
+			// Behind a nil embedded pointer: GORM writes NULL, and
+			// leaves the pointer nil when it reads NULLs back.
+			b = append(b, "null"...)
+			continue
+		}
 		var err error
-		if b, err = c.enc(b, valueOf(c.field, v)); err != nil {
+		if b, err = c.enc(b, fv); err != nil {
 			return nil, fmt.Errorf("telegraphy: encode %s.%s: %w", m.Type.Name(), c.field.Name, err)
 		}
 	}
