@@ -16,10 +16,24 @@ type channel struct {
 	name    string
 	quoted  []byte // the name as a JSON string, shared by its event messages
 	members map[*conn]*member
-	// epoch and offset are the newest position fanned out, used to drop
-	// duplicates and to notice the broker's drops (offset gaps).
+	// epoch and offset are the newest position fanned out to every
+	// member (pending ones included), used to drop duplicates and to
+	// notice the broker's drops (offset gaps); "" until the first.
 	epoch  string
 	offset uint64
+	// floor is, until then, the lowest position a subscribe has given
+	// its client: the first publication fanned out is checked for a gap
+	// from it. It never drops a publication: one subscribe's history can
+	// run ahead of what the dispatcher has delivered to the others.
+	floor broker.Position
+}
+
+// since is where a gap in the channel's publications counts from.
+func (ch *channel) since() broker.Position {
+	if ch.epoch == "" {
+		return ch.floor
+	}
+	return broker.Position{Epoch: ch.epoch, Offset: ch.offset}
 }
 
 // member is one connection's subscription to a channel. Guarded by Hub.mu.
@@ -161,8 +175,8 @@ func (h *Hub) completeSubscribe(c *conn, ch *channel, m *member, req request, re
 
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if ch.epoch == "" && ch.offset == 0 {
-		ch.epoch, ch.offset = pos.Epoch, pos.Offset
+	if ch.epoch == "" && (ch.floor.Epoch == "" || ch.floor.Epoch == pos.Epoch && pos.Offset < ch.floor.Offset) {
+		ch.floor = pos
 	}
 	m.pending = false
 	m.epoch, m.offset = pos.Epoch, pos.Offset
@@ -292,8 +306,7 @@ func (h *Hub) publish(p broker.Publication) {
 		h.mu.Unlock()
 		return
 	}
-	if p.Offset != 0 && p.Epoch == ch.epoch && p.Offset > ch.offset+1 {
-		since := broker.Position{Epoch: ch.epoch, Offset: ch.offset}
+	if since := ch.since(); p.Offset != 0 && since.Epoch != "" && p.Epoch == since.Epoch && p.Offset > since.Offset+1 {
 		h.mu.Unlock()
 		fill := h.fillGap(p, since)
 		h.mu.Lock()
@@ -345,7 +358,7 @@ func (h *Hub) sweep() {
 	h.mu.Lock()
 	checks := make([]check, 0, len(h.channels))
 	for name, ch := range h.channels {
-		checks = append(checks, check{name, broker.Position{Epoch: ch.epoch, Offset: ch.offset}})
+		checks = append(checks, check{name, ch.since()})
 	}
 	h.mu.Unlock()
 	for _, k := range checks {
@@ -361,7 +374,7 @@ func (h *Hub) sweep() {
 		}
 		h.mu.Lock()
 		ch := h.channels[k.name]
-		if ch == nil || ch.epoch != k.pos.Epoch || ch.offset != k.pos.Offset {
+		if ch == nil || ch.since() != k.pos {
 			h.mu.Unlock() // moved on meanwhile: later publications show any gap
 			continue
 		}

@@ -193,7 +193,17 @@ type client struct {
 	notRecov   int            // subscribed replies with recovered:false
 	reconnects int
 	errs       []string
+	trace      []string      // subscribed replies and events out of offset order, for a failure's report
 	cond       chan struct{} // closed and replaced on every change
+}
+
+// note keeps the gist of the last 40 subscribed replies and events out of
+// offset order, for waitCount's report. c.mu held.
+func (c *client) note(format string, args ...any) {
+	if len(c.trace) == 40 {
+		c.trace = c.trace[1:]
+	}
+	c.trace = append(c.trace, fmt.Sprintf(format, args...))
 }
 
 type position struct {
@@ -307,6 +317,7 @@ func (c *client) session(ctx context.Context, url string, ready chan<- error) er
 			switch m.Type {
 			case "subscribed":
 				c.mu.Lock()
+				c.note("%s subscribed %s/%d recovered=%v missed=%d", url, m.Epoch, m.Offset, m.Recovered, len(m.Missed))
 				if !m.Recovered {
 					c.notRecov++
 				}
@@ -343,6 +354,9 @@ func (c *client) event(m wireMsg) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.pos == nil || m.Offset != c.pos.Offset+1 || m.Epoch != "" && m.Epoch != c.pos.Epoch {
+		c.note("event seq=%d at %s/%d after %+v", m.Event.Data.Seq, m.Epoch, m.Offset, c.pos)
+	}
 	c.seqs = append(c.seqs, m.Event.Data.Seq)
 	c.ids[m.Event.Meta.ID]++
 	if c.pos == nil || c.pos.Epoch != m.Epoch && m.Epoch != "" || m.Offset > c.pos.Offset {
@@ -389,7 +403,8 @@ func (c *client) waitCount(n int, timeout time.Duration) {
 				}
 			}
 			c.mu.Unlock()
-			c.t.Fatalf("client received %d events within %s, want %d; missing seqs %v (connection errors: %v)", got, timeout, n, missing, errs)
+			c.t.Fatalf("client received %d events within %s, want %d; missing seqs %v (connection errors: %v); last messages:\n%s",
+				got, timeout, n, missing, errs, strings.Join(c.trace, "\n"))
 		}
 	}
 }
