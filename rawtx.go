@@ -117,14 +117,19 @@ func (c *conn) rawEnd(ctx context.Context, t *txn, rt *rawTx, end txEnd, chain b
 		// (a deferred foreign key, SQLITE_BUSY): its events then wait
 		// for the statement that ends it, and the outbox rows Commit
 		// wrote are taken back, to be written by that statement.
-		pending, marks, outbox := t.snapshot()
-		undo := outbox && c.tellsTransaction()
+		var pending []pendingMsg
+		var marks []savepointMark
+		var undo bool
+		tells := c.tellsTransaction()
+		if tells {
+			pending, marks, undo = t.snapshot()
+		}
 		if undo {
 			_, serr := c.exec(ctx, "SAVEPOINT telegraphy_commit", nil)
 			undo = serr == nil
 		}
 		err = t.Commit()
-		if err != nil && c.inTransaction() {
+		if err != nil && tells && c.inTransaction() {
 			if undo {
 				_, _ = c.exec(ctx, "ROLLBACK TO telegraphy_commit", nil)
 				_, _ = c.exec(ctx, "RELEASE telegraphy_commit", nil)

@@ -588,7 +588,7 @@ func (r *returningPool) execDirect(ctx context.Context, query string, args []any
 	if rb.reread {
 		return res, nil
 	}
-	return returningResult{n: r.count, pg: r.pg}, nil
+	return returningResult{n: r.count, pg: r.dialect == "postgres"}, nil
 }
 
 // structs returns the rows read as a []Model, each column set in its

@@ -38,8 +38,7 @@ type returningPool struct {
 	stmt    *gorm.Statement
 	suffix  string
 	limit   int
-	pg      bool
-	dialect string
+	dialect string // the Dialector's Name
 
 	direct *readBack // set where the driver connection reads the rows (readback.go)
 
@@ -100,7 +99,7 @@ func (r *returningPool) ExecContext(ctx context.Context, query string, args ...a
 	r.count = n
 	sortByKey(r.stmt.Schema, out)
 	r.rows = out
-	return returningResult{n: r.count, pg: r.pg}, nil
+	return returningResult{n: r.count, pg: r.dialect == "postgres"}, nil
 }
 
 // scanModelRows reads rows into a []Model, each column into its field as
@@ -288,7 +287,6 @@ func (p *Plugin) watch(db *gorm.DB, st *stmtState, op string) bool {
 		stmt:     stmt,
 		suffix:   suffix,
 		limit:    p.bulkLimit(st.m),
-		pg:       db.Dialector.Name() == "postgres",
 		dialect:  db.Dialector.Name(),
 	}
 	r.direct = p.directReadBack(db, st, op, suffix)
