@@ -125,6 +125,15 @@ type Config struct {
 	// reply is cut to fit half of SendQueueBytes ("truncated":true).
 	// Zero value means 1000.
 	MaxPresenceMembers int
+	// PresenceLeaveDelay is how long a subject stays a member of a
+	// channel after its last connection there unsubscribed or went: a
+	// connection of it subscribing again meanwhile sends no notice. It
+	// bounds what one member coming and going costs every watcher (at
+	// most one join and one leave per PresenceLeaveDelay and hub), and
+	// spares watchers the leave and join of a page reload. A closing hub
+	// announces its leaves at once. At least 100ms (MinPresenceLeaveDelay).
+	// Zero value means 2 seconds.
+	PresenceLeaveDelay time.Duration
 	// AllowedOrigins lists the browser origins ("https://app.example.com":
 	// scheme, host, optional port; no path or trailing slash) allowed to
 	// connect besides the hub's own; "*" allows any. Requests

@@ -383,6 +383,7 @@ func (h *Hub) Close(ctx context.Context) error {
 			cs = append(cs, c)
 		}
 		h.mu.Unlock()
+		h.presence.shutdown()
 		for _, c := range cs {
 			c.closeWith(closeGoingAway, "shutdown", false)
 		}

@@ -20,6 +20,10 @@ const (
 	DefaultPresenceTTL        = 30 * time.Second
 	DefaultPresenceHeartbeat  = 10 * time.Second
 	DefaultMaxPresenceMembers = 1000
+	DefaultPresenceLeaveDelay = 2 * time.Second
+	// MinPresenceLeaveDelay is the shortest PresenceLeaveDelay: it bounds
+	// how often one member's join and leave reach every watcher.
+	MinPresenceLeaveDelay = 100 * time.Millisecond
 )
 
 // PresencePrefix starts the broker channel that carries a channel's join
@@ -38,7 +42,8 @@ const (
 // presence is the hub's side of presence: which subjects its connections
 // hold on each channel with presence, announced to the broker
 // (broker.Presencer) when a subject's first local connection comes and
-// when its last one goes, and refreshed every PresenceHeartbeat.
+// PresenceLeaveDelay after its last one went (unless one came back
+// meanwhile), and refreshed every PresenceHeartbeat.
 type presence struct {
 	h     *Hub
 	p     broker.Presencer
@@ -57,14 +62,18 @@ type presence struct {
 	// until the broker has taken them, or their lease has run out there.
 	gone map[string]map[string]time.Time
 
+	// closing: the hub is closing, a subject's last connection leaving
+	// is announced at once. Guarded by mu.
+	closing bool
+
 	members  prometheus.Gauge
 	chans    prometheus.Gauge
 	stop     chan struct{}
 	stopOnce sync.Once
 }
 
-// presenceChannel is a channel with presence that has local subscribers.
-// Guarded by presence.mu.
+// presenceChannel is a channel with presence that has local subscribers,
+// or subjects whose leave is delayed. Guarded by presence.mu.
 type presenceChannel struct {
 	conns    map[*conn]bool // subscribers; true for those that want join/leave
 	watchers int            // conns that want join/leave
@@ -75,11 +84,16 @@ type presenceChannel struct {
 	noticed bool
 }
 
-// localPresent is one subject on one channel of this hub.
+// localPresent is one subject on one channel of this hub. With no
+// connection left it stays a member until its leave timer fires.
 type localPresent struct {
 	info  json.RawMessage
 	conns int
 	full  bool // refused for MaxPresenceMembers; retried every heartbeat
+	// leaving is the timer of the delayed leave while conns is 0; gen
+	// tells a timer that fired late from the current one.
+	leaving *time.Timer
+	gen     uint64
 }
 
 // presenceNotice is the payload of a message on PresencePrefix+channel.
@@ -100,7 +114,7 @@ func newPresence(h *Hub, reg prometheus.Registerer) (*presence, error) {
 		stop:     make(chan struct{}),
 		members: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "telegraphy_hub_presence_members",
-			Help: "Subjects on channels with presence through this hub's connections, summed over channels (those refused for MaxPresenceMembers included).",
+			Help: "Subjects on channels with presence through this hub's connections, summed over channels (those refused for MaxPresenceMembers, and those whose leave waits PresenceLeaveDelay, included).",
 		}),
 		chans: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "telegraphy_hub_presence_channels",
@@ -152,6 +166,12 @@ func (ps *presence) join(ctx context.Context, c *conn, channel string, info json
 			ps.members.Inc()
 			add = []broker.PresenceMember{{Subject: c.subject, Info: info}}
 		}
+		if lp.conns == 0 && lp.leaving != nil {
+			// Back before its leave was announced: nobody hears of it.
+			lp.leaving.Stop()
+			lp.leaving = nil
+			lp.gen++
+		}
 		lp.conns++
 	}
 	ps.mu.Unlock()
@@ -181,6 +201,11 @@ func (ps *presence) subscribeNotices(ctx context.Context, channel string, pc *pr
 }
 
 // leave unregisters a subscriber of channel; nothing when it was not one.
+// When it was its subject's last connection on the channel, the subject
+// leaves PresenceLeaveDelay later unless one of its connections comes
+// back meanwhile: a member coming and going sends every watcher at most
+// one join and one leave per PresenceLeaveDelay, and a page reload is
+// no notice at all. A closing hub announces leaves at once.
 func (ps *presence) leave(ctx context.Context, c *conn, channel string) {
 	l := ps.lock(channel)
 	l.Lock()
@@ -208,15 +233,17 @@ func (ps *presence) leave(ctx context.Context, c *conn, channel string) {
 	var remove []string
 	if lp := pc.subjects[c.subject]; lp != nil {
 		if lp.conns--; lp.conns == 0 {
-			delete(pc.subjects, c.subject)
-			ps.members.Dec()
-			remove = []string{c.subject}
+			if ps.closing {
+				ps.dropSubject(channel, pc, c.subject)
+				remove = []string{c.subject}
+			} else {
+				lp.gen++
+				gen, subject := lp.gen, c.subject
+				lp.leaving = time.AfterFunc(ps.h.cfg.PresenceLeaveDelay, func() { ps.leaveLater(channel, map[string]uint64{subject: gen}, true) })
+			}
 		}
 	}
-	if len(pc.conns) == 0 {
-		delete(ps.channels, channel)
-		ps.chans.Dec()
-	}
+	ps.dropChannelIfIdle(channel, pc)
 	ps.mu.Unlock()
 	if remove != nil {
 		ps.update(ctx, channel, nil, remove)
@@ -229,6 +256,85 @@ func (ps *presence) leave(ctx context.Context, c *conn, channel string) {
 			ps.h.log.Debug("hub: unsubscribing from presence notices failed", "channel", channel, "err", err)
 		}
 	}
+}
+
+// dropSubject removes subject from the local members of channel. The
+// caller holds ps.mu.
+func (ps *presence) dropSubject(channel string, pc *presenceChannel, subject string) {
+	delete(pc.subjects, subject)
+	ps.members.Dec()
+}
+
+// dropChannelIfIdle forgets pc when it has neither subscribers nor
+// subjects whose leave is delayed. The caller holds ps.mu.
+func (ps *presence) dropChannelIfIdle(channel string, pc *presenceChannel) {
+	if len(pc.conns) == 0 && len(pc.subjects) == 0 && ps.channels[channel] == pc {
+		delete(ps.channels, channel)
+		ps.chans.Dec()
+	}
+}
+
+// leaveLater announces the delayed leaves of channel's subjects in gens
+// (subject -> the number of its leave), those none of whose connections
+// came back since, in one broker update. Timers that fire once the hub
+// is closing leave it to shutdown.
+func (ps *presence) leaveLater(channel string, gens map[string]uint64, timer bool) {
+	l := ps.lock(channel)
+	l.Lock()
+	defer l.Unlock()
+	ps.mu.Lock()
+	pc := ps.channels[channel]
+	if pc == nil || timer && ps.closing {
+		ps.mu.Unlock()
+		return
+	}
+	var remove []string
+	for subject, gen := range gens {
+		if lp := pc.subjects[subject]; lp != nil && lp.conns == 0 && lp.gen == gen {
+			ps.dropSubject(channel, pc, subject)
+			remove = append(remove, subject)
+		}
+	}
+	ps.dropChannelIfIdle(channel, pc)
+	ps.mu.Unlock()
+	if remove == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), brokerTimeout)
+	defer cancel()
+	ps.update(ctx, channel, nil, remove)
+}
+
+// shutdown makes leaves immediate from now on, and announces the delayed
+// ones (one broker update per channel) in a goroutine of h.loops, which
+// the hub's Close waits for: a closing hub does not leave them listed
+// until their lease ends.
+func (ps *presence) shutdown() {
+	todo := make(map[string]map[string]uint64)
+	ps.mu.Lock()
+	ps.closing = true
+	for name, pc := range ps.channels {
+		for s, lp := range pc.subjects {
+			if lp.conns == 0 && lp.leaving != nil {
+				lp.leaving.Stop()
+				if todo[name] == nil {
+					todo[name] = make(map[string]uint64)
+				}
+				todo[name][s] = lp.gen
+			}
+		}
+	}
+	ps.mu.Unlock()
+	if len(todo) == 0 {
+		return
+	}
+	ps.h.loops.Add(1)
+	go func() {
+		defer ps.h.loops.Done()
+		for name, gens := range todo {
+			ps.leaveLater(name, gens, false)
+		}
+	}()
 }
 
 // update sends one change of this hub's members of channel to the broker,
@@ -497,6 +603,12 @@ func (c *Config) checkPresenceConfig() error {
 	}
 	if c.MaxPresenceMembers == 0 {
 		c.MaxPresenceMembers = DefaultMaxPresenceMembers
+	}
+	switch {
+	case c.PresenceLeaveDelay == 0:
+		c.PresenceLeaveDelay = DefaultPresenceLeaveDelay
+	case c.PresenceLeaveDelay < MinPresenceLeaveDelay:
+		return fmt.Errorf("%w: PresenceLeaveDelay (%s) must be at least %s (zero means the default, %s)", ErrBadConfig, c.PresenceLeaveDelay, MinPresenceLeaveDelay, DefaultPresenceLeaveDelay)
 	}
 	if len(c.Presence) > 0 {
 		if _, ok := c.Broker.(broker.Presencer); !ok {

@@ -26,6 +26,7 @@ func TestPresenceRedisCost(t *testing.T) {
 		c.Presence = []string{"doc:*"}
 		c.PresenceTTL, c.PresenceHeartbeat = time.Hour, 30*time.Minute // no heartbeat in the counts
 		c.MaxConnectionsPerSubject = n
+		c.PresenceLeaveDelay = hub.MinPresenceLeaveDelay
 	})
 	rc := bus.Client()
 	ctx := context.Background()
@@ -67,6 +68,9 @@ func TestPresenceRedisCost(t *testing.T) {
 		}
 		if got := e.waitMetric("telegraphy_hub_subscriptions", 0); got != 0 {
 			t.Fatalf("subscriptions = %v", got)
+		}
+		if got := e.waitMetric("telegraphy_hub_presence_members", 0); got != 0 {
+			t.Fatalf("presence_members = %v (leaves wait PresenceLeaveDelay)", got)
 		}
 		time.Sleep(100 * time.Millisecond) // the publisher's last batch
 		return calls(), nil

@@ -99,8 +99,13 @@ func (c *client) refused(id int, channel string) (string, string) {
 	return m.Code, m.Message
 }
 
+// withPresence gives the channels matching patterns presence, with the
+// shortest PresenceLeaveDelay: the tests that wait for a leave wait less.
 func withPresence(patterns ...string) envOption {
-	return func(c *hub.Config, _ *broker.MemoryConfig) { c.Presence = patterns }
+	return func(c *hub.Config, _ *broker.MemoryConfig) {
+		c.Presence = patterns
+		c.PresenceLeaveDelay = hub.MinPresenceLeaveDelay
+	}
 }
 
 func TestPresenceMemory(t *testing.T) {
@@ -292,7 +297,8 @@ func TestPresenceRedisTwoHubs(t *testing.T) {
 		}
 		t.Cleanup(func() { _ = bus.Close(context.Background()) })
 		cfg := hub.Config{Secret: testSecret, Broker: bus, Logger: quietLogger(), ServeMetrics: true,
-			Presence: []string{"doc:*"}, PresenceTTL: time.Second, PresenceHeartbeat: 100 * time.Millisecond}
+			Presence: []string{"doc:*"}, PresenceTTL: time.Second, PresenceHeartbeat: 100 * time.Millisecond,
+			PresenceLeaveDelay: hub.MinPresenceLeaveDelay}
 		return newEnvWith(t, cfg, nil), bus
 	}
 	a, bus := newHub()

@@ -43,6 +43,7 @@ var hubEnv = map[string]string{
 	"presence-ttl":                "TELEGRAPHY_PRESENCE_TTL",
 	"presence-heartbeat":          "TELEGRAPHY_PRESENCE_HEARTBEAT",
 	"max-presence-members":        "TELEGRAPHY_MAX_PRESENCE_MEMBERS",
+	"presence-leave-delay":        "TELEGRAPHY_PRESENCE_LEAVE_DELAY",
 	"max-message-size":            "TELEGRAPHY_MAX_MESSAGE_SIZE",
 	"max-channels":                "TELEGRAPHY_MAX_CHANNELS",
 	"send-queue-bytes":            "TELEGRAPHY_SEND_QUEUE_BYTES",
@@ -78,6 +79,7 @@ func runHub(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	presenceTTL := fs.Duration("presence-ttl", hub.DefaultPresenceTTL, "how long Redis keeps a hub's presence members after its last heartbeat (a dead hub's members leave within this plus one heartbeat)")
 	presenceHeartbeat := fs.Duration("presence-heartbeat", hub.DefaultPresenceHeartbeat, "how often the hub refreshes its presence members in Redis; shorter than --presence-ttl")
 	maxPresence := fs.Int("max-presence-members", hub.DefaultMaxPresenceMembers, "most presence members a channel holds across every hub")
+	presenceLeaveDelay := fs.Duration("presence-leave-delay", hub.DefaultPresenceLeaveDelay, "how long a subject stays a presence member after its last connection left a channel (a return meanwhile sends no notice); at least 100ms")
 	maxMsg := fs.Int64("max-message-size", hub.DefaultMaxMessageSize, "largest frame a client may send, in bytes")
 	maxChannels := fs.Int("max-channels", hub.DefaultMaxChannels, "channels one connection may subscribe to")
 	sendQueue := fs.Int("send-queue-bytes", hub.DefaultSendQueueBytes, "bytes queued for one client before it is closed as a slow consumer (4008)")
@@ -189,6 +191,7 @@ func runHub(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		PresenceTTL:              *presenceTTL,
 		PresenceHeartbeat:        *presenceHeartbeat,
 		MaxPresenceMembers:       *maxPresence,
+		PresenceLeaveDelay:       *presenceLeaveDelay,
 		AllowedOrigins:           splitCommaList(*origins),
 		MaxMessageSize:           *maxMsg,
 		MaxChannels:              *maxChannels,

@@ -64,6 +64,8 @@ func TestHubCommandStartErrors(t *testing.T) {
 			[]string{"--send-queue-bytes must be positive"}},
 		{"presence heartbeat too long", map[string]string{"TELEGRAPHY_SECRET": hubTestSecret}, []string{"--redis", r.URL, "--presence", "doc:*", "--presence-ttl", "5s", "--presence-heartbeat", "5s"},
 			[]string{"PresenceHeartbeat (5s) must be shorter than PresenceTTL (5s)"}},
+		{"presence leave delay too short", map[string]string{"TELEGRAPHY_SECRET": hubTestSecret, "TELEGRAPHY_PRESENCE_LEAVE_DELAY": "10ms"}, []string{"--redis", r.URL, "--presence", "doc:*"},
+			[]string{"PresenceLeaveDelay (10ms) must be at least 100ms"}},
 		{"bad presence pattern", map[string]string{"TELEGRAPHY_SECRET": hubTestSecret, "TELEGRAPHY_PRESENCE": "doc:*:*"}, []string{"--redis", r.URL},
 			[]string{"Presence", `"*" is allowed only at the end`}},
 		{"address in use", map[string]string{"TELEGRAPHY_SECRET": hubTestSecret}, []string{"--redis", r.URL, "--addr", "127.0.0.1:" + strconv.Itoa(r.Port)},
