@@ -118,7 +118,7 @@ func newPresence(h *Hub, reg prometheus.Registerer) (*presence, error) {
 		}),
 		chans: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "telegraphy_hub_presence_channels",
-			Help: "Channels with presence that have subscribers on this hub.",
+			Help: "Channels with presence that have subscribers on this hub, or members whose leave waits PresenceLeaveDelay.",
 		}),
 	}
 	ps.p, _ = h.cfg.Broker.(broker.Presencer)
