@@ -19,8 +19,7 @@ import (
 // does not take) fails with the error GORM gives without the plugin, not
 // one quoting the RETURNING the plugin appends, and announces nothing.
 // SQLite and MariaDB report where parsing stopped up to the end of the
-// statement. (PostgreSQL is not covered: there a failed statement aborts
-// the transaction it ran in.)
+// statement. (PostgreSQL: TestPostgresSyntaxErrorAsWithoutPlugin.)
 func TestSyntaxErrorAsWithoutPlugin(t *testing.T) {
 	writes := map[string]func(db *gorm.DB) error{
 		"unfinished condition": func(db *gorm.DB) error { return db.Where("total =").Delete(&Order{}).Error },
@@ -66,9 +65,10 @@ func TestSyntaxErrorAsWithoutPlugin(t *testing.T) {
 // error at end of input"), not one at the RETURNING the plugin appends,
 // however GORM runs it: in its own transaction, in the caller's (which is
 // left aborted, as without the plugin, or usable again after a nested
-// transaction rolled back), without a transaction, with prepared
-// statements, with one connection in the pool. A statement whose error
-// lies before its end keeps that error. Nothing is written or announced.
+// transaction rolled back), without a transaction, in the one the plugin
+// begins (outbox mode), with prepared statements, with one connection in
+// the pool. A statement whose error lies before its end keeps that error.
+// Nothing is written or announced.
 func TestPostgresSyntaxErrorAsWithoutPlugin(t *testing.T) {
 	d := allDialects[1]
 	writes := []struct {
@@ -120,6 +120,7 @@ func TestPostgresSyntaxErrorAsWithoutPlugin(t *testing.T) {
 	modes := []struct {
 		name    string
 		gcfg    gorm.Config
+		pcfg    telegraphy.Config
 		maxOpen int
 		run     func(*gorm.DB, func(*gorm.DB) *gorm.DB) outcome
 	}{
@@ -127,6 +128,8 @@ func TestPostgresSyntaxErrorAsWithoutPlugin(t *testing.T) {
 		{name: "no transaction", gcfg: gorm.Config{SkipDefaultTransaction: true}, run: direct},
 		{name: "caller's transaction", run: inTx},
 		{name: "nested transaction", run: nested},
+		{name: "outbox, no transaction", gcfg: gorm.Config{SkipDefaultTransaction: true},
+			pcfg: telegraphy.Config{Outbox: telegraphy.OutboxConfig{Enabled: true, NoRelay: true}}, run: direct},
 		{name: "PrepareStmt", gcfg: gorm.Config{PrepareStmt: true}, run: direct},
 		{name: "PrepareStmt, no transaction", gcfg: gorm.Config{PrepareStmt: true, SkipDefaultTransaction: true}, run: direct},
 		{name: "PrepareStmt, caller's transaction", gcfg: gorm.Config{PrepareStmt: true}, run: inTx},
@@ -140,7 +143,7 @@ func TestPostgresSyntaxErrorAsWithoutPlugin(t *testing.T) {
 			gcfg := mode.gcfg
 			plain := openDB(t, d.open(t), &gcfg, &Order{}, &Doc{})
 			gcfg = mode.gcfg
-			e := setup(t, d, &gcfg, telegraphy.Config{})
+			e := setup(t, d, &gcfg, mode.pcfg)
 			for _, db := range []*gorm.DB{plain, e.db} {
 				if mode.maxOpen > 0 {
 					sqlDB, err := db.DB()
