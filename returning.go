@@ -81,9 +81,16 @@ func (r *returningPool) ExecContext(ctx context.Context, query string, args ...a
 		if syntaxError(r.dialect, err) {
 			// Nothing ran, and the error quotes the plugin's RETURNING:
 			// run the statement as GORM built it, for its own error.
-			res, err := r.ConnPool.ExecContext(ctx, query, args...)
-			if err != nil {
-				return nil, err
+			res, err2 := r.ConnPool.ExecContext(ctx, query, args...)
+			if err2 != nil {
+				if sqlState(err2) == inFailedTransaction {
+					// PostgreSQL parsed GORM's statement, then refused
+					// it in the transaction the plugin's statement
+					// aborted: GORM's statement has no syntax error,
+					// and there is no other error to give.
+					return nil, err
+				}
+				return nil, err2
 			}
 			r.bulk = true
 			r.count, err = res.RowsAffected()
@@ -165,13 +172,21 @@ func scanModelRows(ctx context.Context, s *schema.Schema, rows *sql.Rows, limit 
 }
 
 // syntaxError reports whether err is the parse error of a statement that
-// SQLite or MySQL/MariaDB refused before running any of it (a failure
-// that leaves the transaction usable). Their messages quote the text
-// where parsing stopped, up to the end of the statement ("near
+// the database refused before running any of it. The messages quote the
+// text where parsing stopped, up to the end of the statement ("near
 // '...RETURNING *'", "near \"RETURNING\"" where GORM's statement would
-// fail with "incomplete input"), so a write the plugin extended fails
-// with another error than the statement GORM built. PostgreSQL is not
-// named: a failed statement aborts its transaction.
+// fail with "incomplete input" or "at end of input"), so a write the
+// plugin extended fails with another error than the statement GORM
+// built: the plugin runs GORM's statement again for its own error.
+//
+// SQLite and MySQL/MariaDB leave the transaction usable. On PostgreSQL
+// the failed statement aborts the transaction it ran in, GORM's or the
+// caller's, as GORM's own statement would have; but PostgreSQL parses a
+// statement before it refuses it in an aborted transaction (postgres.c,
+// exec_simple_query and exec_parse_message), so GORM's statement run
+// there fails with its own syntax error, or with inFailedTransaction when
+// it parses, and runs nothing either way. Outside a transaction it runs as
+// GORM would run it.
 func syntaxError(dialect string, err error) bool {
 	msg := err.Error()
 	switch dialect {
@@ -179,8 +194,25 @@ func syntaxError(dialect string, err error) bool {
 		return strings.HasPrefix(msg, "Error 1064 (42000)")
 	case "sqlite":
 		return msg == "incomplete input" || strings.HasSuffix(msg, ": syntax error")
+	case "postgres":
+		return sqlState(err) == "42601" // syntax_error
 	}
 	return false
+}
+
+// inFailedTransaction is PostgreSQL's SQLSTATE for a statement refused
+// because its transaction is aborted.
+const inFailedTransaction = "25P02"
+
+// sqlState returns the SQLSTATE of a database error that tells it
+// through a SQLState method (pgx's *pgconn.PgError), else "": the plugin
+// imports no driver.
+func sqlState(err error) string {
+	var e interface{ SQLState() string }
+	if errors.As(err, &e) {
+		return e.SQLState()
+	}
+	return ""
 }
 
 // returningSuffix returns the RETURNING clause the plugin appends to the
