@@ -516,6 +516,10 @@ func (ps *presence) refresh(channel string) {
 	if pc != nil {
 		add = make([]broker.PresenceMember, 0, len(pc.subjects))
 		for s, lp := range pc.subjects {
+			if lp.conns == 0 && lp.full {
+				// Gone before it was listed: nobody is to hear of it.
+				continue
+			}
 			add = append(add, broker.PresenceMember{Subject: s, Info: lp.info})
 		}
 		subscribe = pc.watchers > 0 && !pc.noticed

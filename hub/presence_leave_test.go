@@ -216,3 +216,43 @@ func TestPresenceRedisCloseLeavesNothing(t *testing.T) {
 		})
 	}
 }
+
+// TestPresenceFullMemberGone: a subject refused for MaxPresenceMembers
+// whose connection went is not listed when room is made while its leave
+// waits: nobody hears of someone who is not there.
+func TestPresenceFullMemberGone(t *testing.T) {
+	t.Parallel()
+	b := broker.NewMemory(broker.MemoryConfig{})
+	withBroker(t, b)
+	cfg := func(delay time.Duration) hub.Config {
+		return hub.Config{Broker: b, Secret: testSecret, Logger: quietLogger(), ServeMetrics: true,
+			Presence: []string{"doc:*"}, MaxPresenceMembers: 2, PresenceLeaveDelay: delay,
+			PresenceTTL: 3 * time.Second, PresenceHeartbeat: 20 * time.Millisecond}
+	}
+	a := newEnvWith(t, cfg(5*time.Second), b)
+	bh := newEnvWith(t, cfg(hub.MinPresenceLeaveDelay), b)
+
+	w := a.connect("w", "doc:*")
+	w.watch(1, "doc:1")
+	w.notice("join", "doc:1", "w")
+	x := bh.connect("x", "doc:*")
+	x.subscribe(1, "doc:1", nil)
+	w.notice("join", "doc:1", "x")
+	m := a.connect("m", "doc:*")
+	m.subscribe(1, "doc:1", nil) // the channel is full: m is not listed
+	if got := a.waitMetric(`telegraphy_hub_limited_total{limit="presence_members"}`, 1); got != 1 {
+		t.Fatalf("limited{presence_members} = %v, want 1", got)
+	}
+	_ = m.ws.Close() // m's leave waits 5 s on hub a
+	if got := a.waitMetric("telegraphy_hub_subscriptions", 1); got != 1 {
+		t.Fatalf("subscriptions = %v, want 1", got)
+	}
+	_ = x.ws.Close() // x leaves 100 ms later: room for one
+	w.notice("leave", "doc:1", "x")
+	if ok, seen := w.waitNotice("join", "m", 500*time.Millisecond); ok { // 25 heartbeats
+		t.Fatalf("join of m, whose connection went, once there was room: %v", seen)
+	}
+	if got := w.who(2, "doc:1"); !slices.Equal(got, []string{"w"}) {
+		t.Fatalf("members %v, want [w]", got)
+	}
+}
