@@ -21,9 +21,10 @@
 // who is subscribed (token subjects and their info claims) and get join
 // and leave notices. The hub announces its members to the broker
 // (broker.Presencer) when a subject's first local connection subscribes
-// and when its last one goes, and refreshes them every PresenceHeartbeat;
-// notices travel between hubs on PresencePrefix+channel. See
-// docs/protocol.md, "Presence".
+// and PresenceLeaveDelay after its last one went (unless one came back
+// meanwhile; at once when the hub closes), and refreshes them every
+// PresenceHeartbeat; notices travel between hubs on
+// PresencePrefix+channel. See docs/protocol.md, "Presence".
 //
 // # Configuration
 //

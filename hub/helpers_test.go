@@ -48,7 +48,7 @@ func hubGoroutines() []string {
 	buf = buf[:runtime.Stack(buf, true)]
 	var out []string
 	for _, g := range strings.Split(string(buf), "\n\n") {
-		if strings.Contains(g, "telegraphy/hub.(*conn)") || strings.Contains(g, "telegraphy/hub.(*Hub)") {
+		if strings.Contains(g, "telegraphy/hub.(*conn)") || strings.Contains(g, "telegraphy/hub.(*Hub)") || strings.Contains(g, "telegraphy/hub.(*presence)") {
 			out = append(out, g)
 		}
 	}

@@ -168,7 +168,7 @@ func New(cfg Config) (*Hub, error) {
 	go h.dispatch()
 	go h.tick()
 	if len(cfg.Presence) > 0 {
-		h.loops.Add(1)
+		h.presence.work.Add(1)
 		go h.presence.heartbeat()
 	}
 	return h, nil
@@ -395,6 +395,7 @@ func (h *Hub) Close(ctx context.Context) error {
 		h.pool.stop()
 		go func() {
 			h.wg.Wait()
+			h.presence.finish()
 			_ = h.sub.Close()
 			h.loops.Wait()
 			close(h.closeDone)

@@ -65,6 +65,10 @@ type presence struct {
 	// closing: the hub is closing, a subject's last connection leaving
 	// is announced at once. Guarded by mu.
 	closing bool
+	// work counts the heartbeat, the leave timers running and shutdown's
+	// announcements: finish waits for them. Its Adds happen before
+	// closing is set.
+	work sync.WaitGroup
 
 	members  prometheus.Gauge
 	chans    prometheus.Gauge
@@ -239,7 +243,7 @@ func (ps *presence) leave(ctx context.Context, c *conn, channel string) {
 			} else {
 				lp.gen++
 				gen, subject := lp.gen, c.subject
-				lp.leaving = time.AfterFunc(ps.h.cfg.PresenceLeaveDelay, func() { ps.leaveLater(channel, map[string]uint64{subject: gen}, true) })
+				lp.leaving = time.AfterFunc(ps.h.cfg.PresenceLeaveDelay, func() { ps.leaveTimer(channel, subject, gen) })
 			}
 		}
 	}
@@ -274,6 +278,22 @@ func (ps *presence) dropChannelIfIdle(channel string, pc *presenceChannel) {
 	}
 }
 
+// leaveTimer is the leave timer of subject on channel for its leave
+// number gen. It counts in work while it runs, so that Close waits for
+// its broker update; once the hub is closing, shutdown announces the
+// leave instead.
+func (ps *presence) leaveTimer(channel, subject string, gen uint64) {
+	ps.mu.Lock()
+	if ps.closing {
+		ps.mu.Unlock()
+		return
+	}
+	ps.work.Add(1)
+	ps.mu.Unlock()
+	defer ps.work.Done()
+	ps.leaveLater(channel, map[string]uint64{subject: gen}, true)
+}
+
 // leaveLater announces the delayed leaves of channel's subjects in gens
 // (subject -> the number of its leave), those none of whose connections
 // came back since, in one broker update. Timers that fire once the hub
@@ -306,9 +326,9 @@ func (ps *presence) leaveLater(channel string, gens map[string]uint64, timer boo
 }
 
 // shutdown makes leaves immediate from now on, and announces the delayed
-// ones (one broker update per channel) in a goroutine of h.loops, which
-// the hub's Close waits for: a closing hub does not leave them listed
-// until their lease ends.
+// ones (one broker update per channel) in a goroutine of work, which
+// the hub's Close waits for (see finish): a closing hub does not leave
+// them listed until their lease ends.
 func (ps *presence) shutdown() {
 	todo := make(map[string]map[string]uint64)
 	ps.mu.Lock()
@@ -328,13 +348,57 @@ func (ps *presence) shutdown() {
 	if len(todo) == 0 {
 		return
 	}
-	ps.h.loops.Add(1)
+	ps.work.Add(1)
 	go func() {
-		defer ps.h.loops.Done()
+		defer ps.work.Done()
 		for name, gens := range todo {
 			ps.leaveLater(name, gens, false)
 		}
 	}()
+}
+
+// finish waits for the heartbeat, the leave timers and shutdown's
+// announcements, then tries once more the removals the broker refused
+// (gone), which the heartbeat no longer retries: a closed hub leaves
+// none of its members in the broker, unless the broker fails again. The
+// hub's Close calls it after shutdown and stopHeartbeat, once every
+// connection has gone (their leaves were immediate).
+func (ps *presence) finish() {
+	ps.work.Wait()
+	ps.mu.Lock()
+	names := make([]string, 0, len(ps.gone))
+	for name := range ps.gone {
+		names = append(names, name)
+	}
+	ps.mu.Unlock()
+	if len(names) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), brokerTimeout)
+	defer cancel()
+	for _, name := range names {
+		ps.retryGone(ctx, name)
+	}
+}
+
+// retryGone asks the broker again for the removals of channel it
+// refused, of the subjects not back on the channel.
+func (ps *presence) retryGone(ctx context.Context, channel string) {
+	l := ps.lock(channel)
+	l.Lock()
+	defer l.Unlock()
+	ps.mu.Lock()
+	pc := ps.channels[channel]
+	var remove []string
+	for s := range ps.gone[channel] {
+		if pc == nil || pc.subjects[s] == nil {
+			remove = append(remove, s)
+		}
+	}
+	ps.mu.Unlock()
+	if remove != nil {
+		ps.update(ctx, channel, nil, remove)
+	}
 }
 
 // update sends one change of this hub's members of channel to the broker,
@@ -407,7 +471,7 @@ func (ps *presence) update(ctx context.Context, channel string, add []broker.Pre
 // what the broker lost (a Redis restart), retries members refused for
 // the cap, and expires the members of hubs that stopped refreshing.
 func (ps *presence) heartbeat() {
-	defer ps.h.loops.Done()
+	defer ps.work.Done()
 	t := time.NewTicker(ps.h.cfg.PresenceHeartbeat)
 	defer t.Stop()
 	for {
@@ -452,6 +516,10 @@ func (ps *presence) refresh(channel string) {
 	if pc != nil {
 		add = make([]broker.PresenceMember, 0, len(pc.subjects))
 		for s, lp := range pc.subjects {
+			if lp.conns == 0 && lp.full {
+				// Gone before it was listed: nobody is to hear of it.
+				continue
+			}
 			add = append(add, broker.PresenceMember{Subject: s, Info: lp.info})
 		}
 		subscribe = pc.watchers > 0 && !pc.noticed

@@ -7,11 +7,14 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/telegraphy-go/telegraphy/broker"
+	"github.com/telegraphy-go/telegraphy/broker/redisbroker"
 	"github.com/telegraphy-go/telegraphy/hub"
+	"github.com/telegraphy-go/telegraphy/internal/testenv"
 )
 
 // TestPresenceCyclingMember: a subject coming and going on a channel from
@@ -112,5 +115,144 @@ func TestPresenceLeaveDelayConfig(t *testing.T) {
 		if !errors.Is(err, hub.ErrBadConfig) || !strings.Contains(err.Error(), "PresenceLeaveDelay") {
 			t.Errorf("PresenceLeaveDelay %s: %v, want ErrBadConfig naming PresenceLeaveDelay", d, err)
 		}
+	}
+}
+
+// presenceBroker is a broker that keeps presence.
+type presenceBroker interface {
+	broker.Broker
+	broker.Presencer
+}
+
+// hookedRemoves is a broker whose presence updates that remove someone
+// first call hook, which may hold them (a slow Redis) or fail them (a
+// blip).
+type hookedRemoves struct {
+	presenceBroker
+	hook func() error
+}
+
+func (b *hookedRemoves) UpdatePresence(ctx context.Context, channel, node string, add []broker.PresenceMember, remove []string, lease broker.PresenceLease) (broker.PresenceChange, error) {
+	if len(remove) > 0 {
+		if err := b.hook(); err != nil {
+			return broker.PresenceChange{}, err
+		}
+	}
+	return b.presenceBroker.UpdatePresence(ctx, channel, node, add, remove, lease)
+}
+
+// TestPresenceRedisCloseLeavesNothing: when Close returns, the members
+// of the closed hub have left Redis, and watchers on the other hub hear
+// their leave, though the program closes the broker right after and
+// PresenceTTL is long: also when the delayed leave's broker update was
+// under way as Close began, and when an earlier removal failed and waits
+// for the heartbeat's retry.
+func TestPresenceRedisCloseLeavesNothing(t *testing.T) {
+	t.Parallel()
+	r := testenv.StartRedis(t)
+	for i, tt := range []struct {
+		name string
+		// hook runs before each removal by hub A; it is called with
+		// before set once bob's connection has gone and until Close.
+		hook func(before *atomic.Bool, called chan<- struct{}) error
+	}{
+		{"leave under way", func(before *atomic.Bool, called chan<- struct{}) error {
+			if before.Load() {
+				called <- struct{}{}
+				time.Sleep(300 * time.Millisecond) // Close begins meanwhile
+			}
+			return nil
+		}},
+		{"removal failed", func(before *atomic.Bool, called chan<- struct{}) error {
+			if before.Load() {
+				called <- struct{}{}
+				return errors.New("hooked: presence update failed")
+			}
+			return nil
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			channel := fmt.Sprintf("doc:%d", i)
+			cfg := func(b broker.Broker) hub.Config {
+				return hub.Config{Secret: testSecret, Broker: b, Logger: quietLogger(), ServeMetrics: true,
+					Presence: []string{"doc:*"}, PresenceTTL: time.Minute, PresenceHeartbeat: 20 * time.Second,
+					PresenceLeaveDelay: hub.MinPresenceLeaveDelay}
+			}
+			newBus := func() *redisbroker.Broker {
+				bus, err := redisbroker.New(redisbroker.Config{URL: r.URL, Logger: quietLogger()})
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { _ = bus.Close(context.Background()) })
+				return bus
+			}
+			busA := newBus()
+			var before atomic.Bool
+			called := make(chan struct{}, 1)
+			a := newEnvWith(t, cfg(&hookedRemoves{presenceBroker: busA, hook: func() error { return tt.hook(&before, called) }}), nil)
+			b := newEnvWith(t, cfg(newBus()), nil)
+
+			w := b.connect("w", "doc:*")
+			w.watch(1, channel)
+			w.notice("join", channel, "w")
+			bob := a.connect("bob", "doc:*")
+			bob.subscribe(1, channel, nil)
+			w.notice("join", channel, "bob")
+
+			before.Store(true)
+			_ = bob.ws.Close()
+			<-called // PresenceLeaveDelay after bob went
+			before.Store(false)
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			if err := a.hub.Close(ctx); err != nil {
+				t.Fatal(err)
+			}
+			_ = busA.Close(ctx) // what a program does next
+			w.notice("leave", channel, "bob")
+			if got := w.who(2, channel); !slices.Equal(got, []string{"w"}) {
+				t.Fatalf("members after bob's hub closed: %v", got)
+			}
+		})
+	}
+}
+
+// TestPresenceFullMemberGone: a subject refused for MaxPresenceMembers
+// whose connection went is not listed when room is made while its leave
+// waits: nobody hears of someone who is not there.
+func TestPresenceFullMemberGone(t *testing.T) {
+	t.Parallel()
+	b := broker.NewMemory(broker.MemoryConfig{})
+	withBroker(t, b)
+	cfg := func(delay time.Duration) hub.Config {
+		return hub.Config{Broker: b, Secret: testSecret, Logger: quietLogger(), ServeMetrics: true,
+			Presence: []string{"doc:*"}, MaxPresenceMembers: 2, PresenceLeaveDelay: delay,
+			PresenceTTL: 3 * time.Second, PresenceHeartbeat: 20 * time.Millisecond}
+	}
+	a := newEnvWith(t, cfg(5*time.Second), b)
+	bh := newEnvWith(t, cfg(hub.MinPresenceLeaveDelay), b)
+
+	w := a.connect("w", "doc:*")
+	w.watch(1, "doc:1")
+	w.notice("join", "doc:1", "w")
+	x := bh.connect("x", "doc:*")
+	x.subscribe(1, "doc:1", nil)
+	w.notice("join", "doc:1", "x")
+	m := a.connect("m", "doc:*")
+	m.subscribe(1, "doc:1", nil) // the channel is full: m is not listed
+	if got := a.waitMetric(`telegraphy_hub_limited_total{limit="presence_members"}`, 1); got != 1 {
+		t.Fatalf("limited{presence_members} = %v, want 1", got)
+	}
+	_ = m.ws.Close() // m's leave waits 5 s on hub a
+	if got := a.waitMetric("telegraphy_hub_subscriptions", 1); got != 1 {
+		t.Fatalf("subscriptions = %v, want 1", got)
+	}
+	_ = x.ws.Close() // x leaves 100 ms later: room for one
+	w.notice("leave", "doc:1", "x")
+	if ok, seen := w.waitNotice("join", "m", 500*time.Millisecond); ok { // 25 heartbeats
+		t.Fatalf("join of m, whose connection went, once there was room: %v", seen)
+	}
+	if got := w.who(2, "doc:1"); !slices.Equal(got, []string{"w"}) {
+		t.Fatalf("members %v, want [w]", got)
 	}
 }
