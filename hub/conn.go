@@ -189,6 +189,13 @@ func (c *conn) closeWith(code int, text string, flush bool) bool {
 	return first
 }
 
+// revoked reports whether c was closed because its subject was revoked.
+func (c *conn) revoked() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.closing && c.closeCode == closeRevoked
+}
+
 func (c *conn) closeLocked(code int, text string, flush bool) {
 	c.closing, c.closeCode, c.closeText, c.flush = true, code, text, flush
 	if !flush {

@@ -209,8 +209,10 @@ func (ps *presence) subscribeNotices(ctx context.Context, channel string, pc *pr
 // leaves PresenceLeaveDelay later unless one of its connections comes
 // back meanwhile: a member coming and going sends every watcher at most
 // one join and one leave per PresenceLeaveDelay, and a page reload is
-// no notice at all. A closing hub announces leaves at once.
+// no notice at all. A closing hub, and a connection closed because its
+// subject was revoked, announce the leave at once.
 func (ps *presence) leave(ctx context.Context, c *conn, channel string) {
+	revoked := c.revoked()
 	l := ps.lock(channel)
 	l.Lock()
 	defer l.Unlock()
@@ -237,7 +239,7 @@ func (ps *presence) leave(ctx context.Context, c *conn, channel string) {
 	var remove []string
 	if lp := pc.subjects[c.subject]; lp != nil {
 		if lp.conns--; lp.conns == 0 {
-			if ps.closing {
+			if ps.closing || revoked {
 				ps.dropSubject(channel, pc, c.subject)
 				remove = []string{c.subject}
 			} else {

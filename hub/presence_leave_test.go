@@ -256,3 +256,25 @@ func TestPresenceFullMemberGone(t *testing.T) {
 		t.Fatalf("members %v, want [w]", got)
 	}
 }
+
+// TestPresenceRevokedLeavesAtOnce: revoking a subject takes it off the
+// member list at once, not PresenceLeaveDelay later.
+func TestPresenceRevokedLeavesAtOnce(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, withPresence("doc:*"), func(c *hub.Config, _ *broker.MemoryConfig) { c.PresenceLeaveDelay = time.Minute })
+	ada := e.connect("ada", "doc:*")
+	ada.watch(1, "doc:1")
+	ada.notice("join", "doc:1", "ada")
+	for range 2 { // two tabs
+		bob := e.connect("bob", "doc:*")
+		bob.subscribe(1, "doc:1", nil)
+	}
+	ada.notice("join", "doc:1", "bob")
+	if err := e.hub.Revoke(context.Background(), "bob"); err != nil {
+		t.Fatal(err)
+	}
+	ada.notice("leave", "doc:1", "bob")
+	if got := ada.who(2, "doc:1"); !slices.Equal(got, []string{"ada"}) {
+		t.Fatalf("members after bob was revoked: %v", got)
+	}
+}
