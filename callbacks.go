@@ -49,6 +49,10 @@ type stmtState struct {
 	upsert *upsertState // creates from maps and with ON CONFLICT (upsert.go)
 
 	before map[string][]string // channels each row was in, by keyText (audience.go)
+
+	// unparsed is the syntax error of the plugin's read before the write
+	// that aborted GORM's or the caller's transaction (unparsedRead).
+	unparsed error
 }
 
 type stateKey struct{ stmt *gorm.Statement }
@@ -117,23 +121,49 @@ func (p *Plugin) targetOf(db *gorm.DB, op events.Operation) (*model.Model, *txn,
 // beginOwnTx starts a transaction for a statement that runs outside one,
 // so that its pre-reads, write and re-reads see one state.
 func (p *Plugin) beginOwnTx(db *gorm.DB, st *stmtState) bool {
+	if err := p.ownTx(db, st); err != nil {
+		_ = db.AddError(err)
+		return false
+	}
+	return true
+}
+
+// ownTx is beginOwnTx, returning its error.
+func (p *Plugin) ownTx(db *gorm.DB, st *stmtState) error {
 	if st.state != noTx {
-		return true
+		return nil
 	}
 	tx := db.Session(&gorm.Session{NewDB: true}).Begin()
 	if tx.Error != nil {
-		_ = db.AddError(tx.Error)
-		return false
+		return tx.Error
 	}
 	st.started = tx
 	st.restore = db.Statement.ConnPool
 	db.Statement.ConnPool = tx.Statement.ConnPool
 	var err error
 	if st.tx, st.state, err = p.track(tx); st.state != inTx {
-		_ = db.AddError(fmt.Errorf("telegraphy: transaction begun for %s: %w", st.m.Name, err))
-		return false
+		return fmt.Errorf("telegraphy: transaction begun for %s: %w", st.m.Name, err)
 	}
-	return true
+	return nil
+}
+
+// beginAgain rolls back the transaction the plugin began for the
+// statement, which a statement of the plugin's that PostgreSQL could not
+// parse has aborted, and begins another in its place: the statement then
+// runs as it runs without the plugin, where it needs no transaction. It
+// returns the statement's new connection, or nil when the statement's
+// transaction is not the plugin's (nothing to do).
+func (p *Plugin) beginAgain(db *gorm.DB, st *stmtState) (gorm.ConnPool, error) {
+	if st.started == nil {
+		return nil, nil
+	}
+	st.started.Rollback()
+	db.Statement.ConnPool = st.restore
+	st.started, st.restore, st.tx, st.state = nil, nil, nil, noTx
+	if err := p.ownTx(db, st); err != nil {
+		return nil, err
+	}
+	return db.Statement.ConnPool, nil
 }
 
 // settle ends, right after the write, a transaction the plugin began for
@@ -587,6 +617,10 @@ func (p *Plugin) readLocked(db *gorm.DB, st *stmtState, where []clause.Expressio
 	rows, err := preselect(db, where, limit, cols)
 	if err != nil {
 		if db.Dialector.Name() == "postgres" {
+			if syntaxError("postgres", err) {
+				p.unparsedRead(db, st, err)
+				return reflect.Value{}, false
+			}
 			// The failed read has aborted the transaction: its error
 			// is the statement's, as GORM without the plugin would
 			// return it (a condition naming no column, say).
@@ -603,6 +637,38 @@ func (p *Plugin) readLocked(db *gorm.DB, st *stmtState, where []clause.Expressio
 		return reflect.Value{}, false
 	}
 	return rows.Elem(), true
+}
+
+// unparsedRead follows a read before the write that PostgreSQL could not
+// parse: the error quotes the plugin's SQL (at or near its ORDER BY, or
+// at a position in it), where GORM's statement fails with its own. The
+// read ran nothing, so GORM's statement runs as GORM built it, for its
+// own error or result, and the rows it changes are only counted. In the
+// transaction the plugin began, which the read aborted, it runs in a new
+// one, as it runs without a transaction. In GORM's or the caller's,
+// aborted as GORM's own failed statement aborts it, PostgreSQL parses
+// GORM's statement and refuses it: with its own syntax error, or, when it
+// parses, with inFailedTransaction, which the after callbacks replace by
+// the read's error (unparsedError), as the RETURNING the plugin appends
+// does (returningPool).
+func (p *Plugin) unparsedRead(db *gorm.DB, st *stmtState, err error) {
+	st.bulk = true
+	if st.started == nil {
+		st.unparsed = err
+		return
+	}
+	if _, err := p.beginAgain(db, st); err != nil {
+		_ = db.AddError(err)
+	}
+}
+
+// unparsedError gives a statement that PostgreSQL refused in the
+// transaction the plugin's read before it aborted the read's error, when
+// GORM's statement itself parsed: there is no other error to give.
+func unparsedError(db *gorm.DB, st *stmtState) {
+	if st.unparsed != nil && sqlState(db.Error) == inFailedTransaction {
+		db.Error = st.unparsed
+	}
 }
 
 // namedByExpression reports whether the statement names its table by an
@@ -636,6 +702,7 @@ func (p *Plugin) afterUpdate(db *gorm.DB) {
 	if st.addedSet {
 		delete(db.Statement.Clauses, "SET")
 	}
+	unparsedError(db, st)
 	st.keep = wroteBeforeError(db, st)
 	if db.RowsAffected > 0 {
 		p.emitWritten(db, func() {
@@ -792,6 +859,7 @@ func (p *Plugin) afterDelete(db *gorm.DB) {
 	if st.stash != nil {
 		unstash(db, st)
 	}
+	unparsedError(db, st)
 	st.keep = wroteBeforeError(db, st)
 	if db.RowsAffected > 0 {
 		p.emitWritten(db, func() {

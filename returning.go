@@ -42,6 +42,8 @@ type returningPool struct {
 
 	direct *readBack // set where the driver connection reads the rows (readback.go)
 
+	again func() (gorm.ConnPool, error) // PostgreSQL: Plugin.beginAgain (connAgain)
+
 	done  bool
 	rows  reflect.Value // []Model: the first limit+1 rows returned
 	count int64
@@ -81,16 +83,14 @@ func (r *returningPool) ExecContext(ctx context.Context, query string, args ...a
 		if syntaxError(r.dialect, err) {
 			// Nothing ran, and the error quotes the plugin's RETURNING:
 			// run the statement as GORM built it, for its own error.
-			res, err2 := r.ConnPool.ExecContext(ctx, query, args...)
+			pool, err2 := connAgain(r.again, r.ConnPool)
 			if err2 != nil {
-				if sqlState(err2) == inFailedTransaction {
-					// PostgreSQL parsed GORM's statement, then refused
-					// it in the transaction the plugin's statement
-					// aborted: GORM's statement has no syntax error,
-					// and there is no other error to give.
-					return nil, err
-				}
 				return nil, err2
+			}
+			r.ConnPool = pool
+			res, err2 := pool.ExecContext(ctx, query, args...)
+			if err2 != nil {
+				return nil, parsedError(err, err2)
 			}
 			r.bulk = true
 			r.count, err = res.RowsAffected()
@@ -107,6 +107,33 @@ func (r *returningPool) ExecContext(ctx context.Context, query string, args ...a
 	sortByKey(r.stmt.Schema, out)
 	r.rows = out
 	return returningResult{n: r.count, pg: r.dialect == "postgres"}, nil
+}
+
+// connAgain returns the connection to run GORM's statement on after the
+// plugin's version of it failed to parse: on PostgreSQL, where that
+// aborted a transaction the plugin began for the statement, the one again
+// (Plugin.beginAgain) begins in its place; else pool.
+func connAgain(again func() (gorm.ConnPool, error), pool gorm.ConnPool) (gorm.ConnPool, error) {
+	if again == nil {
+		return pool, nil
+	}
+	p, err := again()
+	if err != nil || p == nil {
+		return pool, err
+	}
+	return p, nil
+}
+
+// parsedError returns the error to give for GORM's statement, run again
+// after the plugin's version of it failed with err, a syntax error, and
+// failing with err2: its own, unless PostgreSQL parsed it, then refused it
+// in the transaction the plugin's statement aborted. GORM's statement
+// then has no syntax error, and there is no other error to give.
+func parsedError(err, err2 error) error {
+	if sqlState(err2) == inFailedTransaction {
+		return err
+	}
+	return err2
 }
 
 // scanModelRows reads rows into a []Model, each column into its field as
@@ -186,7 +213,11 @@ func scanModelRows(ctx context.Context, s *schema.Schema, rows *sql.Rows, limit 
 // exec_simple_query and exec_parse_message), so GORM's statement run
 // there fails with its own syntax error, or with inFailedTransaction when
 // it parses, and runs nothing either way. Outside a transaction it runs as
-// GORM would run it.
+// GORM would run it; so it does in a transaction the plugin began for the
+// statement (outbox mode, a read before the write), which the plugin
+// rolls back and begins again first (Plugin.beginAgain). The plugin's
+// reads before a write, built from the statement's conditions, fail the
+// same way (unparsedRead).
 func syntaxError(dialect string, err error) bool {
 	msg := err.Error()
 	switch dialect {
@@ -322,6 +353,9 @@ func (p *Plugin) watch(db *gorm.DB, st *stmtState, op string) bool {
 		dialect:  db.Dialector.Name(),
 	}
 	r.direct = p.directReadBack(db, st, op, suffix)
+	if r.dialect == "postgres" {
+		r.again = func() (gorm.ConnPool, error) { return p.beginAgain(db, st) }
+	}
 	st.ret = r
 	stmt.ConnPool = r
 	return true

@@ -31,6 +31,9 @@ type stashPool struct {
 	done      bool
 	collected bool // unstash ran
 	deleted   bool // a hard delete: the rows whole (stashRowsQuery), not only keys
+	unparsed  bool // GORM's query ran as it built it: nothing recorded
+
+	again func() (gorm.ConnPool, error) // Plugin.beginAgain (connAgain)
 }
 
 // QueryContext runs the statement's query wrapped so that it records its
@@ -41,10 +44,27 @@ func (r *stashPool) QueryContext(ctx context.Context, query string, args ...any)
 	}
 	r.done = true
 	r.stmt.ConnPool = r.ConnPool
+	wrapped := stashQuery(r.stmt, r.ref, query)
 	if r.deleted {
-		return r.ConnPool.QueryContext(ctx, stashRowsQuery(r.stmt, r.ref, query, false), args...)
+		wrapped = stashRowsQuery(r.stmt, r.ref, query, false)
 	}
-	return r.ConnPool.QueryContext(ctx, stashQuery(r.stmt, r.ref, query), args...)
+	rows, err := r.ConnPool.QueryContext(ctx, wrapped, args...)
+	if err == nil || !syntaxError("postgres", err) {
+		return rows, err
+	}
+	// Nothing ran, and the error's position is in the wrapping query: run
+	// GORM's query as it built it, for its own error (see returningPool).
+	r.unparsed = true
+	pool, err2 := connAgain(r.again, r.ConnPool)
+	if err2 != nil {
+		return nil, err2
+	}
+	r.ConnPool = pool
+	rows, err2 = pool.QueryContext(ctx, query, args...)
+	if err2 != nil {
+		return nil, parsedError(err, err2)
+	}
+	return rows, nil
 }
 
 // stashQuery wraps an UPDATE ... RETURNING so that it also records the
@@ -98,7 +118,8 @@ func (p *Plugin) stashWith(db *gorm.DB, st *stmtState, deleted bool) bool {
 	if !p.beginOwnTx(db, st) { // the setting lives as long as the transaction
 		return true
 	}
-	st.stash = &stashPool{ConnPool: stmt.ConnPool, stmt: stmt, ref: tableRef(db), deleted: deleted}
+	st.stash = &stashPool{ConnPool: stmt.ConnPool, stmt: stmt, ref: tableRef(db), deleted: deleted,
+		again: func() (gorm.ConnPool, error) { return p.beginAgain(db, st) }}
 	stmt.ConnPool = st.stash
 	return true
 }
@@ -110,8 +131,8 @@ func unstash(db *gorm.DB, st *stmtState) {
 	if db.Statement.ConnPool == gorm.ConnPool(r) {
 		db.Statement.ConnPool = r.ConnPool
 	}
-	if !r.done || r.collected || db.Error != nil {
-		return
+	if !r.done || r.collected || r.unparsed || db.Error != nil {
+		return // unparsed: the rows are counted (emitRows)
 	}
 	r.collected = true
 	stmt := db.Statement
