@@ -90,10 +90,11 @@ func TestPostgresSyntaxErrorAsWithoutPlugin(t *testing.T) {
 	}
 	for _, mode := range txModes {
 		t.Run(mode.name, func(t *testing.T) {
-			gcfg := mode.gcfg
-			plain := openDB(t, d.open(t), &gcfg, &Order{}, &Doc{})
-			gcfg = mode.gcfg
-			e := setup(t, d, &gcfg, mode.pcfg)
+			// Each DB its own Config: GORM keeps the pointer it is given
+			// (v1.31 does), so two DBs opened with one share their state.
+			plainCfg, pluginCfg := mode.gcfg, mode.gcfg
+			plain := openDB(t, d.open(t), &plainCfg, &Order{}, &Doc{})
+			e := setup(t, d, &pluginCfg, mode.pcfg)
 			for _, db := range []*gorm.DB{plain, e.db} {
 				if mode.maxOpen > 0 {
 					sqlDB, err := db.DB()
@@ -211,10 +212,10 @@ var txModes = []txMode{
 // and doc. Both hold the orders 1 and 2 and the docs "a" and "b".
 func pairFor(t *testing.T, d dialect, mode txMode, order, doc events.Options) (plain *gorm.DB, e env) {
 	t.Helper()
-	gcfg := mode.gcfg
-	plain = openDB(t, d.open(t), &gcfg, &Order{}, &Doc{})
-	gcfg = mode.gcfg
-	e.db = openDB(t, d.open(t), &gcfg, &Order{}, &Doc{})
+	// Each DB its own Config (see TestPostgresSyntaxErrorAsWithoutPlugin).
+	plainCfg, pluginCfg := mode.gcfg, mode.gcfg
+	plain = openDB(t, d.open(t), &plainCfg, &Order{}, &Doc{})
+	e.db = openDB(t, d.open(t), &pluginCfg, &Order{}, &Doc{})
 	e.rec = broker.NewRecorder(nil)
 	pcfg := mode.pcfg
 	pcfg.Broker = e.rec
