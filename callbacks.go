@@ -417,7 +417,7 @@ func pkOrder(s *schema.Schema) clause.OrderBy {
 // can. It returns a pointer to a slice of the model type.
 func preselect(db *gorm.DB, where []clause.Expression, limit int, cols []string) (reflect.Value, error) {
 	s := db.Statement.Schema
-	q := reader(db).Clauses(clause.Where{Exprs: where}).Order(pkOrder(s)).Limit(limit + 1)
+	q := reader(db).Clauses(clause.Where{Exprs: where}, endLine{}).Order(pkOrder(s)).Limit(limit + 1)
 	if cols != nil {
 		q = q.Select(cols)
 	}
@@ -431,6 +431,23 @@ func preselect(db *gorm.DB, where []clause.Expression, limit int, cols []string)
 		return reflect.Value{}, err
 	}
 	return rows, nil
+}
+
+// endLine ends the WHERE clause of a statement with a line break (see
+// its ModifyStatement): a condition ending in a "--" comment, which
+// GORM's statement runs as written, would comment out what the plugin
+// adds after it (ORDER BY, LIMIT, FOR UPDATE). A statement modifier,
+// not a clause: it builds nothing itself.
+type endLine struct{}
+
+func (endLine) Build(clause.Builder) {}
+func (endLine) ModifyStatement(stmt *gorm.Statement) {
+	if c, ok := stmt.Clauses["WHERE"]; ok {
+		if w, ok := c.Expression.(clause.Where); ok && len(w.Exprs) > 0 {
+			c.AfterExpression = clause.Expr{SQL: "\n"}
+			stmt.Clauses["WHERE"] = c
+		}
+	}
 }
 
 // keysOf returns the primary key values of each row, as the statement's

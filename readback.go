@@ -509,7 +509,8 @@ func (p *Plugin) directReadBack(db *gorm.DB, st *stmtState, op, suffix string) *
 	b.WriteQuoted(stmt.Table)
 	b.WriteString(" WHERE ")
 	clause.Where{Exprs: exprs}.Build(b)
-	b.WriteString(" ORDER BY ")
+	// On a line of its own: a condition may end in a "--" comment.
+	b.WriteString("\nORDER BY ")
 	for i, n := range s.PrimaryFieldDBNames {
 		if i > 0 {
 			b.WriteByte(',')
